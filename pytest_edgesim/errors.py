@@ -1,0 +1,25 @@
+"""Exception types for mistakes a user can make (as opposed to internal invariants)."""
+
+from __future__ import annotations
+
+
+class EdgesimError(Exception):
+    """Base class of every error pytest-edgesim raises on purpose."""
+
+
+class ScenarioError(EdgesimError):
+    """A scenario (file, dict, override or builder call) is invalid.
+
+    ``problems`` holds one line per problem, each saying where (file, line, field path)
+    and what is wrong; ``str()`` joins them so the exception reads well on its own.
+    """
+
+    def __init__(self, problems: list[str] | str):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems: list[str] = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class SimulationError(EdgesimError):
+    """A run cannot go on: a call at the wrong time, or a node that broke the node contract."""

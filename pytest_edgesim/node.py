@@ -1,0 +1,84 @@
+"""The node interface: the seam between the coordinator and whatever a node really is.
+
+A Python model, a container driven over the lockstep protocol and a container speaking real
+MQTT are all :class:`Node` objects to the coordinator; code above this seam never asks
+which one it has. A node is bound to a :class:`NodeContext` once, before the run; after
+that it is advanced by the coordinator (timers it asked for) and receives packets the
+network delivers. It emits only through its context: ``send`` and ``call_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine import Coordinator
+    from .metrics import MetricsRecorder
+    from .packet import Packet
+    from .rng import RandomStream, StreamFactory
+    from .trace import TraceRecorder
+
+
+class NodeContext:
+    """What a node may use: the clock, the network, timers, its random stream, metrics, trace."""
+
+    __slots__ = ("_streams", "coordinator", "metrics", "name", "send", "trace")
+
+    def __init__(
+        self,
+        name: str,
+        coordinator: Coordinator,
+        send: Callable[[Packet], None],
+        streams: StreamFactory,
+        metrics: MetricsRecorder,
+        trace: TraceRecorder,
+    ):
+        self.name = name
+        self.coordinator = coordinator
+        self.send = send
+        self._streams = streams
+        self.metrics = metrics
+        self.trace = trace
+
+    @property
+    def now(self) -> int:
+        return self.coordinator.now
+
+    def call_at(self, time: int, callback: Callable[[Any], None], arg: Any = None) -> None:
+        """Run ``callback(arg)`` at virtual time ``time`` (a timer)."""
+        self.coordinator.schedule_at(time, callback, arg)
+
+    def stream(self, purpose: str = "") -> RandomStream:
+        """This node's random stream (or a sub-stream for ``purpose``), named after the node."""
+        return self._streams(f"node:{self.name}" + (f"/{purpose}" if purpose else ""))
+
+
+class Node:
+    """Base class of every node. Subclasses override the hooks they need."""
+
+    #: ``"python_model"`` for in-process models; container-backed nodes say what they are.
+    implementation = "python_model"
+    #: True when the node runs on the wall clock and so cannot take part in a virtual-time run.
+    wall_clock = False
+
+    def __init__(self, name: str):
+        self.name = name
+        self.context: NodeContext | None = None
+
+    def bind(self, context: NodeContext) -> None:
+        """Called once before the run starts; schedule initial timers here."""
+        self.context = context
+
+    def on_packet(self, packet: Packet) -> None:
+        """A packet addressed to this node has arrived (at ``context.now``)."""
+
+    def close(self) -> None:
+        """The run is over or abandoned: release whatever the node holds."""
+
+    def describe(self) -> dict[str, Any]:
+        """A small, JSON-friendly summary of the node's state for people and reports."""
+        return {"name": self.name, "implementation": self.implementation}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

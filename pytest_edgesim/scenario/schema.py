@@ -1,0 +1,367 @@
+"""The scenario schema (``edgesim: 1``) as pydantic models.
+
+Values people write ("20ms", "1Mbps", 0.01, a bare duration for a constant delay) are
+normalised here: every duration becomes integer ticks, every bandwidth integer bits per
+second. Models are frozen; a changed scenario is a new scenario (see ``with_overrides``).
+Cross-references between fields (names, patterns, topics) are checked in ``checks``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from ..units import TICKS_PER_SECOND, parse_bandwidth, parse_duration, parse_rate
+
+
+def _probability(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number between 0 and 1, got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"must be between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _positive_duration(value: object) -> int:
+    ticks = parse_duration(value)
+    if ticks <= 0:
+        raise ValueError(f"must be longer than zero, got {value!r}")
+    return ticks
+
+
+Ticks = Annotated[int, BeforeValidator(parse_duration)]
+PositiveTicks = Annotated[int, BeforeValidator(_positive_duration)]
+Probability = Annotated[float, BeforeValidator(_probability)]
+BitsPerSecond = Annotated[int, BeforeValidator(parse_bandwidth)]
+PerSecond = Annotated[float, BeforeValidator(parse_rate)]
+QoS = Literal[0, 1]
+NAME_PATTERN = r"^[A-Za-z0-9_.:{}-]+$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=128)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _tag_shorthand(tag_field: str, default_tag: str, shorthand_field: str | None):
+    """A before-validator: a bare scalar means ``{tag: default, shorthand_field: value}``;
+    a mapping without the tag gets the default tag."""
+
+    def normalise(value: Any) -> Any:
+        if isinstance(value, dict):
+            if tag_field not in value:
+                return {tag_field: default_tag, **value}
+            return value
+        if shorthand_field is not None and not isinstance(value, (list, tuple)):
+            return {tag_field: default_tag, shorthand_field: value}
+        return value
+
+    return BeforeValidator(normalise)
+
+
+# --- delay distributions (processing delays) ---------------------------------------------
+class ConstantDelay(_Strict):
+    distribution: Literal["constant"] = "constant"
+    value: Ticks = 0
+
+
+class UniformDelay(_Strict):
+    distribution: Literal["uniform"]
+    low: Ticks
+    high: Ticks
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformDelay:
+        if self.high < self.low:
+            raise ValueError("high must not be below low")
+        return self
+
+
+class NormalDelay(_Strict):
+    """Normal distribution truncated at zero (negative draws are drawn again)."""
+
+    distribution: Literal["normal"]
+    mean: Ticks
+    stddev: Ticks
+
+
+class ExponentialDelay(_Strict):
+    distribution: Literal["exponential"]
+    mean: PositiveTicks
+
+
+Delay = Annotated[
+    ConstantDelay | UniformDelay | NormalDelay | ExponentialDelay,
+    Field(discriminator="distribution"),
+    _tag_shorthand("distribution", "constant", "value"),
+]
+
+
+# --- link impairments ---------------------------------------------------------------------
+class UniformJitter(_Strict):
+    """Adds a uniform draw from [-max, +max] to the base latency."""
+
+    distribution: Literal["uniform"] = "uniform"
+    max: Ticks
+
+
+class NormalJitter(_Strict):
+    """Adds a normal draw N(0, stddev) to the base latency."""
+
+    distribution: Literal["normal"]
+    stddev: Ticks
+
+
+Jitter = Annotated[
+    UniformJitter | NormalJitter,
+    Field(discriminator="distribution"),
+    _tag_shorthand("distribution", "uniform", "max"),
+]
+
+
+class BernoulliLoss(_Strict):
+    """Each packet is lost independently with probability ``rate``."""
+
+    model: Literal["bernoulli"] = "bernoulli"
+    rate: Probability
+
+
+class GilbertElliottLoss(_Strict):
+    """Two-state bursty loss: a Good and a Bad state with their own loss probabilities."""
+
+    model: Literal["gilbert_elliott"]
+    p_good_to_bad: Probability
+    p_bad_to_good: Probability
+    loss_good: Probability = 0.0
+    loss_bad: Probability = 1.0
+
+
+Loss = Annotated[
+    BernoulliLoss | GilbertElliottLoss,
+    Field(discriminator="model"),
+    _tag_shorthand("model", "bernoulli", "rate"),
+]
+
+
+class LinkSettings(_Strict):
+    """Impairments of a link; in ``links`` entries every field is optional and inherits."""
+
+    latency: Ticks | None = None
+    jitter: Jitter | None = None
+    loss: Loss | None = None
+    bandwidth: BitsPerSecond | None = None
+    reorder: bool | None = None
+
+
+class LinkRule(LinkSettings):
+    """Settings for the links from nodes matching ``from`` to nodes matching ``to`` (globs)."""
+
+    from_: str = Field(alias="from", min_length=1)
+    to: str = Field(min_length=1)
+    bidirectional: bool = True
+
+
+Side = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
+
+class PartitionSpec(_Strict):
+    """A cut between two groups of nodes (glob patterns), down from ``start`` to ``end``."""
+
+    between: tuple[Side, Side]
+    start: Ticks = 0
+    end: Ticks | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PartitionSpec:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class NetworkSpec(_Strict):
+    model: Literal["latency", "direct"] = "latency"
+    default: LinkSettings = LinkSettings()
+    links: list[LinkRule] = []
+    partitions: list[PartitionSpec] = []
+
+
+# --- devices ------------------------------------------------------------------------------
+class PeriodicPublish(_Strict):
+    mode: Literal["periodic"] = "periodic"
+    period: PositiveTicks = TICKS_PER_SECOND
+    #: each publication moves by a uniform draw from [-jitter, +jitter]
+    jitter: Ticks = 0
+    #: phase of the first publication; "random" draws it uniformly from [0, period)
+    offset: Ticks | Literal["random"] = "random"
+    start: Ticks = 0
+    stop: Ticks | None = None
+
+
+class PoissonPublish(_Strict):
+    mode: Literal["poisson"]
+    rate: PerSecond
+    start: Ticks = 0
+    stop: Ticks | None = None
+
+
+Publish = Annotated[
+    PeriodicPublish | PoissonPublish,
+    Field(discriminator="mode"),
+    _tag_shorthand("mode", "periodic", None),
+]
+
+
+class ConstantValue(_Strict):
+    model: Literal["constant"] = "constant"
+    value: float = 0.0
+
+
+class RandomWalkValue(_Strict):
+    model: Literal["random_walk"]
+    start: float = 0.0
+    #: standard deviation of each normal step
+    step: float = Field(1.0, ge=0)
+    min: float | None = None
+    max: float | None = None
+
+
+class SineValue(_Strict):
+    model: Literal["sine"]
+    mean: float = 0.0
+    amplitude: float = 1.0
+    period: PositiveTicks = 60 * TICKS_PER_SECOND
+    phase: Ticks = 0
+    #: standard deviation of normal noise added to each value
+    noise: float = Field(0.0, ge=0)
+
+
+class ReplayValue(_Strict):
+    """Values read from a CSV file (path relative to the scenario file)."""
+
+    model: Literal["replay"]
+    file: str
+    column: str | int = 0
+    loop: bool = True
+
+
+ValueModel = Annotated[
+    ConstantValue | RandomWalkValue | SineValue | ReplayValue,
+    Field(discriminator="model"),
+    _tag_shorthand("model", "constant", "value"),
+]
+
+
+class DeviceSpec(_Strict):
+    """A sensor, or ``count`` identical sensors named from the ``name`` template."""
+
+    name: Name
+    count: int = Field(1, ge=1, le=10_000_000)
+    type: Literal["sensor"] = "sensor"
+    #: template; ``{name}`` and ``{index}`` are filled in per device
+    topic: str = Field("sensors/{name}", min_length=1)
+    qos: QoS = 0
+    retain: bool = False
+    payload_bytes: int = Field(64, ge=0, le=268_435_455)
+    publish: Publish = PeriodicPublish()
+    value: ValueModel = ConstantValue()
+
+
+# --- gateways, broker, cloud --------------------------------------------------------------
+class Subscription(_Strict):
+    filter: str = Field(min_length=1)
+    qos: QoS = 0
+
+
+class AggregateSpec(_Strict):
+    """Emit an aggregate every ``count`` readings and/or every ``window``, whichever first."""
+
+    count: int | None = Field(None, ge=1)
+    window: PositiveTicks | None = None
+    functions: list[Literal["mean", "min", "max", "count", "sum", "last"]] = [
+        "mean",
+        "min",
+        "max",
+        "count",
+    ]
+    group_by: Literal["none", "topic", "device"] = "none"
+
+    @model_validator(mode="after")
+    def _has_trigger(self) -> AggregateSpec:
+        if self.count is None and self.window is None:
+            raise ValueError("needs count, window, or both")
+        if not self.functions:
+            raise ValueError("functions must name at least one of mean, min, max, count, sum, last")
+        return self
+
+
+class QueueSpec(_Strict):
+    capacity: int = Field(1000, ge=1)
+    #: when full: "newest" drops the arriving message, "oldest" drops the head of the queue
+    drop: Literal["newest", "oldest"] = "newest"
+
+
+class ForwardSpec(_Strict):
+    to: str = "cloud"
+    topic: str = Field("cloud/{gateway}/aggregate", min_length=1)
+    qos: QoS = 0
+    payload_bytes: int = Field(128, ge=0)
+
+
+class DockerSettings(_Strict):
+    #: "mqtt": real broker, wall clock (statistical); "lockstep": virtual time over a socket
+    mode: Literal["mqtt", "lockstep"] = "mqtt"
+    image: str | None = None
+    build: str | None = None
+    environment: dict[str, str] = {}
+
+
+Implementation = Literal["python_model", "docker"]
+
+
+def _subscriptions(value: Any) -> Any:
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if isinstance(value, list):
+        return [{"filter": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+class GatewaySpec(_Strict):
+    name: Name
+    implementation: Implementation = "python_model"
+    subscribe: Annotated[list[Subscription], BeforeValidator(_subscriptions)] = Field(
+        min_length=1
+    )
+    #: without ``aggregate`` every reading is forwarded on its own
+    aggregate: AggregateSpec | None = None
+    processing_delay: Delay = ConstantDelay()
+    queue: QueueSpec = QueueSpec()
+    forward: ForwardSpec = ForwardSpec()
+    docker: DockerSettings | None = None
+
+
+class BrokerSpec(_Strict):
+    name: Name = "broker"
+    implementation: Implementation = "python_model"
+    processing_delay: Delay = ConstantDelay()
+    #: QoS 1: resend an unacknowledged PUBLISH after this long
+    retry_interval: PositiveTicks = TICKS_PER_SECOND
+    docker: DockerSettings | None = None
+
+
+class CloudSpec(_Strict):
+    name: Name = "cloud"
+
+
+class ScenarioSpec(_Strict):
+    edgesim: Literal[1]
+    name: str | None = None
+    description: str = ""
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    duration: PositiveTicks = 60 * TICKS_PER_SECOND
+    broker: BrokerSpec = BrokerSpec()
+    cloud: CloudSpec = CloudSpec()
+    devices: list[DeviceSpec] = []
+    gateways: list[GatewaySpec] = []
+    network: NetworkSpec = NetworkSpec()
