@@ -1,0 +1,171 @@
+"""The ``edgesim`` command: run and validate scenarios (and, with Docker, manage images)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from . import __version__
+from .errors import EdgesimError, ScenarioError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_PROGRESS_AFTER_S = 1.0
+
+
+def _load(path: str, overrides: list[str] | None = None):  # -> Scenario
+    from .scenario import Scenario
+
+    scenario = Scenario.from_yaml(path)
+    if overrides:
+        scenario = scenario.with_overrides(overrides)
+    return scenario
+
+
+class _Progress:
+    """A one-line progress bar on a terminal, shown only once a run has taken a while."""
+
+    def __init__(self, stream: TextIO, total_ticks: int):
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.total = max(total_ticks, 1)
+        self.started = time.perf_counter()
+        self.shown = False
+
+    def update(self, now_ticks: int, start_ticks: int) -> None:
+        if not self.enabled or time.perf_counter() - self.started < _PROGRESS_AFTER_S:
+            return
+        fraction = (now_ticks - start_ticks) / self.total
+        filled = int(fraction * 30)
+        self.stream.write(
+            f"\r[{'#' * filled}{' ' * (30 - filled)}] {fraction:4.0%}  "
+            f"{now_ticks / 1e6:.1f}s virtual, {time.perf_counter() - self.started:.1f}s wall"
+        )
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * 72 + "\r")
+            self.stream.flush()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .report_table import metrics_tables
+    from .simulation import Simulation
+
+    scenario = _load(args.scenario, args.set)
+    trace_mode = "full" if args.trace else "digest"
+    with Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:
+        target = scenario.duration_ticks if args.duration is None else None
+        if args.duration is not None:
+            from .units import parse_duration
+
+            try:
+                target = parse_duration(args.duration)
+            except ValueError as exc:
+                raise ScenarioError(f"--duration: {exc}") from None
+        assert target is not None
+        progress = _Progress(sys.stderr, target)
+        for now in simulation.run_in_steps(target / 1e6, steps=200):
+            progress.update(now, 0)
+        progress.done()
+        result = simulation.result()
+    gateways = [g.name for g in scenario.spec.gateways]
+    focus = [*gateways, scenario.spec.broker.name, scenario.spec.cloud.name]
+    print(
+        f"scenario {result.scenario} ({args.scenario}), seed {result.seed}: "
+        f"{result.virtual_time_s:g}s virtual in {result.wall_time_s:.2f}s wall, "
+        f"{result.events} events"
+    )
+    print()
+    print(metrics_tables(result.metrics, limit=None if args.all else 12, focus=focus))
+    print()
+    if args.json:
+        Path(args.json).write_text(result.to_json() + "\n")
+        print(f"metrics written to {args.json}")
+    if args.csv:
+        Path(args.csv).write_text(result.metrics.to_csv())
+        print(f"metrics CSV written to {args.csv}")
+    if args.trace:
+        with open(args.trace, "w") as handle:
+            count = result.write_trace(handle)
+        print(f"trace ({count} events) written to {args.trace}")
+    print(f"trace digest: {result.trace_digest}")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.scenarios:
+        try:
+            scenario = _load(path, args.set)
+        except ScenarioError as exc:
+            failed += 1
+            print(str(exc), file=sys.stderr)
+            continue
+        print(
+            f"{path}: ok ({len(scenario.node_names)} nodes, "
+            f"{scenario.duration_ticks / 1e6:g}s, seed {scenario.seed})"
+        )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgesim",
+        description="Run IoT/edge scenarios in virtual time (the engine behind pytest-edgesim).",
+    )
+    parser.add_argument("--version", action="version", version=f"edgesim {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run a scenario and print its metrics and digest")
+    run.add_argument("scenario", metavar="SCENARIO", help="a scenario YAML file")
+    run.add_argument("--seed", type=int, help="root seed (default: the scenario's seed)")
+    run.add_argument("--duration", metavar="S", help="virtual time to run, e.g. 30s or 500ms")
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="PATH=VALUE",
+        help="override a field by dotted path, e.g. network.default.latency=50ms (repeatable)",
+    )
+    run.add_argument("--json", metavar="FILE", help="write the result and metrics as JSON")
+    run.add_argument("--csv", metavar="FILE", help="write the metrics as CSV")
+    run.add_argument("--trace", metavar="FILE", help="write every event as JSON Lines")
+    run.add_argument("--all", action="store_true", help="show every node, link and topic")
+    run.set_defaults(handler=cmd_run)
+
+    validate = commands.add_parser("validate", help="check scenario files without running them")
+    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    validate.add_argument("--set", action="append", metavar="PATH=VALUE")
+    validate.set_defaults(handler=cmd_validate)
+
+    from .cli_docker import add_docker_commands
+
+    add_docker_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ScenarioError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except EdgesimError as exc:
+        print(f"edgesim: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("edgesim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

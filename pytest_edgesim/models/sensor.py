@@ -1,0 +1,118 @@
+"""A sensor: publishes readings to the broker, periodically (with jitter) or as a Poisson process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..node import Node
+from ..packet import PUBACK, Message
+from .session import Session
+from .values import make_value_source
+
+if TYPE_CHECKING:
+    from ..node import NodeContext
+    from ..packet import Packet
+    from ..scenario.schema import DeviceSpec
+
+
+class SensorModel(Node):
+    """Publishes ``spec.value`` readings on ``topic`` to ``broker``."""
+
+    def __init__(
+        self,
+        name: str,
+        topic: str,
+        spec: DeviceSpec,
+        *,
+        broker: str,
+        retry_interval: int,
+        base_dir: Path | None = None,
+    ):
+        super().__init__(name)
+        self.topic = topic
+        self.spec = spec
+        self.broker = broker
+        self.retry_interval = retry_interval
+        self.base_dir = base_dir
+        self.published = 0
+
+    def bind(self, context: NodeContext) -> None:
+        super().bind(context)
+        stream = context.stream()
+        self._stream = stream
+        self._values = make_value_source(self.spec.value, context.stream("value"), self.base_dir)
+        self._session = Session(self.name, context, self.retry_interval)
+        self._topic_counter = context.metrics.topic(self.topic)
+        self._record = context.trace.record if context.trace.enabled else None
+        publish = self.spec.publish
+        self._stop = publish.stop
+        if publish.mode == "periodic":
+            period = publish.period
+            if publish.offset == "random":
+                offset = stream.below(period)
+            else:
+                offset = publish.offset
+            self._period = period
+            self._jitter = publish.jitter
+            self._first = publish.start + offset
+            self._cycle = 0
+            first = self._periodic_time(0)
+        else:
+            self._mean_gap = 1_000_000.0 / publish.rate
+            first = publish.start + round(stream.exponential(self._mean_gap))
+        if self._stop is None or first < self._stop:
+            context.call_at(first, self._publish)
+
+    def _periodic_time(self, cycle: int) -> int:
+        nominal = self._first + cycle * self._period
+        if self._jitter:
+            nominal += round(self._jitter * (2.0 * self._stream.random() - 1.0))
+        return nominal
+
+    def _publish(self, _arg: object = None) -> None:
+        context = self.context
+        assert context is not None
+        now = context.coordinator.now
+        value = self._values(now)
+        self.published += 1
+        spec = self.spec
+        message = Message(
+            self.topic,
+            value,
+            origin=self.name,
+            seq=self.published,
+            created_at=now,
+            qos=spec.qos,
+            retain=spec.retain,
+            size_bytes=spec.payload_bytes,
+        )
+        counter = self._topic_counter
+        counter.sent += 1
+        counter.bytes += spec.payload_bytes
+        if self._record is not None:
+            self._record(now, "publish", self.name, self.broker, self.topic,
+                         f"{self.name}#{self.published}", "%.12g" % value)
+        self._session.publish(self.broker, message, spec.qos)
+        # the next publication
+        if spec.publish.mode == "periodic":
+            self._cycle += 1
+            following = self._periodic_time(self._cycle)
+            if following <= now:
+                following = now + 1
+        else:
+            following = now + max(1, round(self._stream.exponential(self._mean_gap)))
+        if self._stop is None or following < self._stop:
+            context.call_at(following, self._publish)
+
+    def on_packet(self, packet: Packet) -> None:
+        if packet.kind == PUBACK:
+            self._session.acknowledge(packet.packet_id)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **super().describe(),
+            "topic": self.topic,
+            "published": self.published,
+            "inflight": len(self._session.inflight) if self.context else 0,
+        }

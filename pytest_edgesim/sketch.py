@@ -1,0 +1,115 @@
+"""A streaming latency sketch with a bounded relative error (DDSketch-style log buckets).
+
+Memory grows with the spread of the values (one 8-byte counter per bucket between the
+smallest and largest value seen), never with how many values were added. Any quantile it
+reports lies within ``RELATIVE_ACCURACY`` (1 %) of a value that was really observed at that
+rank; ``min``, ``max``, ``count`` and ``mean`` are exact.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+RELATIVE_ACCURACY = 0.01
+_GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
+_INV_LOG_GAMMA = 1.0 / math.log(_GAMMA)
+_log = math.log
+_ceil = math.ceil
+
+
+class LatencySketch:
+    """Integer latencies (ticks) in; exact count/min/max/mean and 1 %-accurate quantiles out."""
+
+    __slots__ = ("_buckets", "_offset", "_zeros", "count", "maximum", "minimum", "total")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+        self.minimum = 0
+        self.maximum = 0
+        self._zeros = 0
+        self._offset = 0
+        self._buckets: array[int] = array("Q")
+
+    def add(self, value: int) -> None:
+        if self.count == 0 or value < self.minimum:
+            self.minimum = value
+        if value > self.maximum:
+            self.maximum = value
+        self.count += 1
+        self.total += value
+        if value <= 0:
+            self._zeros += 1
+            return
+        index = _ceil(_log(value) * _INV_LOG_GAMMA)
+        buckets = self._buckets
+        position = index - self._offset
+        if 0 <= position < len(buckets):
+            buckets[position] += 1
+            return
+        self._grow(index)
+        self._buckets[index - self._offset] += 1
+
+    def _grow(self, index: int) -> None:
+        buckets = self._buckets
+        if not buckets:
+            self._offset = index
+            buckets.append(0)
+        elif index < self._offset:
+            self._buckets = array("Q", bytes(8 * (self._offset - index))) + buckets
+            self._offset = index
+        else:
+            buckets.extend(array("Q", bytes(8 * (index - self._offset - len(buckets) + 1))))
+
+    def merge(self, other: LatencySketch) -> None:
+        """Add every value ``other`` has seen (used to combine trials and xdist workers)."""
+        if other.count == 0:
+            return
+        if self.count == 0 or other.minimum < self.minimum:
+            self.minimum = other.minimum
+        self.maximum = max(self.maximum, other.maximum)
+        self.count += other.count
+        self.total += other.total
+        self._zeros += other._zeros
+        for position, hits in enumerate(other._buckets):
+            if hits:
+                index = position + other._offset
+                if not (0 <= index - self._offset < len(self._buckets)):
+                    self._grow(index)
+                self._buckets[index - self._offset] += hits
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else math.nan
+
+    def quantile(self, q: float) -> float:
+        """The value at quantile ``q`` in [0, 1] (``nan`` when empty)."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be between 0 and 1, got {q}")
+        if self.count == 0:
+            return math.nan
+        rank = q * (self.count - 1)
+        seen = self._zeros
+        if rank < seen:
+            return 0.0
+        for position, hits in enumerate(self._buckets):
+            seen += hits
+            if rank < seen:
+                estimate = 2.0 * _GAMMA ** (position + self._offset) / (_GAMMA + 1.0)
+                return min(max(estimate, float(self.minimum)), float(self.maximum))
+        return float(self.maximum)
+
+    def summary_ms(self) -> dict[str, float | int]:
+        """count, min, mean, p50, p95, p99 and max, in milliseconds (ticks are microseconds)."""
+        if self.count == 0:
+            return {"count": 0}
+        return {
+            "count": self.count,
+            "min": self.minimum / 1000.0,
+            "mean": round(self.mean / 1000.0, 6),
+            "p50": round(self.quantile(0.50) / 1000.0, 6),
+            "p95": round(self.quantile(0.95) / 1000.0, 6),
+            "p99": round(self.quantile(0.99) / 1000.0, 6),
+            "max": self.maximum / 1000.0,
+        }

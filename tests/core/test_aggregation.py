@@ -1,0 +1,34 @@
+import pytest
+
+from pytest_edgesim.aggregation import Aggregator
+
+
+def test_count_trigger_emits_summary_and_resets():
+    aggregator = Aggregator(count=3, window=None)
+    assert aggregator.add(1, "t", "s1", 1.0) is None
+    assert aggregator.add(2, "t", "s2", 5.0) is None
+    aggregate = aggregator.add(3, "t", "s1", 3.0)
+    assert aggregate is not None
+    assert aggregate.values == {"mean": 3.0, "min": 1.0, "max": 5.0, "count": 3}
+    assert aggregate.first_at == 1 and aggregate.emitted_at == 3
+    assert aggregator.pending == 0
+    assert aggregate.canonical() == "mean=3 min=1 max=5 count=3"
+
+
+def test_windows_flush_groups_in_key_order():
+    aggregator = Aggregator(count=None, window=1000, functions=["sum", "last"], group_by="device")
+    aggregator.add(10, "a", "s2", 2.0)
+    aggregator.add(20, "a", "s1", 1.0)
+    aggregator.add(30, "a", "s2", 4.0)
+    assert aggregator.next_window_end(30) == 1000
+    emitted = aggregator.close_window(1000)
+    assert [(a.group, a.values) for a in emitted] == [
+        ("s1", {"sum": 1.0, "last": 1.0}),
+        ("s2", {"sum": 6.0, "last": 4.0}),
+    ]
+    assert aggregator.close_window(2000) == []
+
+
+def test_needs_a_trigger():
+    with pytest.raises(ValueError):
+        Aggregator(count=None, window=None)
