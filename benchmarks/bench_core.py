@@ -1,0 +1,166 @@
+"""Benchmark: the 1,000-sensor scenario in pytest-edgesim against the same model in SimPy.
+
+    python benchmarks/bench_core.py                      # 1,000 sensors, 600 virtual seconds
+    python benchmarks/bench_core.py --sensors 100000 --duration 60 --skip-simpy
+
+Model (scenarios/thousand-sensors.yaml): every sensor publishes once a second (random
+phase) over an uplink with normal(20 ms, 5 ms) latency and 1 % loss to the broker; the
+broker hands each reading to one gateway, which aggregates 10 readings and forwards the
+aggregate over a 50 ms link to the cloud. pytest-edgesim runs it with the trace digest on.
+The SimPy model is written the way SimPy is meant to be used (a process per sensor, a
+timeout per hop) and draws from the same kind of named random streams, so both do the
+same work per reading. Prints readings delivered to the gateway per wall-clock second for
+each, their ratio, and each one's peak memory (measured in a child process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "scenarios" / "thousand-sensors.yaml"
+
+
+def load(sensors: int, duration_s: float):
+    from pytest_edgesim import Scenario
+
+    return Scenario.from_yaml(SCENARIO).with_overrides(
+        {"devices[0].count": sensors, "duration": f"{duration_s}s"}
+    )
+
+
+def run_edgesim(sensors: int, duration_s: float) -> dict:
+    from pytest_edgesim import simulate
+
+    scenario = load(sensors, duration_s)
+    gateway = scenario.spec.gateways[0].name
+    started = time.perf_counter()
+    result = simulate(scenario, trace="digest")
+    wall = time.perf_counter() - started
+    readings = result.metrics.node(gateway).delivered
+    return {
+        "engine": "pytest-edgesim",
+        "readings": readings,
+        "wall_s": wall,
+        "readings_per_s": readings / wall,
+        "events": result.events,
+        "digest": result.trace_digest,
+    }
+
+
+def run_simpy(sensors: int, duration_s: float) -> dict:
+    """The same model, idiomatic SimPy: one process per sensor, a timeout per hop."""
+    import simpy
+
+    from pytest_edgesim.rng import RandomStream
+    from pytest_edgesim.sketch import LatencySketch
+
+    scenario = load(sensors, duration_s)
+    seed = scenario.seed
+    until = scenario.duration_ticks
+    env = simpy.Environment()
+    gateway_latency = LatencySketch()
+    state = {"readings": 0, "in_aggregate": 0, "total": 0.0, "cloud": 0}
+
+    def cloud_delivery(delay):
+        yield env.timeout(delay)
+        state["cloud"] += 1
+
+    def gateway_receive(created_at, value):
+        state["readings"] += 1
+        gateway_latency.add(env.now - created_at)
+        state["in_aggregate"] += 1
+        state["total"] += value
+        if state["in_aggregate"] == 10:
+            state["in_aggregate"] = 0
+            state["total"] = 0.0
+            env.process(cloud_delivery(50_000))
+
+    def uplink(stream, created_at, value):
+        delay = -1.0
+        while delay < 0.0:
+            delay = stream.normal(20_000.0, 5_000.0)
+        yield env.timeout(round(delay))
+        gateway_receive(created_at, value)
+
+    def sensor(name):
+        stream = RandomStream(seed, f"node:{name}")
+        link = RandomStream(seed, f"link:{name}->broker")
+        yield env.timeout(stream.below(1_000_000))
+        while True:
+            value = 20.0
+            if link.random() >= 0.01:
+                env.process(uplink(link, env.now, value))
+            yield env.timeout(1_000_000)
+
+    for index in range(sensors):
+        env.process(sensor(f"sensor-{index}"))
+    started = time.perf_counter()
+    env.run(until=until)
+    wall = time.perf_counter() - started
+    readings = state["readings"]
+    return {
+        "engine": "simpy",
+        "readings": readings,
+        "wall_s": wall,
+        "readings_per_s": readings / wall,
+        "cloud": state["cloud"],
+    }
+
+
+def peak_memory_mib(engine: str, sensors: int, duration_s: float) -> float:
+    """Run one engine in a child process and return its peak resident memory."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", engine, "--sensors", str(sensors),
+         "--duration", str(duration_s)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout)["peak_mib"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sensors", type=int, default=1000)
+    parser.add_argument("--duration", type=float, default=600.0, help="virtual seconds")
+    parser.add_argument("--skip-simpy", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--child", choices=["edgesim", "simpy"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        runner = run_edgesim if args.child == "edgesim" else run_simpy
+        runner(args.sensors, args.duration)
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"peak_mib": peak_kib / 1024}))
+        return
+
+    print(f"{args.sensors} sensors, {args.duration:g} virtual seconds")
+    ours = run_edgesim(args.sensors, args.duration)
+    print(
+        f"pytest-edgesim: {ours['readings']} readings in {ours['wall_s']:.2f}s wall = "
+        f"{ours['readings_per_s']:,.0f} readings/s ({ours['events']} events, digest "
+        f"{ours['digest'][:16]}...)"
+    )
+    if not args.skip_simpy:
+        theirs = run_simpy(args.sensors, args.duration)
+        print(
+            f"SimPy:          {theirs['readings']} readings in {theirs['wall_s']:.2f}s wall = "
+            f"{theirs['readings_per_s']:,.0f} readings/s"
+        )
+        print(f"ratio: {ours['readings_per_s'] / theirs['readings_per_s']:.2f}x SimPy")
+    if not args.skip_memory:
+        print(f"peak memory, pytest-edgesim: "
+              f"{peak_memory_mib('edgesim', args.sensors, args.duration):.0f} MiB")
+        if not args.skip_simpy:
+            print(f"peak memory, SimPy:          "
+                  f"{peak_memory_mib('simpy', args.sensors, args.duration):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
