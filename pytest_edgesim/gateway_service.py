@@ -1,0 +1,232 @@
+"""The gateway as a real MQTT client: the process inside the gateway container.
+
+It runs the same logic as the ``python_model`` gateway (:mod:`pytest_edgesim.aggregation`:
+the same grouping, triggers and functions; the same bounded queue and drop policy) against a
+real broker, on the wall clock. It needs only the standard library and paho-mqtt, so the
+image stays small, and it reads its configuration as JSON (see :func:`config_from_spec`),
+never pydantic models.
+
+Wire format (JSON payloads): a reading is ``{"value": v, "origin": name, "seq": n,
+"created_at_us": t}`` (``t`` in microseconds since the Unix epoch); an aggregate carries the
+aggregate's functions plus ``origin``, ``seq``, ``created_at_us`` and ``count``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .aggregation import Aggregate, Aggregator
+
+log = logging.getLogger("edgesim.gateway")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def config_from_spec(spec: Any) -> dict[str, Any]:
+    """The JSON configuration of a gateway from its validated ``GatewaySpec``."""
+    aggregate = spec.aggregate
+    delay = spec.processing_delay
+    return {
+        "name": spec.name,
+        "subscribe": [{"filter": s.filter, "qos": s.qos} for s in spec.subscribe],
+        "aggregate": None
+        if aggregate is None
+        else {
+            "count": aggregate.count,
+            "window_us": aggregate.window,
+            "functions": list(aggregate.functions),
+            "group_by": aggregate.group_by,
+        },
+        "processing_delay_us": delay.model_dump(),
+        "queue": {"capacity": spec.queue.capacity, "drop": spec.queue.drop},
+        "forward": {
+            "topic": spec.forward.topic.replace("{gateway}", spec.name),
+            "qos": spec.forward.qos,
+        },
+    }
+
+
+class GatewayService:
+    """Subscribe, queue, process, aggregate, forward: one gateway on a real broker."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        host: str,
+        port: int,
+        *,
+        client_id: str | None = None,
+        clock_us: Callable[[], int] = now_us,
+    ):
+        self.config = config
+        self.name = config["name"]
+        self.host, self.port = host, port
+        self.clock_us = clock_us
+        aggregate = config.get("aggregate")
+        self.aggregator = (
+            Aggregator(
+                count=aggregate.get("count"),
+                window=aggregate.get("window_us"),
+                functions=aggregate.get("functions", ["mean", "min", "max", "count"]),
+                group_by=aggregate.get("group_by", "none"),
+            )
+            if aggregate
+            else None
+        )
+        capacity = int(config.get("queue", {}).get("capacity", 1000))
+        self.drop_policy = config.get("queue", {}).get("drop", "newest")
+        self.inbox: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self.capacity = capacity
+        self.counters = {"received": 0, "processed": 0, "forwarded": 0, "dropped_overflow": 0}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._seq = 0
+        self.client = self._make_client(client_id or f"edgesim-gateway-{self.name}")
+
+    # --- MQTT ------------------------------------------------------------------------------
+    def _make_client(self, client_id: str):
+        import paho.mqtt.client as mqtt
+
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=0.05, max_delay=1)
+        client.max_queued_messages_set(0)
+        return client
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties=None) -> None:
+        if getattr(reason_code, "is_failure", False):
+            log.warning("%s: connection refused: %s", self.name, reason_code)
+            return
+        for subscription in self.config["subscribe"]:
+            client.subscribe(subscription["filter"], qos=subscription.get("qos", 0))
+        log.info("%s: connected to %s:%s", self.name, self.host, self.port)
+        self._connected.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties=None) -> None:
+        self._connected.clear()
+        if not self._stopping.is_set():
+            log.warning("%s: disconnected (%s); reconnecting", self.name, reason_code)
+
+    def _on_message(self, _client, _userdata, message) -> None:
+        try:
+            reading = json.loads(message.payload)
+        except ValueError:
+            log.warning("%s: ignoring a payload that is not JSON on %s", self.name, message.topic)
+            return
+        with self._lock:
+            self.counters["received"] += 1
+            if self.inbox.qsize() >= self.capacity:
+                self.counters["dropped_overflow"] += 1
+                if self.drop_policy == "newest":
+                    return
+                try:
+                    self.inbox.get_nowait()
+                except queue.Empty:
+                    pass
+            self.inbox.put((message.topic, reading))
+
+    # --- processing -----------------------------------------------------------------------
+    def _processing_delay_s(self) -> float:
+        delay = self.config.get("processing_delay_us") or {"distribution": "constant", "value": 0}
+        if delay.get("distribution", "constant") == "constant":
+            return delay.get("value", 0) / 1e6
+        import random  # wall-clock tier only: the statistical tier is not bit-reproducible
+
+        kind = delay["distribution"]
+        if kind == "uniform":
+            return random.uniform(delay["low"], delay["high"]) / 1e6
+        if kind == "exponential":
+            return random.expovariate(1.0 / delay["mean"]) / 1e6
+        return max(0.0, random.gauss(delay["mean"], delay["stddev"])) / 1e6
+
+    def _worker(self) -> None:
+        while True:
+            item = self.inbox.get()
+            if item is None:
+                return
+            topic, reading = item
+            pause = self._processing_delay_s()
+            if pause:
+                time.sleep(pause)
+            with self._lock:
+                self.counters["processed"] += 1
+                if self.aggregator is None:
+                    self._publish(dict(reading), reading.get("created_at_us"))
+                    continue
+                value = reading.get("value")
+                if not isinstance(value, (int, float)):
+                    continue
+                aggregate = self.aggregator.add(
+                    self.clock_us(), topic, str(reading.get("origin", "")), float(value)
+                )
+                if aggregate is not None:
+                    self._publish_aggregate(aggregate)
+
+    def _windows(self) -> None:
+        assert self.aggregator is not None and self.aggregator.window is not None
+        while not self._stopping.is_set():
+            now = self.clock_us()
+            end = (now // self.aggregator.window + 1) * self.aggregator.window
+            if self._stopping.wait((end - now) / 1e6):
+                return
+            with self._lock:
+                for aggregate in self.aggregator.close_window(end):
+                    self._publish_aggregate(aggregate)
+
+    def _publish_aggregate(self, aggregate: Aggregate) -> None:
+        assert self.aggregator is not None
+        self._publish(aggregate.payload(self.aggregator.group_by), None)
+
+    def _publish(self, payload: dict[str, Any], created_at_us: int | None) -> None:
+        self._seq += 1
+        payload.update(
+            origin=self.name,
+            seq=self._seq,
+            created_at_us=created_at_us if created_at_us is not None else self.clock_us(),
+        )
+        forward = self.config["forward"]
+        self.client.publish(forward["topic"], json.dumps(payload), qos=forward.get("qos", 0))
+        self.counters["forwarded"] += 1
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self, connect_timeout_s: float = 10.0) -> None:
+        self.client.connect_async(self.host, self.port, keepalive=10)
+        self.client.loop_start()
+        self._spawn(self._worker)
+        if self.aggregator is not None and self.aggregator.window is not None:
+            self._spawn(self._windows)
+        if not self._connected.wait(connect_timeout_s):
+            raise TimeoutError(
+                f"gateway {self.name}: no connection to the broker at {self.host}:{self.port} "
+                f"within {connect_timeout_s:g}s"
+            )
+
+    def _spawn(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"{self.name}-{target.__name__}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def wait_until_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.inbox.put(None)
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self.client.disconnect()
+        self.client.loop_stop()
