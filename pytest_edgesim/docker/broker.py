@@ -1,0 +1,216 @@
+"""A Mosquitto broker in a labelled container, ready when it answers an MQTT CONNECT.
+
+Readiness is a real protocol exchange: a raw MQTT 3.1.1 CONNECT on a plain socket, answered
+by a CONNACK. A raw packet needs no client thread and no paho import, and it is retried
+every few milliseconds, so the broker is used the moment it listens. If the container
+exits or the timeout passes first, :class:`ReadinessError` carries its last log lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+from docker.errors import APIError, NotFound
+
+from ..errors import EdgesimError
+from .engine import publish_ip, published_host
+from .labels import resource_labels, resource_name
+
+MQTT_PORT = 1883
+LOG_TAIL_LINES = 40
+_RETRY_INTERVAL_S = 0.005
+_STATUS_INTERVAL_S = 0.1
+
+
+class ReadinessError(EdgesimError):
+    """A container did not become ready; the message ends with its last log lines."""
+
+    def __init__(self, message: str, log_tail: list[str]):
+        self.log_tail = log_tail
+        logs = "\n".join(log_tail) if log_tail else "(the container wrote nothing)"
+        super().__init__(f"{message}\n--- last {len(log_tail)} log lines ---\n{logs}")
+
+
+def mqtt_connect_packet(client_id: str, keepalive_s: int = 60) -> bytes:
+    """An MQTT 3.1.1 CONNECT with a clean session and no credentials."""
+    identifier = client_id.encode()
+    variable_header = b"\x00\x04MQTT\x04\x02" + struct.pack("!H", keepalive_s)
+    payload = struct.pack("!H", len(identifier)) + identifier
+    remaining = len(variable_header) + len(payload)
+    assert remaining < 128, "one-byte remaining length"
+    return bytes((0x10, remaining)) + variable_header + payload
+
+
+def mqtt_connack(host: str, port: int, timeout_s: float = 1.0) -> int:
+    """Send one CONNECT to ``host:port`` and return the CONNACK's return code (0 = accepted).
+
+    Raises ``OSError`` if nothing MQTT answers (refused, reset, closed, or not a CONNACK).
+    """
+    with socket.create_connection((host, port), timeout=timeout_s) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection.sendall(mqtt_connect_packet(f"edgesim-ready-{os.getpid()}"))
+        answer = b""
+        while len(answer) < 4:
+            chunk = connection.recv(4 - len(answer))
+            if not chunk:
+                raise ConnectionResetError("closed before CONNACK")
+            answer += chunk
+        if answer[0] != 0x20 or answer[1] != 0x02:
+            raise ConnectionError(f"not a CONNACK: {answer!r}")
+        connection.sendall(b"\xe0\x00")  # DISCONNECT, so the broker logs a clean goodbye
+        return answer[3]
+
+
+@dataclass
+class BrokerContainer:
+    """A running broker container: where clients reach it, and how to stop and remove it."""
+
+    container_id: str
+    name: str
+    host: str
+    port: int
+    client: docker.DockerClient = field(repr=False)
+
+    @classmethod
+    def start(
+        cls,
+        image: str,
+        client: docker.DockerClient | None = None,
+        *,
+        session: str | None = None,
+        network: str | None = None,
+        command: list[str] | None = None,
+        host_port: int | None = None,
+        ready_timeout_s: float = 30.0,
+        cap_add: list[str] | None = None,
+    ) -> BrokerContainer:
+        """Create and start a broker from ``image`` and wait for a CONNACK.
+
+        The MQTT port is published on an ephemeral host port unless ``host_port`` pins it
+        (a pinned port survives restarts; an ephemeral one changes). On failure the
+        container is removed and :class:`ReadinessError` carries its logs.
+        """
+        if client is None:
+            from .engine import connect
+
+            client = connect()
+        name = resource_name("broker", session=session)
+        container = client.containers.create(
+            image,
+            command=command,
+            name=name,
+            labels=resource_labels("broker", session=session),
+            ports={f"{MQTT_PORT}/tcp": (publish_ip(client), host_port)},
+            network=network,
+            cap_add=cap_add,
+        )
+        broker = cls(container.id, name, published_host(client), 0, client)
+        try:
+            container.start()
+            broker.port = broker.published_port()
+            broker.wait_ready(ready_timeout_s)
+        except BaseException:
+            broker.remove()
+            raise
+        return broker
+
+    def published_port(self) -> int:
+        """The host port that the container's MQTT port is published on now."""
+        ports = self.client.api.inspect_container(self.container_id)["NetworkSettings"]["Ports"]
+        bindings = ports.get(f"{MQTT_PORT}/tcp") or []
+        if not bindings:
+            raise ReadinessError(f"broker {self.name} has no published port", self.logs())
+        return int(bindings[0]["HostPort"])
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """Retry CONNECT until CONNACK; return the seconds waited. Fails fast if it exits."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        next_status_check = started + _STATUS_INTERVAL_S
+        last_error: Exception | None = None
+        while True:
+            try:
+                code = mqtt_connack(self.host, self.port, timeout_s=max(0.2, min(1.0, timeout_s)))
+            except OSError as error:
+                last_error = error
+            else:
+                if code == 0:
+                    return time.monotonic() - started
+                raise ReadinessError(
+                    f"broker {self.name} refused the readiness CONNECT (CONNACK code {code})",
+                    self.logs(),
+                )
+            now = time.monotonic()
+            if now >= next_status_check:
+                next_status_check = now + _STATUS_INTERVAL_S
+                state = self.state()
+                if state.get("Status") not in ("running", "created"):
+                    raise ReadinessError(
+                        f"broker {self.name} {state.get('Status')} with exit code "
+                        f"{state.get('ExitCode')} before accepting MQTT connections",
+                        self.logs(),
+                    )
+            if now >= deadline:
+                raise ReadinessError(
+                    f"broker {self.name} did not answer MQTT CONNECT on {self.host}:{self.port} "
+                    f"within {timeout_s:g} s (last error: {last_error})",
+                    self.logs(),
+                )
+            time.sleep(_RETRY_INTERVAL_S)
+
+    def state(self) -> dict[str, object]:
+        return dict(self.client.api.inspect_container(self.container_id)["State"])
+
+    def logs(self, tail: int = LOG_TAIL_LINES) -> list[str]:
+        """The container's last ``tail`` lines of stdout and stderr ([] if it is gone)."""
+        try:
+            raw = self.client.api.logs(self.container_id, tail=tail)
+        except (NotFound, APIError):
+            return []
+        return raw.decode(errors="replace").splitlines()
+
+    def restart(self, ready_timeout_s: float = 30.0) -> None:
+        """Restart the container and wait for CONNACK again.
+
+        The engine publishes an ephemeral port anew on every start, so ``port`` changes unless
+        the broker was started with ``host_port``; clients that must reconnect need that.
+        """
+        self.client.api.restart(self.container_id, timeout=2)
+        self.port = self.published_port()
+        self.wait_ready(ready_timeout_s)
+
+    def stop(self, timeout_s: int = 2) -> None:
+        self.client.api.stop(self.container_id, timeout=timeout_s)
+
+    def remove(self) -> None:
+        """Remove the container whatever its state; removing it twice is fine."""
+        with contextlib.suppress(NotFound):
+            self.client.api.remove_container(self.container_id, force=True, v=True)
+
+    def __enter__(self) -> BrokerContainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+
+def start_broker(
+    client: docker.DockerClient | None = None,
+    *,
+    offline: bool | None = None,
+    **options: Any,
+) -> BrokerContainer:
+    """Build (if needed) the broker image and start a broker; see :meth:`BrokerContainer.start`."""
+    from .engine import connect
+    from .images import ensure_image
+
+    client = client or connect()
+    image = ensure_image("broker", client, offline=offline)
+    return BrokerContainer.start(image, client, **options)

@@ -1,0 +1,126 @@
+"""Removing what edgesim sessions left behind, found by their labels (see :mod:`.labels`).
+
+A resource is stale when its owning process is gone: same host and the ``edgesim.pid`` no
+longer runs, or another host (a CI container, a colleague's laptop on a shared engine) and
+older than ``max_age_hours``, since its process cannot be checked from here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import docker
+from docker.errors import APIError, NotFound
+
+from .labels import CREATED_LABEL, HOST_LABEL, PID_LABEL, SESSION_LABEL, hostname, session_id
+
+STALE_AFTER_HOURS = 24.0
+
+
+@dataclass(frozen=True)
+class RemovedResource:
+    """One container, network or volume that cleanup removed."""
+
+    kind: str
+    name: str
+    session: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} (session {self.session})"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a process we may not signal counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(
+    labels: Mapping[str, str],
+    *,
+    this_host: str,
+    now: float,
+    max_age_hours: float = STALE_AFTER_HOURS,
+    alive: Callable[[int], bool] = pid_alive,
+) -> bool:
+    """Whether a resource with these labels belongs to a session that is over."""
+    if labels.get(SESSION_LABEL) == session_id():
+        return False
+    if labels.get(HOST_LABEL) == this_host:
+        try:
+            return not alive(int(labels.get(PID_LABEL, "")))
+        except ValueError:
+            return True
+    try:
+        created = float(labels.get(CREATED_LABEL, ""))
+    except ValueError:
+        return True
+    return now - created > max_age_hours * 3600
+
+
+def reap_stale(
+    client: docker.DockerClient,
+    *,
+    everything: bool = False,
+    max_age_hours: float = STALE_AFTER_HOURS,
+) -> list[RemovedResource]:
+    """Remove containers, networks and volumes of sessions that are over (all if ``everything``)."""
+    this_host, now = hostname(), time.time()
+
+    def selected(labels: Mapping[str, str]) -> bool:
+        return everything or is_stale(
+            labels, this_host=this_host, now=now, max_age_hours=max_age_hours
+        )
+
+    return _remove(client, SESSION_LABEL, selected)
+
+
+def remove_session(client: docker.DockerClient, session: str) -> list[RemovedResource]:
+    """Remove every container, network and volume of ``session``."""
+    return _remove(client, f"{SESSION_LABEL}={session}", lambda labels: True)
+
+
+def _remove(
+    client: docker.DockerClient, label_filter: str, selected: Callable[[Mapping[str, str]], bool]
+) -> list[RemovedResource]:
+    """Containers first (they hold networks and volumes), then networks, then volumes."""
+    api = client.api
+    removed = []
+    for summary in api.containers(all=True, filters={"label": label_filter}):
+        labels = summary.get("Labels") or {}
+        name = (summary.get("Names") or [summary["Id"][:12]])[0].lstrip("/")
+        if selected(labels) and _removed(api.remove_container, summary["Id"], force=True, v=True):
+            removed.append(RemovedResource("container", name, labels.get(SESSION_LABEL, "")))
+    for summary in api.networks(filters={"label": label_filter}):
+        labels = summary.get("Labels") or {}
+        if selected(labels) and _removed(api.remove_network, summary["Id"]):
+            removed.append(RemovedResource("network", summary["Name"], labels[SESSION_LABEL]))
+    for summary in api.volumes(filters={"label": label_filter}).get("Volumes") or []:
+        labels = summary.get("Labels") or {}
+        if selected(labels) and _removed(api.remove_volume, summary["Name"]):
+            removed.append(RemovedResource("volume", summary["Name"], labels[SESSION_LABEL]))
+    return removed
+
+
+def _removed(remove: Callable[..., object], *args: object, **kwargs: object) -> bool:
+    """Call ``remove``; False if the resource is already gone or still in use by others
+    (a network with foreign containers attached, a volume mounted elsewhere)."""
+    try:
+        remove(*args, **kwargs)
+    except NotFound:
+        return False
+    except APIError as error:
+        if error.status_code in (403, 409):
+            return False
+        raise
+    return True

@@ -1,0 +1,455 @@
+"""The project's images: where their build contexts live, and building them at most once.
+
+An image is tagged ``edgesim/<name>:<digest>``, where the digest is a sha256 over the build
+context's source files and the base image's id, so an unchanged context is never rebuilt.
+The base is the official image (``eclipse-mosquitto:2``, ``python:3.12-slim``) when it is
+present or can be pulled, else a Debian base made locally (:mod:`.debian_base`); see
+:func:`resolve_base` for the order and ``EDGESIM_OFFLINE`` to force either.
+
+The contexts live in ``containers/`` in the repository, shipped inside the package as
+``pytest_edgesim/_containers`` (a symlink in a checkout, real files in a wheel).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound
+from docker.utils import parse_repository_tag
+
+from .. import __version__
+from ..errors import EdgesimError
+
+Progress = Callable[[str], None]
+
+IMAGE_LABEL = "edgesim.image"
+DIGEST_LABEL = "edgesim.context-digest"
+BASE_LABEL = "edgesim.base"
+OFFLINE_ENV = "EDGESIM_OFFLINE"
+CACHE_ENV = "EDGESIM_CACHE_DIR"
+LOG_TAIL_LINES = 40
+KEEP_BUILDS = 3
+IMAGE_NAMES = ("broker", "gateway")
+
+# pip runs inside the build from its wheel; wheels are fetched for every CPython the package
+# supports, so whichever python3 the base has finds its own.
+PIP_TOOL = "pip==25.1.1"
+WHEEL_PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
+_DIGEST_SCHEME = "edgesim-image-v1"
+
+
+class ImageBuildError(EdgesimError):
+    """An image could not be built; the message ends with the last lines of the build log."""
+
+    def __init__(self, message: str, log_tail: list[str] | None = None):
+        self.log_tail = list(log_tail or [])
+        if self.log_tail:
+            message += f"\n--- last {len(self.log_tail)} lines of the build log ---\n"
+            message += "\n".join(self.log_tail)
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How to build one image: its context directory and the official base it expects.
+
+    ``include_package`` copies the pytest_edgesim source into the context as ``src/``;
+    ``wheel_requirements`` (a file in the context) has edgesim put pip and those wheels
+    into ``wheels/``.
+    """
+
+    name: str
+    context: Path
+    registry_base: str
+    include_package: bool = False
+    wheel_requirements: str | None = None
+
+    @property
+    def repository(self) -> str:
+        return f"edgesim/{self.context.name}"
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """An edgesim image present on the engine (a row of ``edgesim images list``)."""
+
+    name: str
+    tags: tuple[str, ...]
+    size_bytes: int
+    context_digest: str
+    base: str
+
+    def __str__(self) -> str:
+        tags = ", ".join(self.tags) or "<untagged>"
+        base = f"  (on {self.base})" if self.base else ""
+        return f"{self.name:<8} {self.size_bytes / 1e6:7.1f} MB  {tags}{base}"
+
+
+def containers_dir() -> Path:
+    """The directory holding the build contexts (one subdirectory per image)."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_containers", package.parent / "containers"):
+        if candidate.is_dir():
+            return candidate
+    raise EdgesimError(f"no container build contexts under {package}; reinstall pytest-edgesim")
+
+
+def image_specs() -> dict[str, ImageSpec]:
+    root = containers_dir()
+    return {
+        "broker": ImageSpec("broker", root / "mqtt-broker", "eclipse-mosquitto:2"),
+        "gateway": ImageSpec(
+            "gateway",
+            root / "gateway",
+            "python:3.12-slim",
+            include_package=True,
+            wheel_requirements="requirements.txt",
+        ),
+    }
+
+
+def cache_dir() -> Path:
+    """Where downloaded wheels and build locks live (``$EDGESIM_CACHE_DIR`` overrides)."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        path = Path(configured)
+    else:
+        path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pytest-edgesim"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def ensure_image(
+    name: str | ImageSpec,
+    client: docker.DockerClient | None = None,
+    offline: bool | None = None,
+    progress: Progress | None = None,
+) -> str:
+    """The tag of the image ``name`` (``broker``, ``gateway`` or a spec), built if missing.
+
+    ``offline``: ``True`` builds on the local Debian base, ``False`` requires the official
+    base (pulling it), ``None`` decides as :func:`resolve_base` says. Build output goes to
+    ``progress`` line by line. Raises :class:`ImageBuildError` with the log's last lines.
+    """
+    spec = name if isinstance(name, ImageSpec) else _spec_named(name)
+    if client is None:
+        from .engine import connect
+
+        client = connect()
+    report = progress or _ignore
+    base = resolve_base(spec, client, offline, report)
+    base_id = client.images.get(base).id
+    digest = context_digest(spec, base_id)
+    tag = f"{spec.repository}:{digest[:16]}"
+    if image_present(client, tag):
+        return tag
+    with build_lock(f"image-{spec.context.name}"):
+        if not image_present(client, tag):
+            _build(spec, client, base, digest, tag, report)
+    return tag
+
+
+def resolve_base(
+    spec: ImageSpec, client: docker.DockerClient, offline: bool | None, progress: Progress
+) -> str:
+    """The base image to build ``spec`` on, made available locally.
+
+    In auto mode (``offline=None`` and ``$EDGESIM_OFFLINE`` unset or ``auto``): the official
+    base if present, else the local Debian base if already made, else a pull of the official
+    base, else (no registry) the Debian base is made now.
+    """
+    if offline is None:
+        offline = {"1": True, "true": True, "0": False, "false": False}.get(
+            os.environ.get(OFFLINE_ENV, "auto").lower()
+        )
+    from . import debian_base
+
+    if offline is True:
+        return debian_base.ensure_base_image(client, progress=progress)
+    if image_present(client, spec.registry_base):
+        return spec.registry_base
+    if offline is None and image_present(client, debian_base.default_recipe().tag):
+        return debian_base.default_recipe().tag
+    try:
+        _pull(client, spec.registry_base, progress)
+    except (APIError, ImageNotFound) as error:
+        reason = getattr(error, "explanation", None) or str(error)
+        if offline is False:
+            raise ImageBuildError(
+                f"cannot pull {spec.registry_base} ({reason}); without a registry, build on "
+                "the local Debian base: `edgesim images build --offline` or EDGESIM_OFFLINE=1"
+            ) from error
+        progress(f"cannot pull {spec.registry_base} ({reason}); using the local Debian base")
+        return debian_base.ensure_base_image(client, progress=progress)
+    return spec.registry_base
+
+
+def context_digest(spec: ImageSpec, base_image_id: str) -> str:
+    """sha256 over the base image id and every source file that goes into the context."""
+    digest = hashlib.sha256(f"{_DIGEST_SCHEME}\0{spec.name}\0{base_image_id}\0".encode())
+    if spec.wheel_requirements:
+        digest.update(f"{PIP_TOOL}\0{','.join(WHEEL_PYTHON_VERSIONS)}\0".encode())
+    for relative, path in sorted(_context_sources(spec)):
+        digest.update(relative.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def list_images(client: docker.DockerClient | None = None) -> list[BuiltImage]:
+    """Every image edgesim built (and the Debian base), newest first."""
+    if client is None:
+        from .engine import connect
+
+        client = connect()
+    found = []
+    for image in client.images.list(filters={"label": IMAGE_LABEL}):
+        labels = image.labels or {}
+        found.append(
+            (
+                image.attrs.get("Created", ""),
+                BuiltImage(
+                    name=labels.get(IMAGE_LABEL, "?"),
+                    tags=tuple(sorted(image.tags)),
+                    size_bytes=int(image.attrs.get("Size", 0)),
+                    context_digest=labels.get(DIGEST_LABEL, ""),
+                    base=labels.get(BASE_LABEL, ""),
+                ),
+            )
+        )
+    return [built for _, built in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
+def _spec_named(name: str) -> ImageSpec:
+    specs = image_specs()
+    if name not in specs:
+        raise EdgesimError(f"unknown image {name!r}; the images are {', '.join(specs)}")
+    return specs[name]
+
+
+def _context_sources(spec: ImageSpec) -> Iterator[tuple[str, Path]]:
+    """(path inside the context, file) for every source file of the context."""
+    for path in spec.context.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            yield path.relative_to(spec.context).as_posix(), path
+    if spec.include_package:
+        package = Path(__file__).resolve().parent.parent
+        for path in package.rglob("*"):
+            relative = path.relative_to(package)
+            if relative.parts[0] == "_containers" or "__pycache__" in relative.parts:
+                continue
+            if path.is_file() and (path.suffix == ".py" or path.name == "py.typed"):
+                yield f"src/pytest_edgesim/{relative.as_posix()}", path
+
+
+def _build(
+    spec: ImageSpec,
+    client: docker.DockerClient,
+    base: str,
+    digest: str,
+    tag: str,
+    progress: Progress,
+) -> None:
+    progress(f"building {tag} from {spec.context} on {base}")
+    with tempfile.TemporaryDirectory(prefix=f"edgesim-{spec.name}-") as context:
+        for relative, path in _context_sources(spec):
+            target = Path(context, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        if spec.wheel_requirements:
+            fetch_wheels(
+                spec.context / spec.wheel_requirements,
+                Path(context, "wheels"),
+                _engine_arch(client),
+                progress,
+            )
+        labels = {
+            IMAGE_LABEL: spec.name,
+            DIGEST_LABEL: digest,
+            BASE_LABEL: base,
+            "edgesim.version": __version__,
+        }
+        # One LABEL instruction: the builder's own labels option costs a step (~1 s) each.
+        with open(Path(context, "Dockerfile"), "a") as dockerfile:
+            pairs = " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items())
+            dockerfile.write(f"\nLABEL {pairs}\n")
+        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+
+        def emit(line: str) -> None:
+            tail.append(line)
+            progress(line)
+
+        try:
+            stream = client.api.build(
+                path=context,
+                tag=tag,
+                buildargs={"BASE_IMAGE": base},
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+            )
+            error = _follow_build(stream, emit)
+        except DockerException as exception:
+            error = str(exception)
+    if error is not None:
+        raise ImageBuildError(f"building {spec.name} image {tag} failed: {error}", list(tail))
+    client.api.tag(tag, spec.repository, "latest")
+    progress(f"built {tag}")
+    prune_images(client, spec.name)
+
+
+def prune_images(client: docker.DockerClient, name: str, keep: int = KEEP_BUILDS) -> list[str]:
+    """Untag all but the ``keep`` newest builds of image ``name``; returns what was removed.
+
+    An image a container still uses stays (the engine refuses), so a running session is safe.
+    """
+    builds = client.images.list(filters={"label": f"{IMAGE_LABEL}={name}"})
+    builds.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
+    removed = []
+    for image in builds[keep:]:
+        for tag in image.tags:
+            try:
+                client.images.remove(tag, noprune=False)
+            except APIError:
+                continue
+            removed.append(tag)
+    return removed
+
+
+def _follow_build(stream: Iterator[dict[str, object]], emit: Progress) -> str | None:
+    """Feed the build's output to ``emit`` line by line; the error message, if it failed."""
+    pending = ""
+    for chunk in stream:
+        if "error" in chunk:
+            if pending:
+                emit(pending)
+            message = str(chunk["error"]).strip()
+            emit(message)
+            return message
+        text = chunk.get("stream")
+        if isinstance(text, str):
+            pending += text
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                emit(line.rstrip("\r"))
+        elif "status" in chunk:
+            emit(" ".join(str(chunk[key]) for key in ("id", "status") if key in chunk))
+    if pending:
+        emit(pending)
+    return None
+
+
+def fetch_wheels(requirements: Path, destination: Path, arch: str, progress: Progress) -> None:
+    """Put pip and the wheels of ``requirements`` for Linux/``arch`` into ``destination``.
+
+    The first time, the host's pip downloads them (honouring ``PIP_INDEX_URL``,
+    ``PIP_FIND_LINKS`` and the rest of its configuration); the set is then kept in the
+    cache directory under a digest of what was asked, so later builds need no index.
+    """
+    key = hashlib.sha256(
+        "\0".join([PIP_TOOL, arch, *WHEEL_PYTHON_VERSIONS, requirements.read_text()]).encode()
+    ).hexdigest()[:16]
+    cached = cache_dir() / "wheels" / f"{arch}-{key}"
+    if not (cached / ".complete").exists():
+        _download_wheels(requirements, cached, arch, progress)
+    destination.mkdir(parents=True, exist_ok=True)
+    for wheel in cached.glob("*.whl"):
+        shutil.copyfile(wheel, destination / wheel.name)
+
+
+def _download_wheels(requirements: Path, cached: Path, arch: str, progress: Progress) -> None:
+    """pip download for each supported CPython, in parallel, into ``cached``."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix="partial-", dir=cached.parent))
+
+    def download(python_version: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+            "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
+            "--platform", f"manylinux_2_28_{arch}", "--platform", f"manylinux2014_{arch}",
+            "--dest", str(partial / python_version), "-r", str(requirements), PIP_TOOL,
+        ]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True)
+
+    try:
+        versions = WHEEL_PYTHON_VERSIONS
+        with ThreadPoolExecutor(max_workers=len(versions)) as pool:
+            results = dict(zip(versions, pool.map(download, versions), strict=True))
+        failed = {version: run for version, run in results.items() if run.returncode != 0}
+        if len(failed) == len(results):
+            stderr = [line for run in failed.values() for line in run.stderr.splitlines()]
+            raise ImageBuildError(
+                f"cannot download the wheels in {requirements}: pip download failed for every "
+                "Python version; give pip an index or a wheel directory (PIP_INDEX_URL, "
+                "PIP_FIND_LINKS)",
+                stderr[-LOG_TAIL_LINES:],
+            )
+        for version, run in failed.items():
+            progress(f"no wheels for CPython {version}: {run.stderr.strip().splitlines()[-1:]}")
+        cached.mkdir(parents=True, exist_ok=True)
+        for wheel in partial.glob("*/*.whl"):
+            shutil.copyfile(wheel, cached / wheel.name)
+        (cached / ".complete").touch()
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    names = sorted(wheel.name for wheel in cached.glob("*.whl"))
+    progress(f"wheels for {arch}: {', '.join(names)}")
+
+
+def _engine_arch(client: docker.DockerClient) -> str:
+    arch = str(client.info().get("Architecture", "x86_64"))
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+
+
+def _pull(client: docker.DockerClient, reference: str, progress: Progress) -> None:
+    repository, tag = parse_repository_tag(reference)
+    progress(f"pulling {reference}")
+    for chunk in client.api.pull(repository, tag or "latest", stream=True, decode=True):
+        if "error" in chunk:
+            raise APIError(str(chunk["error"]))
+        if "progressDetail" not in chunk or not chunk["progressDetail"]:
+            progress(" ".join(str(chunk[key]) for key in ("id", "status") if key in chunk))
+
+
+def image_present(client: docker.DockerClient, reference: str) -> bool:
+    """Whether the engine has ``reference`` (a tag or an id) locally."""
+    try:
+        client.images.get(reference)
+    except ImageNotFound:
+        return False
+    return True
+
+
+@contextmanager
+def build_lock(name: str) -> Iterator[None]:
+    """An exclusive lock between processes on this host (xdist workers building together)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent builds of one tag are wasteful, not wrong
+        yield
+        return
+    locks = cache_dir() / "locks"
+    locks.mkdir(exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _ignore(line: str) -> None:
+    pass

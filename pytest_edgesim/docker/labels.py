@@ -1,0 +1,78 @@
+"""The session id and the labels every container, network and volume we create carries.
+
+One process is one session unless ``EDGESIM_SESSION_ID`` (or :func:`set_session_id`) says
+otherwise. The labels let :mod:`.cleanup` tell whose a resource is and whether its owner
+is still alive, so a killed pytest leaves nothing behind for long.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import socket
+import time
+
+from ..errors import EdgesimError
+
+SESSION_LABEL = "edgesim.session"
+PID_LABEL = "edgesim.pid"
+HOST_LABEL = "edgesim.host"
+CREATED_LABEL = "edgesim.created"
+ROLE_LABEL = "edgesim.role"
+
+SESSION_ENV = "EDGESIM_SESSION_ID"
+_SESSION_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+
+_session_id: str | None = None
+_name_counter = itertools.count(1)
+
+
+def new_session_id() -> str:
+    """A fresh random id, ``edgesim-`` followed by 12 hex digits."""
+    return f"edgesim-{secrets.token_hex(6)}"
+
+
+def session_id() -> str:
+    """This process's session id: set explicitly, else ``$EDGESIM_SESSION_ID``, else random."""
+    global _session_id
+    if _session_id is None:
+        _session_id = _checked(os.environ.get(SESSION_ENV) or new_session_id())
+    return _session_id
+
+
+def set_session_id(value: str) -> None:
+    """Make every resource created from now on belong to session ``value``."""
+    global _session_id
+    _session_id = _checked(value)
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def resource_labels(role: str, *, session: str | None = None, **extra: str) -> dict[str, str]:
+    """The labels for a new resource playing ``role`` (``broker``, ``gateway``, ``network``...)."""
+    labels = {
+        SESSION_LABEL: session or session_id(),
+        PID_LABEL: str(os.getpid()),
+        HOST_LABEL: hostname(),
+        CREATED_LABEL: str(int(time.time())),
+        ROLE_LABEL: role,
+    }
+    labels.update(extra)
+    return labels
+
+
+def resource_name(role: str, *, session: str | None = None) -> str:
+    """A readable, unique name such as ``edgesim-3fa9c2d41b07-broker-1-5e21``."""
+    return f"{session or session_id()}-{role}-{next(_name_counter)}-{secrets.token_hex(2)}"
+
+
+def _checked(value: str) -> str:
+    if not _SESSION_PATTERN.match(value):
+        raise EdgesimError(
+            f"invalid edgesim session id {value!r}: use 1-63 letters, digits, '_', '.' or '-'"
+        )
+    return value
