@@ -117,9 +117,19 @@ def run_simpy(sensors: int, duration_s: float) -> dict:
 def peak_memory_mib(engine: str, sensors: int, duration_s: float) -> float:
     """Run one engine in a child process and return its peak resident memory."""
     out = subprocess.run(
-        [sys.executable, __file__, "--child", engine, "--sensors", str(sensors),
-         "--duration", str(duration_s)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            engine,
+            "--sensors",
+            str(sensors),
+            "--duration",
+            str(duration_s),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout)["peak_mib"]
 
@@ -155,11 +165,15 @@ def main() -> None:
         )
         print(f"ratio: {ours['readings_per_s'] / theirs['readings_per_s']:.2f}x SimPy")
     if not args.skip_memory:
-        print(f"peak memory, pytest-edgesim: "
-              f"{peak_memory_mib('edgesim', args.sensors, args.duration):.0f} MiB")
+        print(
+            f"peak memory, pytest-edgesim: "
+            f"{peak_memory_mib('edgesim', args.sensors, args.duration):.0f} MiB"
+        )
         if not args.skip_simpy:
-            print(f"peak memory, SimPy:          "
-                  f"{peak_memory_mib('simpy', args.sensors, args.duration):.0f} MiB")
+            print(
+                f"peak memory, SimPy:          "
+                f"{peak_memory_mib('simpy', args.sensors, args.duration):.0f} MiB"
+            )
 
 
 if __name__ == "__main__":

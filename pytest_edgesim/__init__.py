@@ -38,7 +38,27 @@ _LAZY = {
     "NetworkModel": ".network",
 }
 
-__all__ = ["EdgesimError", "ScenarioError", "SimulationError", "__version__", *_LAZY]
+__all__ = [
+    "Coordinator",
+    "DirectNetworkModel",
+    "EdgesimError",
+    "FlowStats",
+    "LatencyNetworkModel",
+    "Message",
+    "Metrics",
+    "NetworkModel",
+    "Node",
+    "NodeContext",
+    "RunResult",
+    "Scenario",
+    "ScenarioBuilder",
+    "ScenarioError",
+    "Simulation",
+    "SimulationError",
+    "__version__",
+    "register_gateway_implementation",
+    "simulate",
+]
 
 if TYPE_CHECKING:
     from .builder import ScenarioBuilder

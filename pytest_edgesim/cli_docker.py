@@ -11,8 +11,11 @@ def cmd_images_build(args: argparse.Namespace) -> int:
 
     names = args.names or list(IMAGE_NAMES)
     for name in names:
-        tag = ensure_image(name, offline=True if args.offline else None,
-                           progress=lambda line: print(line, file=sys.stderr))
+        tag = ensure_image(
+            name,
+            offline=True if args.offline else None,
+            progress=lambda line: print(line, file=sys.stderr),
+        )
         print(f"{name}: {tag}")
     return 0
 
@@ -30,7 +33,11 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     from .docker.engine import connect
 
     client = connect()
-    removed = remove_session(client, args.session) if args.session else reap_stale(client, everything=args.all)
+    removed = (
+        remove_session(client, args.session)
+        if args.session
+        else reap_stale(client, everything=args.all)
+    )
     for item in removed:
         print(f"removed {item}")
     if not removed:

@@ -72,8 +72,9 @@ class Coordinator:
         """Ask a running :meth:`run` to return after the current event (time stays there)."""
         self._stop_requested = True
 
-    def run(self, until: int | None = None) -> int:
-        """Run every event with time <= ``until``; then the clock reads ``until``.
+    def run(self, until: int | None = None, *, inclusive: bool = True) -> int:
+        """Run every event with time <= ``until`` (< ``until`` when not ``inclusive``);
+        then the clock reads ``until``.
 
         With ``until=None`` the run goes on until the queue is empty. Returns the number of
         events processed by this call. The coordinator can be run again afterwards: this is
@@ -83,7 +84,10 @@ class Coordinator:
             raise SimulationError(f"cannot run until t={until}: virtual time is already {self.now}")
         queue = self._queue
         pop = heappop
-        limit = until if until is not None else float("inf")
+        if until is None:
+            limit: float = float("inf")
+        else:
+            limit = until if inclusive else until - 1
         paced = self.paced
         processed = 0
         self._stop_requested = False

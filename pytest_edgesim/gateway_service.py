@@ -13,6 +13,7 @@ aggregate's functions plus ``origin``, ``seq``, ``created_at_us`` and ``count``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -133,10 +134,8 @@ class GatewayService:
                 self.counters["dropped_overflow"] += 1
                 if self.drop_policy == "newest":
                     return
-                try:
+                with contextlib.suppress(queue.Empty):
                     self.inbox.get_nowait()
-                except queue.Empty:
-                    pass
             self.inbox.put((message.topic, reading))
 
     # --- processing -----------------------------------------------------------------------

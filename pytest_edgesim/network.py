@@ -274,8 +274,10 @@ class NetworkModel:
         self.cut_down(cut)
         return cut
 
-    def heal(self, a: str | Sequence[str] | None = None, b: str | Sequence[str] | None = None) -> int:
-        """Heal the cuts between ``a`` and ``b`` (every cut when both are None); returns how many."""
+    def heal(
+        self, a: str | Sequence[str] | None = None, b: str | Sequence[str] | None = None
+    ) -> int:
+        """Heal the cuts between ``a`` and ``b`` (all cuts when both are None); returns how many."""
         healed = 0
         for cut in self.cuts:
             if cut.down_since is None:
@@ -318,7 +320,12 @@ class NetworkModel:
         if self._record is not None:
             message = packet.message
             self._record(
-                now, "drop", link.src, link.dst, message.topic, f"{message.origin}#{message.seq}",
+                now,
+                "drop",
+                link.src,
+                link.dst,
+                message.topic,
+                f"{message.origin}#{message.seq}",
                 f"{packet.kind}:{cause}",
             )
 
@@ -346,11 +353,25 @@ class NetworkModel:
                 topic_counter.latency.add(now - message.created_at)
             record = self._record
             if record is not None:
-                record(now, "deliver", dst, link.src, message.topic,
-                       f"{message.origin}#{message.seq}", "dup" if packet.duplicate else "")
+                record(
+                    now,
+                    "deliver",
+                    dst,
+                    link.src,
+                    message.topic,
+                    f"{message.origin}#{message.seq}",
+                    "dup" if packet.duplicate else "",
+                )
         elif self._record is not None:
-            self._record(now, "ack", dst, link.src, message.topic,
-                         f"{message.origin}#{message.seq}", str(packet.packet_id))
+            self._record(
+                now,
+                "ack",
+                dst,
+                link.src,
+                message.topic,
+                f"{message.origin}#{message.seq}",
+                str(packet.packet_id),
+            )
         link.dst_node.on_packet(packet)
 
 

@@ -1,1 +1,251 @@
-"""pytest plugin entry point (registered through the ``pytest11`` entry point)."""
+"""The pytest plugin (the ``pytest11`` entry point ``edgesim``): options, markers, hooks.
+
+The whole user surface is here and in :mod:`pytest_edgesim.fixtures`; settings resolve in
+:mod:`pytest_edgesim.config`, marker checks and tiers live in :mod:`pytest_edgesim.markers`,
+the session record in :mod:`pytest_edgesim.report`. Importing this module loads none of the
+simulator: the hooks import what they need when they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from . import config as settings
+from . import markers
+from .fixtures import (
+    edge_coordinator,
+    edge_scenario,
+    edgesim_gateway,
+    edgesim_report,
+    edgesim_seed,
+    item_record,
+    latency_network,
+    session_report_key,
+    trials_hook,
+)
+from .report import TIER_PROPERTY, SessionReport
+
+__all__ = [
+    "edge_coordinator",
+    "edge_scenario",
+    "edgesim_gateway",
+    "edgesim_report",
+    "edgesim_seed",
+    "latency_network",
+]
+
+_tier_key = pytest.StashKey[str]()
+_DOCKER_TIER = "Docker tier (not yet available in this version): "
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("edgesim", "edgesim: edge and IoT scenarios in virtual time")
+
+    def add(option: str, ini: str, help: str, ini_type: str = "string", **kwargs: Any) -> None:
+        group.addoption(option, dest=ini, help=help, **kwargs)
+        parser.addini(ini, help=f"{help} (same as {option})", type=ini_type)  # type: ignore[arg-type]
+
+    add(
+        "--edgesim-seed",
+        "edgesim_seed",
+        "run every scenario with this seed (an integer, or 'random' to draw one and show it "
+        "in the header); default: each scenario's own seed",
+        metavar="N|random",
+    )
+    add(
+        "--edgesim-tier",
+        "edgesim_tier",
+        "run only edgesim tests of this tier (default: all); other tests are not affected",
+        choices=settings.TIERS,
+    )
+    add(
+        "--edgesim-trials",
+        "edgesim_trials",
+        f"trials of every statistical test, overriding the markers (default: the marker's "
+        f"trials=, else {settings.DEFAULT_TRIALS})",
+        metavar="N",
+    )
+    add(
+        "--edgesim-report",
+        "edgesim_report",
+        "write a JSON report of every scenario run to PATH",
+        metavar="PATH",
+    )
+    add(
+        "--edgesim-scenario-dir",
+        "edgesim_scenario_dir",
+        "look up edgesim(scenario=...) paths here when they are not beside the test file",
+        metavar="DIR",
+    )
+    add(
+        "--edgesim-summary",
+        "edgesim_summary",
+        "show the edgesim summary at the end of the run (shown with -v anyway)",
+        ini_type="bool",
+        action="store_true",
+        default=None,
+    )
+    add(
+        "--edgesim-undecided",
+        "edgesim_undecided",
+        "whether an undecided sequential statistical test fails: fail, pass, or auto "
+        "(fail when the CI environment variable is set; the default)",
+        choices=settings.UNDECIDED_MODES,
+    )
+    add(
+        "--edgesim-docker",
+        "edgesim_docker",
+        _DOCKER_TIER + "auto (skip Docker items when no engine is available; the default), "
+        "require (fail them instead), off (skip them)",
+        choices=settings.DOCKER_MODES,
+    )
+    add(
+        "--edgesim-broker",
+        "edgesim_broker",
+        _DOCKER_TIER + "the MQTT broker containers use",
+        metavar="BROKER",
+    )
+    add(
+        "--edgesim-keep-containers",
+        "edgesim_keep_containers",
+        _DOCKER_TIER + "leave containers running after the session, for debugging",
+        ini_type="bool",
+        action="store_true",
+        default=None,
+    )
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is active: hands the session seed to each worker."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput.update(settings.worker_input(node.config))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    markers.register(config)
+    settings.validate(config)
+    report = config.stash[session_report_key] = SessionReport(settings.session_seed(config))
+    if not _is_worker(config):
+        config.pluginmanager.register(report, "edgesim-report")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(), "edgesim-xdist")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    seed = settings.session_seed(config)
+    return (
+        f"edgesim: seed {'per-scenario' if seed is None else seed}, "
+        f"tier {settings.resolve_tier(config)}, docker {settings.docker_mode(config)}"
+    )
+
+
+# --- collection -----------------------------------------------------------------------------
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Check the edgesim markers (a problem is a collection error) and parametrise gateways."""
+    definition = metafunc.definition
+    problems = markers.marker_problems(definition, metafunc.fixturenames)
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        pytest.fail(f"{definition.nodeid}: invalid edgesim markers:\n{lines}", pytrace=False)
+    gateways = markers.gateway_parameters(definition)
+    if gateways:
+        metafunc.parametrize("edgesim_gateway", gateways, ids=gateways, indirect=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each edgesim test its tier, then deselect the tiers ``--edgesim-tier`` excludes.
+
+    Runs before ``-m`` is applied, so ``-m deterministic`` also selects unmarked edgesim tests.
+    """
+    wanted = settings.resolve_tier(config)
+    kept, deselected = [], []
+    for item in items:
+        tier = markers.item_tier(item, getattr(item, "fixturenames", ()))
+        if tier is not None:
+            item.stash[_tier_key] = tier
+            item.user_properties.append((TIER_PROPERTY, tier))
+            if tier == "deterministic" and item.get_closest_marker("deterministic") is None:
+                item.add_marker(pytest.mark.deterministic)
+        if tier is not None and wanted != "all" and tier != wanted:
+            deselected.append(item)
+        else:
+            kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+# --- running --------------------------------------------------------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Fail a test that cannot run (``--edgesim-docker=require``); after a passing body,
+    ``deterministic(replay_check=True)`` replays each scenario run and compares traces."""
+    record = item_record(item)
+    if record.failure is not None:
+        pytest.fail(record.failure, pytrace=False)
+    result = yield
+    if markers.replay_check_requested(item):
+        for edge in list(record.live):
+            mismatch = edge.replay_mismatch()
+            if mismatch is not None:
+                pytest.fail(f"{item.nodeid}: {mismatch}", pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing edgesim test's report gets an "edgesim" section: seeds, scenario, replay."""
+    report = yield
+    if report.failed and _tier_key in item.stash:
+        report.sections.append(("edgesim", _failure_section(item)))
+    return report
+
+
+def _failure_section(item: pytest.Item) -> str:
+    record = item_record(item)
+    seeds = list(dict.fromkeys(record.seeds))
+    if seeds:
+        shown = ", ".join(map(str, seeds[:10]))
+        if len(seeds) > 10:
+            shown += f", ... ({len(seeds)} in all)"
+        lines = [f"seed{'s' if len(seeds) > 1 else ''}: {shown}"]
+    else:
+        session_seed = settings.session_seed(item.config)
+        lines = [f"seed: {'per-scenario' if session_seed is None else session_seed}"]
+    lines += [f"scenario: {scenario}" for scenario in dict.fromkeys(record.scenarios)]
+    if len(seeds) == 1 and item.stash[_tier_key] == "deterministic":
+        lines.append(f"replay: pytest '{item.nodeid}' --edgesim-seed={seeds[0]}")
+    return "\n".join(lines)
+
+
+# --- the end of the session -------------------------------------------------------------------
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if _is_worker(config) or not settings.summary_requested(config):
+        return
+    report = config.stash[session_report_key]
+    lines = report.summary_lines()
+    summary_lines = trials_hook("summary_lines")
+    if summary_lines is not None:
+        lines += list(summary_lines(terminalreporter))
+    terminalreporter.write_sep("=", "edgesim")
+    for line in lines:
+        terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    path = settings.report_path(config)
+    if path is None or _is_worker(config):
+        return
+    config.stash[session_report_key].write(path)

@@ -51,9 +51,7 @@ def _section(title: str, table: Mapping[str, FlowStats], limit: int | None) -> s
     return text
 
 
-def metrics_tables(
-    metrics: Metrics, *, limit: int | None = 12, focus: Sequence[str] = ()
-) -> str:
+def metrics_tables(metrics: Metrics, *, limit: int | None = 12, focus: Sequence[str] = ()) -> str:
     """Totals, then nodes, links and topics; ``focus`` nodes (gateways, broker) come first."""
     nodes = dict(metrics.nodes)
     ordered = {name: nodes.pop(name) for name in focus if name in nodes}

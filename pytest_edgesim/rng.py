@@ -59,7 +59,7 @@ class RandomStream:
         return low + (high - low) * self.random()
 
     def normal(self, mean: float, stddev: float) -> float:
-        """Box-Muller; one value per call (two uniforms), so call counts stay simple to reason about."""
+        """Box-Muller: one value per call, from two uniforms (draw counts stay easy to follow)."""
         u1 = 1.0 - self.random()  # (0, 1]
         u2 = self.random()
         return mean + stddev * math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)

@@ -158,8 +158,10 @@ class Simulation:
     def run(self, until: int | float | str | None = None) -> RunResult:
         """Run to virtual time ``until`` (seconds, or a string such as ``"500ms"``).
 
-        ``None`` runs to the scenario's ``duration``. The simulation stays paused there and
-        can be run further.
+        ``None`` runs to the scenario's ``duration``. Events at times before ``until`` run;
+        the clock then reads ``until`` and events due exactly then wait for the next call (as
+        in SimPy), so a 10 s run of a sensor publishing every second from 0 s gives 10
+        readings, and whatever a test does while paused at ``until`` happens before them.
         """
         if self._closed:
             raise SimulationError("this simulation is closed")
@@ -171,12 +173,14 @@ class Simulation:
             )
         started = time.perf_counter()
         try:
-            self.coordinator.run(until=target)
+            self.coordinator.run(until=target, inclusive=False)
         finally:
             self._wall_time += time.perf_counter() - started
         return self.result()
 
-    def run_in_steps(self, until: int | float | str | None = None, steps: int = 100) -> Iterator[int]:
+    def run_in_steps(
+        self, until: int | float | str | None = None, steps: int = 100
+    ) -> Iterator[int]:
         """Run to ``until`` in ``steps`` slices, yielding the clock after each (for progress)."""
         target = self.scenario.duration_ticks if until is None else parse_duration(until)
         start = self.coordinator.now
@@ -204,9 +208,7 @@ class Simulation:
         try:
             return self.nodes[name]
         except KeyError:
-            raise SimulationError(
-                f"no node {name!r} (nodes: {', '.join(self.nodes)})"
-            ) from None
+            raise SimulationError(f"no node {name!r} (nodes: {', '.join(self.nodes)})") from None
 
     def inject(
         self,
@@ -218,7 +220,7 @@ class Simulation:
         retain: bool = False,
         size_bytes: int = 64,
     ) -> Message:
-        """Publish a message now: from node ``source`` over its link, or straight into the broker."""
+        """Publish a message now: from node ``source`` over its link, or straight to the broker."""
         origin = source or "inject"
         self._injected = getattr(self, "_injected", 0) + 1
         message = Message(
@@ -233,8 +235,15 @@ class Simulation:
         )
         self.metrics.topic(topic).sent += 1
         if self.tracer.enabled:
-            self.tracer.record(self.coordinator.now, "inject", origin, self.broker.name, topic,
-                               f"{origin}#{self._injected}", repr(payload))
+            self.tracer.record(
+                self.coordinator.now,
+                "inject",
+                origin,
+                self.broker.name,
+                topic,
+                f"{origin}#{self._injected}",
+                repr(payload),
+            )
         if source is None:
             self.broker.route(message)
         else:

@@ -1,4 +1,4 @@
-"""The cloud: a sink that records what arrives (up to ``record_limit`` messages; all are counted)."""
+"""The cloud: a sink that records what arrives (the first ``record_limit``; all are counted)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,14 @@ class CloudSink(Node):
             message = packet.message
             assert self.context is not None
             self.arrivals.append(
-                Arrival(self.context.now, message.topic, message.payload, message.origin,
-                        message.seq, message.created_at)
+                Arrival(
+                    self.context.now,
+                    message.topic,
+                    message.payload,
+                    message.origin,
+                    message.seq,
+                    message.created_at,
+                )
             )
 
     def describe(self) -> dict[str, object]:

@@ -88,8 +88,15 @@ class GatewayModel(Node):
         assert context is not None
         context.metrics.topic(message.topic).dropped_overflow += 1
         if self._record is not None:
-            self._record(context.coordinator.now, "drop", self.name, message.origin, message.topic,
-                         f"{message.origin}#{message.seq}", "queue_overflow")
+            self._record(
+                context.coordinator.now,
+                "drop",
+                self.name,
+                message.origin,
+                message.topic,
+                f"{message.origin}#{message.seq}",
+                "queue_overflow",
+            )
 
     def _start_next(self) -> None:
         context = self.context
@@ -146,8 +153,15 @@ class GatewayModel(Node):
         counter.sent += 1
         counter.bytes += forward.payload_bytes
         if self._record is not None:
-            self._record(now, "forward", self.name, forward.to, self.forward_topic,
-                         f"{self.name}#{self.forwarded}", detail)
+            self._record(
+                now,
+                "forward",
+                self.name,
+                forward.to,
+                self.forward_topic,
+                f"{self.name}#{self.forwarded}",
+                detail,
+            )
         self._session.publish(forward.to, message, forward.qos)
 
     def describe(self) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""A sensor: publishes readings to the broker, periodically (with jitter) or as a Poisson process."""
+"""A sensor: publishes readings to the broker, periodically (with jitter) or as Poisson."""
 
 from __future__ import annotations
 
@@ -91,8 +91,15 @@ class SensorModel(Node):
         counter.sent += 1
         counter.bytes += spec.payload_bytes
         if self._record is not None:
-            self._record(now, "publish", self.name, self.broker, self.topic,
-                         f"{self.name}#{self.published}", "%.12g" % value)
+            self._record(
+                now,
+                "publish",
+                self.name,
+                self.broker,
+                self.topic,
+                f"{self.name}#{self.published}",
+                "%.12g" % value,
+            )
         self._session.publish(self.broker, message, spec.qos)
         # the next publication
         if spec.publish.mode == "periodic":

@@ -330,9 +330,7 @@ def _subscriptions(value: Any) -> Any:
 class GatewaySpec(_Strict):
     name: Name
     implementation: Implementation = "python_model"
-    subscribe: Annotated[list[Subscription], BeforeValidator(_subscriptions)] = Field(
-        min_length=1
-    )
+    subscribe: Annotated[list[Subscription], BeforeValidator(_subscriptions)] = Field(min_length=1)
     #: without ``aggregate`` every reading is forwarded on its own
     aggregate: AggregateSpec | None = None
     processing_delay: Delay = ConstantDelay()

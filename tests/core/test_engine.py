@@ -76,3 +76,14 @@ def test_stop_returns_after_current_event():
     assert seen == [1] and coordinator.now == 1
     coordinator.run(until=10)
     assert seen == [1, 2] and coordinator.now == 10
+
+
+def test_exclusive_run_leaves_events_at_until_pending():
+    coordinator = Coordinator()
+    seen = []
+    for t in (5, 10):
+        coordinator.schedule_at(t, seen.append, t)
+    coordinator.run(until=10, inclusive=False)
+    assert seen == [5] and coordinator.now == 10
+    coordinator.run(until=10)
+    assert seen == [5, 10]

@@ -26,7 +26,11 @@ def test_quantiles_within_relative_accuracy(values):
         ordered = sorted(values)
         rank = q * (len(values) - 1)
         low, high = ordered[math.floor(rank)], ordered[math.ceil(rank)]
-        assert low * (1 - RELATIVE_ACCURACY) - 1e-9 <= estimate <= high * (1 + RELATIVE_ACCURACY) + 1e-9
+        assert (
+            low * (1 - RELATIVE_ACCURACY) - 1e-9
+            <= estimate
+            <= high * (1 + RELATIVE_ACCURACY) + 1e-9
+        )
 
 
 def test_merge_equals_adding_everything():

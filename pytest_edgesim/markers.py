@@ -1,0 +1,195 @@
+"""The edgesim markers: their help text, the checks on their arguments, and test tiers.
+
+A marker's arguments are checked when the test is collected, so a typo is a collection
+error naming the test and the argument rather than a surprise at run time. Checks on the
+``statistical`` marker belong to :mod:`pytest_edgesim.trials` (``validate_marker``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+
+from .units import parse_duration
+
+MARKERS = {
+    "edgesim": (
+        "edgesim(scenario=None, gateway=None, **overrides): the scenario edge_scenario runs: "
+        "a YAML path relative to the test file, then to --edgesim-scenario-dir (default: a "
+        "built-in minimal scenario); overrides as overrides={'dotted.path': value} or the "
+        "shorthands seed=, duration=, name=, description=; gateway='docker' or a list such as "
+        "['python_model', 'docker'] runs the test once per gateway implementation."
+    ),
+    "deterministic": (
+        "deterministic(replay_check=False): a test of the deterministic tier: one run in "
+        "virtual time with the seed in force; replay_check=True runs the same actions again and "
+        "fails naming the first event where the two runs diverge. Unmarked edgesim tests are "
+        "deterministic."
+    ),
+    "statistical": (
+        "statistical(trials=N, confidence=0.95, min_pass_rate=..., sequential=False): a test of "
+        "the statistical tier: the body runs as N trials, each with fresh fixtures and its own "
+        "seed, and the verdict uses a Wilson score interval for the pass rate."
+    ),
+}
+
+#: Fixtures that make a test an edgesim test (deterministic unless marked statistical).
+EDGESIM_FIXTURES = frozenset(
+    {"edge_scenario", "edgesim_seed", "edge_coordinator", "latency_network"}
+)
+GATEWAY_IMPLEMENTATIONS = ("python_model", "docker")
+#: ``edgesim(...)`` keyword shorthands for top-level scenario fields.
+SHORTHAND_OVERRIDES = ("seed", "duration", "name", "description")
+_EDGESIM_KEYWORDS = ("scenario", "gateway", "overrides", *SHORTHAND_OVERRIDES)
+
+
+def register(config: pytest.Config) -> None:
+    for text in MARKERS.values():
+        config.addinivalue_line("markers", text)
+
+
+def item_tier(node: pytest.Item, fixturenames: Iterable[str]) -> str | None:
+    """``"statistical"``, ``"deterministic"``, or None for a test edgesim has nothing to do with."""
+    if node.get_closest_marker("statistical") is not None:
+        return "statistical"
+    if (
+        node.get_closest_marker("deterministic") is not None
+        or node.get_closest_marker("edgesim") is not None
+        or not EDGESIM_FIXTURES.isdisjoint(fixturenames)
+    ):
+        return "deterministic"
+    return None
+
+
+def gateway_parameters(node: pytest.Item) -> list[str] | None:
+    """The implementations to parametrise over (``gateway=[...]`` given as a list), or None."""
+    marker = node.get_closest_marker("edgesim")
+    gateway = marker.kwargs.get("gateway") if marker is not None else None
+    return list(gateway) if isinstance(gateway, (list, tuple)) else None
+
+
+def replay_check_requested(node: pytest.Item) -> bool:
+    marker = node.get_closest_marker("deterministic")
+    return marker is not None and marker.kwargs.get("replay_check") is True
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _edgesim_problems(marker: pytest.Mark, fixturenames: Iterable[str]) -> list[str]:
+    problems = []
+    kwargs = dict(marker.kwargs)
+    if len(marker.args) > 1:
+        problems.append(
+            f"edgesim() takes the scenario path as its only positional argument, "
+            f"got {len(marker.args)}: {marker.args!r}"
+        )
+    if marker.args and "scenario" in kwargs:
+        problems.append("edgesim(): the scenario is given both positionally and as scenario=")
+    scenario = marker.args[0] if marker.args else kwargs.get("scenario")
+    if scenario is not None and not isinstance(scenario, (str, os.PathLike)):
+        problems.append(
+            f"edgesim(scenario={scenario!r}): expected the path of a YAML file, "
+            f"got a {_type_name(scenario)}"
+        )
+    for key, value in kwargs.items():
+        if key not in _EDGESIM_KEYWORDS:
+            problems.append(
+                f"edgesim(): unknown argument {key}={value!r}; it takes scenario=, gateway=, "
+                "overrides={'dotted.path': value} and the shorthands "
+                f"{', '.join(name + '=' for name in SHORTHAND_OVERRIDES)}"
+            )
+    problems += _gateway_problems(kwargs.get("gateway"), "gateway" in kwargs, fixturenames)
+    overrides = kwargs.get("overrides")
+    if overrides is not None and not (
+        isinstance(overrides, Mapping) and all(isinstance(k, str) and k for k in overrides)
+    ):
+        problems.append(
+            f"edgesim(overrides={overrides!r}): expected a dict of dotted paths to values, "
+            "such as {'network.default.loss': 0.1}"
+        )
+    if "seed" in kwargs:
+        seed = kwargs["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            problems.append(f"edgesim(seed={seed!r}): expected an integer between 0 and 2**63-1")
+    if "duration" in kwargs:
+        try:
+            if parse_duration(kwargs["duration"]) <= 0:
+                raise ValueError("must be longer than zero")
+        except ValueError as error:
+            problems.append(f"edgesim(duration={kwargs['duration']!r}): {error}")
+    return problems
+
+
+def _gateway_problems(gateway: Any, given: bool, fixturenames: Iterable[str]) -> list[str]:
+    if not given:
+        return []
+    choices = GATEWAY_IMPLEMENTATIONS
+    names = [gateway] if isinstance(gateway, str) else gateway
+    if not isinstance(names, (list, tuple)) or not names:
+        return [
+            f"edgesim(gateway={gateway!r}): expected one of {', '.join(choices)} or a non-empty "
+            "list of them"
+        ]
+    problems = [
+        f"edgesim(gateway=...): unknown implementation {name!r} (expected one of "
+        f"{', '.join(choices)})"
+        for name in names
+        if name not in choices
+    ]
+    if len(set(map(str, names))) != len(names):
+        problems.append(f"edgesim(gateway={gateway!r}): an implementation is listed twice")
+    if "edge_scenario" not in fixturenames:
+        problems.append(
+            "edgesim(gateway=...) chooses the gateways of the edge_scenario fixture, "
+            "which this test does not use"
+        )
+    return problems
+
+
+def _deterministic_problems(marker: pytest.Mark) -> list[str]:
+    problems = []
+    if marker.args:
+        problems.append(
+            f"deterministic() takes keyword arguments only (replay_check=True), got {marker.args!r}"
+        )
+    for key, value in marker.kwargs.items():
+        if key != "replay_check":
+            problems.append(
+                f"deterministic(): unknown argument {key}={value!r}; it takes replay_check="
+            )
+        elif not isinstance(value, bool):
+            problems.append(
+                f"deterministic(replay_check={value!r}): expected True or False, "
+                f"got a {_type_name(value)}"
+            )
+    return problems
+
+
+def marker_problems(node: pytest.Item, fixturenames: Iterable[str]) -> list[str]:
+    """Everything wrong with the edgesim markers on ``node``, one line per problem."""
+    from .fixtures import trials_hook
+
+    fixturenames = list(fixturenames)
+    problems = []
+    edgesim = node.get_closest_marker("edgesim")
+    if edgesim is not None:
+        problems += _edgesim_problems(edgesim, fixturenames)
+    deterministic = node.get_closest_marker("deterministic")
+    if deterministic is not None:
+        problems += _deterministic_problems(deterministic)
+    statistical = node.get_closest_marker("statistical")
+    if statistical is not None:
+        if deterministic is not None:
+            problems.append(
+                "marked both deterministic and statistical: a test belongs to one tier, "
+                "remove one of the two markers"
+            )
+        validate = trials_hook("validate_marker")
+        if validate is not None:
+            problems += list(validate(node))
+    return problems

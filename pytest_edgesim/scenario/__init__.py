@@ -1,0 +1,156 @@
+"""Scenarios: load (YAML or dict), validate, override; then hand to ``Simulation``.
+
+    scenario = Scenario.from_yaml("scenarios/basic.yaml")
+    faster = scenario.with_overrides({"network.default.latency": "5ms"})
+
+Every mistake in a scenario raises :class:`~pytest_edgesim.errors.ScenarioError`, whose
+lines each name the file, the line and the field path, and say what would be right.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import ScenarioError
+from .checks import ExpandedDevice, check_references, expand_devices
+from .overrides import apply_overrides, normalise
+from .problems import format_validation_error
+from .schema import ScenarioSpec
+from .yaml_source import Path_, line_of, load_yaml, render_path
+
+__all__ = ["ExpandedDevice", "Scenario", "ScenarioSpec"]
+
+
+class Scenario:
+    """A validated scenario. Immutable: ``with_overrides`` returns a new one."""
+
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        *,
+        source: str | None = None,
+        base_dir: Path | None = None,
+        lines: dict[Path_, int] | None = None,
+        label: str | None = None,
+    ):
+        self.raw: dict[str, Any] = copy.deepcopy(dict(raw))
+        self.source = source
+        self.base_dir = base_dir
+        label = label or source or "<dict>"
+        where_lines = lines or {}
+
+        def where(path: Path_) -> str:
+            line = line_of(path, where_lines) if where_lines else None
+            location = f"{label}:{line}" if line is not None else label
+            return f"{location}: {render_path(path)}"
+
+        try:
+            self.spec = ScenarioSpec.model_validate(self.raw)
+        except ValidationError as exc:
+            raise ScenarioError(
+                format_validation_error(exc, ScenarioSpec, self.raw, label, where_lines)
+            ) from None
+        problems: list[str] = []
+        self.devices: tuple[ExpandedDevice, ...] = expand_devices(self.spec, where, problems)
+        self.node_names: tuple[str, ...] = ()
+        if not problems:
+            names = check_references(self.spec, self.devices, where, problems, base_dir)
+            gateways = [g.name for g in self.spec.gateways]
+            devices = [d.name for d in self.devices]
+            self.node_names = (self.spec.broker.name, self.spec.cloud.name, *devices, *gateways)
+            assert set(names) == set(self.node_names)
+        if problems:
+            raise ScenarioError(problems)
+
+    # --- constructors ----------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Scenario:
+        """Load a scenario file (``edgesim: 1``)."""
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ScenarioError(f"{path}: no such scenario file") from None
+        except IsADirectoryError:
+            raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"{path}: cannot read the scenario file: {exc}") from None
+        data, lines = load_yaml(text, str(path))
+        return cls(data, source=str(path), base_dir=file.resolve().parent, lines=lines)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Scenario:
+        """A scenario from a dict shaped like the YAML (e.g. from ``yaml.safe_load`` or code)."""
+        if not isinstance(data, Mapping):
+            raise ScenarioError(f"<dict>: a scenario must be a mapping, got {type(data).__name__}")
+        return cls(data, base_dir=Path(base_dir) if base_dir is not None else Path.cwd())
+
+    def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str]) -> Scenario:
+        """A new scenario with fields replaced by dotted path.
+
+        ``{"network.default.latency": "50ms", "devices[0].count": 5}`` or a list of
+        ``"path=value"`` strings (values read as YAML). Problems name the override.
+        """
+        pairs = normalise(overrides)
+        if not pairs:
+            return self
+        data = apply_overrides(self.raw, pairs)
+        label = "override " + ", ".join(repr(path) for path, _ in pairs)
+        try:
+            return Scenario(data, source=self.source, base_dir=self.base_dir, label=label)
+        except ScenarioError as exc:
+            problems = []
+            for problem in exc.problems:
+                # name the override that caused it when the path says so
+                _, _, rest = problem.partition(": ")
+                culprit = next((p for p, _ in pairs if rest.startswith(_canonical(p) + ":")), None)
+                if culprit:
+                    problems.append(f"override {culprit!r}: {rest[len(_canonical(culprit)) + 2 :]}")
+                else:
+                    problems.append(problem)
+            raise ScenarioError(problems) from None
+
+    # --- views -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        if self.spec.name:
+            return self.spec.name
+        if self.source:
+            return Path(self.source).stem
+        return "scenario"
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def duration_ticks(self) -> int:
+        return self.spec.duration
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self.raw)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.raw, sort_keys=False, default_flow_style=False)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Scenario) and self.raw == other.raw
+
+    def __hash__(self) -> int:  # scenarios are used as values; hash by content
+        return hash(yaml.safe_dump(self.raw, sort_keys=True))
+
+    def __repr__(self) -> str:
+        where = f" from {self.source}" if self.source else ""
+        return f"<Scenario {self.name!r}{where}: {len(self.node_names)} nodes>"
+
+
+def _canonical(path: str) -> str:
+    from .overrides import parse_path
+
+    return render_path(tuple(parse_path(path)))

@@ -1,0 +1,185 @@
+"""Turn pydantic's validation errors into one readable line per problem.
+
+Each line says where (file, line, field path) and what is wrong, in the words of the
+scenario format: ``lossy.yaml:14: network.links[2].loss: must be between 0 and 1, got 1.5``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .yaml_source import Path_, line_of, render_path
+
+_TAGS = {
+    "constant",
+    "uniform",
+    "normal",
+    "exponential",  # delay and jitter distributions
+    "bernoulli",
+    "gilbert_elliott",  # loss models
+    "periodic",
+    "poisson",  # publish modes
+    "random_walk",
+    "sine",
+    "replay",  # value models
+}
+_TAG_FIELDS = {"distribution", "model", "mode"}
+
+
+def _clean_path(loc: tuple[Any, ...], data: Any) -> tuple[Path_, Path_]:
+    """Drop discriminator tags from pydantic's ``loc``; return (path, path to shorthand parent)."""
+    path: list[str | int] = []
+    node = data
+    shorthand_at: Path_ | None = None
+    for part in loc:
+        if (
+            isinstance(part, str)
+            and part in _TAGS
+            and not (isinstance(node, dict) and part in node)
+        ):
+            if not isinstance(node, dict) and shorthand_at is None:
+                shorthand_at = tuple(path)
+            continue
+        if isinstance(part, str) and ("[" in part or part in ("int", "str", "float", "bool")):
+            continue  # pydantic names a union member or validator here, not a field
+        path.append(part)
+        if isinstance(node, dict):
+            node = node.get(part) if isinstance(part, str) else None
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    if shorthand_at is not None:
+        return shorthand_at, shorthand_at
+    return tuple(path), tuple(path)
+
+
+def _fields_of(model: type[BaseModel], path: Path_) -> list[str]:
+    """The field names (aliases where set) of the model that sits at ``path``."""
+    current: Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields:
+            return []
+        field = next((f for name, f in fields.items() if (f.alias or name) == part), None)
+        if field is None:
+            return []
+        current = _inner_model(field.annotation)
+    fields = getattr(current, "model_fields", None) or {}
+    return [f.alias or name for name, f in fields.items()]
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The pydantic model inside ``list[X]``, ``X | None``, ``Annotated[...]`` (first one found)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    origin = getattr(annotation, "__origin__", None)
+    if origin is not None and origin is not annotation:
+        return _inner_model(origin)
+    return None
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known fields: {', '.join(choices)})" if choices else ""
+
+
+def _message(error: dict[str, Any], model: type[BaseModel], path: Path_) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    context = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        name = str(path[-1]) if path else "?"
+        return f"unknown field {name!r}" + _did_you_mean(name, _fields_of(model, path[:-1]))
+    if kind == "missing":
+        return "is required"
+    if kind in ("literal_error", "enum"):
+        expected = context.get("expected", "")
+        choices = [
+            c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()
+        ]
+        hint = ""
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if path and path[-1] == "edgesim":
+            return f"unsupported scenario version {value!r} (this pytest-edgesim reads version 1)"
+        return f"must be one of {expected}, got {value!r}{hint}"
+    if kind == "union_tag_invalid":
+        tag = context.get("tag")
+        expected = context.get("expected_tags", "")
+        field = context.get("discriminator", "kind").strip("'")
+        return f"unknown {field} {tag!r} (expected one of {expected.replace(chr(39), '')})"
+    if kind == "union_tag_not_found":
+        field = context.get("discriminator", "kind").strip("'")
+        return f"needs a {field!r} field"
+    if kind in ("value_error", "assertion_error"):
+        text = str(error.get("msg", ""))
+        for prefix in ("Value error, ", "Assertion failed, "):
+            text = text.removeprefix(prefix)
+        return text
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "model_type":
+        wanted = {
+            "int_type": "a whole number",
+            "int_parsing": "a whole number",
+            "int_from_float": "a whole number",
+            "float_type": "a number",
+            "float_parsing": "a number",
+            "bool_type": "true or false",
+            "bool_parsing": "true or false",
+            "string_type": "a string",
+            "list_type": "a list",
+            "dict_type": "a mapping",
+            "model_type": "a mapping",
+            "tuple_type": "a list of two sides",
+        }.get(kind, kind.replace("_", " "))
+        return f"must be {wanted}, got {value!r}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = next(iter(context.values()), "?")
+        words = {
+            "greater_than_equal": "at least",
+            "greater_than": "more than",
+            "less_than_equal": "at most",
+            "less_than": "less than",
+        }[kind]
+        return f"must be {words} {bound}, got {value!r}"
+    if kind in ("too_short", "too_long"):
+        return str(error.get("msg", kind)).replace("List", "list").replace("Value", "value")
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{value!r} is not a valid name (use letters, digits and . _ - : only; "
+            "no spaces or slashes)"
+        )
+    if kind == "string_too_short":
+        return "must not be empty"
+    return str(error.get("msg", kind))
+
+
+def format_validation_error(
+    exc: ValidationError,
+    model: type[BaseModel],
+    data: Any,
+    source: str,
+    lines: dict[Path_, int] | None,
+) -> list[str]:
+    """One line per problem, sorted by line number, duplicates removed."""
+    found: dict[str, tuple[int, str]] = {}
+    for error in exc.errors():
+        path, _ = _clean_path(tuple(error["loc"]), data)
+        message = _message(error, model, path)
+        line = line_of(path, lines) if lines else None
+        where = f"{source}:{line}" if line is not None else source
+        text = f"{where}: {render_path(path)}: {message}"
+        found.setdefault(text, (line or 0, text))
+    return [text for _, text in sorted(found.values())]

@@ -1,0 +1,70 @@
+"""EdgeScenario without pytest: the action log and the replay."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_edgesim.edge_scenario import (
+    EdgeScenario,
+    docker_components,
+    minimal_scenario,
+    wall_clock_components,
+)
+from pytest_edgesim.errors import SimulationError
+
+
+def steer(edge: EdgeScenario) -> None:
+    edge.run("2s")
+    edge.network.partition("sensor*", "broker")
+    edge.network.set_link("gateway", "cloud", latency_ms=15, loss=0.5)
+    edge.run("4.5s")
+    edge.network.heal()
+    edge.inject("sensors/extra", 3.0)
+    edge.run()
+
+
+def test_actions_are_logged_with_their_virtual_time() -> None:
+    edge = EdgeScenario(minimal_scenario(), seed=4)
+    steer(edge)
+    assert [str(action) for action in edge.actions] == [
+        "t=0s run(until='2s')",
+        "t=2s partition('sensor*', 'broker')",
+        "t=2s set_link('gateway', 'cloud', latency_ms=15, loss=0.5)",
+        "t=2s run(until='4.5s')",
+        "t=4.5s heal(None, None)",
+        "t=4.5s inject('sensors/extra', 3.0, source=None, qos=0, retain=False, size_bytes=64)",
+        "t=4.5s run(until='10s')",
+    ]
+    assert len(edge.runs) == 3 and edge.result is edge.runs[-1]
+
+
+def test_replay_reproduces_the_run() -> None:
+    edge = EdgeScenario(minimal_scenario(), seed=4, trace="full")
+    steer(edge)
+    assert edge.replay().trace_digest == edge.simulation.result().trace_digest
+    assert edge.replay_mismatch() is None
+
+
+def test_the_seed_changes_the_run() -> None:
+    runs = [EdgeScenario(minimal_scenario(), seed=seed).run() for seed in (1, 1, 2)]
+    assert runs[0].trace_digest == runs[1].trace_digest != runs[2].trace_digest
+
+
+def test_a_failed_action_is_not_logged() -> None:
+    edge = EdgeScenario(minimal_scenario())
+    edge.run("3s")
+    with pytest.raises(SimulationError, match="until is absolute"):
+        edge.run("1s")
+    with pytest.raises(SimulationError, match="matches no node"):
+        edge.network.partition("nowhere", "broker")
+    assert [action.name for action in edge.actions] == ["run"]
+
+
+def test_components() -> None:
+    scenario = minimal_scenario()
+    assert wall_clock_components(scenario) == docker_components(scenario) == []
+    docker = scenario.with_overrides(
+        {"broker.implementation": "docker", "gateways.0.implementation": "docker"}
+    )
+    assert docker_components(docker) == ["broker", "gateways[0] (gateway)"]
+    assert len(wall_clock_components(docker)) == 2
