@@ -8,6 +8,7 @@ acted on (partitions, link changes, injected messages) and run further: the pyte
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -166,9 +167,13 @@ class Simulation:
         if self._closed:
             raise SimulationError("this simulation is closed")
         target = self.scenario.duration_ticks if until is None else parse_duration(until)
+        self._run_to_tick(target, shown=until)
+        return self.result()
+
+    def _run_to_tick(self, target: int, shown: object) -> None:
         if target < self.coordinator.now:
             raise SimulationError(
-                f"cannot run until {until!r}: virtual time is already "
+                f"cannot run until {shown!r}: virtual time is already "
                 f"{self.coordinator.now / 1e6:g}s"
             )
         started = time.perf_counter()
@@ -176,7 +181,6 @@ class Simulation:
             self.coordinator.run(until=target, inclusive=False)
         finally:
             self._wall_time += time.perf_counter() - started
-        return self.result()
 
     def run_in_steps(
         self, until: int | float | str | None = None, steps: int = 100
@@ -185,7 +189,7 @@ class Simulation:
         target = self.scenario.duration_ticks if until is None else parse_duration(until)
         start = self.coordinator.now
         for step in range(1, steps + 1):
-            self.run(until=start + (target - start) * step // steps)
+            self._run_to_tick(start + (target - start) * step // steps, shown=until)
             yield self.coordinator.now
 
     def result(self) -> RunResult:
@@ -272,7 +276,7 @@ class Simulation:
 
 
 def simulate(
-    scenario: Scenario,
+    scenario: Scenario | str | os.PathLike[str],
     seed: int | None = None,
     until: int | float | str | None = None,
     *,
@@ -283,7 +287,11 @@ def simulate(
     ``seed`` defaults to the scenario's seed; ``until`` (virtual seconds, or a string such as
     ``"500ms"`` or ``"10s"``) to its duration. ``trace`` is ``"digest"`` (the default: a
     digest, no events kept), ``"full"`` (keep every event, see ``RunResult.trace``) or
-    ``"off"``.
+    ``"off"``. ``scenario`` may also be the path of a YAML file.
     """
+    if isinstance(scenario, (str, os.PathLike)):
+        from .scenario import Scenario
+
+        scenario = Scenario.from_yaml(scenario)
     with Simulation(scenario, seed, trace=trace) as simulation:
         return simulation.run(until)

@@ -55,6 +55,7 @@ class SensorModel(Node):
                 offset = publish.offset
             self._period = period
             self._jitter = publish.jitter
+            self._start = publish.start
             self._first = publish.start + offset
             self._cycle = 0
             first = self._periodic_time(0)
@@ -68,7 +69,7 @@ class SensorModel(Node):
         nominal = self._first + cycle * self._period
         if self._jitter:
             nominal += round(self._jitter * (2.0 * self._stream.random() - 1.0))
-        return nominal
+        return max(nominal, self._start)  # jitter never moves a reading before the start
 
     def _publish(self, _arg: object = None) -> None:
         context = self.context

@@ -10,8 +10,6 @@ import pytest
 import pytest_edgesim.scenario
 import pytest_edgesim.simulation  # noqa: F401
 
-pytest_plugins = ["pytester"]
-
 SMALL_SCENARIO = """\
 edgesim: 1
 name: small
