@@ -137,7 +137,14 @@ class Scenario:
         return copy.deepcopy(self.raw)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.raw, sort_keys=False, default_flow_style=False)
+        """The scenario as YAML that loads back to an equal scenario (fields as written)."""
+        return yaml.dump(
+            _TopLevel(self.raw),
+            Dumper=_ReadableDumper,
+            sort_keys=False,
+            width=100,
+            allow_unicode=True,
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Scenario) and self.raw == other.raw
@@ -148,6 +155,34 @@ class Scenario:
     def __repr__(self) -> str:
         where = f" from {self.source}" if self.source else ""
         return f"<Scenario {self.name!r}{where}: {len(self.node_names)} nodes>"
+
+
+class _TopLevel(dict):
+    """The root mapping: always written in block style."""
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """Block style, except mappings and lists of plain values, which go on one line
+    (``publish: {mode: periodic, period: 1s}``), as people write scenario files."""
+
+
+def _represent_mapping(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
+    flow = not isinstance(data, _TopLevel) and _flat(data.values())
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+
+def _represent_sequence(dumper: yaml.SafeDumper, data: list[Any] | tuple[Any, ...]) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=_flat(data))
+
+
+def _flat(values: Iterable[Any]) -> bool:
+    return not any(isinstance(value, (dict, list, tuple)) for value in values)
+
+
+_ReadableDumper.add_representer(_TopLevel, _represent_mapping)
+_ReadableDumper.add_representer(dict, _represent_mapping)
+_ReadableDumper.add_representer(list, _represent_sequence)
+_ReadableDumper.add_representer(tuple, _represent_sequence)
 
 
 def _canonical(path: str) -> str:
