@@ -101,7 +101,9 @@ def check_references(
         (spec.broker.name, ("broker", "name")),
         (spec.cloud.name, ("cloud", "name")),
     ]
-    named += [(d.name, ("devices",)) for d in devices]
+    # ``devices`` holds each entry's ``count`` devices in entry order: name the entry
+    entries = [position for position, d in enumerate(spec.devices) for _ in range(d.count)]
+    named += [(d.name, ("devices", entries[i], "name")) for i, d in enumerate(devices)]
     named += [(g.name, ("gateways", i, "name")) for i, g in enumerate(spec.gateways)]
     seen: dict[str, Path_] = {}
     for name, path in named:

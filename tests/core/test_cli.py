@@ -1,0 +1,156 @@
+"""The ``edgesim`` command: ``run`` prints the metrics and the same digest as ``simulate()``;
+``validate`` checks files. Called in process through ``cli.main``, and once as a command."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_edgesim import Scenario, simulate
+from pytest_edgesim.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+BASIC = SCENARIOS / "basic.yaml"
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def printed_digest(out: str) -> str:
+    match = re.search(r"^trace digest: ([0-9a-f]{64})$", out, re.MULTILINE)
+    assert match, out
+    return match.group(1)
+
+
+def test_run_prints_the_table_and_the_digest_of_simulate(capsys):
+    code, out, err = run_cli(capsys, "run", str(BASIC))
+
+    assert code == EXIT_OK
+    assert err == ""  # no progress bar when stderr is not a terminal
+    expected = simulate(BASIC)
+    assert printed_digest(out) == expected.trace_digest
+    assert out.startswith(f"scenario basic ({BASIC}), seed 42: 60s virtual in "), out.splitlines()[
+        0
+    ]
+    assert f", {expected.events} events\n" in out
+    cloud = next(line for line in out.splitlines() if line.startswith("cloud "))
+    assert cloud.split()[1:3] == [str(expected.metrics.node("cloud").sent)] * 2
+
+
+def test_seed(capsys):
+    code, out, _ = run_cli(capsys, "run", str(BASIC), "--seed", "5")
+
+    assert code == EXIT_OK
+    assert ", seed 5:" in out.splitlines()[0]
+    assert printed_digest(out) == simulate(BASIC, seed=5).trace_digest
+    assert printed_digest(out) != simulate(BASIC).trace_digest
+
+
+def test_set_overrides_fields(capsys):
+    code, out, _ = run_cli(
+        capsys, "run", str(BASIC), "--set", "network.links[0].latency=80ms", "--set", "seed=3"
+    )
+
+    assert code == EXIT_OK
+    expected = Scenario.from_yaml(BASIC).with_overrides(
+        {"network.links[0].latency": "80ms", "seed": 3}
+    )
+    assert printed_digest(out) == simulate(expected).trace_digest
+    uplink = next(line for line in out.splitlines() if line.startswith("temp-0->broker"))
+    assert uplink.split()[-1] == "80.0"  # max ms
+
+
+def test_duration(capsys):
+    code, out, _ = run_cli(capsys, "run", str(BASIC), "--duration", "10s")
+
+    assert code == EXIT_OK
+    assert ": 10s virtual in " in out.splitlines()[0]
+    assert printed_digest(out) == simulate(BASIC, until="10s").trace_digest
+
+
+def test_a_bad_duration_is_a_usage_error(capsys):
+    code, _, err = run_cli(capsys, "run", str(BASIC), "--duration", "soon")
+    assert code == EXIT_USAGE
+    assert err.startswith("--duration: must be a duration such as '20ms'")
+    assert "Traceback" not in err
+
+
+def test_trace_writes_one_json_line_per_event(capsys, tmp_path: Path):
+    trace = tmp_path / "out.jsonl"
+
+    code, out, _ = run_cli(capsys, "run", str(BASIC), "--duration", "20s", "--trace", str(trace))
+
+    assert code == EXIT_OK
+    lines = trace.read_text().splitlines()
+    expected = simulate(BASIC, until="20s", trace="full")
+    assert expected.trace is not None
+    assert len(lines) == len(expected.trace) > 0
+    assert f"trace ({len(lines)} events) written to {trace}" in out
+    events = [json.loads(line) for line in lines]
+    assert {"t", "kind", "node", "topic"} <= set(events[0])
+    assert [event["t"] for event in events] == sorted(event["t"] for event in events)
+    # keeping the full trace does not change the digest
+    assert printed_digest(out) == expected.trace_digest == simulate(BASIC, until="20s").trace_digest
+
+
+def test_json_and_csv(capsys, tmp_path: Path):
+    report, table = tmp_path / "result.json", tmp_path / "metrics.csv"
+
+    code, out, _ = run_cli(
+        capsys, "run", str(BASIC), "--duration", "5s", "--json", str(report), "--csv", str(table)
+    )
+
+    assert code == EXIT_OK
+    data = json.loads(report.read_text())
+    assert data["trace_digest"] == printed_digest(out)
+    assert (data["seed"], data["virtual_time_s"]) == (42, 5.0)
+    assert table.read_text().count("\n") > 5
+
+
+def test_validate_the_shipped_scenarios(capsys):
+    files = sorted(str(path) for path in SCENARIOS.glob("*.yaml"))
+
+    code, out, err = run_cli(capsys, "validate", *files)
+
+    assert code == EXIT_OK
+    assert err == ""
+    assert [line.split(": ")[0] for line in out.splitlines()] == files
+    assert f"{BASIC}: ok (6 nodes, 60s, seed 42)" in out
+
+
+def test_validate_with_overrides(capsys):
+    code, out, _ = run_cli(capsys, "validate", str(BASIC), "--set", "duration=5s")
+    assert code == EXIT_OK
+    assert out == f"{BASIC}: ok (6 nodes, 5s, seed 42)\n"
+
+    code, _, err = run_cli(capsys, "validate", str(BASIC), "--set", "devices[0].count=0")
+    assert code == EXIT_FAILED
+    assert err == "override 'devices[0].count': must be at least 1, got 0\n"
+
+
+def test_a_bad_override_in_run_is_a_usage_error(capsys):
+    code, out, err = run_cli(capsys, "run", str(BASIC), "--set", "devices[9].count=1")
+    assert code == EXIT_USAGE
+    assert out == ""
+    assert err == "override 'devices[9].count': devices has 1 item(s)\n"
+
+
+def test_the_edgesim_command(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_edgesim.cli", "run", str(BASIC), "--duration", "5s"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == EXIT_OK, done.stderr
+    assert printed_digest(done.stdout) == simulate(BASIC, until="5s").trace_digest

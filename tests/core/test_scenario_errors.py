@@ -1,0 +1,364 @@
+"""Every kind of bad scenario file gives one ScenarioError naming the file, the line and the
+field, and ``edgesim validate`` prints it without a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from pytest_edgesim import Scenario, ScenarioError
+from pytest_edgesim.cli import EXIT_FAILED, EXIT_USAGE, main
+
+# (id, file content, line, field path, what the message says)
+CASES = [
+    (
+        "syntax-error",
+        """\
+        edgesim: 1
+        devices:
+          - name: t
+            topic: [a, b
+        duration: 10s
+        """,
+        5,
+        None,
+        "invalid YAML: expected ',' or ']'",
+    ),
+    (
+        "tab-indentation",
+        "edgesim: 1\ndevices:\n\t- name: t\n",
+        3,
+        None,
+        "invalid YAML: found character '\\t' that cannot start any token",
+    ),
+    (
+        "unknown-field",
+        """\
+        edgesim: 1
+        devices:
+          - name: t
+            topic: a/b
+            pubish: {period: 1s}
+        """,
+        5,
+        "devices[0].pubish",
+        "unknown field 'pubish' (did you mean 'publish'?)",
+    ),
+    (
+        "unknown-top-level-field",
+        "edgesim: 1\nseed: 3\ndevics: []\n",
+        3,
+        "devics",
+        "unknown field 'devics' (did you mean 'devices'?)",
+    ),
+    (
+        "wrong-type",
+        """\
+        edgesim: 1
+        devices:
+          - name: t
+            count: many
+        """,
+        4,
+        "devices[0].count",
+        "must be a whole number, got 'many'",
+    ),
+    (
+        "wrong-type-list",
+        "edgesim: 1\ndevices: 5\n",
+        2,
+        "devices",
+        "must be a list, got 5",
+    ),
+    (
+        "bad-duration-unit",
+        """\
+        edgesim: 1
+        devices:
+          - name: t
+            publish: {period: 1 fortnight}
+        """,
+        4,
+        "devices[0].publish.period",
+        "unknown time unit 'fortnight' in '1 fortnight'",
+    ),
+    (
+        "bad-duration-zero",
+        "edgesim: 1\nname: z\nduration: 0\n",
+        3,
+        "duration",
+        "must be longer than zero, got 0",
+    ),
+    (
+        "bad-duration-text",
+        "edgesim: 1\nduration: soon\n",
+        2,
+        "duration",
+        "must be a duration such as '20ms', '1.5s' or 2 (seconds), got 'soon'",
+    ),
+    (
+        "bad-topic-filter",
+        """\
+        edgesim: 1
+        devices:
+          - name: t
+        gateways:
+          - name: gw
+            subscribe:
+              - sensors/+
+              - "a/#/b"
+        """,
+        8,
+        "gateways[0].subscribe[1]",
+        "'#' must be a whole level and the last one, in 'a/#/b'",
+    ),
+    (
+        "wildcard-in-topic-name",
+        "edgesim: 1\ndevices:\n  - name: t\n    topic: a/+/b\n",
+        4,
+        "devices[0].topic",
+        "a topic name cannot contain the wildcards '+' or '#': 'a/+/b'",
+    ),
+    (
+        "link-to-unknown-node",
+        """\
+        edgesim: 1
+        devices:
+          - name: t
+        gateways:
+          - name: gateway
+            subscribe: "#"
+        network:
+          links:
+            - {from: t, to: broker, latency: 1ms}
+            - {from: gateway, to: clod, latency: 1ms}
+        """,
+        10,
+        "network.links[1].to",
+        "'clod' matches no node (did you mean 'cloud'?); nodes are: broker, cloud, t, gateway",
+    ),
+    (
+        "partition-of-unknown-node",
+        """\
+        edgesim: 1
+        devices:
+          - name: t
+        network:
+          partitions:
+            - between: [t, gw]
+        """,
+        6,
+        "network.partitions[0].between[1]",
+        "'gw' matches no node",
+    ),
+    (
+        "forward-to-unknown-node",
+        """\
+        edgesim: 1
+        gateways:
+          - name: gw
+            subscribe: "#"
+            forward: {to: cluod}
+        """,
+        5,
+        "gateways[0].forward.to",
+        "'cluod' is not a node (did you mean 'cloud'?)",
+    ),
+    (
+        "duplicate-names",
+        """\
+        edgesim: 1
+        devices:
+          - name: gw
+        gateways:
+          - name: gw
+            subscribe: ["#"]
+        """,
+        5,
+        "gateways[0].name",
+        "the node name 'gw' is used twice",
+    ),
+    (
+        "duplicate-expanded-device-names",
+        """\
+        edgesim: 1
+        devices:
+          - name: t
+            count: 3
+          - name: t-1
+        """,
+        5,
+        "devices[1].name",
+        "the node name 't-1' is used twice",
+    ),
+    (
+        "duplicate-key",
+        "edgesim: 1\nduration: 1s\nseed: 2\nduration: 2s\n",
+        4,
+        "duration",
+        "duplicate key (first written on line 2)",
+    ),
+    (
+        "loss-out-of-range",
+        """\
+        edgesim: 1
+        devices:
+          - name: t
+        network:
+          links:
+            - from: t
+              to: broker
+              loss: 1.5
+        """,
+        8,
+        "network.links[0].loss",
+        "must be between 0 and 1, got 1.5",
+    ),
+    (
+        "unknown-model",
+        "edgesim: 1\ndevices:\n  - name: t\n    value: {model: sin}\n",
+        4,
+        "devices[0].value",
+        "unknown model 'sin' (expected one of constant, random_walk, sine, replay)",
+    ),
+    (
+        "unsupported-version",
+        "edgesim: 2\n",
+        1,
+        "edgesim",
+        "unsupported scenario version 2 (this pytest-edgesim reads version 1)",
+    ),
+    (
+        "not-a-mapping",
+        "- a\n- b\n",
+        1,
+        None,
+        "a scenario must be a mapping of fields",
+    ),
+]
+
+
+def write(tmp_path: Path, name: str, content: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(dedent(content))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "field", "message"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_one_clear_error_naming_file_line_and_field(
+    tmp_path: Path, content: str, line: int, field: str | None, message: str
+):
+    path = write(tmp_path, "bad", content)
+
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_yaml(path)
+
+    assert len(caught.value.problems) == 1, caught.value.problems
+    text = str(caught.value)
+    where = f"{path}:{line}: " + (f"{field}: " if field else "")
+    assert text.startswith(where), text
+    assert message in text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(case[1], case[4]) for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_validate_prints_the_error_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+):
+    path = write(tmp_path, "bad", content)
+
+    code = main(["validate", str(path)])
+
+    out, err = capsys.readouterr()
+    assert code == EXIT_FAILED
+    assert out == ""
+    assert err.startswith(f"{path}:")
+    assert message in err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_run_refuses_a_bad_scenario_with_the_usage_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = write(tmp_path, "bad", "edgesim: 1\nduration: soon\n")
+
+    assert main(["run", str(path)]) == EXIT_USAGE
+    _, err = capsys.readouterr()
+    assert err == (
+        f"{path}:2: duration: must be a duration such as '20ms', '1.5s' or 2 (seconds), "
+        "got 'soon'\n"
+    )
+
+
+def test_every_problem_in_a_file_is_reported_in_one_error_sorted_by_line(tmp_path: Path):
+    path = write(
+        tmp_path,
+        "many",
+        """\
+        edgesim: 1
+        duration: soon
+        devices:
+          - name: t
+            count: 0
+            qos: 2
+        """,
+    )
+
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_yaml(path)
+
+    assert [problem.split(": ")[:2] for problem in caught.value.problems] == [
+        [f"{path}:2", "duration"],
+        [f"{path}:5", "devices[0].count"],
+        [f"{path}:6", "devices[0].qos"],
+    ]
+
+
+def test_a_missing_or_empty_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ScenarioError, match=r"missing\.yaml: no such scenario file"):
+        Scenario.from_yaml(missing)
+    empty = write(tmp_path, "empty", "")
+    with pytest.raises(ScenarioError, match=r"empty\.yaml: the file is empty"):
+        Scenario.from_yaml(empty)
+
+    good = write(tmp_path, "good", "edgesim: 1\n")
+    assert main(["validate", str(good), str(missing)]) == EXIT_FAILED
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{good}: ok (2 nodes, 60s, seed 0)")
+    assert err == f"{missing}: no such scenario file\n"
+
+
+def test_a_bad_dict_names_the_field():
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_dict({"edgesim": 1, "devices": [{"name": "t", "qos": 3}]})
+    assert caught.value.problems == ["<dict>: devices[0].qos: must be one of 0 or 1, got 3"]
+
+
+def test_the_edgesim_command_prints_no_traceback(tmp_path: Path):
+    path = write(tmp_path, "bad", "edgesim: 1\ndevices:\n  - name: t\n    pubish: {}\n")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_edgesim.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == EXIT_FAILED
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"{path}:4: devices[0].pubish: unknown field 'pubish' (did you mean 'publish'?)\n"
+    )
