@@ -37,6 +37,7 @@ DEFAULT_TRIALS = 30
 DOCKER_ENV = "EDGESIM_DOCKER"
 CI_ENV = "CI"
 WORKERINPUT_SEED = "edgesim_seed"
+TRIAL_SEED_OPTION_DEST = "edgesim_trial_seed"
 
 _session_seed_key = pytest.StashKey["int | None"]()
 
@@ -188,6 +189,18 @@ def undecided_fails(config: pytest.Config) -> bool:
     return mode == "fail"
 
 
+def replay_trial_seed(config: pytest.Config) -> int | None:
+    """``--edgesim-trial-seed``: run each statistical test as one trial with this seed
+    (the replay command a failing statistical test prints). Command line only."""
+    value = config.getoption(TRIAL_SEED_OPTION_DEST, default=None)
+    if value is None:
+        return None
+    seed = _non_negative_int(value, "--edgesim-trial-seed", "a trial seed (an integer >= 0)")
+    if seed > 2**63 - 1:
+        raise pytest.UsageError(f"--edgesim-trial-seed: a seed must be below 2**63, got {value!r}")
+    return seed
+
+
 # --- files and output -----------------------------------------------------------------------
 def _path(config: pytest.Config, setting: str) -> Path | None:
     """A path option: relative to the invocation directory on the command line, relative to
@@ -254,4 +267,5 @@ def validate(config: pytest.Config) -> None:
     resolve_tier(config)
     resolve_trials(config, None)
     undecided_mode(config)
+    replay_trial_seed(config)
     docker_mode(config)

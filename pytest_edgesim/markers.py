@@ -30,9 +30,11 @@ MARKERS = {
         "deterministic."
     ),
     "statistical": (
-        "statistical(trials=N, confidence=0.95, min_pass_rate=..., sequential=False): a test of "
-        "the statistical tier: the body runs as N trials, each with fresh fixtures and its own "
-        "seed, and the verdict uses a Wilson score interval for the pass rate."
+        "statistical(trials=N, confidence=0.95, min_pass_rate=0.95, sequential=False): a test "
+        "of the statistical tier: the body runs as N trials (default 30), each with fresh "
+        "fixtures and its own seed; it fails when a Wilson score interval shows the pass rate "
+        "below min_pass_rate (sequential=True: stop at the first decision of an anytime-valid "
+        "rule, with N as the budget)."
     ),
 }
 

@@ -95,6 +95,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(fail when the CI environment variable is set; the default)",
         choices=settings.UNDECIDED_MODES,
     )
+    group.addoption(
+        "--edgesim-trial-seed",
+        dest=settings.TRIAL_SEED_OPTION_DEST,
+        metavar="SEED",
+        help="replay one statistical trial: run each selected statistical test once, with "
+        "this trial seed (a failing statistical test prints the command)",
+    )
     add(
         "--edgesim-docker",
         "edgesim_docker",
@@ -185,6 +192,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # --- running --------------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """A statistical test runs as trials (:func:`pytest_edgesim.trials.run_protocol`)."""
+    if item.stash.get(_tier_key, None) != "statistical":
+        return None
+    run_protocol = trials_hook("run_protocol")
+    return None if run_protocol is None else run_protocol(item, nextitem)
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """A statistical test whose verdict is *undecided* (and does not fail) is shown as such."""
+    report_status = trials_hook("report_status")
+    return None if report_status is None else report_status(report)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """Fail a test that cannot run (``--edgesim-docker=require``); after a passing body,
@@ -213,6 +235,11 @@ def pytest_runtest_makereport(
 
 
 def _failure_section(item: pytest.Item) -> str:
+    if item.stash[_tier_key] == "statistical":
+        failure_lines = trials_hook("failure_lines")
+        lines = list(failure_lines(item)) if failure_lines is not None else []
+        if lines:
+            return "\n".join(lines)
     record = item_record(item)
     seeds = list(dict.fromkeys(record.seeds))
     if seeds:
