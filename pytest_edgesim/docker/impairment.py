@@ -1,0 +1,259 @@
+"""One way to impair a container's link, whichever mechanism the machine allows.
+
+:func:`impair` applies latency, jitter, loss and a rate cap with ``tc netem`` when the
+engine's kernel has it (the real mechanism, on the container's egress), and otherwise with
+the in-process TCP proxy of :mod:`.proxy` in front of the container's published port,
+saying once that it fell back. Either way clients connect to ``impairment.host`` and
+``impairment.port``, and ``impairment.mechanism`` (``"netem"`` or ``"proxy"``) says which
+one ran, for reports. The same words as scenarios are accepted: durations such as
+``"50ms"`` or seconds, a loss probability, a bandwidth such as ``"1Mbps"`` or bits/s.
+
+The two mechanisms model loss differently only in where it happens: netem drops packets
+and TCP retransmits them; the proxy delays the affected chunk by a retransmission timeout.
+Over TCP both show up as delay, not as missing bytes (see :mod:`.proxy`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import docker
+
+from ..errors import EdgesimError
+from ..units import TICKS_PER_MS, parse_bandwidth, parse_duration
+from .netem import (
+    NetemSettings,
+    apply_netem,
+    clear_netem,
+    netem_support,
+    warn_unavailable_once,
+)
+from .proxy import CutMode, LinkProfile, TcpProxy
+
+Mechanism = Literal["netem", "proxy"]
+_UNCHANGED = object()
+
+
+class ImpairmentError(EdgesimError):
+    """An impairment cannot be applied as asked (the message says why and what would work)."""
+
+
+@runtime_checkable
+class ContainerEndpoint(Protocol):
+    """A container with a published service port, e.g. :class:`.broker.BrokerContainer`."""
+
+    container_id: str
+    host: str
+    port: int
+    client: docker.DockerClient
+
+
+@dataclass(frozen=True)
+class ImpairmentSpec:
+    """Impairment in the units both mechanisms use."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    loss_rate: float = 0.0
+    rate_kbit_s: float | None = None
+
+    @classmethod
+    def parse(
+        cls, latency: object = 0, jitter: object = 0, loss: float = 0.0, rate: object = None
+    ) -> ImpairmentSpec:
+        """From scenario-style values; a bad one raises :class:`ImpairmentError` naming it."""
+        values: dict[str, float | None] = {}
+        for field_name, value in (("latency", latency), ("jitter", jitter)):
+            try:
+                values[f"{field_name}_ms"] = parse_duration(value) / TICKS_PER_MS
+            except ValueError as error:
+                raise ImpairmentError(f"impair(): {field_name} {error}") from error
+        if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss < 1:
+            raise ImpairmentError(f"impair(): loss must be a probability in [0, 1), got {loss!r}")
+        values["loss_rate"] = float(loss)
+        try:
+            values["rate_kbit_s"] = None if rate is None else parse_bandwidth(rate) / 1000.0
+        except ValueError as error:
+            raise ImpairmentError(f"impair(): rate {error}") from error
+        return cls(**values)  # type: ignore[arg-type]
+
+    def netem(self) -> NetemSettings:
+        return NetemSettings(self.latency_ms, self.jitter_ms, self.loss_rate, self.rate_kbit_s)
+
+    def proxy(self) -> LinkProfile:
+        return LinkProfile(self.latency_ms, self.jitter_ms, self.loss_rate, self.rate_kbit_s)
+
+
+_used_lock = threading.Lock()
+_mechanisms_used: dict[str, str] = {}
+
+
+def mechanisms_used() -> dict[str, str]:
+    """Each mechanism used in this process so far, with why it was chosen (for reports)."""
+    with _used_lock:
+        return dict(_mechanisms_used)
+
+
+class Impairment:
+    """An applied impairment: where to connect, which mechanism, and how to change or end it."""
+
+    def __init__(
+        self,
+        mechanism: Mechanism,
+        spec: ImpairmentSpec,
+        host: str,
+        port: int,
+        reason: str,
+        *,
+        proxy: TcpProxy | None = None,
+        target: ContainerEndpoint | None = None,
+        helper_image: str | None = None,
+    ):
+        self.mechanism: Mechanism = mechanism
+        self.spec = spec
+        self.host = host
+        self.port = port
+        self.reason = reason
+        self.proxy = proxy
+        self._target = target
+        self._helper_image = helper_image
+        self._cut = False
+        with _used_lock:
+            _mechanisms_used.setdefault(mechanism, reason)
+
+    def __repr__(self) -> str:
+        return f"<Impairment {self.mechanism} {self.spec} at {self.host}:{self.port}>"
+
+    @property
+    def report_line(self) -> str:
+        """One line for a test report: ``impairment: proxy (tc netem unavailable: ...)``."""
+        return f"impairment: {self.mechanism} ({self.reason})"
+
+    def update(
+        self,
+        latency: object = None,
+        jitter: object = None,
+        loss: float | None = None,
+        rate: object = _UNCHANGED,
+    ) -> None:
+        """Change some settings; the others stay. ``rate=None`` lifts the rate cap."""
+        spec = self.spec
+        changed = ImpairmentSpec.parse(
+            f"{spec.latency_ms}ms" if latency is None else latency,
+            f"{spec.jitter_ms}ms" if jitter is None else jitter,
+            spec.loss_rate if loss is None else loss,
+            _bits(spec.rate_kbit_s) if rate is _UNCHANGED else rate,
+        )
+        self.spec = changed
+        self._apply()
+
+    def cut(self, mode: CutMode = "blackhole") -> None:
+        """Partition the link: netem drops every packet; the proxy holds or resets (its doc)."""
+        self._cut = True
+        if self.proxy is not None:
+            self.proxy.cut(mode)
+        else:
+            self._apply()
+
+    def heal(self) -> None:
+        self._cut = False
+        if self.proxy is not None:
+            self.proxy.heal()
+        else:
+            self._apply()
+
+    def remove(self) -> None:
+        """Take the impairment off (stop the proxy, or delete the qdisc)."""
+        if self.proxy is not None:
+            self.proxy.close()
+        elif self._target is not None:
+            clear_netem(
+                self._target.client, self._target.container_id, helper_image=self._helper_image
+            )
+
+    def __enter__(self) -> Impairment:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+    def _apply(self) -> None:
+        if self.proxy is not None:
+            self.proxy.set_profile(self.spec.proxy())
+            return
+        assert self._target is not None
+        settings = self.spec.netem()
+        if self._cut:
+            settings = NetemSettings(settings.latency_ms, settings.jitter_ms, 1.0)
+        apply_netem(
+            self._target.client,
+            self._target.container_id,
+            settings,
+            helper_image=self._helper_image,
+        )
+
+
+def impair(
+    target: ContainerEndpoint | tuple[str, int],
+    *,
+    latency: object = 0,
+    jitter: object = 0,
+    loss: float = 0.0,
+    rate: object = None,
+    mechanism: Literal["auto", "netem", "proxy"] = "auto",
+    seed: int = 0,
+    name: str = "impairment",
+    helper_image: str | None = None,
+) -> Impairment:
+    """Impair the link to ``target``: a container with a published port, or ``(host, port)``.
+
+    ``mechanism="auto"`` uses netem when the engine's kernel has it, else the proxy (with one
+    :class:`.netem.NetemUnavailableWarning` per process). ``"netem"`` fails if it cannot run;
+    ``"proxy"`` always uses the proxy. A plain address can only be proxied. ``seed`` and
+    ``name`` name the proxy's random streams.
+    """
+    spec = ImpairmentSpec.parse(latency, jitter, loss, rate)
+    if mechanism not in ("auto", "netem", "proxy"):
+        raise ImpairmentError(
+            f"impair(): mechanism must be 'auto', 'netem' or 'proxy', got {mechanism!r}"
+        )
+    container = target if isinstance(target, ContainerEndpoint) else None
+    reason = "asked for the proxy"
+    if mechanism != "proxy":
+        if container is None:
+            if mechanism == "netem":
+                raise ImpairmentError(
+                    f"impair(): netem needs a container, but {target!r} is only an address"
+                )
+            reason = "an address, not a container: only the proxy applies"
+        else:
+            support = netem_support(container.client, helper_image)
+            if support.available:
+                impairment = Impairment(
+                    "netem",
+                    spec,
+                    container.host,
+                    container.port,
+                    support.reason,
+                    target=container,
+                    helper_image=helper_image,
+                )
+                impairment._apply()
+                return impairment
+            if mechanism == "netem":
+                raise ImpairmentError(f"impair(): tc netem is unavailable: {support.reason}")
+            warn_unavailable_once(support)
+            reason = f"tc netem unavailable: {support.reason}"
+    if container is not None:
+        upstream: tuple[str, int] = (container.host, container.port)
+    else:
+        assert isinstance(target, tuple)
+        upstream = target
+    proxy = TcpProxy(upstream, spec.proxy(), seed=seed, name=name).start()
+    return Impairment("proxy", spec, proxy.host, proxy.port, reason, proxy=proxy)
+
+
+def _bits(rate_kbit_s: float | None) -> int | None:
+    return None if rate_kbit_s is None else round(rate_kbit_s * 1000)
