@@ -117,9 +117,11 @@ class Trial:
     index: int | None
     seed: int
 
-    @property
-    def label(self) -> str:
-        return f"seed {self.seed}" if self.index is None else f"#{self.index} (seed {self.seed})"
+    def describe(self, budget: int) -> str:
+        """``trial 3 of 10, seed S`` (counting from 1; the JSON report's index is from 0)."""
+        if self.index is None:
+            return f"the replayed trial, seed {self.seed}"
+        return f"trial {self.index + 1} of {budget}, seed {self.seed}"
 
 
 def trial_seed(base_seed: int, index: int) -> int:
@@ -434,7 +436,7 @@ def _verdict_report(item: pytest.Function, run: TrialRun) -> pytest.TestReport:
     if report.failed and run.first_failure is not None:
         trial, _, sections = run.first_failure
         report.sections.extend(
-            (f"{name} (first failing trial {trial.label})", content)
+            (f"{name} (first failing trial: {trial.describe(run.settings.trials)})", content)
             for name, content in sections
             if name != "edgesim"
         )
@@ -526,7 +528,7 @@ def failure_lines(item: pytest.Item) -> list[str]:
         if trial is None:
             return []
         return [
-            f"trial {trial.label} of {run.settings.trials}",
+            trial.describe(run.settings.trials),
             f"replay: {replay_command(item.nodeid, trial.seed)}",
         ]
     lines = []
@@ -545,7 +547,7 @@ def failure_lines(item: pytest.Item) -> list[str]:
         lines.append(f"replay the first failing trial: {verdict['replay']}")
     if run.first_failure is not None:
         trial, text, _ = run.first_failure
-        lines += ["", f"first failing trial {trial.label}:", text]
+        lines += ["", f"first failing trial ({trial.describe(run.settings.trials)}):", text]
     return lines
 
 

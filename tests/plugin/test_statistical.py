@@ -50,7 +50,7 @@ def test_all_trials_pass_and_half_failing_fails(pytester: pytest.Pytester) -> No
             "min_pass_rate=0.95 at 95% confidence",
             f"failing trials' seeds ({ODD_TRIALS_OF_40}): *",
             "replay the first failing trial: pytest *::test_half --edgesim-trial-seed=*",
-            "first failing trial #* (seed *):",
+            "first failing trial (trial * of 40, seed *):",
             "*AssertionError: odd seed*",
         ]
     )
@@ -363,7 +363,7 @@ def test_setup_errors_and_skips_end_the_trials(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(
         [
             "*RuntimeError: third setup breaks",
-            "trial #2 (seed *) of 10",
+            "trial 3 of 10, seed *",
             "replay: pytest *::test_setup_error --edgesim-trial-seed=*",
         ]
     )
