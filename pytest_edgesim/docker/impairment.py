@@ -8,9 +8,14 @@ saying once that it fell back. Either way clients connect to ``impairment.host``
 one ran, for reports. The same words as scenarios are accepted: durations such as
 ``"50ms"`` or seconds, a loss probability, a bandwidth such as ``"1Mbps"`` or bits/s.
 
-The two mechanisms model loss differently only in where it happens: netem drops packets
-and TCP retransmits them; the proxy delays the affected chunk by a retransmission timeout.
-Over TCP both show up as delay, not as missing bytes (see :mod:`.proxy`).
+Where the delay applies differs, and so does what a message through a broker sees: netem
+delays what the container *sends* (its egress), so a message from a publisher through the
+broker to a subscriber is delayed once, by the broker's egress; the proxy delays both
+directions of every connection through it, so the same message is delayed twice (publisher
+to broker, broker to subscriber) when both clients connect through the proxy. Loss is
+modelled alike: netem drops packets and TCP retransmits them; the proxy delays the
+affected chunk by a retransmission timeout. Over TCP both show up as delay, not as missing
+bytes (see :mod:`.proxy`).
 """
 
 from __future__ import annotations

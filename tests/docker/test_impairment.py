@@ -137,6 +137,16 @@ def test_netem_support_is_probed_for_real(
         assert "netem" in support.reason
         with pytest.raises(NetemError, match="qdisc"):
             apply_netem(docker_client, broker.container_id, settings)
+    # The helper really is inside the broker's network namespace: it sees the broker's address.
+    networks = docker_client.api.inspect_container(broker.container_id)["NetworkSettings"]
+    address = next(iter(networks["Networks"].values()))["IPAddress"]
+    output = netem._run_helper(
+        docker_client,
+        netem.default_helper_image(docker_client),
+        ["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+        f"container:{broker.container_id}",
+    )
+    assert f"inet {address}/" in output
 
 
 def test_auto_picks_the_mechanism_the_kernel_allows_and_says_so_once(
