@@ -211,13 +211,17 @@ def impair(
     seed: int = 0,
     name: str = "impairment",
     helper_image: str | None = None,
+    listen_host: str = "127.0.0.1",
 ) -> Impairment:
     """Impair the link to ``target``: a container with a published port, or ``(host, port)``.
 
     ``mechanism="auto"`` uses netem when the engine's kernel has it, else the proxy (with one
     :class:`.netem.NetemUnavailableWarning` per process). ``"netem"`` fails if it cannot run;
     ``"proxy"`` always uses the proxy. A plain address can only be proxied. ``seed`` and
-    ``name`` name the proxy's random streams.
+    ``name`` name the proxy's random streams. The proxy listens on ``listen_host``: the
+    loopback by default; ``"0.0.0.0"`` lets containers connect through it, at the host's
+    address on their network (``host.docker.internal`` when the container is run with
+    ``extra_hosts={"host.docker.internal": "host-gateway"}``).
     """
     spec = ImpairmentSpec.parse(latency, jitter, loss, rate)
     if mechanism not in ("auto", "netem", "proxy"):
@@ -256,8 +260,10 @@ def impair(
     else:
         assert isinstance(target, tuple)
         upstream = target
-    proxy = TcpProxy(upstream, spec.proxy(), seed=seed, name=name).start()
-    return Impairment("proxy", spec, proxy.host, proxy.port, reason, proxy=proxy)
+    proxy = TcpProxy(upstream, spec.proxy(), seed=seed, name=name, listen_host=listen_host)
+    proxy.start()
+    host = "127.0.0.1" if listen_host in ("0.0.0.0", "") else listen_host
+    return Impairment("proxy", spec, host, proxy.port, reason, proxy=proxy)
 
 
 def _bits(rate_kbit_s: float | None) -> int | None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
 
+import docker
 import paho.mqtt.client as mqtt
 from docker.models.containers import Container
 from paho.mqtt.enums import CallbackAPIVersion
+
+from pytest_edgesim.docker.labels import resource_labels, resource_name
 
 _ids = itertools.count(1)
 
@@ -141,3 +145,52 @@ def wait_for_log_line(container: Container, text: bytes, timeout_s: float) -> bo
 
     threading.Thread(target=follow, daemon=True).start()
     return seen.wait(timeout_s)
+
+
+def reading(value: float, origin: str = "t1") -> bytes:
+    """A sensor reading in the gateway's wire format."""
+    return json.dumps({"value": value, "origin": origin, "seq": int(value)}).encode()
+
+
+def start_passthrough_gateway(
+    client: docker.DockerClient,
+    image: str,
+    *,
+    session: str,
+    prefix: str,
+    broker_host: str,
+    broker_port: int = 1883,
+    network: str | None = None,
+    extra_hosts: dict[str, str] | None = None,
+) -> Container:
+    """A gateway container forwarding ``PREFIX/sensors/#`` to ``PREFIX/cloud/gw`` unchanged.
+
+    Returns once it is connected and subscribed (it prints ``ready``); labelled with
+    ``session``, so the session's cleanup removes it if the caller does not.
+    """
+    config = {
+        "name": "gw",
+        "topic_prefix": f"{prefix}/",
+        "subscribe": [{"filter": "sensors/#", "qos": 1}],
+        "aggregate": None,
+        "queue": {"capacity": 100, "drop": "newest"},
+        "forward": {"topic": "cloud/gw", "qos": 1},
+    }
+    container = client.containers.run(
+        image,
+        detach=True,
+        name=resource_name("gateway", session=session),
+        labels=resource_labels("gateway", session=session),
+        network=network,
+        extra_hosts=extra_hosts,
+        environment={
+            "EDGESIM_GATEWAY_CONFIG": json.dumps(config),
+            "EDGESIM_BROKER_HOST": broker_host,
+            "EDGESIM_BROKER_PORT": str(broker_port),
+        },
+    )
+    if not wait_for_log_line(container, b"ready", 30):
+        logs = container.logs().decode(errors="replace")
+        container.remove(force=True)
+        raise TimeoutError(f"the gateway did not get ready:\n{logs}")
+    return container

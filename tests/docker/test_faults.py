@@ -25,14 +25,12 @@ from collections.abc import Iterator
 import docker
 import paho.mqtt.client as mqtt
 import pytest
-from docker.models.containers import Container
-from mqtt_probe import Probe, wait_for_log_line
+from mqtt_probe import Probe, reading, start_passthrough_gateway
 
 from pytest_edgesim.docker import faults
 from pytest_edgesim.docker.broker import BrokerContainer
 from pytest_edgesim.docker.engine import publish_ip
 from pytest_edgesim.docker.images import ensure_image
-from pytest_edgesim.docker.labels import resource_labels, resource_name
 
 
 @pytest.fixture
@@ -185,19 +183,24 @@ def test_a_partitioned_gateway_gets_nothing_and_healing_delivers_what_was_held(
             broker_image, docker_client, session=test_session, network=network.name
         ) as broker,
     ):
-        gateway = _start_gateway(
-            docker_client, gateway_image, network.name, broker.name, topic, test_session
+        gateway = start_passthrough_gateway(
+            docker_client,
+            gateway_image,
+            session=test_session,
+            prefix=topic,
+            broker_host=broker.name,
+            network=network.name,
         )
         try:
             cloud = Probe(broker.host, broker.port, subscribe=((f"{topic}/cloud/#", 1),))
             sensor = Probe(broker.host, broker.port)
             try:
-                sensor.publish(f"{topic}/sensors/t1", _reading(1), qos=1)
+                sensor.publish(f"{topic}/sensors/t1", reading(1), qos=1)
                 assert json.loads(cloud.receive().payload)["value"] == 1
 
                 address = _address(docker_client, gateway.id, network.name)
                 partition = faults.disconnect(_Handle(docker_client, gateway.id), network.name)
-                sensor.publish(f"{topic}/sensors/t1", _reading(2), qos=1).wait_for_publish(10)
+                sensor.publish(f"{topic}/sensors/t1", reading(2), qos=1).wait_for_publish(10)
                 # The broker has taken the reading and sent it into the partition.
                 with pytest.raises(queue.Empty):
                     cloud.receive(1.0)  # a negative check can only wait a bound
@@ -227,46 +230,6 @@ class _Handle:
         self.container_id = container_id
 
 
-def _reading(value: int) -> bytes:
-    return json.dumps({"value": value, "origin": "t1", "seq": value}).encode()
-
-
 def _address(client: docker.DockerClient, container_id: str, network: str) -> str:
     networks = client.api.inspect_container(container_id)["NetworkSettings"]["Networks"]
     return str(networks[network]["IPAddress"])
-
-
-def _start_gateway(
-    client: docker.DockerClient,
-    image: str,
-    network: str,
-    broker_name: str,
-    prefix: str,
-    session: str,
-) -> Container:
-    """A pass-through gateway (no aggregation) on ``network``; returns once subscribed."""
-    config = {
-        "name": "gw",
-        "topic_prefix": f"{prefix}/",
-        "subscribe": [{"filter": "sensors/#", "qos": 1}],
-        "aggregate": None,
-        "queue": {"capacity": 100, "drop": "newest"},
-        "forward": {"topic": "cloud/gw", "qos": 1},
-    }
-    container = client.containers.run(
-        image,
-        detach=True,
-        name=resource_name("gateway", session=session),
-        labels=resource_labels("gateway", session=session),
-        network=network,
-        environment={
-            "EDGESIM_GATEWAY_CONFIG": json.dumps(config),
-            "EDGESIM_BROKER_HOST": broker_name,
-            "EDGESIM_BROKER_PORT": "1883",
-        },
-    )
-    if not wait_for_log_line(container, b"ready", 30):
-        logs = container.logs().decode(errors="replace")
-        container.remove(force=True)
-        pytest.fail(f"the gateway did not get ready:\n{logs}")
-    return container

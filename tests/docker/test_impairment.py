@@ -8,16 +8,19 @@ derived from the jitter distribution (stated where they are used).
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import time
 import warnings
 
 import docker
 import pytest
-from mqtt_probe import Probe, delay_s, stamped
+from mqtt_probe import Probe, delay_s, reading, stamped, start_passthrough_gateway
 
 from pytest_edgesim.docker import netem
 from pytest_edgesim.docker.broker import BrokerContainer
+from pytest_edgesim.docker.images import ensure_image
 from pytest_edgesim.docker.impairment import ImpairmentError, impair, mechanisms_used
 from pytest_edgesim.docker.netem import (
     NetemError,
@@ -275,6 +278,47 @@ def test_a_reset_cut_drops_the_connection_and_the_client_reconnects_after_heal(
         finally:
             publisher.close()
     subscriber.close()
+
+
+def test_a_gateway_container_behind_the_proxy_is_delayed_and_cut_off(
+    broker: BrokerContainer, docker_client: docker.DockerClient, test_session: str, topic: str
+) -> None:
+    latency_s = 0.030
+    gateway_image = ensure_image("gateway", docker_client)
+    with impair(
+        broker, latency=latency_s, mechanism="proxy", listen_host="0.0.0.0", name="gateway-link"
+    ) as link:
+        gateway = start_passthrough_gateway(
+            docker_client,
+            gateway_image,
+            session=test_session,
+            prefix=topic,
+            broker_host="host.docker.internal",
+            broker_port=link.port,
+            extra_hosts={"host.docker.internal": "host-gateway"},
+        )
+        cloud = Probe(broker.host, broker.port, subscribe=((f"{topic}/cloud/#", 1),))
+        sensor = Probe(broker.host, broker.port)
+        try:
+            sent_ns = time.monotonic_ns()
+            sensor.publish(f"{topic}/sensors/t1", reading(1), qos=1)
+            forwarded = cloud.receive()
+            # Broker -> gateway and gateway -> broker both cross the proxy.
+            assert (forwarded.arrived_ns - sent_ns) / 1e9 >= 2 * latency_s
+            assert json.loads(forwarded.payload)["value"] == 1
+
+            assert link.proxy is not None
+            link.cut()
+            held = link.proxy.stats().bytes_held
+            sensor.publish(f"{topic}/sensors/t1", reading(2), qos=1)
+            assert link.proxy.wait_until(lambda stats: stats.bytes_held > held, 10)
+            assert cloud.messages.empty()
+            link.heal()
+            assert json.loads(cloud.receive().payload)["value"] == 2
+        finally:
+            sensor.close()
+            cloud.close()
+            gateway.remove(force=True)
 
 
 def _one_way_delays(publisher: Probe, subscriber: Probe, topic: str, count: int) -> list[float]:
