@@ -13,6 +13,7 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 
 import docker
 import pytest
@@ -153,7 +154,10 @@ def test_netem_support_is_probed_for_real(
 
 
 def test_auto_picks_the_mechanism_the_kernel_allows_and_says_so_once(
-    broker: BrokerContainer, docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+    broker: BrokerContainer,
+    docker_client: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+    record_property: Callable[[str, object], None],
 ) -> None:
     available = netem_support(docker_client).available
     monkeypatch.setattr(netem, "_warned", False)
@@ -161,6 +165,7 @@ def test_auto_picks_the_mechanism_the_kernel_allows_and_says_so_once(
         warnings.simplefilter("always")
         first = impair(broker, latency="5ms")
         second = impair(broker, latency="5ms")
+    record_property("edgesim_impairment", first.report_line)  # travels on the test report
     try:
         expected = "netem" if available else "proxy"
         assert first.mechanism == second.mechanism == expected
