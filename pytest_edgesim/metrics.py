@@ -119,7 +119,7 @@ class MetricsRecorder:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FlowStats:
     """What one node, link or topic saw.
 

@@ -41,7 +41,7 @@ class SensorModel(Node):
         super().bind(context)
         stream = context.stream()
         self._stream = stream
-        self._values = make_value_source(self.spec.value, context.stream("value"), self.base_dir)
+        self._values = make_value_source(self.spec.value, context.stream, self.base_dir)
         self._session = Session(self.name, context, self.retry_interval)
         self._topic_counter = context.metrics.topic(self.topic)
         self._record = context.trace.record if context.trace.enabled else None

@@ -57,15 +57,21 @@ def read_replay_column(spec: ReplayValue, base_dir: Path | None) -> list[float]:
 
 
 def make_value_source(
-    spec: ValueModel, stream: RandomStream, base_dir: Path | None = None
+    spec: ValueModel, streams: Callable[[str], RandomStream], base_dir: Path | None = None
 ) -> ValueSource:
-    """A function from virtual time (ticks) to the next reading's value."""
+    """A function from virtual time (ticks) to the next reading's value.
+
+    ``streams(purpose)`` gives the node's random sub-stream; only the models that draw
+    (``random_walk``, ``sine`` with noise) ask for theirs, ``"value"``, so a fleet of
+    constant or replayed sensors carries no stream it never uses.
+    """
     if spec.model == "constant":
         constant = spec.value
         return lambda _now: constant
     if spec.model == "random_walk":
         state = [spec.start]
         step, low, high = spec.step, spec.min, spec.max
+        stream = streams("value")
 
         def walk(_now: int) -> float:
             value = state[0] + stream.normal(0.0, step) if step else state[0]
@@ -81,10 +87,11 @@ def make_value_source(
         mean, amplitude, noise = spec.mean, spec.amplitude, spec.noise
         omega = 2.0 * math.pi / (spec.period / TICKS_PER_SECOND)
         phase = spec.phase
+        stream = streams("value") if noise else None
 
         def sine(now: int) -> float:
             value = mean + amplitude * math.sin(omega * ((now + phase) / TICKS_PER_SECOND))
-            return value + stream.normal(0.0, noise) if noise else value
+            return value + stream.normal(0.0, noise) if stream is not None else value
 
         return sine
     values = read_replay_column(spec, base_dir)
