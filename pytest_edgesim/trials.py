@@ -320,7 +320,7 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
     )
     if not reports.setup.passed or not played_all:
         # a setup error, a skip or an xfail ends the test as it ended this trial
-        run.verdict = _verdict_dict(item, run, "error" if reports.setup.failed else "skipped")
+        run.verdict = _verdict_dict(item, run, _early_outcome(reports))
         logged = [reports.setup] if reports.call is None else [first_setup, reports.call]
     else:
         run.verdict = _judge(item, run, outcomes, replay_seed)
@@ -333,6 +333,16 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
     for report in logged[-2:]:
         report.user_properties = list(item.user_properties)
     return logged
+
+
+def _early_outcome(reports: _TrialReports) -> str:
+    """How a trial that ended the test early ended: error, skipped, xfailed or xpassed."""
+    if reports.setup.failed:
+        return "error"
+    call = reports.call
+    if call is not None and hasattr(call, "wasxfail"):
+        return "xfailed" if call.skipped else "xpassed"
+    return "skipped"
 
 
 def _judge(
@@ -460,7 +470,7 @@ def verdict_line(verdict: dict[str, Any]) -> str:
     if verdict["rule"] == "replay":
         seed = verdict["trials"][0]["seed"] if verdict["trials"] else "?"
         return f"replayed one trial (seed {seed}): {outcome}"
-    if outcome in ("error", "skipped"):
+    if outcome in ("error", "skipped", "xfailed", "xpassed"):
         return (
             f"{outcome} in trial {verdict['total'] + 1} of {verdict['budget']} "
             f"({verdict['passed']}/{verdict['total']} passed before it)"

@@ -457,3 +457,55 @@ def test_xdist_gives_the_same_report(pytester: pytest.Pytester, small_scenario: 
     ).read_text()
     verdict = verdict_of(pytester, "parallel.json", "test_half_sequential")
     assert verdict["outcome"] == "refuted" and verdict["total"] < 20
+
+
+def test_a_teardown_error_stops_the_trials(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        teardowns = []
+
+        @pytest.fixture
+        def breaks_on_teardown():
+            yield
+            teardowns.append(1)
+            raise RuntimeError("teardown breaks")
+
+        @pytest.mark.statistical(trials=5)
+        def test_teardown(breaks_on_teardown):
+            pass
+
+        def test_afterwards():
+            assert teardowns == [1]
+        """
+    )
+    result = pytester.runpytest("--edgesim-report=report.json")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_teardown*", "*teardown breaks*"])
+    assert verdict_of(pytester, "report.json", "test_teardown")["total"] == 1
+
+
+@pytest.mark.parametrize("value", ["abc", "-3"])
+def test_a_bad_trial_seed_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest(f"--edgesim-trial-seed={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--edgesim-trial-seed: expected a trial seed (an integer >= 0)*"])
+
+
+def test_an_xfail_ends_the_trials_as_xfailed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.xfail(reason="known to fail")
+        @pytest.mark.statistical(trials=5)
+        def test_known_failure():
+            assert False
+        """
+    )
+    result = pytester.runpytest("--edgesim-report=report.json")
+    result.assert_outcomes(xfailed=1)
+    verdict = verdict_of(pytester, "report.json", "test_known_failure")
+    assert verdict["outcome"] == "xfailed" and verdict["total"] == 0
