@@ -53,6 +53,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "docker": ("--edgesim-docker", "edgesim_docker"),
     "broker": ("--edgesim-broker", "edgesim_broker"),
     "keep_containers": ("--edgesim-keep-containers", "edgesim_keep_containers"),
+    "time_scale": ("--edgesim-time-scale", "edgesim_time_scale"),
 }
 
 
@@ -256,6 +257,47 @@ def docker_broker(config: pytest.Config) -> str | None:
     return None if value is None else str(value)
 
 
+BROKER_BACKENDS = ("docker", "process", "external=HOST:PORT")
+
+
+def broker_backend(config: pytest.Config) -> tuple[str, str | None, int | None] | None:
+    """``--edgesim-broker`` parsed: ``("docker", None, None)``, ``("process", None, None)``,
+    ``("external", host, port)``, or None (the default: docker when the engine answers,
+    else a local ``mosquitto`` process)."""
+    value, where = _raw(config, "broker")
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text in ("docker", "process"):
+        return text, None, None
+    kind, _, address = text.partition("=")
+    host, _, port = address.rpartition(":")
+    if kind == "external" and host and port.isdigit() and 0 < int(port) < 65536:
+        return "external", host.strip("[]"), int(port)
+    raise pytest.UsageError(
+        f"{where}: expected one of {', '.join(BROKER_BACKENDS)} (e.g. external=localhost:1883), "
+        f"got {value!r}"
+    )
+
+
+def resolve_time_scale(config: pytest.Config, marker_value: Any = None) -> float:
+    """How much faster than the wall clock a live run goes: the marker's ``time_scale=``,
+    else ``--edgesim-time-scale``, else the ini key, else 1.0 (real time)."""
+    if marker_value is not None:
+        value, where = marker_value, "edgesim(time_scale=...)"
+    else:
+        value, where = _raw(config, "time_scale")
+        if value is None:
+            return 1.0
+    try:
+        scale = float(str(value).strip())
+    except ValueError:
+        scale = -1.0
+    if not 0 < scale <= 1000:
+        raise pytest.UsageError(f"{where}: expected a number in (0, 1000], got {value!r}")
+    return scale
+
+
 def keep_containers(config: pytest.Config) -> bool:
     """Whether the Docker tier leaves containers running (reserved for the Docker tier)."""
     return bool(_from_option(config, "keep_containers") or config.getini("edgesim_keep_containers"))
@@ -267,5 +309,7 @@ def validate(config: pytest.Config) -> None:
     resolve_tier(config)
     resolve_trials(config, None)
     undecided_mode(config)
+    broker_backend(config)
+    resolve_time_scale(config)
     replay_trial_seed(config)
     docker_mode(config)

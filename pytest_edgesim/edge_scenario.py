@@ -149,6 +149,8 @@ class EdgeScenario:
     The simulation is built on first use. ``seed`` is the seed it runs with; ``trace`` is
     ``"digest"`` or ``"full"`` (keep every event, needed to locate a replay divergence).
     ``on_record(name, value)`` receives per-trial metrics given to :meth:`record`.
+    ``simulation_factory(scenario, seed, trace)`` builds what runs instead of a
+    :class:`~pytest_edgesim.simulation.Simulation` (a live run on real components).
     """
 
     def __init__(
@@ -158,8 +160,10 @@ class EdgeScenario:
         *,
         trace: str = "digest",
         on_record: Callable[[str, float], None] | None = None,
+        simulation_factory: Callable[[Scenario, int, str], Any] | None = None,
     ):
         self.scenario = scenario
+        self._simulation_factory = simulation_factory
         self.seed = int(scenario.seed if seed is None else seed)
         self.trace = trace
         self.actions: list[Action] = []
@@ -176,7 +180,11 @@ class EdgeScenario:
         if self._simulation is None:
             from .simulation import Simulation
 
-            self._simulation = Simulation(self.scenario, self.seed, trace=self.trace)
+            factory = self._simulation_factory
+            if factory is not None:
+                self._simulation = factory(self.scenario, self.seed, self.trace)
+            else:
+                self._simulation = Simulation(self.scenario, self.seed, trace=self.trace)
         return self._simulation
 
     @property

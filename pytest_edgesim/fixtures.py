@@ -179,13 +179,18 @@ def _check_components(item: pytest.Item, scenario: Scenario) -> None:
                 "@pytest.mark.statistical.",
             )
     if docker_components(scenario):
+        from .fixtures_docker import docker_tier_problem
+
         mode = settings.docker_mode(item.config)
         if mode == "off":
             pytest.skip(f"{DOCKER_UNAVAILABLE}; Docker items are off (--edgesim-docker=off)")
+        problem = docker_tier_problem(item, scenario, DOCKER_UNAVAILABLE)
+        if problem is None:
+            return
         if mode == "require":
-            item_record(item).failure = f"{DOCKER_UNAVAILABLE}; --edgesim-docker=require"
+            item_record(item).failure = f"{problem}; --edgesim-docker=require"
         else:
-            pytest.skip(DOCKER_UNAVAILABLE)
+            pytest.skip(problem)
 
 
 def _run_entry(edge: EdgeScenario) -> dict[str, Any]:
@@ -242,11 +247,17 @@ def edge_scenario(
     record.scenarios.append(_describe(scenario))
     _check_components(item, scenario)
     record_metric = trials_hook("record_metric")
+    live = None
+    if record.failure is None and wall_clock_components(scenario):
+        from .fixtures_docker import live_factory
+
+        live = live_factory(request)  # a statistical test: a live run on real components
     edge = EdgeScenario(
         scenario,
         edgesim_seed,
         trace="full" if replay_check_requested(item) else "digest",
         on_record=(lambda name, value: record_metric(item, name, value)) if record_metric else None,
+        simulation_factory=live,
     )
     record.live.append(edge)
     try:

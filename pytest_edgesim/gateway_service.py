@@ -4,7 +4,9 @@ It runs the same logic as the ``python_model`` gateway (:mod:`pytest_edgesim.agg
 the same grouping, triggers and functions; the same bounded queue and drop policy) against a
 real broker, on the wall clock. It needs only the standard library and paho-mqtt, so the
 image stays small, and it reads its configuration as JSON (see :func:`config_from_spec`),
-never pydantic models.
+never pydantic models. ``topic_prefix`` (optional) puts every topic the gateway subscribes
+to or publishes on under a prefix, so that tests sharing one broker never see each other's
+messages; the aggregation sees the topics without it.
 
 Wire format (JSON payloads): a reading is ``{"value": v, "origin": name, "seq": n,
 "created_at_us": t}`` (``t`` in microseconds since the Unix epoch); an aggregate carries the
@@ -31,12 +33,13 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def config_from_spec(spec: Any) -> dict[str, Any]:
+def config_from_spec(spec: Any, topic_prefix: str = "") -> dict[str, Any]:
     """The JSON configuration of a gateway from its validated ``GatewaySpec``."""
     aggregate = spec.aggregate
     delay = spec.processing_delay
     return {
         "name": spec.name,
+        "topic_prefix": topic_prefix,
         "subscribe": [{"filter": s.filter, "qos": s.qos} for s in spec.subscribe],
         "aggregate": None
         if aggregate is None
@@ -71,6 +74,7 @@ class GatewayService:
         self.name = config["name"]
         self.host, self.port = host, port
         self.clock_us = clock_us
+        self.topic_prefix = str(config.get("topic_prefix") or "")
         aggregate = config.get("aggregate")
         self.aggregator = (
             Aggregator(
@@ -89,7 +93,9 @@ class GatewayService:
         self.counters = {"received": 0, "processed": 0, "forwarded": 0, "dropped_overflow": 0}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        #: set once connected and every subscription is acknowledged (SUBACK)
         self._connected = threading.Event()
+        self._subscribe_mid: int | None = None
         self._threads: list[threading.Thread] = []
         self._seq = 0
         self.client = self._make_client(client_id or f"edgesim-gateway-{self.name}")
@@ -104,6 +110,7 @@ class GatewayService:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(min_delay=0.05, max_delay=1)
         client.max_queued_messages_set(0)
         return client
@@ -112,10 +119,17 @@ class GatewayService:
         if getattr(reason_code, "is_failure", False):
             log.warning("%s: connection refused: %s", self.name, reason_code)
             return
-        for subscription in self.config["subscribe"]:
-            client.subscribe(subscription["filter"], qos=subscription.get("qos", 0))
+        filters = [
+            (self.topic_prefix + subscription["filter"], subscription.get("qos", 0))
+            for subscription in self.config["subscribe"]
+        ]
+        _result, self._subscribe_mid = client.subscribe(filters)
         log.info("%s: connected to %s:%s", self.name, self.host, self.port)
-        self._connected.set()
+
+    def _on_subscribe(self, _client, _userdata, mid, _reason_codes, _properties=None) -> None:
+        if mid == self._subscribe_mid:
+            log.info("%s: subscribed", self.name)
+            self._connected.set()
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties=None) -> None:
         self._connected.clear()
@@ -136,7 +150,7 @@ class GatewayService:
                     return
                 with contextlib.suppress(queue.Empty):
                     self.inbox.get_nowait()
-            self.inbox.put((message.topic, reading))
+            self.inbox.put((message.topic.removeprefix(self.topic_prefix), reading))
 
     # --- processing -----------------------------------------------------------------------
     def _processing_delay_s(self) -> float:
@@ -198,7 +212,8 @@ class GatewayService:
             created_at_us=created_at_us if created_at_us is not None else self.clock_us(),
         )
         forward = self.config["forward"]
-        self.client.publish(forward["topic"], json.dumps(payload), qos=forward.get("qos", 0))
+        topic = self.topic_prefix + forward["topic"]
+        self.client.publish(topic, json.dumps(payload), qos=forward.get("qos", 0))
         self.counters["forwarded"] += 1
 
     # --- lifecycle ------------------------------------------------------------------------

@@ -21,7 +21,8 @@ MARKERS = {
         "a YAML path relative to the test file, then to --edgesim-scenario-dir (default: a "
         "built-in minimal scenario); overrides as overrides={'dotted.path': value} or the "
         "shorthands seed=, duration=, name=, description=; gateway='docker' or a list such as "
-        "['python_model', 'docker'] runs the test once per gateway implementation."
+        "['python_model', 'docker'] runs the test once per gateway implementation; "
+        "time_scale=N runs a live (wall-clock) scenario N times faster than real time."
     ),
     "deterministic": (
         "deterministic(replay_check=False): a test of the deterministic tier: one run in "
@@ -45,7 +46,7 @@ EDGESIM_FIXTURES = frozenset(
 GATEWAY_IMPLEMENTATIONS = ("python_model", "docker")
 #: ``edgesim(...)`` keyword shorthands for top-level scenario fields.
 SHORTHAND_OVERRIDES = ("seed", "duration", "name", "description")
-_EDGESIM_KEYWORDS = ("scenario", "gateway", "overrides", *SHORTHAND_OVERRIDES)
+_EDGESIM_KEYWORDS = ("scenario", "gateway", "overrides", "time_scale", *SHORTHAND_OVERRIDES)
 
 
 def register(config: pytest.Config) -> None:
@@ -102,6 +103,7 @@ def _edgesim_problems(marker: pytest.Mark, fixturenames: Iterable[str]) -> list[
         if key not in _EDGESIM_KEYWORDS:
             problems.append(
                 f"edgesim(): unknown argument {key}={value!r}; it takes scenario=, gateway=, "
+                "time_scale=, "
                 "overrides={'dotted.path': value} and the shorthands "
                 f"{', '.join(name + '=' for name in SHORTHAND_OVERRIDES)}"
             )
@@ -118,6 +120,13 @@ def _edgesim_problems(marker: pytest.Mark, fixturenames: Iterable[str]) -> list[
         seed = kwargs["seed"]
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             problems.append(f"edgesim(seed={seed!r}): expected an integer between 0 and 2**63-1")
+    time_scale = kwargs.get("time_scale")
+    if time_scale is not None and (
+        isinstance(time_scale, bool)
+        or not isinstance(time_scale, (int, float))
+        or not 0 < time_scale <= 1000
+    ):
+        problems.append(f"edgesim(time_scale={time_scale!r}): expected a number in (0, 1000]")
     if "duration" in kwargs:
         try:
             if parse_duration(kwargs["duration"]) <= 0:

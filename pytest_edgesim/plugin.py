@@ -26,19 +26,28 @@ from .fixtures import (
     session_report_key,
     trials_hook,
 )
+from .fixtures_docker import (
+    _edgesim_mqtt_test,
+    container_log_sections,
+    docker_gateway,
+    mqtt_broker,
+)
 from .report import TIER_PROPERTY, SessionReport
 
 __all__ = [
+    "_edgesim_mqtt_test",
+    "docker_gateway",
     "edge_coordinator",
     "edge_scenario",
     "edgesim_gateway",
     "edgesim_report",
     "edgesim_seed",
     "latency_network",
+    "mqtt_broker",
 ]
 
 _tier_key = pytest.StashKey[str]()
-_DOCKER_TIER = "Docker tier (not yet available in this version): "
+_DOCKER_TIER = "Docker tier: "
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -112,8 +121,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--edgesim-broker",
         "edgesim_broker",
-        _DOCKER_TIER + "the MQTT broker containers use",
+        _DOCKER_TIER + "the MQTT broker of live runs and mqtt_broker: docker (a Mosquitto "
+        "container; the default when the engine answers), process (a local mosquitto; the "
+        "default otherwise) or external=HOST:PORT",
         metavar="BROKER",
+    )
+    add(
+        "--edgesim-time-scale",
+        "edgesim_time_scale",
+        _DOCKER_TIER + "run live (wall-clock) scenarios this many times faster than real time "
+        "(default 1; the marker's edgesim(time_scale=N) wins)",
+        metavar="N",
     )
     add(
         "--edgesim-keep-containers",
@@ -231,6 +249,8 @@ def pytest_runtest_makereport(
     report = yield
     if report.failed and _tier_key in item.stash:
         report.sections.append(("edgesim", _failure_section(item)))
+    if report.failed:
+        report.sections.extend(container_log_sections(item))
     return report
 
 

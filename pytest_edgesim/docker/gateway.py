@@ -1,0 +1,156 @@
+"""The gateway in a labelled container: the same logic as the Python model, on a real broker.
+
+The container runs ``python -m pytest_edgesim.gateway_main`` with its configuration in
+``EDGESIM_GATEWAY_CONFIG`` (see :func:`pytest_edgesim.gateway_service.config_from_spec`).
+It is ready when it prints ``gateway NAME ready``, which it does once it is connected and
+every subscription is acknowledged. Stopping it (SIGTERM) makes it print its counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+from docker.errors import APIError, NotFound
+
+from .broker import LOG_TAIL_LINES, ReadinessError
+from .labels import resource_labels, resource_name
+
+_POLL_INTERVAL_S = 0.01
+_STOPPED_MARK = " stopped: "
+GATEWAY_LABEL = "edgesim.gateway"
+
+
+@dataclass
+class GatewayContainer:
+    """A running gateway container; ``counters`` holds what it reported when it stopped."""
+
+    container_id: str
+    name: str
+    gateway: str
+    client: docker.DockerClient = field(repr=False)
+    counters: dict[str, int] | None = None
+    final_logs: list[str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(
+        cls,
+        image: str,
+        config: Mapping[str, Any],
+        broker_host: str,
+        broker_port: int,
+        client: docker.DockerClient | None = None,
+        *,
+        network: str | None = None,
+        session: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        ready_timeout_s: float = 30.0,
+    ) -> GatewayContainer:
+        """Create and start a gateway for ``config`` and wait until it is subscribed.
+
+        ``network`` is the Docker network the broker is on (``broker_host`` is then its
+        container name there); None runs the gateway in the host's network namespace, for a
+        broker that listens on this machine (``--edgesim-broker=process`` or ``external``).
+        On failure the container is removed and :class:`ReadinessError` carries its logs.
+        """
+        if client is None:
+            from .engine import connect
+
+            client = connect()
+        name = resource_name("gateway", session=session)
+        env = {
+            "EDGESIM_GATEWAY_CONFIG": json.dumps(dict(config)),
+            "EDGESIM_BROKER_HOST": broker_host,
+            "EDGESIM_BROKER_PORT": str(broker_port),
+            "EDGESIM_CONNECT_TIMEOUT": str(ready_timeout_s),
+            **(environment or {}),
+        }
+        container = client.containers.create(
+            image,
+            name=name,
+            labels=resource_labels(
+                "gateway", session=session, **{"edgesim.gateway": config["name"]}
+            ),
+            environment=env,
+            network=network,
+            network_mode=None if network else "host",
+        )
+        gateway = cls(container.id, name, str(config["name"]), client)
+        try:
+            container.start()
+            gateway.wait_ready(ready_timeout_s)
+        except BaseException:
+            gateway.remove()
+            raise
+        return gateway
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """Wait for the ``ready`` line; fail fast (with the logs) if the container exits."""
+        started = time.monotonic()
+        ready_line = f"gateway {self.gateway} ready"
+        while True:
+            if any(ready_line in line for line in self.logs()):
+                return time.monotonic() - started
+            state = self.state()
+            if state.get("Status") not in ("running", "created"):
+                raise ReadinessError(
+                    f"gateway container {self.name} {state.get('Status')} with exit code "
+                    f"{state.get('ExitCode')} before it was ready",
+                    self.logs(),
+                )
+            if time.monotonic() - started >= timeout_s:
+                raise ReadinessError(
+                    f"gateway container {self.name} was not ready within {timeout_s:g} s",
+                    self.logs(),
+                )
+            time.sleep(_POLL_INTERVAL_S)
+
+    def wait_log(self, text: str, count: int = 1, timeout_s: float = 30.0) -> bool:
+        """Whether ``count`` log lines contain ``text`` within ``timeout_s`` (for example a
+        second ``subscribed`` after the broker restarted)."""
+        deadline = time.monotonic() + timeout_s
+        while sum(text in line for line in self.logs("all")) < count:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_INTERVAL_S * 5)
+        return True
+
+    def state(self) -> dict[str, object]:
+        return dict(self.client.api.inspect_container(self.container_id)["State"])
+
+    def logs(self, tail: int | str = LOG_TAIL_LINES) -> list[str]:
+        """The last ``tail`` lines (``"all"``: every line); after removal, the final lines."""
+        try:
+            raw = self.client.api.logs(self.container_id, tail=tail)
+        except (NotFound, APIError):
+            return list(self.final_logs or [])
+        return raw.decode(errors="replace").splitlines()
+
+    def stop(self, timeout_s: int = 5) -> dict[str, int] | None:
+        """SIGTERM the gateway and return the counters it printed (None if it printed none)."""
+        with contextlib.suppress(NotFound):
+            self.client.api.stop(self.container_id, timeout=timeout_s)
+        for line in reversed(self.logs("all")):
+            head, mark, counters = line.partition(_STOPPED_MARK)
+            if mark and head.endswith(f"gateway {self.gateway}"):
+                self.counters = json.loads(counters)
+                break
+        return self.counters
+
+    def remove(self) -> None:
+        """Remove the container whatever its state (keeping its last logs); twice is fine."""
+        if self.final_logs is None:
+            self.final_logs = self.logs()
+        with contextlib.suppress(NotFound):
+            self.client.api.remove_container(self.container_id, force=True, v=True)
+
+    def __enter__(self) -> GatewayContainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()

@@ -1,0 +1,122 @@
+"""The two nodes where the modelled network meets real MQTT.
+
+:class:`BrokerPort` stands where the broker model stands: a sensor's PUBLISH that survives
+its modelled uplink is published, as it arrives, on the real broker. :class:`GatewayUplink`
+stands for a gateway on its modelled link to the cloud: a forward that the cloud subscriber
+took off the real broker is sent over that link (QoS 1 retried as the models do).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..models.session import Session
+from ..node import Node
+from ..packet import PUBACK, Message
+
+if TYPE_CHECKING:
+    from ..node import NodeContext
+    from ..packet import Packet
+
+
+def reading_payload(message: Message, created_at_us: int) -> str:
+    """The wire format the gateway reads (see :mod:`pytest_edgesim.gateway_service`)."""
+    return json.dumps(
+        {
+            "value": message.payload,
+            "origin": message.origin,
+            "seq": message.seq,
+            "created_at_us": created_at_us,
+        },
+        default=str,
+    )
+
+
+class BrokerPort(Node):
+    """The broker's place in the modelled network: hands arriving messages to the real one."""
+
+    implementation = "mqtt"
+    wall_clock = True
+
+    def __init__(self, name: str, client: Any, topic_prefix: str, retry_interval: int):
+        super().__init__(name)
+        self.client = client
+        self.topic_prefix = topic_prefix
+        self.retry_interval = retry_interval
+        self.published = 0
+
+    def bind(self, context: NodeContext) -> None:
+        super().bind(context)
+        self._session = Session(self.name, context, self.retry_interval)
+
+    def on_packet(self, packet: Packet) -> None:
+        if packet.kind == PUBACK:
+            return
+        if packet.qos == 1:
+            self._session.reply_puback(packet)
+        self.publish(packet.message)
+
+    def publish(self, message: Message) -> None:
+        context = self.context
+        assert context is not None
+        created_at_us = round(context.coordinator.wall_time_of(message.created_at) * 1e6)  # type: ignore[attr-defined]
+        self.client.publish(
+            self.topic_prefix + message.topic,
+            reading_payload(message, created_at_us),
+            qos=message.qos,
+            retain=message.retain,
+        )
+        self.published += 1
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "published": self.published}
+
+
+class GatewayUplink(Node):
+    """A gateway's end of its modelled link to the cloud; the gateway itself runs for real."""
+
+    wall_clock = True
+
+    def __init__(
+        self, name: str, implementation: str, *, to: str, qos: int, payload_bytes: int, retry: int
+    ):
+        super().__init__(name)
+        self.implementation = implementation
+        self.to = to
+        self.qos = qos
+        self.payload_bytes = payload_bytes
+        self.retry_interval = retry
+        self.forwarded = 0
+        self.runner_state: dict[str, Any] = {}
+
+    def bind(self, context: NodeContext) -> None:
+        super().bind(context)
+        self._session = Session(self.name, context, self.retry_interval)
+
+    def on_packet(self, packet: Packet) -> None:
+        if packet.kind == PUBACK:
+            self._session.acknowledge(packet.packet_id)
+
+    def forward(self, topic: str, payload: Any, created_at: int) -> None:
+        """Send one forward the real gateway published (``created_at`` in ticks)."""
+        context = self.context
+        assert context is not None
+        self.forwarded += 1
+        seq = payload.get("seq", self.forwarded) if isinstance(payload, dict) else self.forwarded
+        message = Message(
+            topic,
+            payload,
+            origin=self.name,
+            seq=int(seq),
+            created_at=created_at,
+            qos=self.qos,
+            size_bytes=self.payload_bytes,
+        )
+        counter = context.metrics.topic(topic)
+        counter.sent += 1
+        counter.bytes += self.payload_bytes
+        self._session.publish(self.to, message, self.qos)
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "forwarded": self.forwarded, **self.runner_state}

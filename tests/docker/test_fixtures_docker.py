@@ -1,0 +1,152 @@
+"""The Docker-tier fixtures, run the way a user runs them: pytester, real engine, real broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_edgesim.docker.labels import SESSION_LABEL
+from pytest_edgesim.fixtures_docker import MqttBroker, mosquitto_binary
+
+pytest_plugins = ["pytester"]
+
+ROUNDTRIP = """
+import threading
+
+def test_roundtrip(mqtt_broker):
+    topic = mqtt_broker.topic_prefix + "hello"
+    assert mqtt_broker.topic_prefix.startswith("edgesim/")
+    arrived = threading.Event()
+    got = []
+    def on_message(topic, payload):
+        got.append((topic, payload))
+        arrived.set()
+    mqtt_broker.client([(topic, 1)], on_message, role="sub")
+    mqtt_broker.client(role="pub").publish(topic, b"edge", qos=1)
+    assert arrived.wait(10)
+    assert got == [(topic, b"edge")]
+    print("BACKEND", mqtt_broker.backend, mqtt_broker.container is not None)
+
+def test_prefixes_differ(mqtt_broker):
+    print("PREFIX", mqtt_broker.topic_prefix)
+
+def test_prefixes_differ_too(mqtt_broker):
+    print("PREFIX", mqtt_broker.topic_prefix)
+"""
+
+
+def _prefixes(result: pytest.RunResult) -> list[str]:
+    return [line.split()[-1] for line in result.outlines if "PREFIX " in line]
+
+
+@pytest.mark.parametrize("backend", ["docker", "process"])
+def test_mqtt_broker_backends(
+    pytester: pytest.Pytester, backend: str, docker_client: object
+) -> None:
+    if backend == "process" and mosquitto_binary() is None:
+        pytest.skip("no mosquitto binary on this machine (apt-get install mosquitto)")
+    pytester.makepyfile(ROUNDTRIP)
+    result = pytester.runpytest(f"--edgesim-broker={backend}", "-s")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([f"*BACKEND {backend} {backend == 'docker'}"])
+    prefixes = _prefixes(result)
+    assert len(prefixes) == len(set(prefixes)) == 2
+
+
+def test_mqtt_broker_external(pytester: pytest.Pytester, mqtt_broker: MqttBroker) -> None:
+    """``external=HOST:PORT``: this session's broker is the inner session's external one."""
+    pytester.makepyfile(ROUNDTRIP)
+    result = pytester.runpytest(f"--edgesim-broker=external={mqtt_broker.host}:{mqtt_broker.port}")
+    result.assert_outcomes(passed=3)
+
+
+def test_an_unreachable_external_broker_skips(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ROUNDTRIP)
+    result = pytester.runpytest("--edgesim-broker=external=127.0.0.1:1", "-rs")
+    result.assert_outcomes(skipped=3)
+    result.stdout.fnmatch_lines(["SKIPPED*external broker 127.0.0.1:1: no CONNACK*"])
+
+
+def test_a_bad_broker_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--edgesim-broker=rabbit")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--edgesim-broker: expected one of docker, process*"])
+
+
+DOCKER_ITEM = """
+import pytest
+
+@pytest.mark.statistical(trials=1)
+@pytest.mark.edgesim(duration="2s", gateway="docker", time_scale=4)
+def test_gateway_container(edge_scenario):
+    result = edge_scenario.run()
+    assert result.metrics.node("gateway").delivered > 0
+"""
+
+
+def test_require_fails_a_docker_item_when_the_engine_is_gone(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/edgesim-dead.sock")
+    pytester.makepyfile(DOCKER_ITEM)
+    result = pytester.runpytest("--edgesim-docker=require")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*implementation: docker (gateway gateway) needs a Docker engine:*"
+            "--edgesim-docker=require*"
+        ]
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*needs a Docker engine*"])
+
+
+def test_a_docker_item_runs_live_and_a_failure_shows_the_container_logs(
+    pytester: pytest.Pytester, docker_client: object
+) -> None:
+    pytester.makepyfile(
+        DOCKER_ITEM
+        + """
+
+@pytest.mark.statistical(trials=1)
+@pytest.mark.edgesim(duration="2s", gateway="docker", time_scale=4)
+def test_fails(edge_scenario):
+    edge_scenario.run()
+    assert False, "on purpose"
+"""
+    )
+    result = pytester.runpytest("--edgesim-docker=require")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*edgesim logs: gateway gateway (*-gateway-*)*", "*gateway gateway ready*"]
+    )
+
+
+def test_docker_gateway_fixture(pytester: pytest.Pytester, docker_client: object) -> None:
+    pytester.makepyfile(
+        """
+        import json, threading
+
+        def test_forwarding(mqtt_broker, docker_gateway):
+            prefix = mqtt_broker.topic_prefix
+            gateway = docker_gateway(
+                {"name": "gw", "subscribe": "in/#", "forward": {"topic": "out", "qos": 1}}
+            )
+            got = threading.Event()
+            mqtt_broker.client([(prefix + "out", 1)], lambda t, p: got.set())
+            reading = {"value": 1.5, "origin": "s", "seq": 1, "created_at_us": 0}
+            mqtt_broker.client().publish(prefix + "in/s", json.dumps(reading), qos=1)
+            assert got.wait(10)
+            assert gateway.stop() == {
+                "received": 1, "processed": 1, "forwarded": 1, "dropped_overflow": 0
+            }
+            print("CONTAINER", gateway.container_id)
+        """
+    )
+    result = pytester.runpytest("-s")
+    result.assert_outcomes(passed=1)
+    container_id = next(line.split()[-1] for line in result.outlines if "CONTAINER" in line)
+    client = docker_client
+    assert not client.api.containers(all=True, filters={"id": container_id})  # type: ignore[attr-defined]
+    labelled = client.api.containers(all=True, filters={"label": SESSION_LABEL})  # type: ignore[attr-defined]
+    assert all(summary["Id"] != container_id for summary in labelled)
