@@ -260,8 +260,11 @@ class ScenarioBuilder:
 
     # --- results ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The scenario as a dict shaped like the YAML (a copy)."""
-        return copy.deepcopy(self._data)
+        """The scenario as a dict shaped like the YAML (a copy, fields in the file's order)."""
+        data = _in_order(copy.deepcopy(self._data), _TOP_LEVEL_ORDER)
+        if isinstance(data.get("network"), dict):
+            data["network"] = _in_order(data["network"], _NETWORK_ORDER)
+        return data
 
     def build(self) -> Scenario:
         """Validate and return the :class:`Scenario`; raises :class:`ScenarioError`."""
@@ -296,6 +299,28 @@ class ScenarioBuilder:
 
     def __repr__(self) -> str:
         return f"<ScenarioBuilder {self._data.get('name', '')!r}>"
+
+
+_TOP_LEVEL_ORDER = (
+    "edgesim",
+    "name",
+    "description",
+    "seed",
+    "duration",
+    "broker",
+    "cloud",
+    "devices",
+    "gateways",
+    "network",
+)
+_NETWORK_ORDER = ("model", "default", "links", "partitions")
+
+
+def _in_order(mapping: dict[str, Any], order: Sequence[str]) -> dict[str, Any]:
+    """``mapping`` with the keys in ``order`` first, in that order, then the others."""
+    ordered = {key: mapping[key] for key in order if key in mapping}
+    ordered.update((key, value) for key, value in mapping.items() if key not in ordered)
+    return ordered
 
 
 def _side(side: str | Sequence[str]) -> str | list[str]:
