@@ -140,7 +140,13 @@ class Simulation:
                 spec,
                 broker=self.broker,
                 retry_interval=self.scenario.spec.broker.retry_interval,
+                seed=self.seed,
+                network=lambda: getattr(self, "network", None),
             )
+        if key == "docker:lockstep" and key not in _GATEWAY_FACTORIES:
+            from .lockstep import docker_node  # registers "docker:lockstep"
+
+            docker_node.register()
         factory = _GATEWAY_FACTORIES.get(key)
         if factory is None:
             raise SimulationError(

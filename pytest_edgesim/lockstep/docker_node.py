@@ -1,0 +1,178 @@
+"""Gateways in containers driven in virtual time (``implementation: docker``,
+``docker: {mode: lockstep}``).
+
+The container runs a lockstep node: for the project's gateway image, the gateway logic
+(``python3 -m pytest_edgesim.lockstep.gateway_node``, not the image's MQTT command); for a
+user's image (``docker.image``), the image's own command, which serves the protocol with the
+SDK on port 7883. The coordinator connects to the published port and drives the node with
+:class:`~pytest_edgesim.lockstep.node.SocketHost`. Every container is labelled (see
+:mod:`pytest_edgesim.docker.labels`) and removed when the run closes or fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EdgesimError
+from .node import HostedGateway, LockstepError, SocketHost, hosted_gateway
+from .protocol import DEFAULT_PORT
+from .sdk import PORT_ENV
+
+if TYPE_CHECKING:
+    import docker
+
+    from ..scenario.schema import GatewaySpec
+
+GATEWAY_COMMAND = ["python3", "-m", "pytest_edgesim.lockstep.gateway_node"]
+LOG_TAIL_LINES = 40
+ROLE = "lockstep-node"
+
+
+@dataclass
+class NodeContainer:
+    """A running lockstep node container: where to reach it, its logs, removing it."""
+
+    container_id: str
+    name: str
+    host: str
+    port: int
+    client: docker.DockerClient = field(repr=False)
+
+    @classmethod
+    def start(
+        cls,
+        image: str,
+        client: docker.DockerClient | None = None,
+        *,
+        command: list[str] | None = None,
+        environment: dict[str, str] | None = None,
+        session: str | None = None,
+    ) -> NodeContainer:
+        """Create and start a node container from ``image`` with its port published."""
+        from ..docker.engine import connect, publish_ip, published_host
+        from ..docker.labels import resource_labels, resource_name
+
+        client = client or connect()
+        name = resource_name(ROLE, session=session)
+        container = client.containers.create(
+            image,
+            command=command,
+            name=name,
+            labels=resource_labels(ROLE, session=session),
+            environment={PORT_ENV: str(DEFAULT_PORT), **(environment or {})},
+            ports={f"{DEFAULT_PORT}/tcp": (publish_ip(client), None)},
+        )
+        node = cls(container.id, name, published_host(client), 0, client)
+        try:
+            container.start()
+            ports = client.api.inspect_container(container.id)["NetworkSettings"]["Ports"]
+            bindings = ports.get(f"{DEFAULT_PORT}/tcp") or []
+            if not bindings:
+                raise EdgesimError(f"container {name} has no published lockstep port")
+            node.port = int(bindings[0]["HostPort"])
+        except BaseException:
+            node.remove()
+            raise
+        return node
+
+    def logs(self, tail: int = LOG_TAIL_LINES) -> list[str]:
+        from docker.errors import APIError, NotFound
+
+        try:
+            raw = self.client.api.logs(self.container_id, tail=tail)
+        except (NotFound, APIError):
+            return []
+        return raw.decode(errors="replace").splitlines()
+
+    def alive(self) -> bool:
+        from docker.errors import APIError, NotFound
+
+        try:
+            state = self.client.api.inspect_container(self.container_id)["State"]
+        except (NotFound, APIError):
+            return False
+        return state.get("Status") in ("running", "created")
+
+    def remove(self) -> None:
+        """Remove the container whatever its state; removing it twice is fine."""
+        from docker.errors import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.client.api.remove_container(self.container_id, force=True, v=True)
+
+    def socket_host(self, *, timeout_s: float = 30.0, owned: bool = True) -> SocketHost:
+        """A host driving this container's node; ``owned``: remove the container with it."""
+        return ContainerHost(self, timeout_s=timeout_s, owned=owned)
+
+
+class ContainerHost(SocketHost):
+    """A :class:`SocketHost` whose errors carry the container's logs, and which removes the
+    container when the run closes or fails (when it owns it)."""
+
+    def __init__(self, container: NodeContainer, *, timeout_s: float, owned: bool):
+        super().__init__(
+            (container.host, container.port),
+            timeout_s=timeout_s,
+            connect_timeout_s=max(timeout_s, 30.0),
+            logs=container.logs,
+            alive=container.alive,
+        )
+        self.container = container
+        self.owned = owned
+
+    def fail(self, problem: str) -> LockstepError:
+        error = super().fail(f"{problem} (container {self.container.name})")
+        if self.owned:
+            self.container.remove()
+        return error
+
+    def close(self) -> dict[str, Any] | None:
+        try:
+            return super().close()
+        finally:
+            if self.owned:
+                self.container.remove()
+
+
+def resolve_image(spec: GatewaySpec, client: docker.DockerClient) -> tuple[str, list[str] | None]:
+    """The image to run for ``spec`` and the command (None: the image's own)."""
+    from ..docker.images import ensure_image, image_specs
+
+    settings = spec.docker
+    image = settings.image if settings is not None else None
+    if settings is not None and settings.build is not None:
+        raise EdgesimError(
+            f"gateway {spec.name!r}: docker.build is not supported in lockstep mode; build the "
+            "image first and name it in docker.image"
+        )
+    if image is None:
+        return ensure_image("gateway", client), list(GATEWAY_COMMAND)
+    if image in image_specs():
+        return ensure_image(image, client), None
+    return image, None
+
+
+def docker_lockstep_gateway(name: str, spec: GatewaySpec, simulation: Any) -> HostedGateway:
+    """The gateway factory for ``docker:lockstep``: start the container, host over its socket."""
+    from ..docker.engine import connect
+
+    client = connect()
+    image, command = resolve_image(spec, client)
+    environment = dict(spec.docker.environment) if spec.docker is not None else {}
+    container = NodeContainer.start(image, client, command=command, environment=environment)
+    try:
+        node = hosted_gateway(name, spec, simulation, container.socket_host())
+    except BaseException:
+        container.remove()
+        raise
+    node.implementation = "docker:lockstep"
+    return node
+
+
+def register() -> None:
+    """Provide ``implementation: docker`` gateways with ``docker: {mode: lockstep}``."""
+    from ..simulation import register_gateway_implementation
+
+    register_gateway_implementation("docker:lockstep", docker_lockstep_gateway)

@@ -1,0 +1,171 @@
+"""Lockstep against the real engine: the gateway image driven in virtual time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_edgesim import Scenario, Simulation, simulate
+from pytest_edgesim import simulation as simulation_module
+from pytest_edgesim.docker.images import ensure_image
+from pytest_edgesim.docker.labels import ROLE_LABEL, SESSION_LABEL, session_id
+from pytest_edgesim.lockstep.docker_node import GATEWAY_COMMAND, ROLE, NodeContainer
+from pytest_edgesim.lockstep.node import LockstepError, hosted_gateway
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def lockstep_twin(scenario: Scenario) -> Scenario:
+    overrides = []
+    for index, _ in enumerate(scenario.spec.gateways):
+        overrides += [
+            f"gateways[{index}].implementation=docker",
+            f"gateways[{index}].docker.mode=lockstep",
+        ]
+    return scenario.with_overrides(overrides)
+
+
+def lockstep_containers(client: docker.DockerClient) -> list[dict]:
+    filters = {"label": [f"{SESSION_LABEL}={session_id()}", f"{ROLE_LABEL}={ROLE}"]}
+    return client.api.containers(all=True, filters=filters)
+
+
+@pytest.fixture(scope="module")
+def gateway_image(docker_client: docker.DockerClient) -> str:
+    return ensure_image("gateway", docker_client)
+
+
+@pytest.mark.parametrize("name", ["basic.yaml", "lossy.yaml", "partition.yaml"])
+def test_the_gateway_container_in_lockstep_gives_the_python_models_digest(
+    name: str, docker_client: docker.DockerClient, gateway_image: str
+) -> None:
+    scenario = Scenario.from_yaml(SCENARIOS / name)
+    expected = simulate(scenario)
+    result = simulate(lockstep_twin(scenario))
+    assert result.trace_digest == expected.trace_digest
+    assert result.metrics == expected.metrics
+    gateway = scenario.spec.gateways[0].name
+    assert result.nodes[gateway]["implementation"] == "docker:lockstep"
+    assert result.nodes[gateway]["processed"] == expected.nodes[gateway]["processed"] > 0
+    assert not lockstep_containers(docker_client)
+
+
+def test_the_same_seed_gives_the_same_digest_again(
+    docker_client: docker.DockerClient, gateway_image: str
+) -> None:
+    twin = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
+    first = simulate(twin, seed=5, until="20s")
+    assert simulate(twin, seed=5, until="20s").trace_digest == first.trace_digest
+    assert simulate(twin, seed=6, until="20s").trace_digest != first.trace_digest
+
+
+def test_a_container_killed_mid_run_stops_the_run_with_its_logs_and_is_removed(
+    docker_client: docker.DockerClient, gateway_image: str
+) -> None:
+    twin = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
+    with Simulation(twin) as simulation:
+        simulation.run("5s")
+        gateway = simulation.node("gateway")
+        container = gateway.host.container
+        assert lockstep_containers(docker_client)
+        docker_client.api.kill(container.container_id)
+        docker_client.api.wait(container.container_id)
+        with pytest.raises(LockstepError) as caught:
+            simulation.run("10s")
+    message = str(caught.value)
+    assert "lockstep node 'gateway'" in message
+    assert "waiting for reply to advance to t=" in message
+    assert "no longer running" in message
+    assert "listening on" in message  # the container's last log lines
+    assert not lockstep_containers(docker_client)
+
+
+# --- a property over small scenarios, one container for every example ----------------------
+@pytest.fixture(scope="module")
+def shared_node(docker_client: docker.DockerClient, gateway_image: str) -> Iterator[NodeContainer]:
+    container = NodeContainer.start(gateway_image, docker_client, command=GATEWAY_COMMAND)
+    yield container
+    container.remove()
+
+
+@st.composite
+def small_scenarios(draw: st.DrawFn) -> dict:
+    """A few sensors, one gateway with or without aggregation, a lossy latency network."""
+    aggregate = draw(
+        st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {"count": st.integers(1, 6)},
+                optional={"window": st.sampled_from(["500ms", "1s", "3s"])},
+            ),
+        )
+    )
+    gateway = {
+        "name": "gw",
+        "subscribe": [{"filter": "s/#", "qos": draw(st.integers(0, 1))}],
+        "processing_delay": draw(
+            st.sampled_from(
+                [
+                    {"distribution": "constant", "value": "0ms"},
+                    {"distribution": "uniform", "low": "1ms", "high": "30ms"},
+                    {"distribution": "exponential", "mean": "20ms"},
+                ]
+            )
+        ),
+        "queue": {
+            "capacity": draw(st.integers(1, 5)),
+            "drop": draw(st.sampled_from(["newest", "oldest"])),
+        },
+        "forward": {"qos": draw(st.integers(0, 1))},
+    }
+    if aggregate is not None:
+        gateway["aggregate"] = aggregate
+    return {
+        "edgesim": 1,
+        "name": "generated",
+        "seed": draw(st.integers(0, 2**32)),
+        "duration": "5s",
+        "devices": [
+            {
+                "name": "s",
+                "count": draw(st.integers(1, 4)),
+                "topic": "s/{name}",
+                "qos": draw(st.integers(0, 1)),
+                "publish": {"period": draw(st.sampled_from(["50ms", "200ms", "1s"]))},
+                "value": {"model": "random_walk", "start": 10.0, "step": 1.0},
+            }
+        ],
+        "gateways": [gateway],
+        "network": {
+            "default": {
+                "latency": draw(st.sampled_from(["0ms", "1ms", "10ms"])),
+                "loss": draw(st.sampled_from([0.0, 0.1])),
+            }
+        },
+    }
+
+
+def test_container_and_python_model_agree_on_small_generated_scenarios(
+    shared_node: NodeContainer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        simulation_module._GATEWAY_FACTORIES,
+        "docker:lockstep",
+        lambda name, spec, sim: hosted_gateway(
+            name, spec, sim, shared_node.socket_host(owned=False)
+        ),
+    )
+
+    @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(small_scenarios())
+    def agree(data: dict) -> None:
+        scenario = Scenario.from_dict(data)
+        expected = simulate(scenario)
+        assert simulate(lockstep_twin(scenario)).trace_digest == expected.trace_digest
+
+    agree()
