@@ -435,7 +435,12 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
     )
     started: list[GatewayContainer] = []
     if not settings.keep_containers(item.config):
-        request.addfinalizer(lambda: [container.remove() for container in started])
+
+        def remove_started() -> None:
+            for container in started:
+                container.remove()
+
+        request.addfinalizer(remove_started)
     _log_sources(item).append((f"broker ({broker.backend})", broker.logs))
 
     def build(scenario: Scenario, seed: int, trace: str) -> LiveRun:

@@ -111,7 +111,7 @@ class GatewayService:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
-        client.reconnect_delay_set(min_delay=0.05, max_delay=1)
+        client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
         client.max_queued_messages_set(0)
         return client
 

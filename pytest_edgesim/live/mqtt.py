@@ -76,8 +76,10 @@ def connect(
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     if on_message is not None:
-        client.on_message = lambda _c, _u, message: on_message(message.topic, message.payload)
-    client.reconnect_delay_set(min_delay=0.05, max_delay=1)
+        client.on_message = lambda _c, _u, message: on_message(
+            message.topic, bytes(message.payload)
+        )
+    client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
     client.connect_async(endpoint.host, endpoint.port, keepalive=10)
     client.loop_start()
     if not ready.wait(timeout_s):
