@@ -118,10 +118,6 @@ def image_specs() -> dict[str, ImageSpec]:
             include_package=True,
             wheel_requirements="requirements.txt",
         ),
-        # an example of a user's own lockstep node (docs/protocol.md); stdlib and the SDK only
-        "threshold-node": ImageSpec(
-            "threshold-node", root / "threshold-node", "python:3.12-slim", include_package=True
-        ),
     }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EdgesimError
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 GATEWAY_COMMAND = ["python3", "-m", "pytest_edgesim.lockstep.gateway_node"]
 LOG_TAIL_LINES = 40
+#: the official base a ``docker.build`` context expects (the local Debian base without one)
+BUILD_BASE = "python:3.12-slim"
 ROLE = "lockstep-node"
 
 
@@ -136,17 +139,32 @@ class ContainerHost(SocketHost):
                 self.container.remove()
 
 
-def resolve_image(spec: GatewaySpec, client: docker.DockerClient) -> tuple[str, list[str] | None]:
-    """The image to run for ``spec`` and the command (None: the image's own)."""
-    from ..docker.images import ensure_image, image_specs
+def resolve_image(
+    spec: GatewaySpec, client: docker.DockerClient, base_dir: Path | None = None
+) -> tuple[str, list[str] | None]:
+    """The image to run for ``spec`` and the command (None: the image's own).
+
+    ``docker.build`` names a build context (relative to the scenario's directory) whose
+    Dockerfile takes ``ARG BASE_IMAGE``; it is built like the project's images, on the same
+    base, with the pytest_edgesim source (the SDK) copied in as ``src/``, and cached by
+    content. ``docker.image`` names an image already on the engine (or a project image).
+    Neither: the project's gateway image with its lockstep entry point.
+    """
+    from ..docker.images import ImageSpec, ensure_image, image_specs
 
     settings = spec.docker
-    image = settings.image if settings is not None else None
     if settings is not None and settings.build is not None:
-        raise EdgesimError(
-            f"gateway {spec.name!r}: docker.build is not supported in lockstep mode; build the "
-            "image first and name it in docker.image"
-        )
+        context = Path(settings.build)
+        if not context.is_absolute() and base_dir is not None:
+            context = base_dir / context
+        if not (context / "Dockerfile").is_file():
+            raise EdgesimError(
+                f"gateway {spec.name!r}: docker.build {settings.build!r} is not a directory "
+                f"with a Dockerfile (looked in {context})"
+            )
+        built = ImageSpec(context.name, context.resolve(), BUILD_BASE, include_package=True)
+        return ensure_image(built, client), None
+    image = settings.image if settings is not None else None
     if image is None:
         return ensure_image("gateway", client), list(GATEWAY_COMMAND)
     if image in image_specs():
@@ -159,7 +177,7 @@ def docker_lockstep_gateway(name: str, spec: GatewaySpec, simulation: Any) -> Ho
     from ..docker.engine import connect
 
     client = connect()
-    image, command = resolve_image(spec, client)
+    image, command = resolve_image(spec, client, simulation.scenario.base_dir)
     environment = dict(spec.docker.environment) if spec.docker is not None else {}
     container = NodeContainer.start(image, client, command=command, environment=environment)
     try:
