@@ -434,7 +434,15 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
         item.config, marker.kwargs.get("time_scale") if marker is not None else None
     )
     started: list[GatewayContainer] = []
-    if not settings.keep_containers(item.config):
+    keep = settings.keep_containers(item.config)
+    if keep:
+
+        def show_kept() -> None:
+            for container in started:
+                print(f"\nedgesim: keeping {container.name}; remove: docker rm -f {container.name}")
+
+        request.addfinalizer(show_kept)
+    else:
 
         def remove_started() -> None:
             for container in started:
@@ -453,6 +461,7 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
             launcher=lambda spec, config, endpoint: _launch_gateway(
                 item, spec, config, endpoint, started
             ),
+            keep_containers=keep,
         )
 
     return build

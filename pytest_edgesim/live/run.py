@@ -136,7 +136,8 @@ class LiveRun:
     ``node``, ``inject``, ``close``), usable without pytest.
 
     ``topic_prefix`` isolates this run's topics on a broker shared with other runs;
-    ``launcher`` starts gateway containers (default: :func:`default_launcher`).
+    ``launcher`` starts gateway containers (default: :func:`default_launcher`);
+    ``keep_containers`` leaves them running when the run closes.
     """
 
     def __init__(
@@ -150,6 +151,7 @@ class LiveRun:
         launcher: GatewayLauncher | None = None,
         record_limit: int = 100_000,
         connect_timeout_s: float = 30.0,
+        keep_containers: bool = False,
     ):
         self.scenario = scenario
         self.seed = int(scenario.seed if seed is None else seed)
@@ -162,6 +164,7 @@ class LiveRun:
         self.tracer = TraceRecorder(enabled=False)
         self._launcher = launcher or default_launcher
         self._connect_timeout_s = connect_timeout_s
+        self._keep_containers = keep_containers
         self._clients: list[Any] = []
         self._gateways: dict[str, Any] = {}
         self._closed = False
@@ -389,8 +392,11 @@ class LiveRun:
             return
         self._closed = True
         for name, runner in self._gateways.items():
+            container = hasattr(runner, "remove")
+            if container and self._keep_containers:
+                continue  # left running for debugging
             runner.stop()
-            if hasattr(runner, "remove"):
+            if container:
                 runner.remove()  # a container keeps its last logs (``final_logs``)
             uplink = self.nodes.get(name) if hasattr(self, "nodes") else None
             if isinstance(uplink, GatewayUplink):

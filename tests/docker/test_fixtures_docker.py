@@ -150,3 +150,31 @@ def test_docker_gateway_fixture(pytester: pytest.Pytester, docker_client: object
     assert not client.api.containers(all=True, filters={"id": container_id})  # type: ignore[attr-defined]
     labelled = client.api.containers(all=True, filters={"label": SESSION_LABEL})  # type: ignore[attr-defined]
     assert all(summary["Id"] != container_id for summary in labelled)
+
+
+def test_keep_containers_leaves_them_and_says_how_to_remove_them(
+    pytester: pytest.Pytester, docker_client: object
+) -> None:
+    pytester.makepyfile(DOCKER_ITEM)
+    result = pytester.runpytest("--edgesim-keep-containers", "-s")
+    commands = [line.split("remove: ")[-1] for line in result.outlines if "keeping" in line]
+    commands += [
+        line.split("remove them with: ")[-1] for line in result.outlines if "remove them" in line
+    ]
+    words = [w.strip(";") for command in commands for w in command.split() if "edgesim-" in w]
+    names = list(dict.fromkeys(words))
+    api = docker_client.api  # type: ignore[attr-defined]
+    try:
+        result.assert_outcomes(passed=1)
+        assert any("-gateway-" in name for name in names), result.outlines
+        running = [
+            api.inspect_container(name)["State"]["Status"] for name in names if "-gateway-" in name
+        ]
+        assert running == ["running"]
+    finally:
+        for name in names:
+            if "-network-" not in name:
+                api.remove_container(name, force=True)
+        for name in names:
+            if "-network-" in name:
+                api.remove_network(name)
