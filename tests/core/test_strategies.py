@@ -189,13 +189,19 @@ def test_the_bounds_of_small_scenarios(scenario: Scenario):
     assert spec.network.partitions == []
     assert {d.qos for d in spec.devices} == {0}
     assert scenario.duration_ticks <= 2 * TICKS_PER_SECOND
-    # lossless links and no partitions: every reading that arrived arrived once, none lost
-    result = simulate(scenario)
+    # lossless links, no partitions, QoS 0: nothing is dropped on the way to the broker, and
+    # every reading that reaches it reaches it exactly once
+    result = simulate(scenario, trace="full")
     for device in scenario.devices:
         uplink = result.metrics.links.get(f"{device.name}->broker")
         if uplink is not None:  # a Poisson sensor may not publish in a short run
             assert uplink.dropped_total == 0
             assert uplink.delivered <= uplink.sent
+    assert result.trace is not None
+    at_broker = [event[5] for event in result.trace if event[1:3] == ("deliver", "broker")]
+    assert len(at_broker) == len(set(at_broker))
+    published = {event[5] for event in result.trace if event[1] == "publish"}
+    assert set(at_broker) <= published
 
 
 def test_partitions_are_drawn():
