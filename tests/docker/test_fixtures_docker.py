@@ -178,3 +178,38 @@ def test_keep_containers_leaves_them_and_says_how_to_remove_them(
         for name in names:
             if "-network-" in name:
                 api.remove_network(name)
+
+
+CROSS_TALK = """
+import threading
+import pytest
+
+@pytest.mark.parametrize("n", range(6))
+def test_only_my_messages(mqtt_broker, n, request):
+    mine = request.node.nodeid.encode()
+    got = []
+    done = threading.Event()
+    def on_message(topic, payload):
+        got.append(payload)
+        if len(got) >= 20:
+            done.set()
+    mqtt_broker.client([(mqtt_broker.topic_prefix + "#", 1)], on_message)
+    publisher = mqtt_broker.client()
+    for index in range(20):
+        publisher.publish(mqtt_broker.topic_prefix + f"t/{index}", mine, qos=1)
+    assert done.wait(10)
+    # the other tests publish the same topics under their own prefixes at the same time
+    publisher.publish(mqtt_broker.topic_prefix + "t/last", mine, qos=1).wait_for_publish(10)
+    assert set(got) == {mine}
+"""
+
+
+def test_xdist_workers_sharing_one_broker_see_no_cross_talk(
+    pytester: pytest.Pytester, mqtt_broker: MqttBroker
+) -> None:
+    """Two workers, one external broker (this session's): topic prefixes keep tests apart."""
+    pytester.makepyfile(CROSS_TALK)
+    result = pytester.runpytest(
+        "-n", "2", f"--edgesim-broker=external={mqtt_broker.host}:{mqtt_broker.port}"
+    )
+    result.assert_outcomes(passed=6)
