@@ -239,6 +239,13 @@ class GeneratedScenario(Scenario):
             self.to_yaml().rstrip("\n")
         )
 
+    def with_overrides(self, overrides: Any) -> Scenario:
+        """As :meth:`Scenario.with_overrides`; the result still shows itself as YAML."""
+        changed = super().with_overrides(overrides)
+        if changed is self:
+            return self
+        return GeneratedScenario(changed.raw, source=changed.source, base_dir=changed.base_dir)
+
 
 _GROUP_NAMES = ("temp", "humidity", "door", "light", "power")
 _GATEWAY_NAMES = ("edge-a", "edge-b")

@@ -57,7 +57,13 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ScenarioError(f"{source}{line}: invalid YAML: {exc.problem or exc}") from None
+        context = ""
+        if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
+            # e.g. an unclosed bracket: the problem shows at the end, the cause is earlier
+            context = f" ({exc.context}, started on line {exc.context_mark.line + 1})"
+        raise ScenarioError(
+            f"{source}{line}: invalid YAML: {exc.problem or exc}{context}"
+        ) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{source}: invalid YAML: {exc}") from None
     finally:

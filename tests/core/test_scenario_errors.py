@@ -26,7 +26,8 @@ CASES = [
         """,
         5,
         None,
-        "invalid YAML: expected ',' or ']'",
+        "invalid YAML: expected ',' or ']', but got ':' "
+        "(while parsing a flow sequence, started on line 4)",
     ),
     (
         "tab-indentation",

@@ -223,6 +223,8 @@ def test_the_repr_is_yaml_that_loads_to_the_same_scenario(scenario: Scenario):
     again = Scenario.from_dict(yaml.safe_load(text))
     assert again == scenario
     assert again.spec == scenario.spec
+    changed = scenario.with_overrides({"seed": 5})
+    assert "\nseed: 5\n" in repr(changed)
 
 
 def test_a_falsifying_example_is_shown_as_yaml():
