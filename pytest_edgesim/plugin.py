@@ -150,7 +150,14 @@ class XdistHooks:
         node.workerinput.update(settings.worker_input(node.config))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # `--hypothesis-profile=edgesim-ci` must find the profile registered before Hypothesis's
+    # own pytest_configure loads it.
+    if str(config.getoption("hypothesis_profile", None) or "").startswith("edgesim-"):
+        from .strategies import register_profiles
+
+        register_profiles()
     markers.register(config)
     settings.validate(config)
     report = config.stash[session_report_key] = SessionReport(settings.session_seed(config))
