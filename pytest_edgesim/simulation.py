@@ -144,9 +144,9 @@ class Simulation:
                 network=lambda: getattr(self, "network", None),
             )
         if key == "docker:lockstep" and key not in _GATEWAY_FACTORIES:
-            from .lockstep import docker_node  # registers "docker:lockstep"
+            from .lockstep.docker_node import register  # provides "docker:lockstep"
 
-            docker_node.register()
+            register()
         factory = _GATEWAY_FACTORIES.get(key)
         if factory is None:
             raise SimulationError(

@@ -38,9 +38,12 @@ class GatewayLogic(NodeLogic):
         delay_sampler: Callable[[Any, RandomStream], Callable[[], int]] | None = None,
     ):
         super().__init__(node, config)
-        if delay_sampler is None:
-            # imported here: pytest_edgesim.models imports this module (GatewayModel hosts it)
-            from ..models.delays import make_delay_sampler as delay_sampler
+        # imported here: pytest_edgesim.models imports this module (GatewayModel hosts it)
+        from ..models.delays import make_delay_sampler
+
+        sampler: Callable[[Any, RandomStream], Callable[[], int]] = (
+            delay_sampler or make_delay_sampler
+        )
         queue = config.get("queue", {})
         self.capacity = int(queue.get("capacity", 1000))
         self.drop_newest = queue.get("drop", "newest") == "newest"
@@ -48,7 +51,7 @@ class GatewayLogic(NodeLogic):
         self.forward_topic = forward["topic"]
         self.forward_qos = int(forward.get("qos", 0))
         delay = config.get("processing_delay_us") or {"distribution": "constant", "value": 0}
-        self._delay = delay_sampler(SimpleNamespace(**delay), node.stream("processing"))
+        self._delay = sampler(SimpleNamespace(**delay), node.stream("processing"))
         aggregate = config.get("aggregate")
         self.aggregator = (
             Aggregator(

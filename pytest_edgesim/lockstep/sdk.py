@@ -296,7 +296,7 @@ def serve(
     A container's node serves until the container is removed; ``once`` stops after the
     first session. ``ready(port)`` is called once listening (port 0 picks a free port).
     """
-    name = implementation or getattr(factory, "implementation", "edgesim-node")
+    name = str(implementation or getattr(factory, "implementation", "edgesim-node"))
     server = listener or socket.create_server((host, port), reuse_port=False)
     try:
         bound_port = server.getsockname()[1]
