@@ -169,3 +169,17 @@ def test_container_and_python_model_agree_on_small_generated_scenarios(
         assert simulate(lockstep_twin(scenario)).trace_digest == expected.trace_digest
 
     agree()
+
+
+def test_edgesim_run_prints_the_twins_digest(
+    docker_client: docker.DockerClient, gateway_image: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_edgesim.cli import main
+
+    digests = []
+    for name in ("lockstep-gateway.yaml", "lockstep-gateway-python.yaml"):
+        assert main(["run", str(SCENARIOS / name), "--duration", "20s"]) == 0
+        out = capsys.readouterr().out
+        digests += [line for line in out.splitlines() if line.startswith("trace digest:")]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert not lockstep_containers(docker_client)
