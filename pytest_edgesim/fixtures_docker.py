@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .docker.broker import BrokerContainer
     from .docker.gateway import GatewayContainer
     from .live import BrokerEndpoint, LiveRun
+    from .live.pool import GatewayPool, PooledGateway
     from .scenario import Scenario
     from .scenario.schema import GatewaySpec
 
@@ -90,6 +91,17 @@ class MqttBroker:
     topic_prefix: str = ""
     _clients: list[Any] = field(default_factory=list, repr=False)
     _close: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _pool: GatewayPool | None = field(default=None, repr=False)
+
+    @property
+    def gateway_pool(self) -> GatewayPool:
+        """Gateway containers that live runs on this broker reuse (removed with it)."""
+        if self._pool is None:
+            from .live.pool import GatewayPool
+
+            self._pool = GatewayPool(self.endpoint)
+            self._close.append(self._pool.close)
+        return self._pool
 
     @property
     def endpoint(self) -> BrokerEndpoint:
@@ -335,6 +347,38 @@ def _launch_gateway(
     return container
 
 
+def _pooled_gateway(
+    item: pytest.Item,
+    broker: MqttBroker,
+    spec: GatewaySpec,
+    gateway_config: Mapping[str, Any],
+    endpoint: BrokerEndpoint,
+) -> PooledGateway:
+    """A gateway container for a live run, reused across the trials (and tests) that need
+    the same configuration: the first costs a container start, the next a reset."""
+    from .docker.gateway import GatewayContainer
+    from .docker.images import ensure_image
+
+    client = _docker_client(item.config)
+    image = spec.docker.image if spec.docker is not None and spec.docker.image else None
+    network, host, port = endpoint.for_container()
+
+    def start(config: Mapping[str, Any]) -> GatewayContainer:
+        return GatewayContainer.start(
+            image or ensure_image("gateway", client),
+            config,
+            host,
+            port,
+            client,
+            network=network,
+            environment=spec.docker.environment if spec.docker is not None else None,
+        )
+
+    gateway = broker.gateway_pool.acquire(gateway_config, image, start)
+    _log_sources(item).append((f"gateway {spec.name} ({gateway.name})", gateway.logs))
+    return gateway
+
+
 def _gateway_spec(spec: Any) -> GatewaySpec:
     from pydantic import ValidationError
 
@@ -451,6 +495,11 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
         request.addfinalizer(remove_started)
     _log_sources(item).append((f"broker ({broker.backend})", broker.logs))
 
+    def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
+        if keep:  # a container of its own, left running
+            return _launch_gateway(item, spec, config, endpoint, started)
+        return _pooled_gateway(item, broker, spec, config, endpoint)
+
     def build(scenario: Scenario, seed: int, trace: str) -> LiveRun:
         return LiveRun(
             scenario,
@@ -458,9 +507,7 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
             broker=broker.endpoint,
             time_scale=time_scale,
             topic_prefix=broker.new_prefix(item.nodeid),
-            launcher=lambda spec, config, endpoint: _launch_gateway(
-                item, spec, config, endpoint, started
-            ),
+            launcher=launch,
             keep_containers=keep,
         )
 

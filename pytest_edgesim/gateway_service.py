@@ -75,20 +75,14 @@ class GatewayService:
         self.host, self.port = host, port
         self.clock_us = clock_us
         self.topic_prefix = str(config.get("topic_prefix") or "")
-        aggregate = config.get("aggregate")
-        self.aggregator = (
-            Aggregator(
-                count=aggregate.get("count"),
-                window=aggregate.get("window_us"),
-                functions=aggregate.get("functions", ["mean", "min", "max", "count"]),
-                group_by=aggregate.get("group_by", "none"),
-            )
-            if aggregate
-            else None
-        )
+        self.aggregator = self._new_aggregator()
+        #: a topic outside any prefix on which the gateway takes ``reset`` requests
+        self.control_topic: str | None = config.get("control_topic")
+        self._epoch = 0  # bumped by a reset: work queued before it is dropped
+        self._replies: dict[int, tuple[str, dict[str, int]]] = {}
         capacity = int(config.get("queue", {}).get("capacity", 1000))
         self.drop_policy = config.get("queue", {}).get("drop", "newest")
-        self.inbox: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self.inbox: queue.Queue[tuple[int, str, dict[str, Any]] | None] = queue.Queue()
         self.capacity = capacity
         self.counters = {"received": 0, "processed": 0, "forwarded": 0, "dropped_overflow": 0}
         self._lock = threading.Lock()
@@ -99,6 +93,23 @@ class GatewayService:
         self._threads: list[threading.Thread] = []
         self._seq = 0
         self.client = self._make_client(client_id or f"edgesim-gateway-{self.name}")
+
+    def _new_aggregator(self) -> Aggregator | None:
+        aggregate = self.config.get("aggregate")
+        if not aggregate:
+            return None
+        return Aggregator(
+            count=aggregate.get("count"),
+            window=aggregate.get("window_us"),
+            functions=aggregate.get("functions", ["mean", "min", "max", "count"]),
+            group_by=aggregate.get("group_by", "none"),
+        )
+
+    def _filters(self) -> list[tuple[str, int]]:
+        return [
+            (self.topic_prefix + subscription["filter"], subscription.get("qos", 0))
+            for subscription in self.config["subscribe"]
+        ]
 
     # --- MQTT ------------------------------------------------------------------------------
     def _make_client(self, client_id: str):
@@ -119,10 +130,9 @@ class GatewayService:
         if getattr(reason_code, "is_failure", False):
             log.warning("%s: connection refused: %s", self.name, reason_code)
             return
-        filters = [
-            (self.topic_prefix + subscription["filter"], subscription.get("qos", 0))
-            for subscription in self.config["subscribe"]
-        ]
+        filters = self._filters()
+        if self.control_topic:
+            filters.append((self.control_topic, 1))
         _result, self._subscribe_mid = client.subscribe(filters)
         log.info("%s: connected to %s:%s", self.name, self.host, self.port)
 
@@ -130,6 +140,30 @@ class GatewayService:
         if mid == self._subscribe_mid:
             log.info("%s: subscribed", self.name)
             self._connected.set()
+        reply = self._replies.pop(mid, None)
+        if reply is not None:
+            self.client.publish(reply[0], json.dumps(reply[1]), qos=1)
+
+    def _reset(self, request: Mapping[str, Any]) -> None:
+        """Start afresh under another prefix (a reused container's next run): drop queued
+        work and aggregates, zero the counters, move the subscriptions, then answer on
+        ``reply_to`` with the counters of the run that ended (once SUBACK is in)."""
+        old_filters = [topic for topic, _qos in self._filters()]
+        with self._lock:
+            report = dict(self.counters)
+            self._epoch += 1
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self.inbox.get_nowait()
+            self.topic_prefix = str(request.get("topic_prefix", self.topic_prefix))
+            self.aggregator = self._new_aggregator()
+            self.counters = dict.fromkeys(self.counters, 0)
+            self._seq = 0
+        self.client.unsubscribe(old_filters)
+        _result, mid = self.client.subscribe(self._filters())
+        if request.get("reply_to"):
+            self._replies[mid] = (str(request["reply_to"]), report)
+        log.info("%s: reset under prefix %r", self.name, self.topic_prefix)
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties=None) -> None:
         self._connected.clear()
@@ -142,6 +176,9 @@ class GatewayService:
         except ValueError:
             log.warning("%s: ignoring a payload that is not JSON on %s", self.name, message.topic)
             return
+        if message.topic == self.control_topic:
+            self._reset(reading)
+            return
         with self._lock:
             self.counters["received"] += 1
             if self.inbox.qsize() >= self.capacity:
@@ -150,7 +187,8 @@ class GatewayService:
                     return
                 with contextlib.suppress(queue.Empty):
                     self.inbox.get_nowait()
-            self.inbox.put((message.topic.removeprefix(self.topic_prefix), reading))
+            topic = message.topic.removeprefix(self.topic_prefix)
+            self.inbox.put((self._epoch, topic, reading))
 
     # --- processing -----------------------------------------------------------------------
     def _processing_delay_s(self) -> float:
@@ -171,11 +209,13 @@ class GatewayService:
             item = self.inbox.get()
             if item is None:
                 return
-            topic, reading = item
+            epoch, topic, reading = item
             pause = self._processing_delay_s()
             if pause:
                 time.sleep(pause)
             with self._lock:
+                if epoch != self._epoch:
+                    continue  # queued before a reset
                 self.counters["processed"] += 1
                 if self.aggregator is None:
                     self._publish(dict(reading), reading.get("created_at_us"))
