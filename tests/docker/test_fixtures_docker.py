@@ -213,3 +213,31 @@ def test_xdist_workers_sharing_one_broker_see_no_cross_talk(
         "-n", "2", f"--edgesim-broker=external={mqtt_broker.host}:{mqtt_broker.port}"
     )
     result.assert_outcomes(passed=6)
+
+
+def test_trials_reuse_one_gateway_container_reset_between_them(
+    pytester: pytest.Pytester, docker_client: object
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        SEEN = []
+
+        @pytest.mark.statistical(trials=3)
+        @pytest.mark.edgesim(duration="3s", gateway="docker", time_scale=3)
+        def test_trial(edge_scenario):
+            result = edge_scenario.run()
+            gateway = edge_scenario.simulation.gateway("gateway")
+            counters = gateway.stop()  # this run's counters only: the pool reset them
+            SEEN.append((gateway.name, counters["received"], result.metrics.node("gateway")))
+            # at most 9 readings in 3 s (3 sensors): more means the last trial's were kept
+            assert 0 < result.metrics.node("gateway").delivered <= counters["received"] <= 9
+
+        def test_one_container():
+            assert len(SEEN) == 3
+            assert len({name for name, _, _ in SEEN}) == 1
+        """
+    )
+    result = pytester.runpytest("--edgesim-docker=require")
+    result.assert_outcomes(passed=2)
