@@ -183,7 +183,7 @@ def _check_components(item: pytest.Item, scenario: Scenario) -> None:
 
         mode = settings.docker_mode(item.config)
         if mode == "off":
-            pytest.skip(f"{DOCKER_UNAVAILABLE}; Docker items are off (--edgesim-docker=off)")
+            pytest.skip("implementation: docker: Docker items are off (--edgesim-docker=off)")
         problem = docker_tier_problem(item, scenario, DOCKER_UNAVAILABLE)
         if problem is None:
             return

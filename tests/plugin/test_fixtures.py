@@ -291,7 +291,14 @@ def test_docker_broker_in_a_deterministic_test(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["*asks for components*", "  broker.implementation: docker"])
 
 
-def test_lockstep_gateway_is_allowed_but_needs_the_docker_tier(pytester: pytest.Pytester) -> None:
+#: a Docker engine that is not there: docker items are then skipped or failed
+DEAD_ENGINE = "unix:///nonexistent/edgesim-dead.sock"
+
+
+def test_lockstep_gateway_is_allowed_but_needs_the_docker_tier(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", DEAD_ENGINE)
     pytester.makefile(
         ".yaml", containers=DOCKER_GATEWAY.replace("DOCKER_SETTINGS", "docker: {mode: lockstep}")
     )
@@ -306,9 +313,7 @@ def test_lockstep_gateway_is_allowed_but_needs_the_docker_tier(pytester: pytest.
     )
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(
-        ["SKIPPED*implementation: docker needs the Docker tier (not yet available in this version)"]
-    )
+    result.stdout.fnmatch_lines(["SKIPPED*docker (gateway gw) needs a Docker engine*"])
 
 
 GATEWAYS = """
@@ -323,7 +328,10 @@ def test_gateway(edge_scenario, edgesim_gateway):
 """
 
 
-def test_gateway_parametrisation(pytester: pytest.Pytester) -> None:
+def test_gateway_parametrisation(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", DEAD_ENGINE)
     pytester.makepyfile(GATEWAYS)
     result = pytester.runpytest("-v", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
@@ -331,19 +339,20 @@ def test_gateway_parametrisation(pytester: pytest.Pytester) -> None:
         [
             "*::test_gateway[[]python_model[]] PASSED*",
             "*::test_gateway[[]docker[]] SKIPPED*",
-            "SKIPPED*implementation: docker needs the Docker tier (not yet available*",
+            "SKIPPED*implementation: docker (gateway gateway) needs a Docker engine*",
         ]
     )
 
 
-def test_docker_modes(pytester: pytest.Pytester) -> None:
+def test_docker_modes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", DEAD_ENGINE)
     pytester.makepyfile(GATEWAYS)
     result = pytester.runpytest("--edgesim-docker=require")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
             "*_ test_gateway[[]docker[]] _*",
-            "implementation: docker needs the Docker tier (not yet available in this version); "
+            "implementation: docker (gateway gateway) needs a Docker engine: *; "
             "--edgesim-docker=require",
         ]
     )
