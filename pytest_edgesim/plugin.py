@@ -8,6 +8,7 @@ simulator: the hooks import what they need when they run.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from typing import Any
 
@@ -295,6 +296,21 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_sep("=", "edgesim")
     for line in lines:
         terminalreporter.write_line(line)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove every container, network and volume this process labelled (each xdist worker
+    is its own session), however the run ended; fixtures normally got there first."""
+    labels = sys.modules.get("pytest_edgesim.docker.labels")
+    if labels is None or not labels.session_started() or settings.keep_containers(config):
+        return
+    from .docker.cleanup import remove_session
+    from .docker.engine import connect
+
+    try:
+        remove_session(connect(), labels.session_id())
+    except Exception as error:  # the engine went away: the next session reaps
+        sys.stderr.write(f"edgesim: could not remove this session's containers: {error}\n")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import docker
-from docker.errors import APIError, NotFound
+from docker.errors import APIError, DockerException, NotFound
 
 from .labels import CREATED_LABEL, HOST_LABEL, PID_LABEL, SESSION_LABEL, hostname, session_id
 
@@ -83,6 +83,26 @@ def reap_stale(
         )
 
     return _remove(client, SESSION_LABEL, selected)
+
+
+_reaped_in_this_process = False
+
+
+def reap_stale_once(client: docker.DockerClient) -> list[RemovedResource]:
+    """:func:`reap_stale`, the first time this process reaches the engine (then nothing).
+
+    Called on every connection (:func:`.engine.connect`), so what a killed session left is
+    removed by the next session that uses Docker, before it creates anything itself. An
+    engine that does not answer is not this function's problem: the caller will find out.
+    """
+    global _reaped_in_this_process
+    if _reaped_in_this_process:
+        return []
+    _reaped_in_this_process = True
+    try:
+        return reap_stale(client)
+    except (APIError, DockerException, OSError):
+        return []
 
 
 def remove_session(client: docker.DockerClient, session: str) -> list[RemovedResource]:

@@ -93,6 +93,9 @@ def connect(timeout_s: float = 60.0) -> docker.DockerClient:
             f"cannot reach the Docker engine at {endpoint.url} ({endpoint.source}): {error}"
         ) from error
     _client_urls[client] = endpoint.url
+    from .cleanup import reap_stale_once
+
+    reap_stale_once(client)
     return client
 
 

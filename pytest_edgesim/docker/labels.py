@@ -34,6 +34,11 @@ def new_session_id() -> str:
     return f"edgesim-{secrets.token_hex(6)}"
 
 
+def session_started() -> bool:
+    """Whether this process has labelled anything yet (asked for its session id)."""
+    return _session_id is not None
+
+
 def session_id() -> str:
     """This process's session id: set explicitly, else ``$EDGESIM_SESSION_ID``, else random."""
     global _session_id

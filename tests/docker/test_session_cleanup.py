@@ -1,0 +1,115 @@
+"""Nothing outlives a session: pass, failure, Ctrl-C, and a SIGKILLed pytest (whose
+leftovers the next session that reaches the engine reaps before it creates anything).
+
+Each case runs a real pytest in a subprocess against the real engine and looks for
+containers carrying that process's ``edgesim.pid`` label.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from pytest_edgesim.docker.labels import PID_LABEL
+
+WAITING_TEST = """
+import pathlib, time
+
+def test_holds_a_broker(mqtt_broker):
+    mqtt_broker.client().disconnect()
+    pathlib.Path("ready").write_text("ready")
+    time.sleep(120)
+"""
+
+FAILING_TEST = """
+def test_fails_with_a_broker(mqtt_broker):
+    mqtt_broker.client().disconnect()
+    assert False, "on purpose"
+"""
+
+
+def start_pytest(directory: Path, test_source: str) -> subprocess.Popen[bytes]:
+    (directory / "test_session.py").write_text(test_source)
+    env = {key: value for key, value in os.environ.items() if key != "EDGESIM_SESSION_ID"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--edgesim-broker=docker",
+            "-q",
+            "test_session.py",
+        ],
+        cwd=directory,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_until_ready(directory: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while not (directory / "ready").exists():
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            pytest.fail(f"the pytest subprocess ended before it was ready:\n{output}")
+        assert time.monotonic() < deadline, "the pytest subprocess never got its broker"
+        time.sleep(0.05)
+
+
+def containers_of(client: docker.DockerClient, pid: int) -> list[str]:
+    found = client.api.containers(all=True, filters={"label": f"{PID_LABEL}={pid}"})
+    return [summary["Id"][:12] for summary in found]
+
+
+@pytest.fixture
+def client(docker_client: docker.DockerClient) -> docker.DockerClient:
+    return docker_client
+
+
+def test_a_failing_session_leaves_nothing(client: docker.DockerClient, tmp_path: Path) -> None:
+    process = start_pytest(tmp_path, FAILING_TEST)
+    output, _ = process.communicate(timeout=180)
+    assert process.returncode == 1, output.decode()
+    assert "on purpose" in output.decode()
+    assert containers_of(client, process.pid) == []
+
+
+def test_ctrl_c_leaves_nothing(client: docker.DockerClient, tmp_path: Path) -> None:
+    process = start_pytest(tmp_path, WAITING_TEST)
+    wait_until_ready(tmp_path, process)
+    assert containers_of(client, process.pid), "the session should hold a broker container"
+
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert "KeyboardInterrupt" in output.decode()
+    assert containers_of(client, process.pid) == []
+
+
+def test_a_killed_session_is_reaped_by_the_next(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
+    killed_dir, next_dir = tmp_path / "killed", tmp_path / "next"
+    killed_dir.mkdir()
+    next_dir.mkdir()
+    process = start_pytest(killed_dir, WAITING_TEST)
+    wait_until_ready(killed_dir, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    left = containers_of(client, process.pid)
+    assert left, "a SIGKILLed session cannot clean up: its broker is still there"
+
+    following = start_pytest(next_dir, FAILING_TEST.replace("assert False", "assert True"))
+    output, _ = following.communicate(timeout=180)
+    assert following.returncode == 0, output.decode()
+    assert containers_of(client, process.pid) == []
+    assert containers_of(client, following.pid) == []
