@@ -32,7 +32,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     from .docker.cleanup import reap_stale, remove_session
     from .docker.engine import connect
 
-    client = connect()
+    client = connect(reap=False)  # this command reports what it removes
     removed = (
         remove_session(client, args.session)
         if args.session

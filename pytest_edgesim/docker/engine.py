@@ -78,8 +78,11 @@ def resolve_endpoint() -> Endpoint:
     return Endpoint(context.Host, context.TLSConfig or False, f"docker context {name!r}")
 
 
-def connect(timeout_s: float = 60.0) -> docker.DockerClient:
-    """A client for the engine :func:`resolve_endpoint` names; raises if it does not answer."""
+def connect(timeout_s: float = 60.0, *, reap: bool = True) -> docker.DockerClient:
+    """A client for the engine :func:`resolve_endpoint` names; raises if it does not answer.
+
+    The first connection in a process also reaps what dead sessions left (``reap``).
+    """
     endpoint = resolve_endpoint()
     try:
         if endpoint.source == "DOCKER_HOST":
@@ -93,9 +96,10 @@ def connect(timeout_s: float = 60.0) -> docker.DockerClient:
             f"cannot reach the Docker engine at {endpoint.url} ({endpoint.source}): {error}"
         ) from error
     _client_urls[client] = endpoint.url
-    from .cleanup import reap_stale_once
+    if reap:
+        from .cleanup import reap_stale_once
 
-    reap_stale_once(client)
+        reap_stale_once(client)
     return client
 
 
