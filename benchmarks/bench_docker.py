@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE = ROOT / "containers" / "mqtt-broker" / "mosquitto.conf"
 sys.path.insert(0, str(ROOT / "tests" / "docker"))
 
 
@@ -57,6 +58,40 @@ def cold_starts(client, image: str, session: str, count: int) -> dict[str, list[
         plain.append(time.perf_counter() - started)
         client.api.remove_container(container_id, force=True)
     return {"BrokerContainer.start": fixture, "docker run + connect loop": plain}
+
+
+def testcontainers_starts(image: str, session: str, count: int) -> dict[str, list[float]]:
+    """testcontainers-python's MosquittoContainer on the same image and configuration:
+    start() (which waits for the broker's "running" log line) plus its client's connect,
+    the way a test would use it. (Its own default configuration logs to stdout, which
+    Debian's mosquitto block-buffers when stdout is not a terminal, so the line never
+    comes; ours logs to stderr.)
+
+    Optional: skipped when testcontainers is not installed. Ryuk, its reaper container, is
+    disabled: its image cannot be pulled without a registry.
+    """
+    import os
+    import warnings
+
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from testcontainers.mqtt import MosquittoContainer
+    except ImportError:
+        print("testcontainers is not installed: pip install testcontainers (skipped)")
+        return {}
+    from pytest_edgesim.docker.labels import SESSION_LABEL
+
+    starts = []
+    for _ in range(count):
+        container = MosquittoContainer(image, labels={SESSION_LABEL: session})
+        started = time.perf_counter()
+        container.start(configfile=str(CONFIG_FILE))
+        container.get_client()
+        starts.append(time.perf_counter() - started)
+        container.stop()
+    return {"testcontainers MosquittoContainer": starts}
 
 
 def cached_builds(client, count: int) -> dict[str, list[float]]:
@@ -132,6 +167,7 @@ def main() -> None:
     try:
         results = {}
         results.update(cold_starts(client, image, session, args.starts))
+        results.update(testcontainers_starts(image, session, args.starts))
         results.update(cached_builds(client, args.builds))
         results.update(round_trips(client, image, session, args.messages))
     finally:
@@ -141,6 +177,9 @@ def main() -> None:
     fixture = statistics.median(results["BrokerContainer.start"])
     plain = statistics.median(results["docker run + connect loop"])
     print(f"cold start: BrokerContainer.start / plain docker run = {fixture / plain:.2f}x")
+    if "testcontainers MosquittoContainer" in results:
+        theirs = statistics.median(results["testcontainers MosquittoContainer"])
+        print(f"cold start: BrokerContainer.start / testcontainers = {fixture / theirs:.2f}x")
     direct = statistics.median(results["publish->deliver, direct"])
     proxied = statistics.median(results["publish->deliver, via proxy (0 ms)"])
     print(f"proxy overhead per delivery (two traversals): {(proxied - direct) * 1e3:.2f} ms")
