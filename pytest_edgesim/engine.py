@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from heapq import heappop, heappush
+from itertools import count
 from typing import Any
 
 from .errors import SimulationError
@@ -30,7 +31,7 @@ class Coordinator:
         self.now: int = 0
         self.events_processed: int = 0
         self._queue: list[tuple[int, int, Callback, Any]] = []
-        self._sequence = 0
+        self._sequence = count(1)  # insertion order: the tie-break at equal times
         self._stop_requested = False
 
     # scheduling -------------------------------------------------------------------------
@@ -40,8 +41,7 @@ class Coordinator:
             raise SimulationError(
                 f"cannot schedule at t={time} ticks: virtual time is already {self.now}"
             )
-        self._sequence += 1
-        heappush(self._queue, (time, self._sequence, callback, arg))
+        heappush(self._queue, (time, next(self._sequence), callback, arg))
 
     def schedule_in(self, delay: int, callback: Callback, arg: Any = None) -> None:
         """Run ``callback(arg)`` ``delay`` ticks from now."""
@@ -92,15 +92,27 @@ class Coordinator:
         processed = 0
         self._stop_requested = False
         try:
-            while queue and queue[0][0] <= limit:
-                time, _, callback, arg = pop(queue)
-                if paced:
+            if paced:
+                while queue and queue[0][0] <= limit:
+                    time, _, callback, arg = pop(queue)
                     self.pace(time)
-                self.now = time
-                processed += 1
-                callback(arg)
-                if self._stop_requested:
-                    return processed
+                    self.now = time
+                    processed += 1
+                    callback(arg)
+                    if self._stop_requested:
+                        return processed
+            else:
+                while queue:
+                    event = pop(queue)
+                    time = event[0]
+                    if time > limit:
+                        heappush(queue, event)  # not due: back where it was in the order
+                        break
+                    self.now = time
+                    processed += 1
+                    event[2](event[3])
+                    if self._stop_requested:
+                        return processed
         finally:
             self.events_processed += processed
         if until is not None:

@@ -17,6 +17,9 @@ import struct
 _BLOCK = struct.Struct("<8Q")
 _INV_2_53 = 1.0 / 9007199254740992.0
 _TWO_PI = 2.0 * math.pi
+_sqrt = math.sqrt
+_logf = math.log
+_cos = math.cos
 
 
 def stream_key(root_seed: int, name: str) -> bytes:
@@ -33,36 +36,44 @@ def derive_seed(root_seed: int, name: str) -> int:
 class RandomStream:
     """A deterministic stream of uniform floats and the few distributions the models need."""
 
-    __slots__ = ("_block", "_buffer", "_key", "_position", "name")
+    __slots__ = ("_block", "_buffer", "_key", "name")
 
     def __init__(self, root_seed: int, name: str):
         self.name = name
         self._key = stream_key(root_seed, name)
         self._block = 0
+        # the unused floats of the current block, last one first (``pop`` gives the next);
+        # always the same list object, so a hot path may hold on to its ``pop``
         self._buffer: list[float] = []
-        self._position = 8
+
+    def _refill(self) -> None:
+        self._block += 1
+        digest = hashlib.blake2b(
+            self._block.to_bytes(8, "little"), digest_size=64, key=self._key
+        ).digest()
+        words = _BLOCK.unpack(digest)
+        self._buffer.extend([(word >> 11) * _INV_2_53 for word in reversed(words)])
 
     def random(self) -> float:
         """A float uniformly distributed in [0, 1)."""
-        position = self._position
-        if position == 8:
-            self._block += 1
-            digest = hashlib.blake2b(
-                self._block.to_bytes(8, "little"), digest_size=64, key=self._key
-            ).digest()
-            self._buffer = [(word >> 11) * _INV_2_53 for word in _BLOCK.unpack(digest)]
-            position = 0
-        self._position = position + 1
-        return self._buffer[position]
+        buffer = self._buffer
+        if not buffer:
+            self._refill()
+        return buffer.pop()
 
     def uniform(self, low: float, high: float) -> float:
         return low + (high - low) * self.random()
 
     def normal(self, mean: float, stddev: float) -> float:
         """Box-Muller: one value per call, from two uniforms (draw counts stay easy to follow)."""
-        u1 = 1.0 - self.random()  # (0, 1]
-        u2 = self.random()
-        return mean + stddev * math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
+        buffer = self._buffer
+        if not buffer:
+            self._refill()
+        u1 = 1.0 - buffer.pop()  # (0, 1]
+        if not buffer:
+            self._refill()
+        u2 = buffer.pop()
+        return mean + stddev * _sqrt(-2.0 * _logf(u1)) * _cos(_TWO_PI * u2)
 
     def exponential(self, mean: float) -> float:
         return -mean * math.log(1.0 - self.random())

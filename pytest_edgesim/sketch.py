@@ -33,21 +33,22 @@ class LatencySketch:
         self._buckets: array[int] = array("Q")
 
     def add(self, value: int) -> None:
-        if self.count == 0 or value < self.minimum:
-            self.minimum = value
+        count = self.count
+        self.count = count + 1
+        self.total += value
         if value > self.maximum:
             self.maximum = value
-        self.count += 1
-        self.total += value
+        if value < self.minimum or count == 0:
+            self.minimum = value
         if value <= 0:
             self._zeros += 1
             return
-        index = _ceil(_log(value) * _INV_LOG_GAMMA)
+        position = _ceil(_log(value) * _INV_LOG_GAMMA) - self._offset
         buckets = self._buckets
-        position = index - self._offset
         if 0 <= position < len(buckets):
             buckets[position] += 1
             return
+        index = position + self._offset
         self._grow(index)
         self._buckets[index - self._offset] += 1
 

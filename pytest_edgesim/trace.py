@@ -42,9 +42,8 @@ class TraceRecorder:
     def record(
         self, time: int, kind: str, node: str, peer: str, topic: str, message: str, detail: str
     ) -> None:
-        event = (time, kind, node, peer, topic, message, detail)
         buffer = self._buffer
-        buffer.append(event)
+        buffer.append((time, kind, node, peer, topic, message, detail))
         if len(buffer) >= _FLUSH_EVERY:
             self._flush()
 
