@@ -146,6 +146,7 @@ class Link:
         "last_arrival",
         "profile",
         "src",
+        "src_counter",
         "stream",
     )
 
@@ -160,6 +161,7 @@ class Link:
         self.ge_bad = False
         self.cuts: tuple[Cut, ...] = ()
         self.counter: FlowCounter = None  # type: ignore[assignment]  # set by the network
+        self.src_counter: FlowCounter = None  # type: ignore[assignment]  # the sender's
         self.dst_node: Node = None  # type: ignore[assignment]
 
 
@@ -185,7 +187,9 @@ class NetworkModel:
         self.cuts: list[Cut] = []
         self._pinned: list[tuple[frozenset[str], frozenset[str], LinkProfile]] = []
         self._node_counters = {name: metrics.node(name) for name in nodes}
+        self._topic_counters = metrics.topics  # read-only here: a miss goes through metrics
         self._record = trace.record if trace.enabled else None
+        self._deliver_callback = self._deliver  # bound once: scheduled for every packet
 
     # --- link profiles --------------------------------------------------------------------
     def profile_for(self, src: str, dst: str) -> LinkProfile:
@@ -206,6 +210,7 @@ class NetworkModel:
         link = Link(src, dst, profile, self.streams(f"link:{src}->{dst}"))
         link.cuts = tuple(c for c in self.cuts if c.separates(src, dst))
         link.counter = self.metrics.link(link.key)
+        link.src_counter = self._node_counters[src]
         link.dst_node = self.nodes[dst]
         self.links[(src, dst)] = link
         return link
@@ -325,7 +330,7 @@ class NetworkModel:
                 link.src,
                 link.dst,
                 message.topic,
-                f"{message.origin}#{message.seq}",
+                message.message_id,
                 f"{packet.kind}:{cause}",
             )
 
@@ -347,10 +352,12 @@ class NetworkModel:
             node_counter = self._node_counters[dst]
             node_counter.delivered += 1
             if dst not in self.relays:
-                node_counter.latency.add(now - message.created_at)
-                topic_counter = self.metrics.topic(message.topic)
+                latency = now - message.created_at
+                node_counter.latency.add(latency)
+                topic = message.topic
+                topic_counter = self._topic_counters.get(topic) or self.metrics.topic(topic)
                 topic_counter.delivered += 1
-                topic_counter.latency.add(now - message.created_at)
+                topic_counter.latency.add(latency)
             record = self._record
             if record is not None:
                 record(
@@ -359,7 +366,7 @@ class NetworkModel:
                     dst,
                     link.src,
                     message.topic,
-                    f"{message.origin}#{message.seq}",
+                    message.message_id,
                     "dup" if packet.duplicate else "",
                 )
         elif self._record is not None:
@@ -369,7 +376,7 @@ class NetworkModel:
                 dst,
                 link.src,
                 message.topic,
-                f"{message.origin}#{message.seq}",
+                message.message_id,
                 str(packet.packet_id),
             )
         link.dst_node.on_packet(packet)
@@ -435,16 +442,23 @@ class LatencyNetworkModel(NetworkModel):
         return profile
 
     def transmit(self, packet: Packet) -> None:
-        link = self.links.get((packet.src, packet.dst)) or self._open(packet.src, packet.dst)
-        now = self.coordinator.now
+        src = packet.src
+        dst = packet.dst
+        link = self.links.get((src, dst)) or self._open(src, dst)
+        coordinator = self.coordinator
+        now = coordinator.now
         packet.sent_at = now
         counter = link.counter
         counter.sent += 1
-        size = packet.size_bytes
+        if packet.kind == PUBLISH:
+            message = packet.message
+            size = message.size_bytes + len(message.topic) + 4
+        else:
+            size = 4  # a PUBACK (see Packet.size_bytes)
         counter.bytes += size
         if packet.duplicate:
             counter.redelivered += 1
-        self._node_counters[link.src].sent += 1
+        link.src_counter.sent += 1
         if link.cuts and any(c.down_since is not None for c in link.cuts):
             self._drop(link, packet, "partition", now)
             return
@@ -473,22 +487,29 @@ class LatencyNetworkModel(NetworkModel):
                 self._drop(link, packet, "loss", now)
                 return
         delay = profile.latency
-        if profile.jitter != "none":
-            delay = self._jittered(link, profile)
+        jitter = profile.jitter
+        if jitter != "none":
+            # the first draw here, the rare redraws (a negative value) in _jittered
+            if jitter == "normal":
+                value = link.stream.normal(delay, profile.jitter_ticks)
+            else:
+                value = delay + profile.jitter_ticks * (2.0 * link.stream.random() - 1.0)
+            delay = round(value) if value >= 0.0 else self._jittered(link, profile, 1)
         arrival = departure + delay
         if not profile.reorder:
             if arrival < link.last_arrival:
                 arrival = link.last_arrival
             link.last_arrival = arrival
-        self.coordinator.schedule_at(arrival, self._deliver, (link, packet))
+        coordinator.schedule_at(arrival, self._deliver_callback, (link, packet))
 
     @staticmethod
-    def _jittered(link: Link, profile: LinkProfile) -> int:
-        """Base latency plus jitter, drawn from the distribution truncated at zero."""
+    def _jittered(link: Link, profile: LinkProfile, drawn: int = 0) -> int:
+        """Base latency plus jitter, drawn from the distribution truncated at zero
+        (``drawn``: how many draws were already rejected)."""
         stream = link.stream
         base = profile.latency
         spread = profile.jitter_ticks
-        for _ in range(_MAX_REDRAWS):
+        for _ in range(_MAX_REDRAWS - drawn):
             if profile.jitter == "uniform":
                 value = base + spread * (2.0 * stream.random() - 1.0)
             else:

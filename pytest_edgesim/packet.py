@@ -16,13 +16,22 @@ class Message:
     publisher created it, from which end-to-end latency is measured.
     """
 
-    __slots__ = ("created_at", "origin", "payload", "qos", "retain", "seq", "size_bytes", "topic")
+    __slots__ = (
+        "created_at",
+        "message_id",
+        "origin",
+        "payload",
+        "qos",
+        "retain",
+        "seq",
+        "size_bytes",
+        "topic",
+    )
 
     def __init__(
         self,
         topic: str,
         payload: Any,
-        *,
         origin: str,
         seq: int,
         created_at: int,
@@ -30,6 +39,7 @@ class Message:
         retain: bool = False,
         size_bytes: int = 64,
     ):
+        # (the hot paths pass everything by position; elsewhere, name the arguments)
         self.topic = topic
         self.payload = payload
         self.origin = origin
@@ -38,10 +48,8 @@ class Message:
         self.qos = qos
         self.retain = retain
         self.size_bytes = size_bytes
-
-    @property
-    def message_id(self) -> str:
-        return f"{self.origin}#{self.seq}"
+        #: ``origin#seq``, made once: several trace events name the message
+        self.message_id = f"{origin}#{seq}"
 
     def __repr__(self) -> str:
         return (
@@ -61,7 +69,6 @@ class Packet:
         src: str,
         dst: str,
         message: Message,
-        *,
         qos: int = 0,
         packet_id: int = 0,
         duplicate: bool = False,

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..node import Node
-from ..packet import PUBACK
+from ..packet import PUBACK, PUBLISH, Packet
 from ..topics import TopicIndex, topic_matches
 from .delays import make_delay_sampler
 from .session import Session
 
 if TYPE_CHECKING:
     from ..node import NodeContext
-    from ..packet import Message, Packet
+    from ..packet import Message
     from ..scenario.schema import BrokerSpec
 
 
@@ -75,10 +75,14 @@ class BrokerModel(Node):
             else:
                 self.retained[message.topic] = message
         self.routed += 1
-        publish = self._session.publish
+        session = self._session
         qos = message.qos
         for subscriber, subscription_qos in self.index.matching(message.topic):
-            publish(subscriber, message, qos if qos < subscription_qos else subscription_qos)
+            if qos == 0 or subscription_qos == 0:
+                # QoS 0: what Session.publish does, without the call
+                session.send(Packet(PUBLISH, session.name, subscriber, message))
+            else:
+                session.publish(subscriber, message, 1)
 
     def describe(self) -> dict[str, object]:
         return {

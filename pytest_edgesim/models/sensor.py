@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..node import Node
-from ..packet import PUBACK, Message
+from ..packet import PUBACK, PUBLISH, Message, Packet
 from .session import Session
 from .values import make_value_source
 
 if TYPE_CHECKING:
     from ..node import NodeContext
-    from ..packet import Packet
     from ..scenario.schema import DeviceSpec
 
 
@@ -45,6 +44,12 @@ class SensorModel(Node):
         self._session = Session(self.name, context, self.retry_interval)
         self._topic_counter = context.metrics.topic(self.topic)
         self._record = context.trace.record if context.trace.enabled else None
+        # the hot path's lookups, made once
+        self._coordinator = context.coordinator
+        self._schedule_at = context.coordinator.schedule_at
+        self._send = context.send
+        self._publish_callback = self._publish
+        self._periodic = self.spec.publish.mode == "periodic"
         publish = self.spec.publish
         self._stop = publish.stop
         if publish.mode == "periodic":
@@ -72,46 +77,39 @@ class SensorModel(Node):
         return max(nominal, self._start)  # jitter never moves a reading before the start
 
     def _publish(self, _arg: object = None) -> None:
-        context = self.context
-        assert context is not None
-        now = context.coordinator.now
+        now = self._coordinator.now
         value = self._values(now)
-        self.published += 1
+        self.published = seq = self.published + 1
+        name = self.name
+        topic = self.topic
         spec = self.spec
-        message = Message(
-            self.topic,
-            value,
-            origin=self.name,
-            seq=self.published,
-            created_at=now,
-            qos=spec.qos,
-            retain=spec.retain,
-            size_bytes=spec.payload_bytes,
-        )
+        qos = spec.qos
+        payload_bytes = spec.payload_bytes
+        message = Message(topic, value, name, seq, now, qos, spec.retain, payload_bytes)
         counter = self._topic_counter
         counter.sent += 1
-        counter.bytes += spec.payload_bytes
-        if self._record is not None:
-            self._record(
-                now,
-                "publish",
-                self.name,
-                self.broker,
-                self.topic,
-                f"{self.name}#{self.published}",
-                "%.12g" % value,
-            )
-        self._session.publish(self.broker, message, spec.qos)
+        counter.bytes += payload_bytes
+        record = self._record
+        if record is not None:
+            record(now, "publish", name, self.broker, topic, message.message_id, "%.12g" % value)
+        if qos == 0:
+            self._send(Packet(PUBLISH, name, self.broker, message))  # what Session.publish does
+        else:
+            self._session.publish(self.broker, message, qos)
         # the next publication
-        if spec.publish.mode == "periodic":
-            self._cycle += 1
-            following = self._periodic_time(self._cycle)
+        if self._periodic:
+            self._cycle = cycle = self._cycle + 1
+            following = self._first + cycle * self._period  # as _periodic_time
+            if self._jitter:
+                following += round(self._jitter * (2.0 * self._stream.random() - 1.0))
+            if following < self._start:
+                following = self._start
             if following <= now:
                 following = now + 1
         else:
             following = now + max(1, round(self._stream.exponential(self._mean_gap)))
         if self._stop is None or following < self._stop:
-            context.call_at(following, self._publish)
+            self._schedule_at(following, self._publish_callback)
 
     def on_packet(self, packet: Packet) -> None:
         if packet.kind == PUBACK:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class Session:
     """One node's sending side: packet ids, the in-flight table, retries, acknowledgements."""
 
-    __slots__ = ("_context", "_next_id", "inflight", "name", "retry_interval")
+    __slots__ = ("_context", "_next_id", "inflight", "name", "retry_interval", "send")
 
     def __init__(self, name: str, context: NodeContext, retry_interval: int):
         self.name = name
@@ -27,10 +27,12 @@ class Session:
         self.retry_interval = retry_interval
         self._next_id = 0
         self.inflight: dict[int, tuple[str, Message]] = {}
+        #: the context's ``send`` (a QoS 0 publish is just ``send(Packet(PUBLISH, ...))``)
+        self.send = context.send
 
     def publish(self, dst: str, message: Message, qos: int) -> None:
         if qos == 0:
-            self._context.send(Packet(PUBLISH, self.name, dst, message))
+            self.send(Packet(PUBLISH, self.name, dst, message))
             return
         self._next_id += 1
         packet_id = self._next_id
