@@ -79,9 +79,14 @@ class GatewayLogic(NodeLogic):
                 self._overflow(message)
                 return
             self._overflow(self.queue.popleft())
-        self.queue.append(message)
-        if not busy:
+        if busy:
+            self.queue.append(message)
+        elif self.queue:
+            self.queue.append(message)
             self._start_next(t)
+        else:  # idle with nothing queued: straight to the worker (as _start_next would)
+            self.current = message
+            self.node.set_timer(t + self._delay(), PROCESSED)
 
     def on_timer(self, t: int, name: str) -> None:
         if name == PROCESSED:

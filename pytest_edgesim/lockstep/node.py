@@ -394,9 +394,10 @@ class HostedGateway(Node):
         message = packet.message
         context = self.context
         assert context is not None
+        now = context.coordinator.now
         self._pending.append(
             (
-                context.coordinator.now,
+                now,
                 {
                     "topic": message.topic,
                     "payload": message.payload,
@@ -407,7 +408,12 @@ class HostedGateway(Node):
                 },
             )
         )
-        if self._flush_at is None or len(self._pending) == 1:
+        if self._flush_at is None and not self.windowed and not self._closed:
+            # what _arm decides here without windows: advance at this tick
+            self._generation += 1
+            self._flush_at = now
+            context.call_at(now, self._flush, self._generation)
+        elif self._flush_at is None or len(self._pending) == 1:
             self._arm()
 
     def _arm(self) -> None:
@@ -440,7 +446,8 @@ class HostedGateway(Node):
         assert context is not None
         self._flush_at = None
         self.advance(context.coordinator.now)
-        self._arm()
+        if self._pending or self._next_timer is not None:
+            self._arm()  # (with neither, _arm has nothing to schedule)
 
     def advance(self, t: int, *, want_state: bool = False) -> None:
         """Advance the logic to ``t`` with the pending arrivals and emit its outputs."""
