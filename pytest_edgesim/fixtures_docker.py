@@ -9,6 +9,7 @@ imports (docker, paho) happen inside the fixtures, so loading the plugin stays c
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import os
@@ -174,7 +175,14 @@ def _start_docker_broker(config: pytest.Config) -> MqttBroker:
             f"them with: docker rm -f {container.name} && docker network rm {network.name}"
         )
     else:
-        broker._close += [network.remove, container.remove]
+
+        def remove_network() -> None:
+            from docker.errors import NotFound
+
+            with contextlib.suppress(NotFound):  # a session cleanup got there first
+                network.remove()
+
+        broker._close += [remove_network, container.remove]
     return broker
 
 

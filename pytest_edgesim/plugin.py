@@ -151,8 +151,15 @@ class XdistHooks:
         node.workerinput.update(settings.worker_input(node.config))
 
 
+#: pytest sessions running in this process now: more than one means a run inside a run
+#: (pytester in-process), which shares the outer run's edgesim session id
+_configured_sessions = 0
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    global _configured_sessions
+    _configured_sessions += 1
     # `--hypothesis-profile=edgesim-ci` must find the profile registered before Hypothesis's
     # own pytest_configure loads it.
     if str(config.getoption("hypothesis_profile", None) or "").startswith("edgesim-"):
@@ -300,7 +307,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Remove every container, network and volume this process labelled (each xdist worker
-    is its own session), however the run ended; fixtures normally got there first."""
+    is its own session), however the run ended; fixtures normally got there first. A run
+    inside another run in this process leaves them to the outer one, which owns them too."""
+    global _configured_sessions
+    _configured_sessions -= 1
+    if _configured_sessions > 0:
+        return
     labels = sys.modules.get("pytest_edgesim.docker.labels")
     if labels is None or not labels.session_started() or settings.keep_containers(config):
         return

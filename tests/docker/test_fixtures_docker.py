@@ -1,4 +1,8 @@
-"""The Docker-tier fixtures, run the way a user runs them: pytester, real engine, real broker."""
+"""The Docker-tier fixtures, run the way a user runs them: pytester, real engine, real broker.
+
+The inner runs are subprocesses: an in-process run would share this process's edgesim
+session id, and its end (``pytest_unconfigure``) would remove this session's broker.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ def test_mqtt_broker_backends(
     if backend == "process" and mosquitto_binary() is None:
         pytest.skip("no mosquitto binary on this machine (apt-get install mosquitto)")
     pytester.makepyfile(ROUNDTRIP)
-    result = pytester.runpytest(f"--edgesim-broker={backend}", "-s")
+    result = pytester.runpytest_subprocess(f"--edgesim-broker={backend}", "-s")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines([f"*BACKEND {backend} {backend == 'docker'}"])
     prefixes = _prefixes(result)
@@ -55,19 +59,21 @@ def test_mqtt_broker_backends(
 def test_mqtt_broker_external(pytester: pytest.Pytester, mqtt_broker: MqttBroker) -> None:
     """``external=HOST:PORT``: this session's broker is the inner session's external one."""
     pytester.makepyfile(ROUNDTRIP)
-    result = pytester.runpytest(f"--edgesim-broker=external={mqtt_broker.host}:{mqtt_broker.port}")
+    result = pytester.runpytest_subprocess(
+        f"--edgesim-broker=external={mqtt_broker.host}:{mqtt_broker.port}"
+    )
     result.assert_outcomes(passed=3)
 
 
 def test_an_unreachable_external_broker_skips(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(ROUNDTRIP)
-    result = pytester.runpytest("--edgesim-broker=external=127.0.0.1:1", "-rs")
+    result = pytester.runpytest_subprocess("--edgesim-broker=external=127.0.0.1:1", "-rs")
     result.assert_outcomes(skipped=3)
     result.stdout.fnmatch_lines(["SKIPPED*external broker 127.0.0.1:1: no CONNACK*"])
 
 
 def test_a_bad_broker_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("--edgesim-broker=rabbit")
+    result = pytester.runpytest_subprocess("--edgesim-broker=rabbit")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--edgesim-broker: expected one of docker, process*"])
 
@@ -88,7 +94,7 @@ def test_require_fails_a_docker_item_when_the_engine_is_gone(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/edgesim-dead.sock")
     pytester.makepyfile(DOCKER_ITEM)
-    result = pytester.runpytest("--edgesim-docker=require")
+    result = pytester.runpytest_subprocess("--edgesim-docker=require")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -96,7 +102,7 @@ def test_require_fails_a_docker_item_when_the_engine_is_gone(
             "--edgesim-docker=require*"
         ]
     )
-    result = pytester.runpytest("-rs")
+    result = pytester.runpytest_subprocess("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*needs a Docker engine*"])
 
@@ -115,7 +121,7 @@ def test_fails(edge_scenario):
     assert False, "on purpose"
 """
     )
-    result = pytester.runpytest("--edgesim-docker=require")
+    result = pytester.runpytest_subprocess("--edgesim-docker=require")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         ["*edgesim logs: gateway gateway (*-gateway-*)*", "*gateway gateway ready*"]
@@ -143,7 +149,7 @@ def test_docker_gateway_fixture(pytester: pytest.Pytester, docker_client: object
             print("CONTAINER", gateway.container_id)
         """
     )
-    result = pytester.runpytest("-s")
+    result = pytester.runpytest_subprocess("-s")
     result.assert_outcomes(passed=1)
     container_id = next(line.split()[-1] for line in result.outlines if "CONTAINER" in line)
     client = docker_client
@@ -156,7 +162,7 @@ def test_keep_containers_leaves_them_and_says_how_to_remove_them(
     pytester: pytest.Pytester, docker_client: object
 ) -> None:
     pytester.makepyfile(DOCKER_ITEM)
-    result = pytester.runpytest("--edgesim-keep-containers", "-s")
+    result = pytester.runpytest_subprocess("--edgesim-keep-containers", "-s")
     commands = [line.split("remove: ")[-1] for line in result.outlines if "keeping" in line]
     commands += [
         line.split("remove them with: ")[-1] for line in result.outlines if "remove them" in line
@@ -209,7 +215,7 @@ def test_xdist_workers_sharing_one_broker_see_no_cross_talk(
 ) -> None:
     """Two workers, one external broker (this session's): topic prefixes keep tests apart."""
     pytester.makepyfile(CROSS_TALK)
-    result = pytester.runpytest(
+    result = pytester.runpytest_subprocess(
         "-n", "2", f"--edgesim-broker=external={mqtt_broker.host}:{mqtt_broker.port}"
     )
     result.assert_outcomes(passed=6)
@@ -239,5 +245,5 @@ def test_trials_reuse_one_gateway_container_reset_between_them(
             assert len({name for name, _, _ in SEEN}) == 1
         """
     )
-    result = pytester.runpytest("--edgesim-docker=require")
+    result = pytester.runpytest_subprocess("--edgesim-docker=require")
     result.assert_outcomes(passed=2)
