@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from pytest_edgesim import Scenario, Simulation, simulate
 from pytest_edgesim import simulation as simulation_module
 from pytest_edgesim.docker.images import ensure_image
-from pytest_edgesim.docker.labels import ROLE_LABEL, SESSION_LABEL, session_id
+from pytest_edgesim.docker.labels import PID_LABEL, ROLE_LABEL, SESSION_LABEL, session_id
 from pytest_edgesim.lockstep.docker_node import GATEWAY_COMMAND, ROLE, NodeContainer
 from pytest_edgesim.lockstep.node import LockstepError, hosted_gateway
 
@@ -31,7 +32,14 @@ def lockstep_twin(scenario: Scenario) -> Scenario:
 
 
 def lockstep_containers(client: docker.DockerClient) -> list[dict]:
-    filters = {"label": [f"{SESSION_LABEL}={session_id()}", f"{ROLE_LABEL}={ROLE}"]}
+    # this process's own: xdist workers may share the session id
+    filters = {
+        "label": [
+            f"{SESSION_LABEL}={session_id()}",
+            f"{ROLE_LABEL}={ROLE}",
+            f"{PID_LABEL}={os.getpid()}",
+        ]
+    }
     return client.api.containers(all=True, filters=filters)
 
 
