@@ -18,7 +18,7 @@ class RunResult:
     """What a run produced.
 
     ``trace_digest`` identifies the run's trace: equal digests mean event-for-event equal
-    runs. ``trace`` holds the events only when the run kept them (``trace="full"``).
+    runs (``None`` for a wall-clock run on real components, which is not bit-exact). ``trace`` holds the events only when the run kept them (``trace="full"``).
     ``wall_time_s`` is how long the run took; it is informative and not compared.
     """
 
@@ -26,7 +26,7 @@ class RunResult:
     seed: int
     virtual_time_ticks: int
     metrics: Metrics
-    trace_digest: str
+    trace_digest: str | None
     events: int
     nodes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     arrivals: tuple[Arrival, ...] = ()

@@ -333,7 +333,7 @@ class LiveRun:
             seed=self.seed,
             virtual_time_ticks=now,
             metrics=self.metrics.snapshot(now),
-            trace_digest=None,  # type: ignore[arg-type]
+            trace_digest=None,
             events=self.coordinator.events_processed,
             nodes={name: node.describe() for name, node in self.nodes.items()},
             arrivals=tuple(self.cloud.arrivals),
