@@ -364,23 +364,13 @@ def _pooled_gateway(
 ) -> PooledGateway:
     """A gateway container for a live run, reused across the trials (and tests) that need
     the same configuration: the first costs a container start, the next a reset."""
-    from .docker.gateway import GatewayContainer
-    from .docker.images import ensure_image
+    from .live.run import default_launcher
 
     client = _docker_client(item.config)
     image = spec.docker.image if spec.docker is not None and spec.docker.image else None
-    network, host, port = endpoint.for_container()
 
-    def start(config: Mapping[str, Any]) -> GatewayContainer:
-        return GatewayContainer.start(
-            image or ensure_image("gateway", client),
-            config,
-            host,
-            port,
-            client,
-            network=network,
-            environment=spec.docker.environment if spec.docker is not None else None,
-        )
+    def start(config: Mapping[str, Any]) -> Any:  # a GatewayContainer
+        return default_launcher(spec, config, endpoint, client)
 
     gateway = broker.gateway_pool.acquire(gateway_config, image, start)
     _log_sources(item).append((f"gateway {spec.name} ({gateway.name})", gateway.logs))

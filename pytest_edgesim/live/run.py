@@ -63,13 +63,18 @@ def scale_config(config: Mapping[str, Any], time_scale: float) -> dict[str, Any]
     return scaled
 
 
-def default_launcher(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
+def default_launcher(
+    spec: GatewaySpec,
+    config: Mapping[str, Any],
+    endpoint: BrokerEndpoint,
+    client: Any = None,
+) -> Any:
     """Start the ``edgesim/gateway`` image (or the spec's ``docker.image``) for ``config``."""
     from ..docker.engine import connect
     from ..docker.gateway import GatewayContainer
     from ..docker.images import ensure_image
 
-    client = connect()
+    client = client or connect()
     image = spec.docker.image if spec.docker is not None and spec.docker.image else None
     network, host, port = endpoint.for_container()
     return GatewayContainer.start(
