@@ -79,14 +79,9 @@ class GatewayLogic(NodeLogic):
                 self._overflow(message)
                 return
             self._overflow(self.queue.popleft())
-        if busy:
-            self.queue.append(message)
-        elif self.queue:
-            self.queue.append(message)
+        self.queue.append(message)
+        if not busy:
             self._start_next(t)
-        else:  # idle with nothing queued: straight to the worker (as _start_next would)
-            self.current = message
-            self.node.set_timer(t + self._delay(), PROCESSED)
 
     def on_timer(self, t: int, name: str) -> None:
         if name == PROCESSED:
@@ -102,10 +97,31 @@ class GatewayLogic(NodeLogic):
         self.node.drop(message, "queue_overflow")
 
     def _start_next(self, t: int) -> None:
-        self.current = self.queue.popleft()
-        self.node.set_timer(t + self._delay(), PROCESSED)
+        node = self.node
+        queue = self.queue
+        while True:
+            self.current = queue.popleft()
+            delay = self._delay()
+            timer = node.next_timer
+            if delay or (timer is not None and timer <= t):
+                node.set_timer(t + delay, PROCESSED)
+                return
+            # A zero delay with no other timer due: the PROCESSED timer would be the next
+            # thing to run at t (timers run before messages), so finish the reading now.
+            self._complete(t)
+            if not queue:
+                self.current = None
+                return
 
     def _processed(self, t: int) -> None:
+        self._complete(t)
+        if self.queue:
+            self._start_next(t)
+        else:
+            self.current = None
+
+    def _complete(self, t: int) -> None:
+        """The worker is done with the current reading: aggregate or forward it."""
         message = self.current
         assert message is not None
         self.processed += 1
@@ -123,10 +139,6 @@ class GatewayLogic(NodeLogic):
             )
             if aggregate is not None:
                 self._forward_aggregate(aggregate)
-        if self.queue:
-            self._start_next(t)
-        else:
-            self.current = None
 
     def _forward_aggregate(self, aggregate: Aggregate) -> None:
         assert self.aggregator is not None
