@@ -87,11 +87,11 @@ def make_value_source(
         mean, amplitude, noise = spec.mean, spec.amplitude, spec.noise
         omega = 2.0 * math.pi / (spec.period / TICKS_PER_SECOND)
         phase = spec.phase
-        stream = streams("value") if noise else None
+        noise_stream = streams("value") if noise else None
 
         def sine(now: int) -> float:
             value = mean + amplitude * math.sin(omega * ((now + phase) / TICKS_PER_SECOND))
-            return value + stream.normal(0.0, noise) if stream is not None else value
+            return value + noise_stream.normal(0.0, noise) if noise_stream is not None else value
 
         return sine
     values = read_replay_column(spec, base_dir)

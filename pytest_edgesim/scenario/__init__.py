@@ -10,6 +10,7 @@ lines each name the file, the line and the field path, and say what would be rig
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ class Scenario:
 
     # --- constructors ----------------------------------------------------------------------
     @classmethod
-    def from_yaml(cls, path: str | Path) -> Scenario:
+    def from_yaml(cls, path: str | os.PathLike[str]) -> Scenario:
         """Load a scenario file (``edgesim: 1``)."""
         file = Path(path)
         try:

@@ -177,7 +177,7 @@ def format_validation_error(
     found: dict[str, tuple[int, str]] = {}
     for error in exc.errors():
         path, _ = _clean_path(tuple(error["loc"]), data)
-        message = _message(error, model, path)
+        message = _message(dict(error), model, path)
         line = line_of(path, lines) if lines else None
         where = f"{source}:{line}" if line is not None else source
         text = f"{where}: {render_path(path)}: {message}"

@@ -22,7 +22,9 @@ def _walk(
     if isinstance(node, yaml.MappingNode):
         seen: dict[object, int] = {}
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            key: str = (
+                key_node.value if isinstance(key_node, yaml.ScalarNode) else "<non-scalar key>"
+            )
             line = key_node.start_mark.line + 1
             if key in seen:
                 problems.append(
