@@ -140,7 +140,9 @@ class Link:
         "counter",
         "cuts",
         "dst",
+        "dst_counter",
         "dst_node",
+        "dst_relays",
         "ge_bad",
         "key",
         "last_arrival",
@@ -163,6 +165,8 @@ class Link:
         self.counter: FlowCounter = None  # type: ignore[assignment]  # set by the network
         self.src_counter: FlowCounter = None  # type: ignore[assignment]  # the sender's
         self.dst_node: Node = None  # type: ignore[assignment]
+        self.dst_counter: FlowCounter = None  # type: ignore[assignment]  # the receiver's
+        self.dst_relays = False  # the receiver is a relay (the broker's hop)
 
 
 class NetworkModel:
@@ -212,6 +216,8 @@ class NetworkModel:
         link.counter = self.metrics.link(link.key)
         link.src_counter = self._node_counters[src]
         link.dst_node = self.nodes[dst]
+        link.dst_counter = self._node_counters[dst]
+        link.dst_relays = dst in self.relays
         self.links[(src, dst)] = link
         return link
 
@@ -349,9 +355,9 @@ class NetworkModel:
         message = packet.message
         dst = link.dst
         if packet.kind == PUBLISH:
-            node_counter = self._node_counters[dst]
+            node_counter = link.dst_counter
             node_counter.delivered += 1
-            if dst not in self.relays:
+            if not link.dst_relays:
                 latency = now - message.created_at
                 node_counter.latency.add(latency)
                 topic = message.topic
