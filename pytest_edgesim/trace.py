@@ -36,14 +36,19 @@ class TraceRecorder:
         self.keep = keep
         self.count = 0
         self.events: list[TraceEvent] = []
-        self._buffer: list[TraceEvent] = []
+        self._buffer: list[str] = []  # canonical lines not hashed yet
         self._hasher = hashlib.sha256()
 
     def record(
         self, time: int, kind: str, node: str, peer: str, topic: str, message: str, detail: str
     ) -> None:
+        # Formatted at once: a short string is cheaper to hold until the flush than the
+        # tuple (which the garbage collector would track and promote meanwhile).
+        event = (time, kind, node, peer, topic, message, detail)
         buffer = self._buffer
-        buffer.append((time, kind, node, peer, topic, message, detail))
+        buffer.append(_LINE % event)
+        if self.keep:
+            self.events.append(event)
         if len(buffer) >= _FLUSH_EVERY:
             self._flush()
 
@@ -51,11 +56,8 @@ class TraceRecorder:
         buffer = self._buffer
         if not buffer:
             return
-        line = _LINE
-        self._hasher.update("".join([line % event for event in buffer]).encode())
+        self._hasher.update("".join(buffer).encode())
         self.count += len(buffer)
-        if self.keep:
-            self.events.extend(buffer)
         buffer.clear()
 
     @property
