@@ -33,21 +33,28 @@ class LatencySketch:
         self._buckets: array[int] = array("Q")
 
     def add(self, value: int) -> None:
+        self.total += value
         count = self.count
         self.count = count + 1
-        self.total += value
-        if value > self.maximum:
-            self.maximum = value
-        if value < self.minimum or count == 0:
+        if count:
+            if value > self.maximum:
+                self.maximum = value
+            elif value < self.minimum:  # (minimum <= maximum: never both)
+                self.minimum = value
+        else:
             self.minimum = value
+            if value > self.maximum:
+                self.maximum = value
         if value <= 0:
             self._zeros += 1
             return
         position = _ceil(_log(value) * _INV_LOG_GAMMA) - self._offset
-        buckets = self._buckets
-        if 0 <= position < len(buckets):
-            buckets[position] += 1
-            return
+        if position >= 0:
+            try:
+                self._buckets[position] += 1
+                return
+            except IndexError:
+                pass
         index = position + self._offset
         self._grow(index)
         self._buckets[index - self._offset] += 1
