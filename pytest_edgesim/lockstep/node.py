@@ -365,6 +365,7 @@ class HostedGateway(Node):
         self._session = Session(self.name, context, self.retry_interval)
         self._node_counter = context.metrics.node(self.name)
         self._record = context.trace.record if context.trace.enabled else None
+        self._schedule_at = context.coordinator.schedule_at  # (context.call_at, one call less)
         for subscription in self.spec.subscribe:
             self.broker.subscribe(self.name, subscription.filter, subscription.qos)
         self._next_timer = self.host.start(self.name, self.seed, self.config)
@@ -412,7 +413,7 @@ class HostedGateway(Node):
             # what _arm decides here without windows: advance at this tick
             self._generation += 1
             self._flush_at = now
-            context.call_at(now, self._flush, self._generation)
+            self._schedule_at(now, self._flush, self._generation)
         elif self._flush_at is None or len(self._pending) == 1:
             self._arm()
 
