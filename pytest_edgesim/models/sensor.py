@@ -44,12 +44,14 @@ class SensorModel(Node):
         self._session = Session(self.name, context, self.retry_interval)
         self._topic_counter = context.metrics.topic(self.topic)
         self._record = context.trace.record if context.trace.enabled else None
-        # the hot path's lookups, made once
-        self._coordinator = context.coordinator
-        self._schedule_at = context.coordinator.schedule_at
-        self._send = context.send
-        self._publish_callback = self._publish
-        self._periodic = self.spec.publish.mode == "periodic"
+        # The hot path's lookups, made once, in one attribute: a sensor's instance dict
+        # stays small (one more key per attribute for each of maybe 100,000 sensors).
+        self._hot = (
+            context.coordinator,
+            context.send,
+            self._publish,
+            self.spec.publish.mode == "periodic",
+        )
         publish = self.spec.publish
         self._stop = publish.stop
         if publish.mode == "periodic":
@@ -77,7 +79,8 @@ class SensorModel(Node):
         return max(nominal, self._start)  # jitter never moves a reading before the start
 
     def _publish(self, _arg: object = None) -> None:
-        now = self._coordinator.now
+        coordinator, send, callback, periodic = self._hot
+        now = coordinator.now
         value = self._values(now)
         self.published = seq = self.published + 1
         name = self.name
@@ -93,11 +96,11 @@ class SensorModel(Node):
         if record is not None:
             record(now, "publish", name, self.broker, topic, message.message_id, "%.12g" % value)
         if qos == 0:
-            self._send(Packet(PUBLISH, name, self.broker, message))  # what Session.publish does
+            send(Packet(PUBLISH, name, self.broker, message))  # what Session.publish does
         else:
             self._session.publish(self.broker, message, qos)
         # the next publication
-        if self._periodic:
+        if periodic:
             self._cycle = cycle = self._cycle + 1
             following = self._first + cycle * self._period  # as _periodic_time
             if self._jitter:
@@ -109,7 +112,7 @@ class SensorModel(Node):
         else:
             following = now + max(1, round(self._stream.exponential(self._mean_gap)))
         if self._stop is None or following < self._stop:
-            self._schedule_at(following, self._publish_callback)
+            coordinator.schedule_at(following, callback)
 
     def on_packet(self, packet: Packet) -> None:
         if packet.kind == PUBACK:
