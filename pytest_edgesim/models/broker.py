@@ -77,7 +77,9 @@ class BrokerModel(Node):
         self.routed += 1
         session = self._session
         qos = message.qos
-        for subscriber, subscription_qos in self.index.matching(message.topic):
+        # the index holds (subscriber, qos) entries (see subscribe)
+        entries: tuple[tuple[str, int], ...] = self.index.matching(message.topic)  # type: ignore[assignment]
+        for subscriber, subscription_qos in entries:
             if qos == 0 or subscription_qos == 0:
                 # QoS 0: what Session.publish does, without the call
                 session.send(Packet(PUBLISH, session.name, subscriber, message))
