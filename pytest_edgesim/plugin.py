@@ -316,11 +316,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     labels = sys.modules.get("pytest_edgesim.docker.labels")
     if labels is None or not labels.session_started() or settings.keep_containers(config):
         return
-    from .docker.cleanup import remove_session
+    from .docker.cleanup import remove_own
     from .docker.engine import connect
 
     try:
-        remove_session(connect(), labels.session_id())
+        remove_own(connect(), labels.session_id())
     except Exception as error:  # the engine went away: the next session reaps
         sys.stderr.write(f"edgesim: could not remove this session's containers: {error}\n")
 

@@ -18,7 +18,8 @@ class RunResult:
     """What a run produced.
 
     ``trace_digest`` identifies the run's trace: equal digests mean event-for-event equal
-    runs (``None`` for a wall-clock run on real components, which is not bit-exact). ``trace`` holds the events only when the run kept them (``trace="full"``).
+    runs (``None`` for a wall-clock run on real components, which is not bit-exact).
+    ``trace`` holds the events only when the run kept them (``trace="full"``).
     ``wall_time_s`` is how long the run took; it is informative and not compared.
     """
 

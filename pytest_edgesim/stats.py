@@ -19,6 +19,7 @@ single two-sided set whose chance of ever excluding the true rate is at most
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -228,6 +229,7 @@ def sequential_decision(
     return REFUTED if passed / total < min_pass_rate else DEMONSTRATED
 
 
+@functools.lru_cache(maxsize=64)
 def sequential_trials_to_demonstrate(
     rate: float, confidence: float = 0.95, limit: int = 1_000_000
 ) -> int | None:

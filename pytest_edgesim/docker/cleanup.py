@@ -110,6 +110,15 @@ def remove_session(client: docker.DockerClient, session: str) -> list[RemovedRes
     return _remove(client, f"{SESSION_LABEL}={session}", lambda labels: True)
 
 
+def remove_own(client: docker.DockerClient, session: str) -> list[RemovedResource]:
+    """Remove what this process labelled in ``session``: xdist workers may share a session id
+    (``EDGESIM_SESSION_ID``), and one finishing must not take the others' containers."""
+    pid = str(os.getpid())
+    return _remove(
+        client, f"{SESSION_LABEL}={session}", lambda labels: labels.get(PID_LABEL) == pid
+    )
+
+
 def _remove(
     client: docker.DockerClient, label_filter: str, selected: Callable[[Mapping[str, str]], bool]
 ) -> list[RemovedResource]:

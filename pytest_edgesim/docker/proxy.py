@@ -186,7 +186,11 @@ class TcpProxy:
             target=loop.run_forever, name=f"edgesim-{self.name}", daemon=True
         )
         self._thread.start()
-        self._call(self._listen())
+        try:
+            self._call(self._listen())
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def close(self) -> None:

@@ -396,18 +396,26 @@ class LiveRun:
         if self._closed:
             return
         self._closed = True
-        for name, runner in self._gateways.items():
-            container = hasattr(runner, "remove")
-            if container and self._keep_containers:
-                continue  # left running for debugging
-            runner.stop()
-            if container:
-                runner.remove()  # a container keeps its last logs (``final_logs``)
-            uplink = self.nodes.get(name) if hasattr(self, "nodes") else None
-            if isinstance(uplink, GatewayUplink):
-                uplink.runner_state = _runner_state(runner)
-        for client in self._clients:
-            mqtt.disconnect(client)
+        errors: list[BaseException] = []
+        try:
+            for name, runner in self._gateways.items():
+                container = hasattr(runner, "remove")
+                if container and self._keep_containers:
+                    continue  # left running for debugging
+                try:  # one gateway failing to stop must not leave the others running
+                    runner.stop()
+                    if container:
+                        runner.remove()  # a container keeps its last logs (``final_logs``)
+                except Exception as error:
+                    errors.append(error)
+                uplink = self.nodes.get(name) if hasattr(self, "nodes") else None
+                if isinstance(uplink, GatewayUplink):
+                    uplink.runner_state = _runner_state(runner)
+        finally:
+            for client in self._clients:
+                mqtt.disconnect(client)
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> LiveRun:
         return self

@@ -33,7 +33,9 @@ ERROR = "error"
 MESSAGE_TYPES = (HELLO, ADVANCE, REPLY, SHUTDOWN, BYE, ERROR)
 
 _LENGTH = struct.Struct(">I")
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+# strict JSON: NaN and infinities have no JSON spelling, and other languages' parsers refuse
+# Python's bare ``NaN``
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 class ProtocolError(Exception):
@@ -50,7 +52,13 @@ class PeerClosed(ProtocolError):
 
 def encode_frame(message: dict[str, Any]) -> bytes:
     """One frame: the length prefix and the compact JSON of ``message``."""
-    body = _encoder.encode(message).encode()
+    try:
+        body = _encoder.encode(message).encode()
+    except ValueError as exc:  # a NaN or an infinity somewhere in the message
+        raise ProtocolError(
+            f"cannot send a {message.get('type', '?')!r} message: {exc} (JSON has no NaN or "
+            "Infinity; a reading or aggregate with such a value cannot cross the protocol)"
+        ) from None
     if len(body) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {len(body)} bytes exceeds {MAX_FRAME_BYTES}")
     return _LENGTH.pack(len(body)) + body

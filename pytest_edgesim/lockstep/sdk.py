@@ -85,7 +85,7 @@ class NodeLogic:
 class NodeApi:
     """What a logic may use: the clock, timers, its random streams, and its outputs."""
 
-    __slots__ = ("_outputs", "_sequence", "_timers", "name", "now", "seed")
+    __slots__ = ("_outputs", "_sequence", "_streams", "_timers", "name", "now", "seed")
 
     def __init__(self, name: str, seed: int):
         self.name = name
@@ -95,6 +95,7 @@ class NodeApi:
         self._timers: list[tuple[int, int, str]] = []
         self._sequence = 0
         self._outputs: list[Output] = []
+        self._streams: dict[str, RandomStream] = {}
 
     def publish(
         self,
@@ -140,8 +141,13 @@ class NodeApi:
         heapq.heappush(self._timers, (int(at), self._sequence, name))
 
     def stream(self, purpose: str = "") -> RandomStream:
-        """This node's random stream for ``purpose`` (the coordinator's algorithm and names)."""
-        return RandomStream(self.seed, f"node:{self.name}" + (f"/{purpose}" if purpose else ""))
+        """This node's random stream for ``purpose`` (the coordinator's algorithm and names);
+        asking again gives the same stream, as the coordinator's ``NodeContext.stream`` does."""
+        stream = self._streams.get(purpose)
+        if stream is None:
+            name = f"node:{self.name}" + (f"/{purpose}" if purpose else "")
+            stream = self._streams[purpose] = RandomStream(self.seed, name)
+        return stream
 
     @property
     def next_timer(self) -> int | None:

@@ -336,3 +336,17 @@ def test_an_error_in_the_node_logic_is_reported_with_the_virtual_time(monkeypatc
 def test_payloads_survive_the_wire_exactly():
     values = [0.1, 1e-300, 21.000000000000004, -0.0, 12345678901234567890, "x", None]
     assert json.loads(encode_frame({"type": "reply", "v": values})[4:])["v"] == values
+
+
+def test_a_message_with_nan_is_a_protocol_error_not_bare_nan() -> None:
+    with pytest.raises(ProtocolError, match="JSON has no NaN or Infinity"):
+        encode_frame({"type": "reply", "outputs": [{"payload": float("nan")}]})
+
+
+def test_a_nodes_stream_for_a_purpose_is_one_stream() -> None:
+    from pytest_edgesim.lockstep.sdk import NodeApi
+
+    api = NodeApi("gw", seed=5)
+    draws = [api.stream("jitter").random() for _ in range(3)]
+    assert len(set(draws)) == 3  # the same stream goes on, it does not start over
+    assert api.stream("jitter") is api.stream("jitter")

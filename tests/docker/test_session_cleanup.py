@@ -7,6 +7,7 @@ containers carrying that process's ``edgesim.pid`` label.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -113,3 +114,27 @@ def test_a_killed_session_is_reaped_by_the_next(
     assert following.returncode == 0, output.decode()
     assert containers_of(client, process.pid) == []
     assert containers_of(client, following.pid) == []
+
+
+def test_a_process_removes_only_its_own_share_of_a_shared_session(
+    client: docker.DockerClient, broker_image: str
+) -> None:
+    """xdist workers may share a session id: the first to finish must not take the rest."""
+    from pytest_edgesim.docker.cleanup import remove_own
+    from pytest_edgesim.docker.labels import SESSION_LABEL, new_session_id
+
+    session = new_session_id()
+    created = {
+        pid: client.api.create_container(
+            broker_image, labels={SESSION_LABEL: session, PID_LABEL: str(pid)}
+        )["Id"]
+        for pid in (os.getpid(), os.getppid())
+    }
+    try:
+        remove_own(client, session)
+        left = client.api.containers(all=True, filters={"label": f"{SESSION_LABEL}={session}"})
+        assert [summary["Id"] for summary in left] == [created[os.getppid()]]
+    finally:
+        for container_id in created.values():
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_container(container_id, force=True)
