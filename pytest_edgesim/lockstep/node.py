@@ -483,6 +483,9 @@ class HostedGateway(Node):
         previous = start
         try:
             for output in outputs:
+                problem = _output_problem(output)
+                if problem is not None:
+                    raise self._contract(f"malformed output {output!r}: {problem}")
                 stamp = output.get("t")
                 if not isinstance(stamp, int) or not previous <= stamp <= end:
                     raise self._contract(
@@ -565,7 +568,11 @@ class HostedGateway(Node):
         if not self._closed and self.context is not None and not timer_due:
             # advancing to where the logic already is changes nothing; it only asks
             outputs, _, state = self.host.advance(self._logic_time, [], True)
-            assert not outputs
+            if outputs:
+                raise self._contract(
+                    f"asked for its state at t={self._logic_time}, where it already was, it "
+                    f"emitted {len(outputs)} output(s): expected none"
+                )
             if state is not None:
                 self._state = state
         return self._state
@@ -615,3 +622,30 @@ def hosted_gateway(name: str, spec: GatewaySpec, simulation: Any, host: LogicHos
         seed=simulation.seed,
         network=lambda: getattr(simulation, "network", None),
     )
+
+
+#: what each output kind must carry (docs/protocol.md, "reply"), and of which type
+_OUTPUT_FIELDS: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
+    "publish": (("topic", str),),
+    "drop": (("topic", str), ("origin", str), ("seq", int)),
+}
+
+
+def _output_problem(output: Any) -> str | None:
+    """What is wrong with one output of a node's reply (None when it is well formed)."""
+    if not isinstance(output, dict):
+        return "an output must be a JSON object"
+    required = _OUTPUT_FIELDS.get(output.get("kind"))  # type: ignore[arg-type]
+    if required is None:
+        return None  # the kind itself is checked where it is dispatched
+    for field, kind in required:
+        value = output.get(field)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"field {field!r} must be a {getattr(kind, '__name__', kind)}, got {value!r}"
+    if output["kind"] == "publish":
+        if output.get("qos", 0) not in (0, 1) or isinstance(output.get("qos"), bool):
+            return f"field 'qos' must be 0 or 1, got {output.get('qos')!r}"
+        created_at = output.get("created_at")
+        if created_at is not None and (not isinstance(created_at, int) or created_at < 0):
+            return f"field 'created_at' must be a virtual time (ticks), got {created_at!r}"
+    return None

@@ -350,3 +350,33 @@ def test_a_nodes_stream_for_a_purpose_is_one_stream() -> None:
     draws = [api.stream("jitter").random() for _ in range(3)]
     assert len(set(draws)) == 3  # the same stream goes on, it does not start over
     assert api.stream("jitter") is api.stream("jitter")
+
+
+@pytest.mark.parametrize(
+    ("topic", "qos", "expected"),
+    [
+        (7, 0, "field 'topic' must be a str, got 7"),
+        ("out", "1x", "field 'qos' must be 0 or 1, got '1x'"),
+    ],
+)
+def test_a_malformed_output_is_one_clear_error(monkeypatch, topic, qos, expected):
+    """A node written in another language may send anything: it gets a LockstepError
+    naming the output, not a KeyError or a TypeError from deep inside the coordinator."""
+
+    class Sloppy(NodeLogic):
+        def on_message(self, t, message):
+            self.node.publish(topic, 0, qos=qos)
+
+    node = ServedNode(Sloppy)
+    try:
+        monkeypatch.setitem(
+            simulation_module._GATEWAY_FACTORIES,
+            "docker:lockstep",
+            lambda name, spec, sim: hosted_gateway(name, spec, sim, node.host(timeout_s=5)),
+        )
+        scenario = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
+        with pytest.raises(LockstepError, match="malformed output") as raised:
+            simulate(scenario, until="5s")
+        assert expected in str(raised.value)
+    finally:
+        node.stop()
