@@ -335,21 +335,9 @@ def _launch_gateway(
     endpoint: BrokerEndpoint,
     started: list[GatewayContainer],
 ) -> GatewayContainer:
-    from .docker.gateway import GatewayContainer
-    from .docker.images import ensure_image
+    from .live.run import default_launcher
 
-    client = _docker_client(item.config)
-    image = spec.docker.image if spec.docker is not None and spec.docker.image else None
-    network, host, port = endpoint.for_container()
-    container = GatewayContainer.start(
-        image or ensure_image("gateway", client),
-        gateway_config,
-        host,
-        port,
-        client,
-        network=network,
-        environment=spec.docker.environment if spec.docker is not None else None,
-    )
+    container = default_launcher(spec, gateway_config, endpoint, _docker_client(item.config))
     started.append(container)
     _log_sources(item).append((f"gateway {spec.name} ({container.name})", container.logs))
     return container
@@ -475,7 +463,7 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
     time_scale = settings.resolve_time_scale(
         item.config, marker.kwargs.get("time_scale") if marker is not None else None
     )
-    started: list[GatewayContainer] = []
+    started: list[GatewayContainer] = []  # containers of their own: only when kept
     keep = settings.keep_containers(item.config)
     if keep:
 
@@ -484,13 +472,6 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
                 print(f"\nedgesim: keeping {container.name}; remove: docker rm -f {container.name}")
 
         request.addfinalizer(show_kept)
-    else:
-
-        def remove_started() -> None:
-            for container in started:
-                container.remove()
-
-        request.addfinalizer(remove_started)
     _log_sources(item).append((f"broker ({broker.backend})", broker.logs))
 
     def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
