@@ -294,13 +294,9 @@ def test_a_malformed_reply_is_an_error_naming_what_was_expected():
     fake.release.set()
 
 
-def test_an_output_in_the_past_breaks_the_contract(socket_gateways, monkeypatch):
-    class Backwards(NodeLogic):
-        def on_message(self, t, message):
-            self.node.now = t - 1  # a buggy node: stamps before its cause
-            self.node.publish("out", 0)
-
-    node = ServedNode(Backwards)
+def simulate_basic_with_served_gateway(logic: type[NodeLogic], monkeypatch) -> None:
+    """Run basic.yaml for 5 s with its gateway served over a real socket by ``logic``."""
+    node = ServedNode(logic)
     try:
         monkeypatch.setitem(
             simulation_module._GATEWAY_FACTORIES,
@@ -308,10 +304,19 @@ def test_an_output_in_the_past_breaks_the_contract(socket_gateways, monkeypatch)
             lambda name, spec, sim: hosted_gateway(name, spec, sim, node.host(timeout_s=5)),
         )
         scenario = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
-        with pytest.raises(LockstepError, match="never into the past"):
-            simulate(scenario, until="5s")
+        simulate(scenario, until="5s")
     finally:
         node.stop()
+
+
+def test_an_output_in_the_past_breaks_the_contract(socket_gateways, monkeypatch):
+    class Backwards(NodeLogic):
+        def on_message(self, t, message):
+            self.node.now = t - 1  # a buggy node: stamps before its cause
+            self.node.publish("out", 0)
+
+    with pytest.raises(LockstepError, match="never into the past"):
+        simulate_basic_with_served_gateway(Backwards, monkeypatch)
 
 
 def test_an_error_in_the_node_logic_is_reported_with_the_virtual_time(monkeypatch):
@@ -319,18 +324,8 @@ def test_an_error_in_the_node_logic_is_reported_with_the_virtual_time(monkeypatc
         def on_message(self, t, message):
             raise ValueError("boom")
 
-    node = ServedNode(Broken)
-    try:
-        monkeypatch.setitem(
-            simulation_module._GATEWAY_FACTORIES,
-            "docker:lockstep",
-            lambda name, spec, sim: hosted_gateway(name, spec, sim, node.host(timeout_s=5)),
-        )
-        scenario = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
-        with pytest.raises(LockstepError, match=r"node_failed.*ValueError at t=\d+: boom"):
-            simulate(scenario, until="5s")
-    finally:
-        node.stop()
+    with pytest.raises(LockstepError, match=r"node_failed.*ValueError at t=\d+: boom"):
+        simulate_basic_with_served_gateway(Broken, monkeypatch)
 
 
 def test_payloads_survive_the_wire_exactly():
@@ -367,16 +362,6 @@ def test_a_malformed_output_is_one_clear_error(monkeypatch, topic, qos, expected
         def on_message(self, t, message):
             self.node.publish(topic, 0, qos=qos)
 
-    node = ServedNode(Sloppy)
-    try:
-        monkeypatch.setitem(
-            simulation_module._GATEWAY_FACTORIES,
-            "docker:lockstep",
-            lambda name, spec, sim: hosted_gateway(name, spec, sim, node.host(timeout_s=5)),
-        )
-        scenario = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
-        with pytest.raises(LockstepError, match="malformed output") as raised:
-            simulate(scenario, until="5s")
-        assert expected in str(raised.value)
-    finally:
-        node.stop()
+    with pytest.raises(LockstepError, match="malformed output") as raised:
+        simulate_basic_with_served_gateway(Sloppy, monkeypatch)
+    assert expected in str(raised.value)
