@@ -150,9 +150,20 @@ class MqttBroker:
             mqtt.disconnect(self._clients.pop())
 
     def close(self) -> None:
-        self.end_test()
+        """Run every close step (the last added first), even when one fails; then raise the
+        first failure, so one stubborn gateway cannot leave the broker and network behind."""
+        errors: list[BaseException] = []
+        try:
+            self.end_test()
+        except Exception as error:
+            errors.append(error)
         while self._close:
-            self._close.pop()()
+            try:
+                self._close.pop()()
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
 
 def _start_docker_broker(config: pytest.Config) -> MqttBroker:
@@ -223,12 +234,15 @@ def start_process_broker(binary: str, timeout_s: float = 10.0) -> MqttBroker:
     broker._close.append(stop)
     deadline = time.monotonic() + timeout_s
     while True:
+        # our process must be alive for a CONNACK to be its own: under xdist another worker's
+        # broker may have taken the port between the probe and mosquitto's bind
+        alive = process.poll() is None
         try:
-            if mqtt_connack(broker.host, port) == 0:
+            if alive and mqtt_connack(broker.host, port) == 0 and process.poll() is None:
                 return broker
         except OSError:
             pass
-        if process.poll() is not None or time.monotonic() > deadline:
+        if not alive or time.monotonic() > deadline:
             lines = "\n".join(broker.logs())
             broker.close()
             raise EdgesimError(f"{binary} did not accept MQTT connections on port {port}:\n{lines}")

@@ -76,8 +76,10 @@ class PooledGateway:
             self._pool.give_back(self._key, self)
 
     def close(self) -> None:
-        mqtt.disconnect(self._client)
-        self.container.remove()
+        try:
+            mqtt.disconnect(self._client)
+        finally:
+            self.container.remove()
 
 
 class GatewayPool:
@@ -121,6 +123,12 @@ class GatewayPool:
             self._idle.setdefault(key, []).append(gateway)
 
     def close(self) -> None:
-        """Remove every container the pool started."""
+        """Remove every container the pool started (all of them, even when one fails)."""
+        errors: list[BaseException] = []
         while self._all:
-            self._all.pop().close()
+            try:
+                self._all.pop().close()
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
