@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .engine import Coordinator
 from .errors import SimulationError
+from .injection import Injections
 from .metrics import MetricsRecorder
 from .models.broker import BrokerModel
 from .models.cloud import CloudSink
@@ -75,6 +76,7 @@ class Simulation:
         self.metrics = MetricsRecorder()
         self.tracer = TraceRecorder(enabled=trace != "off", keep=trace == "full")
         self._closed = False
+        self._injections = Injections()
         self._wall_time = 0.0
         spec = scenario.spec
 
@@ -232,39 +234,31 @@ class Simulation:
     ) -> Message:
         """Publish a message now: from node ``source`` over its link, or straight to the broker."""
         origin = source or "inject"
-        self._injected = getattr(self, "_injected", 0) + 1
-        message = Message(
+        now = self.coordinator.now
+        message = self._injections.message(
+            self.metrics,
             topic,
             payload,
             origin=origin,
-            seq=self._injected,
-            created_at=self.coordinator.now,
+            now=now,
             qos=qos,
             retain=retain,
             size_bytes=size_bytes,
         )
-        self.metrics.topic(topic).sent += 1
         if self.tracer.enabled:
             self.tracer.record(
-                self.coordinator.now,
+                now,
                 "inject",
                 origin,
                 self.broker.name,
                 topic,
-                f"{origin}#{self._injected}",
+                message.message_id,
                 repr(payload),
             )
         if source is None:
             self.broker.route(message)
         else:
-            node = self.node(source)
-            context = node.context
-            assert context is not None
-            from .models.session import Session
-
-            Session(source, context, self.scenario.spec.broker.retry_interval).publish(
-                self.broker.name, message, qos
-            )
+            Injections.send_from(self.node(source), self.broker.name, message)
         return message
 
     def close(self) -> None:

@@ -25,10 +25,10 @@ from typing import Any
 
 from ..errors import SimulationError
 from ..gateway_service import GatewayService, config_from_spec
+from ..injection import Injections
 from ..metrics import MetricsRecorder
 from ..models.cloud import CloudSink
 from ..models.sensor import SensorModel
-from ..models.session import Session
 from ..network import DirectNetworkModel, LatencyNetworkModel, NetworkModel, resolve_nodes
 from ..node import Node, NodeContext
 from ..packet import Message
@@ -173,6 +173,7 @@ class LiveRun:
         self._clients: list[Any] = []
         self._gateways: dict[str, Any] = {}
         self._closed = False
+        self._injections = Injections()
         self._wall_time = 0.0
         spec = scenario.spec
         retry = spec.broker.retry_interval
@@ -368,26 +369,20 @@ class LiveRun:
     ) -> Message:
         """Publish a message now: from node ``source`` over its modelled link, or straight
         on the real broker."""
-        origin = source or "inject"
-        self._injected = getattr(self, "_injected", 0) + 1
-        message = Message(
+        message = self._injections.message(
+            self.metrics,
             topic,
             payload,
-            origin=origin,
-            seq=self._injected,
-            created_at=self.now,
+            origin=source or "inject",
+            now=self.now,
             qos=qos,
             retain=retain,
             size_bytes=size_bytes,
         )
-        self.metrics.topic(topic).sent += 1
         if source is None:
             self.broker.publish(message)
         else:
-            context = self.node(source).context
-            assert context is not None
-            retry = self.scenario.spec.broker.retry_interval
-            Session(source, context, retry).publish(self.broker.name, message, qos)
+            Injections.send_from(self.node(source), self.broker.name, message)
         return message
 
     def close(self) -> None:

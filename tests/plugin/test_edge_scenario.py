@@ -68,3 +68,16 @@ def test_components() -> None:
     )
     assert docker_components(docker) == ["broker", "gateways[0] (gateway)"]
     assert len(wall_clock_components(docker)) == 2
+
+
+def test_a_qos1_injection_from_a_sensor_is_settled_by_its_puback() -> None:
+    """The injection travels in the sensor's own session: its PUBACK settles it, so it is
+    delivered once, not resent every retry interval until the run ends."""
+    edge = EdgeScenario(minimal_scenario(), seed=2)
+    edge.run("2s")
+    edge.inject("sensors/extra", 5.0, source="sensor-0", qos=1)
+    result = edge.run()
+
+    extra = result.metrics.topic("sensors/extra")
+    assert (extra.sent, extra.delivered, extra.redelivered) == (1, 1, 0)
+    assert result.nodes["sensor-0"]["inflight"] == 0
