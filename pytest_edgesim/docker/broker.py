@@ -20,7 +20,7 @@ import docker
 from docker.errors import APIError, NotFound
 
 from ..errors import EdgesimError
-from .engine import publish_ip, published_host
+from .engine import NoPublishedPortError, publish_ip, published_host, published_port
 from .labels import resource_labels, resource_name
 
 MQTT_PORT = 1883
@@ -123,11 +123,10 @@ class BrokerContainer:
 
     def published_port(self) -> int:
         """The host port that the container's MQTT port is published on now."""
-        ports = self.client.api.inspect_container(self.container_id)["NetworkSettings"]["Ports"]
-        bindings = ports.get(f"{MQTT_PORT}/tcp") or []
-        if not bindings:
-            raise ReadinessError(f"broker {self.name} has no published port", self.logs())
-        return int(bindings[0]["HostPort"])
+        try:
+            return published_port(self.client, self.container_id, MQTT_PORT)
+        except NoPublishedPortError as error:
+            raise ReadinessError(f"broker {self.name} {error}", self.logs()) from None
 
     def wait_ready(self, timeout_s: float) -> float:
         """Retry CONNECT until CONNACK; return the seconds waited. Fails fast if it exits."""

@@ -131,6 +131,31 @@ def publish_ip(client: docker.DockerClient) -> str:
     return "127.0.0.1" if host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
 
 
+class NoPublishedPortError(EdgesimError):
+    """A container's port is not published: the message says why (exited, or no binding)."""
+
+
+def published_port(client: docker.DockerClient, container_id: str, container_port: int) -> int:
+    """The host port that ``container_port/tcp`` of a started container is published on.
+
+    A container that exits at once (a bad configuration, say) loses its bindings before
+    anyone reads them, so when there is no binding the error says whether the container
+    exited and with which code, which is what the user needs to know.
+    """
+    inspected = client.api.inspect_container(container_id)
+    bindings = (inspected["NetworkSettings"]["Ports"] or {}).get(f"{container_port}/tcp") or []
+    if bindings:
+        return int(bindings[0]["HostPort"])
+    state = inspected.get("State") or {}
+    status = state.get("Status")
+    if status not in ("running", "created"):
+        raise NoPublishedPortError(
+            f"{status} with exit code {state.get('ExitCode')} before its port "
+            f"{container_port}/tcp was published"
+        )
+    raise NoPublishedPortError(f"has no published port for {container_port}/tcp")
+
+
 def host_of_engine_url(url: str) -> str:
     """``127.0.0.1`` for a socket or pipe, else the host name in ``tcp://``/``ssh://`` URLs."""
     parts = urlsplit(url if "://" in url else f"tcp://{url}")

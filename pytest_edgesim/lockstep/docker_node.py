@@ -54,7 +54,13 @@ class NodeContainer:
         session: str | None = None,
     ) -> NodeContainer:
         """Create and start a node container from ``image`` with its port published."""
-        from ..docker.engine import connect, publish_ip, published_host
+        from ..docker.engine import (
+            NoPublishedPortError,
+            connect,
+            publish_ip,
+            published_host,
+            published_port,
+        )
         from ..docker.labels import resource_labels, resource_name
 
         client = client or connect()
@@ -70,11 +76,10 @@ class NodeContainer:
         node = cls(container.id, name, published_host(client), 0, client)
         try:
             container.start()
-            ports = client.api.inspect_container(container.id)["NetworkSettings"]["Ports"]
-            bindings = ports.get(f"{DEFAULT_PORT}/tcp") or []
-            if not bindings:
-                raise EdgesimError(f"container {name} has no published lockstep port")
-            node.port = int(bindings[0]["HostPort"])
+            try:
+                node.port = published_port(client, container.id, DEFAULT_PORT)
+            except NoPublishedPortError as error:
+                raise LockstepError(name, f"the container {error}", log_tail=node.logs()) from None
         except BaseException:
             node.remove()
             raise

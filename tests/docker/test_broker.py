@@ -11,6 +11,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pytest_edgesim.docker.broker import BrokerContainer, ReadinessError, mqtt_connack
+from pytest_edgesim.docker.engine import NoPublishedPortError, published_port
 from pytest_edgesim.docker.labels import (
     CREATED_LABEL,
     HOST_LABEL,
@@ -87,6 +88,36 @@ def test_a_bad_configuration_fails_fast_with_the_broker_log(
     assert "no_such_option" in message
     assert any("no_such_option" in line for line in raised.value.log_tail)
     assert _containers_of(docker_client, test_session, role="broker", exclude_running=True) == []
+
+
+def test_a_broker_that_exited_before_its_port_was_read_reports_the_exit(
+    docker_client: docker.DockerClient, broker_image: str, test_session: str
+) -> None:
+    # The race that the test above can lose: the container is already gone when its port
+    # is read. Here it is certain: the command exits at once and we wait for it.
+    command = ["sh", "-c", "echo bad configuration; exit 3"]
+    with pytest.raises(ReadinessError) as raised:
+        BrokerContainer.start(
+            broker_image,
+            docker_client,
+            session=test_session,
+            command=["sh", "-c", "sleep 0.5; echo bad configuration; exit 3"],
+            ready_timeout_s=30,
+        )
+    assert "exited with exit code 3" in str(raised.value)
+    broker = docker_client.containers.create(
+        broker_image,
+        command=command,
+        labels={SESSION_LABEL: test_session, ROLE_LABEL: "broker"},
+        ports={"1883/tcp": ("127.0.0.1", None)},
+    )
+    try:
+        broker.start()
+        assert broker.wait(timeout=30)["StatusCode"] == 3
+        with pytest.raises(NoPublishedPortError, match="exited with exit code 3"):
+            published_port(docker_client, broker.id, 1883)
+    finally:
+        broker.remove(force=True)
 
 
 def test_a_broker_refusing_clients_is_reported(
