@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .sketch import LatencySketch
+from .summaries import DropCounts, LatencySummary
 from .units import TICKS_PER_SECOND
-
-DROP_CAUSES = ("loss", "partition", "queue_overflow")
 
 
 class FlowCounter:
@@ -54,15 +53,20 @@ class FlowCounter:
         else:
             self.dropped_overflow += 1
 
-    def freeze(self, duration_s: float) -> FlowStats:
+    def freeze(
+        self, duration_s: float, drops: dict[tuple[int, int, int], DropCounts] | None = None
+    ) -> FlowStats:
+        """The counters as a value; ``drops`` shares equal (immutable) drop counts."""
+        key = (self.dropped_loss, self.dropped_partition, self.dropped_overflow)
+        dropped = drops.get(key) if drops is not None else None
+        if dropped is None:
+            dropped = DropCounts(*key)
+            if drops is not None:
+                drops[key] = dropped
         return FlowStats(
             sent=self.sent,
             delivered=self.delivered,
-            dropped={
-                "loss": self.dropped_loss,
-                "partition": self.dropped_partition,
-                "queue_overflow": self.dropped_overflow,
-            },
+            dropped=dropped,
             redelivered=self.redelivered,
             bytes=self.bytes,
             latency_ms=self.latency.summary_ms(),
@@ -110,11 +114,12 @@ class MetricsRecorder:
             totals.redelivered += counter.redelivered
             totals.bytes += counter.bytes
             totals.latency.merge(counter.latency)
+        drops: dict[tuple[int, int, int], DropCounts] = {}  # most flows drop 0, 1 or 2
         return Metrics(
             duration_s=duration_s,
-            nodes={name: c.freeze(duration_s) for name, c in sorted(self.nodes.items())},
-            links={key: c.freeze(duration_s) for key, c in sorted(self.links.items())},
-            topics={topic: c.freeze(duration_s) for topic, c in sorted(self.topics.items())},
+            nodes={name: c.freeze(duration_s, drops) for name, c in sorted(self.nodes.items())},
+            links={key: c.freeze(duration_s, drops) for key, c in sorted(self.links.items())},
+            topics={topic: c.freeze(duration_s, drops) for topic, c in sorted(self.topics.items())},
             totals=totals.freeze(duration_s),
         )
 
@@ -133,10 +138,10 @@ class FlowStats:
 
     sent: int = 0
     delivered: int = 0
-    dropped: Mapping[str, int] = field(default_factory=dict)
+    dropped: Mapping[str, int] = field(default_factory=DropCounts)
     redelivered: int = 0
     bytes: int = 0
-    latency_ms: Mapping[str, float | int] = field(default_factory=dict)
+    latency_ms: Mapping[str, float | int] = field(default_factory=LatencySummary)
     throughput_per_s: float = 0.0
 
     @property
@@ -164,10 +169,10 @@ class FlowStats:
         return cls(
             sent=data["sent"],
             delivered=data["delivered"],
-            dropped=dict(data["dropped"]),
+            dropped=DropCounts.from_mapping(data["dropped"]),
             redelivered=data.get("redelivered", 0),
             bytes=data.get("bytes", 0),
-            latency_ms=dict(data["latency_ms"]),
+            latency_ms=LatencySummary.from_mapping(data["latency_ms"]),
             throughput_per_s=data["throughput_per_s"],
         )
 

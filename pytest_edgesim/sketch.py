@@ -1,7 +1,9 @@
 """A streaming latency sketch with a bounded relative error (DDSketch-style log buckets).
 
-Memory grows with the spread of the values (one 8-byte counter per bucket between the
-smallest and largest value seen), never with how many values were added. Any quantile it
+Memory grows with the spread of the values (one counter per bucket between the smallest
+and largest value seen), never with how many values were added. Counters start at 16 bits
+and widen to 64 the first time one would overflow: a network of 100,000 links keeps 100,000
+sketches, most of which never count 65,535 values in one bucket. Any quantile it
 reports lies within ``RELATIVE_ACCURACY`` (1 %) of a value that was really observed at that
 rank; ``min``, ``max``, ``count`` and ``mean`` are exact.
 """
@@ -11,11 +13,18 @@ from __future__ import annotations
 import math
 from array import array
 
+from .summaries import LatencySummary
+
 RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _INV_LOG_GAMMA = 1.0 / math.log(_GAMMA)
 _log = math.log
 _ceil = math.ceil
+_NARROW = "H"  # 16-bit counters while every bucket fits
+_WIDE = "Q"
+# Every sketch starts with this one empty array and gets its own at its first value (see
+# _grow); nothing ever writes to it. Many sketches never see a value: a sensor's own.
+_NO_BUCKETS: array[int] = array(_NARROW)
 
 
 class LatencySketch:
@@ -30,7 +39,7 @@ class LatencySketch:
         self.maximum = 0
         self._zeros = 0
         self._offset = 0
-        self._buckets: array[int] = array("Q")
+        self._buckets: array[int] = _NO_BUCKETS
 
     def add(self, value: int) -> None:
         self.total += value
@@ -55,20 +64,31 @@ class LatencySketch:
                 return
             except IndexError:
                 pass
+            except OverflowError:  # a 16-bit counter is full: widen them all, once
+                self._widen()
+                self._buckets[position] += 1
+                return
         index = position + self._offset
         self._grow(index)
-        self._buckets[index - self._offset] += 1
+        self._buckets[index - self._offset] += 1  # a new bucket: 0 before, never overflows
+
+    def _widen(self) -> None:
+        if self._buckets.typecode != _WIDE:
+            self._buckets = array(_WIDE, self._buckets)
 
     def _grow(self, index: int) -> None:
         buckets = self._buckets
-        if not buckets:
+        if not buckets:  # (maybe the shared _NO_BUCKETS: never grown in place)
             self._offset = index
-            buckets.append(0)
+            self._buckets = array(buckets.typecode, [0])
         elif index < self._offset:
-            self._buckets = array("Q", bytes(8 * (self._offset - index))) + buckets
+            missing = self._offset - index
+            self._buckets = array(buckets.typecode, bytes(buckets.itemsize * missing))
+            self._buckets.extend(buckets)
             self._offset = index
         else:
-            buckets.extend(array("Q", bytes(8 * (index - self._offset - len(buckets) + 1))))
+            missing = index - self._offset - len(buckets) + 1
+            buckets.extend(array(buckets.typecode, bytes(buckets.itemsize * missing)))
 
     def merge(self, other: LatencySketch) -> None:
         """Add every value ``other`` has seen (used to combine trials and xdist workers)."""
@@ -80,6 +100,7 @@ class LatencySketch:
         self.count += other.count
         self.total += other.total
         self._zeros += other._zeros
+        self._widen()  # merged counts add up: no overflow checks per bucket
         for position, hits in enumerate(other._buckets):
             if hits:
                 index = position + other._offset
@@ -108,16 +129,16 @@ class LatencySketch:
                 return min(max(estimate, float(self.minimum)), float(self.maximum))
         return float(self.maximum)
 
-    def summary_ms(self) -> dict[str, float | int]:
+    def summary_ms(self) -> LatencySummary:
         """count, min, mean, p50, p95, p99 and max, in milliseconds (ticks are microseconds)."""
         if self.count == 0:
-            return {"count": 0}
-        return {
-            "count": self.count,
-            "min": self.minimum / 1000.0,
-            "mean": round(self.mean / 1000.0, 6),
-            "p50": round(self.quantile(0.50) / 1000.0, 6),
-            "p95": round(self.quantile(0.95) / 1000.0, 6),
-            "p99": round(self.quantile(0.99) / 1000.0, 6),
-            "max": self.maximum / 1000.0,
-        }
+            return LatencySummary(0)
+        return LatencySummary(
+            self.count,
+            min=self.minimum / 1000.0,
+            mean=round(self.mean / 1000.0, 6),
+            p50=round(self.quantile(0.50) / 1000.0, 6),
+            p95=round(self.quantile(0.95) / 1000.0, 6),
+            p99=round(self.quantile(0.99) / 1000.0, 6),
+            max=self.maximum / 1000.0,
+        )

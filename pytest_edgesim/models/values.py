@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,8 +67,7 @@ def make_value_source(
     constant or replayed sensors carries no stream it never uses.
     """
     if spec.model == "constant":
-        constant = spec.value
-        return lambda _now: constant
+        return _constant_source(spec.value, repr(spec.value))
     if spec.model == "random_walk":
         state = [spec.start]
         step, low, high = spec.step, spec.min, spec.max
@@ -106,3 +106,11 @@ def make_value_source(
         return values[index]
 
     return replay
+
+
+@lru_cache(maxsize=1024)
+def _constant_source(value: float, spelling: str) -> ValueSource:
+    """One function per constant, shared by every sensor that reports it (a fleet of 100,000
+    constant sensors holds one closure, not 100,000). ``spelling`` (the repr) is part of the
+    cache key because equal is not the same here: 0.0 and -0.0 print differently."""
+    return lambda _now: value

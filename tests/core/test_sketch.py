@@ -58,3 +58,27 @@ def test_memory_does_not_grow_with_count():
 def test_empty_summary():
     assert LatencySketch().summary_ms() == {"count": 0}
     assert math.isnan(LatencySketch().quantile(0.5))
+
+
+def test_a_bucket_past_16_bits_widens_and_loses_nothing():
+    sketch, reference = LatencySketch(), LatencySketch()
+    reference._widen()  # 64-bit counters from the start
+    values = [20_000] * 70_000 + [5_000, 90_000] + [20_000] * 10
+    for value in values:
+        sketch.add(value)
+        reference.add(value)
+    assert sketch._buckets.typecode == "Q"
+    assert max(sketch._buckets) == 70_010
+    assert sketch.count == len(values)
+    assert sketch.summary_ms() == reference.summary_ms()
+    assert sketch.quantile(0.5) == reference.quantile(0.5)
+
+
+def test_merging_full_narrow_counters_does_not_overflow():
+    a, b = LatencySketch(), LatencySketch()
+    for _ in range(40_000):
+        a.add(1_000)
+        b.add(1_000)
+    a.merge(b)
+    assert a.count == 80_000
+    assert max(a._buckets) == 80_000

@@ -1,0 +1,59 @@
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from pytest_edgesim import simulate
+from pytest_edgesim.metrics import FlowStats, Metrics
+from pytest_edgesim.summaries import DropCounts, LatencySummary
+
+LOSSY = Path(__file__).resolve().parents[2] / "scenarios" / "lossy.yaml"
+
+
+def test_drop_counts_behave_like_the_dict_they_replace():
+    drops = DropCounts(3, 0, 1)
+    assert drops == {"loss": 3, "partition": 0, "queue_overflow": 1}
+    assert {"loss": 3, "partition": 0, "queue_overflow": 1} == drops  # noqa: SIM300 (dict first)
+    assert drops != {"loss": 3, "partition": 0, "queue_overflow": 2}
+    assert list(drops) == ["loss", "partition", "queue_overflow"]
+    assert drops["loss"] == 3 and drops.get("nothing", 7) == 7 and len(drops) == 3
+    assert sum(drops.values()) == 4
+    assert repr(drops) == "{'loss': 3, 'partition': 0, 'queue_overflow': 1}"
+    with pytest.raises(KeyError):
+        drops["count"]
+
+
+def test_an_empty_latency_summary_has_only_its_count():
+    empty = LatencySummary(0)
+    assert empty == {"count": 0}
+    assert list(empty) == ["count"] and len(empty) == 1
+    assert "p95" not in empty and empty.get("p95") is None
+    with pytest.raises(KeyError):
+        empty["min"]
+
+
+def test_summaries_are_read_only_and_survive_pickle_and_json():
+    summary = LatencySummary(4, min=1.0, mean=2.5, p50=2.0, p95=4.0, p99=4.0, max=4.0)
+    with pytest.raises(AttributeError):
+        summary.count = 5  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(summary)) == summary
+    assert pickle.loads(pickle.dumps(DropCounts(1, 2, 3))) == DropCounts(1, 2, 3)
+    assert json.loads(json.dumps(dict(summary))) == summary
+
+
+def test_unknown_keys_are_refused_by_name():
+    with pytest.raises(ValueError, match="unknown drop causes \\['lost'\\]"):
+        DropCounts.from_mapping({"lost": 1})
+    with pytest.raises(ValueError, match="unknown latency keys \\['p90'\\]"):
+        LatencySummary.from_mapping({"count": 1, "p90": 2.0})
+
+
+def test_metrics_round_trip_through_dicts_with_the_compact_mappings():
+    result = simulate(LOSSY, until="10s")
+    metrics = result.metrics
+    assert isinstance(metrics.totals.dropped, DropCounts)
+    assert isinstance(metrics.totals.latency_ms, LatencySummary)
+    again = Metrics.from_dict(json.loads(metrics.to_json()))
+    assert again == metrics
+    assert FlowStats() == FlowStats.from_dict(FlowStats().to_dict())
