@@ -21,7 +21,7 @@ from .yaml_source import Path_
 Where = Callable[[Path_], str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExpandedDevice:
     """One concrete device: its name, its index within its entry, its spec, its topic."""
 
