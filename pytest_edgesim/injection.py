@@ -17,12 +17,18 @@ from .packet import Message
 
 
 class Injections:
-    """Numbers injected messages (``inject#1``, ``sensor-3#2``...) and sends them."""
+    """Numbers injected messages and sends them.
 
-    __slots__ = ("count",)
+    A message injected from nowhere in particular is ``inject#1``, ``inject#2``...; one
+    injected from a node is numbered as that node's next message (``sensor-3#58``), so that
+    no two messages in a trace share an id and the node's own readings carry on after it.
+    """
+
+    __slots__ = ("_by_origin", "count")
 
     def __init__(self) -> None:
         self.count = 0
+        self._by_origin: dict[str, int] = {}  # nodes that do not number their messages
 
     def message(
         self,
@@ -30,36 +36,59 @@ class Injections:
         topic: str,
         payload: Any,
         *,
-        origin: str,
+        source: Node | None,
         now: int,
         qos: int,
         retain: bool,
         size_bytes: int,
     ) -> Message:
-        """The next injected message, counted as sent on its topic."""
-        self.count += 1
+        """The next injected message, counted as sent on its topic.
+
+        ``source`` is checked first (a node that does not publish is refused before anything
+        is counted)."""
+        if source is None:
+            self.count += 1
+            origin, seq = "inject", self.count
+        else:
+            self.session_of(source)
+            origin, seq = source.name, self._claim_seq(source)
         metrics.topic(topic).sent += 1
         return Message(
             topic,
             payload,
             origin=origin,
-            seq=self.count,
+            seq=seq,
             created_at=now,
             qos=qos,
             retain=retain,
             size_bytes=size_bytes,
         )
 
+    def _claim_seq(self, node: Node) -> int:
+        """The next message number of ``node``: its own count goes up (the injection is one
+        of its messages); a node that does not number its messages gets a count here."""
+        claim = getattr(node, "claim_message_seq", None)
+        if claim is not None:
+            return int(claim())
+        count = self._by_origin.get(node.name, 0) + 1
+        self._by_origin[node.name] = count
+        return count
+
     @staticmethod
-    def send_from(node: Node, broker: str, message: Message) -> None:
-        """Publish ``message`` through ``node``'s own MQTT session: over its link, with its
-        QoS's guarantees. (A session of its own would number packets the node's session
-        also uses, and the PUBACK would settle the wrong one, or none: a QoS 1 injection
-        would then be resent until the run ends.)"""
+    def session_of(node: Node) -> Session:
+        """``node``'s own MQTT session, or a clear error when it has none."""
         session: Session | None = getattr(node, "_session", None)
         if session is None:
             raise SimulationError(
                 f"cannot inject from {node.name!r}: it does not publish (inject from a "
                 "sensor, a gateway or the broker, or give no source)"
             )
-        session.publish(broker, message, message.qos)
+        return session
+
+    @classmethod
+    def send_from(cls, node: Node, broker: str, message: Message) -> None:
+        """Publish ``message`` through ``node``'s own MQTT session: over its link, with its
+        QoS's guarantees. (A session of its own would number packets the node's session
+        also uses, and the PUBACK would settle the wrong one, or none: a QoS 1 injection
+        would then be resent until the run ends.)"""
+        cls.session_of(node).publish(broker, message, message.qos)

@@ -233,13 +233,13 @@ class Simulation:
         size_bytes: int = 64,
     ) -> Message:
         """Publish a message now: from node ``source`` over its link, or straight to the broker."""
-        origin = source or "inject"
+        node = self.node(source) if source is not None else None
         now = self.coordinator.now
         message = self._injections.message(
             self.metrics,
             topic,
             payload,
-            origin=origin,
+            source=node,
             now=now,
             qos=qos,
             retain=retain,
@@ -249,16 +249,16 @@ class Simulation:
             self.tracer.record(
                 now,
                 "inject",
-                origin,
+                message.origin,
                 self.broker.name,
                 topic,
                 message.message_id,
                 repr(payload),
             )
-        if source is None:
+        if node is None:
             self.broker.route(message)
         else:
-            Injections.send_from(self.node(source), self.broker.name, message)
+            Injections.send_from(node, self.broker.name, message)
         return message
 
     def close(self) -> None:

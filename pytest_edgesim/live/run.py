@@ -369,20 +369,21 @@ class LiveRun:
     ) -> Message:
         """Publish a message now: from node ``source`` over its modelled link, or straight
         on the real broker."""
+        node = self.node(source) if source is not None else None
         message = self._injections.message(
             self.metrics,
             topic,
             payload,
-            origin=source or "inject",
+            source=node,
             now=self.now,
             qos=qos,
             retain=retain,
             size_bytes=size_bytes,
         )
-        if source is None:
+        if node is None:
             self.broker.publish(message)
         else:
-            Injections.send_from(self.node(source), self.broker.name, message)
+            Injections.send_from(node, self.broker.name, message)
         return message
 
     def close(self) -> None:

@@ -469,6 +469,11 @@ class HostedGateway(Node):
         if outputs:
             self._emit(outputs, start, t)
 
+    def claim_message_seq(self) -> int:
+        """Number one more message as this gateway's (an injected one)."""
+        self.forwarded += 1
+        return self.forwarded
+
     # --- outputs ---------------------------------------------------------------------------------
     def _contract(self, problem: str) -> SimulationError:
         fail = getattr(self.host, "fail", None)

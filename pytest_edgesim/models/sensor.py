@@ -138,6 +138,12 @@ class SensorModel(Node):
         if self._stop is None or following < self._stop:
             coordinator.schedule_at(following, callback)
 
+    def claim_message_seq(self) -> int:
+        """Number one more message as this sensor's (an injected one): its next reading
+        takes the number after."""
+        self.published += 1
+        return self.published
+
     def on_packet(self, packet: Packet) -> None:
         if packet.kind == PUBACK:
             self._session.acknowledge(packet.packet_id)

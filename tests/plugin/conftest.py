@@ -30,6 +30,13 @@ network:
 
 
 @pytest.fixture
+def small_scenario_text() -> str:
+    """The small scenario's YAML (a fixture, not an import: ``conftest`` names several
+    modules in this suite, and which one ``import conftest`` finds depends on the order)."""
+    return SMALL_SCENARIO
+
+
+@pytest.fixture
 def small_scenario(pytester: pytest.Pytester) -> str:
     """Writes ``small.yaml`` beside the test files; returns its file name."""
     pytester.makefile(".yaml", small=SMALL_SCENARIO)

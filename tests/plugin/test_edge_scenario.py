@@ -81,3 +81,29 @@ def test_a_qos1_injection_from_a_sensor_is_settled_by_its_puback() -> None:
     extra = result.metrics.topic("sensors/extra")
     assert (extra.sent, extra.delivered, extra.redelivered) == (1, 1, 0)
     assert result.nodes["sensor-0"]["inflight"] == 0
+
+
+def test_an_injection_from_a_node_is_numbered_as_its_next_message() -> None:
+    """No two messages in a trace share an id: an injection from ``sensor-0`` takes the
+    sensor's next number and its own readings carry on after it."""
+    edge = EdgeScenario(minimal_scenario(), seed=2, trace="full")
+    edge.run("2s")
+    published = edge.simulation.node("sensor-0").published
+    injected = edge.inject("sensors/extra", 5.0, source="sensor-0")
+    anonymous = edge.inject("sensors/extra", 6.0)
+    result = edge.run()
+
+    assert injected.message_id == f"sensor-0#{published + 1}"
+    assert anonymous.message_id == "inject#1"
+    assert result.trace is not None
+    published_ids = [event[5] for event in result.trace if event[1] in ("publish", "inject")]
+    assert len(published_ids) == len(set(published_ids)), "a message id was used twice"
+    assert f"sensor-0#{published + 2}" in published_ids  # the next reading
+
+
+def test_injecting_from_an_unknown_node_counts_nothing() -> None:
+    edge = EdgeScenario(minimal_scenario(), seed=2)
+    edge.run("1s")
+    with pytest.raises(SimulationError, match="no node 'nobody'"):
+        edge.inject("sensors/extra", 5.0, source="nobody")
+    assert "sensors/extra" not in edge.run().metrics.topics

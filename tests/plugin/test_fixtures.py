@@ -50,11 +50,11 @@ def test_scenario_beside_the_test_file_with_overrides(
     pytester.runpytest().assert_outcomes(passed=2)
 
 
-def test_scenario_dir_from_option_and_ini(pytester: pytest.Pytester) -> None:
-    from conftest import SMALL_SCENARIO
-
+def test_scenario_dir_from_option_and_ini(
+    pytester: pytest.Pytester, small_scenario_text: str
+) -> None:
     (pytester.path / "scenarios").mkdir()
-    (pytester.path / "scenarios" / "small.yaml").write_text(SMALL_SCENARIO)
+    (pytester.path / "scenarios" / "small.yaml").write_text(small_scenario_text)
     (pytester.path / "tests").mkdir()
     (pytester.path / "tests" / "test_dir.py").write_text(
         "import pytest\n\n"
