@@ -98,10 +98,15 @@ class Scenario:
         ``{"network.default.latency": "50ms", "devices[0].count": 5}`` or a list of
         ``"path=value"`` strings (values read as YAML). Problems name the override.
         """
-        pairs = normalise(overrides)
-        if not pairs:
-            return self
-        data = apply_overrides(self.raw, pairs)
+        # an override's problem names the scenario it was applied to, then the override
+        where = f"{self.source}: " if self.source else ""
+        try:
+            pairs = normalise(overrides)
+            if not pairs:
+                return self
+            data = apply_overrides(self.raw, pairs)
+        except ScenarioError as exc:
+            raise ScenarioError([where + problem for problem in exc.problems]) from None
         label = "override " + ", ".join(repr(path) for path, _ in pairs)
         try:
             return Scenario(data, source=self.source, base_dir=self.base_dir, label=label)
@@ -112,7 +117,8 @@ class Scenario:
                 _, _, rest = problem.partition(": ")
                 culprit = next((p for p, _ in pairs if rest.startswith(_canonical(p) + ":")), None)
                 if culprit:
-                    problems.append(f"override {culprit!r}: {rest[len(_canonical(culprit)) + 2 :]}")
+                    cause = rest[len(_canonical(culprit)) + 2 :]
+                    problems.append(f"{where}override {culprit!r}: {cause}")
                 else:
                     problems.append(problem)
             raise ScenarioError(problems) from None

@@ -133,14 +133,14 @@ def test_validate_with_overrides(capsys):
 
     code, _, err = run_cli(capsys, "validate", str(BASIC), "--set", "devices[0].count=0")
     assert code == EXIT_FAILED
-    assert err == "override 'devices[0].count': must be at least 1, got 0\n"
+    assert err == f"{BASIC}: override 'devices[0].count': must be at least 1, got 0\n"
 
 
 def test_a_bad_override_in_run_is_a_usage_error(capsys):
     code, out, err = run_cli(capsys, "run", str(BASIC), "--set", "devices[9].count=1")
     assert code == EXIT_USAGE
     assert out == ""
-    assert err == "override 'devices[9].count': devices has 1 item(s)\n"
+    assert err == f"{BASIC}: override 'devices[9].count': devices has 1 item(s)\n"
 
 
 def test_the_edgesim_command(tmp_path: Path):

@@ -137,8 +137,8 @@ def test_paths_and_values_parse():
         ),
     ],
 )
-def test_bad_overrides_name_the_override(basic: Scenario, override, message: str):
+def test_bad_overrides_name_the_scenario_and_the_override(basic: Scenario, override, message: str):
     with pytest.raises(ScenarioError) as caught:
         basic.with_overrides(override)
     assert len(caught.value.problems) == 1
-    assert str(caught.value).startswith(message)
+    assert str(caught.value).startswith(f"{basic.source}: {message}")
