@@ -1,7 +1,7 @@
 """Benchmark: the 1,000-sensor scenario in pytest-edgesim against the same model in SimPy.
 
     python benchmarks/bench_core.py                      # 1,000 sensors, 600 virtual seconds
-    python benchmarks/bench_core.py --sensors 100000 --duration 60 --skip-simpy
+    python benchmarks/bench_core.py --sensors 100000 --duration 60 --memory-only
 
 Model (scenarios/thousand-sensors.yaml): every sensor publishes once a second (random
 phase) over an uplink with normal(20 ms, 5 ms) latency and 1 % loss to the broker; the
@@ -176,6 +176,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=600.0, help="virtual seconds")
     parser.add_argument("--skip-simpy", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="only the peak memory of pytest-edgesim"
+    )
     parser.add_argument("--child", choices=["edgesim", "simpy"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -187,6 +190,10 @@ def main() -> None:
         return
 
     print(f"{args.sensors} sensors, {args.duration:g} virtual seconds")
+    if args.memory_only:
+        peak = peak_memory_mib("edgesim", args.sensors, args.duration)
+        print(f"peak memory, pytest-edgesim: {peak:.0f} MiB")
+        return
     ours = run_edgesim(args.sensors, args.duration)
     print(
         f"pytest-edgesim: {ours['readings']} readings in {ours['wall_s']:.2f}s wall = "

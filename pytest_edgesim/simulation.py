@@ -281,17 +281,20 @@ def simulate(
     until: int | float | str | None = None,
     *,
     trace: str = "digest",
+    record_limit: int = 100_000,
 ) -> RunResult:
     """Run ``scenario`` in virtual time and return its result.
 
     ``seed`` defaults to the scenario's seed; ``until`` (virtual seconds, or a string such as
     ``"500ms"`` or ``"10s"``) to its duration. ``trace`` is ``"digest"`` (the default: a
     digest, no events kept), ``"full"`` (keep every event, see ``RunResult.trace``) or
-    ``"off"``. ``scenario`` may also be the path of a YAML file.
+    ``"off"``. ``scenario`` may also be the path of a YAML file. The cloud keeps the first
+    ``record_limit`` arrivals in ``RunResult.arrivals`` (and counts them all): the one part
+    of a run's memory that grows with its duration, up to that limit.
     """
     if isinstance(scenario, (str, os.PathLike)):
         from .scenario import Scenario
 
         scenario = Scenario.from_yaml(scenario)
-    with Simulation(scenario, seed, trace=trace) as simulation:
+    with Simulation(scenario, seed, trace=trace, record_limit=record_limit) as simulation:
         return simulation.run(until)

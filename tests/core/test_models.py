@@ -189,3 +189,13 @@ def test_inject_and_set_link_while_paused():
         assert any(a.payload == 42.0 for a in simulation.cloud.arrivals)
         late = [a for a in simulation.cloud.arrivals if a.created_at >= 1_000_000]
         assert late and all(a.time - a.created_at >= 500_000 for a in late)
+
+
+def test_the_cloud_keeps_the_first_arrivals_up_to_the_limit_and_counts_them_all():
+    scenario = Scenario.from_dict(scenario_dict())
+    everything = simulate(scenario)
+    assert len(everything.arrivals) > 3
+    limited = simulate(scenario, record_limit=3)
+    assert limited.arrivals == everything.arrivals[:3]
+    assert limited.nodes["cloud"]["received"] == everything.nodes["cloud"]["received"]
+    assert limited.trace_digest == everything.trace_digest
