@@ -15,17 +15,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from heapq import heappop, heappush
 from itertools import count
-from typing import Any
+from typing import Any, ClassVar
 
+from ._mypyc import mypyc_attr
 from .errors import SimulationError
 
 Callback = Callable[[Any], None]
 
 
+# (RealtimeCoordinator subclasses it; class variables that subclasses override must be
+# ClassVar: a compiled class would turn a plain one into a per-instance default)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Coordinator:
     """Owns virtual time and runs callbacks in ``(time, sequence)`` order."""
 
-    paced = False
+    paced: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.now: int = 0
@@ -84,16 +88,15 @@ class Coordinator:
             raise SimulationError(f"cannot run until t={until}: virtual time is already {self.now}")
         queue = self._queue
         pop = heappop
-        if until is None:
-            limit: float = float("inf")
-        else:
-            limit = until if inclusive else until - 1
+        # (an int limit, not float("inf"): compiled, the comparison stays an integer one)
+        bounded = until is not None
+        limit = 0 if until is None else until if inclusive else until - 1
         paced = self.paced
         processed = 0
         self._stop_requested = False
         try:
             if paced:
-                while queue and queue[0][0] <= limit:
+                while queue and (not bounded or queue[0][0] <= limit):
                     time, _, callback, arg = pop(queue)
                     self.pace(time)
                     self.now = time
@@ -105,7 +108,7 @@ class Coordinator:
                 while queue:
                     event = pop(queue)
                     time = event[0]
-                    if time > limit:
+                    if bounded and time > limit:
                         heappush(queue, event)  # not due: back where it was in the order
                         break
                     self.now = time

@@ -10,7 +10,9 @@ network delivers. It emits only through its context: ``send`` and ``call_at``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._mypyc import mypyc_attr
 
 if TYPE_CHECKING:
     from .engine import Coordinator
@@ -54,13 +56,16 @@ class NodeContext:
         return self._streams(f"node:{self.name}" + (f"/{purpose}" if purpose else ""))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Node:
     """Base class of every node. Subclasses override the hooks they need."""
 
+    # (ClassVar: compiled by the opt-in mypyc build, a plain class attribute would become a
+    # per-instance default that a subclass's own class attribute could not override)
     #: ``"python_model"`` for in-process models; container-backed nodes say what they are.
-    implementation = "python_model"
+    implementation: ClassVar[str] = "python_model"
     #: True when the node runs on the wall clock and so cannot take part in a virtual-time run.
-    wall_clock = False
+    wall_clock: ClassVar[bool] = False
 
     def __init__(self, name: str):
         self.name = name

@@ -54,7 +54,7 @@ class RandomStream:
         digest = hashlib.blake2b(
             self._block.to_bytes(8, "little"), digest_size=64, key=self._key
         ).digest()
-        words = _BLOCK.unpack(digest)
+        words: tuple[int, ...] = _BLOCK.unpack(digest)
         self._buffer.extend([(word >> 11) * _INV_2_53 for word in reversed(words)])
 
     def random(self) -> float:

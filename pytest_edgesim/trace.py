@@ -100,7 +100,7 @@ def first_divergence(
     left: Iterable[TraceEvent], right: Iterable[TraceEvent]
 ) -> tuple[int, TraceEvent | None, TraceEvent | None] | None:
     """Where two traces first differ: ``(index, left_event, right_event)``, or None if equal."""
-    sentinel = None
+    sentinel: None = None
     left_iter, right_iter = iter(left), iter(right)
     index = 0
     while True:

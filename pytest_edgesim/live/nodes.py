@@ -82,7 +82,9 @@ class GatewayUplink(Node):
         self, name: str, implementation: str, *, to: str, qos: int, payload_bytes: int, retry: int
     ):
         super().__init__(name)
-        self.implementation = implementation
+        # Node.implementation is a class variable (what compiled code reads it as); this
+        # interpreted class may shadow it per instance, as each gateway says what it runs.
+        self.implementation = implementation  # type: ignore[misc]
         self.to = to
         self.qos = qos
         self.payload_bytes = payload_bytes

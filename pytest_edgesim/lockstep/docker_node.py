@@ -186,12 +186,21 @@ def docker_lockstep_gateway(name: str, spec: GatewaySpec, simulation: Any) -> Ho
     environment = dict(spec.docker.environment) if spec.docker is not None else {}
     container = NodeContainer.start(image, client, command=command, environment=environment)
     try:
-        node = hosted_gateway(name, spec, simulation, container.socket_host())
+        node = hosted_gateway(
+            name, spec, simulation, container.socket_host(), DockerLockstepGateway
+        )
     except BaseException:
         container.remove()
         raise
-    node.implementation = "docker:lockstep"
     return node
+
+
+class DockerLockstepGateway(HostedGateway):
+    """A hosted gateway whose logic runs in a container (it only says so in its summary)."""
+
+    # (a class of its own: ``implementation`` is a class variable, which a compiled
+    # HostedGateway instance cannot shadow)
+    implementation = "docker:lockstep"
 
 
 def register() -> None:

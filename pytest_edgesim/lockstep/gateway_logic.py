@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 from ..aggregation import Aggregate, Aggregator
 from ..rng import RandomStream
@@ -29,7 +29,7 @@ WINDOW = "window"
 
 
 class GatewayLogic(NodeLogic):
-    implementation = "edgesim-gateway"
+    implementation: ClassVar[str] = "edgesim-gateway"
 
     def __init__(
         self,

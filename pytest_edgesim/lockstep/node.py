@@ -23,8 +23,9 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from .._mypyc import mypyc_attr
 from ..errors import SimulationError
 from ..models.session import Session
 from ..node import Node
@@ -106,6 +107,7 @@ class LocalHost:
         return self.runtime.state() if self.runtime is not None else None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # ContainerHost (docker_node.py)
 class SocketHost:
     """Drives a node process over the lockstep protocol on a TCP connection.
 
@@ -308,6 +310,7 @@ def _summary(request: dict[str, Any]) -> str:
     return request["type"]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # DockerLockstepGateway (docker_node.py)
 class HostedGateway(Node):
     """A gateway whose logic runs in a :class:`LogicHost` (in process or over a socket).
 
@@ -320,7 +323,8 @@ class HostedGateway(Node):
 
     #: the default of ``windowed`` for every hosted gateway (in process and in containers
     #: alike, so that both keep giving the same trace)
-    windowed_default = False
+    #: (a ClassVar, so that setting it on the class reaches compiled code too)
+    windowed_default: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -616,9 +620,15 @@ def _min_latency(profile: Any) -> int:
     return int(profile.latency)
 
 
-def hosted_gateway(name: str, spec: GatewaySpec, simulation: Any, host: LogicHost) -> HostedGateway:
+def hosted_gateway(
+    name: str,
+    spec: GatewaySpec,
+    simulation: Any,
+    host: LogicHost,
+    cls: type[HostedGateway] = HostedGateway,
+) -> HostedGateway:
     """A gateway of ``simulation`` whose logic runs in ``host`` (what gateway factories return)."""
-    return HostedGateway(
+    return cls(
         name,
         spec,
         host,

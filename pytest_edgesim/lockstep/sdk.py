@@ -33,8 +33,9 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
+from .._mypyc import mypyc_attr
 from ..rng import RandomStream
 from .protocol import (
     ADVANCE,
@@ -56,6 +57,7 @@ Message = dict[str, Any]
 Output = dict[str, Any]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # users subclass it
 class NodeLogic:
     """A node's behaviour. Override the hooks; emit and set timers through ``self.node``.
 
@@ -64,7 +66,8 @@ class NodeLogic:
     """
 
     #: what this node says it is in its hello (name/version)
-    implementation = "edgesim-node"
+    #: (a ClassVar: ``serve`` reads it from the class, and subclasses override it)
+    implementation: ClassVar[str] = "edgesim-node"
 
     def __init__(self, node: NodeApi, config: Mapping[str, Any]):
         self.node = node

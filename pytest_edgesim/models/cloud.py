@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..node import Node
 from ..packet import PUBACK
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class Arrival(NamedTuple):
     time: int
     topic: str
-    payload: object
+    payload: Any  # (not ``object``: mypyc cannot compile a NamedTuple field of type object)
     origin: str
     seq: int
     created_at: int

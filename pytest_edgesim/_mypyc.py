@@ -1,0 +1,25 @@
+"""``mypyc_attr`` without a runtime dependency on mypy_extensions (standard library only).
+
+The opt-in compiled build (setup.py) turns some classes into native classes, which
+interpreted code may subclass only when the class says so with
+``@mypyc_attr(allow_interpreted_subclasses=True)``: users subclass ``Node`` and
+``NodeLogic``, and the wall-clock coordinator subclasses ``Coordinator``. mypyc reads the
+decorator while compiling (the type checker sees the real one); at run time it is a no-op,
+so neither the pure install nor the lockstep SDK copied into containers needs mypy_extensions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from mypy_extensions import mypyc_attr as mypyc_attr
+else:
+    _T = TypeVar("_T")
+
+    def mypyc_attr(*_flags: str, **_options: Any) -> Callable[[_T], _T]:
+        def keep(item: _T) -> _T:
+            return item
+
+        return keep

@@ -1,0 +1,52 @@
+"""The in-tree build backend (_build/edgesim_build.py) asks for mypy only for the opt-in
+compiled build: a plain ``pip install .`` must not download a compiler it does not use."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BACKEND = Path(__file__).resolve().parents[2] / "_build" / "edgesim_build.py"
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    monkeypatch.delenv("EDGESIM_COMPILE", raising=False)
+    spec = importlib.util.spec_from_file_location("edgesim_build_under_test", BACKEND)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    # setuptools' own hook runs setup.py (it would write egg-info into the tree): only
+    # what the backend adds to its answer is under test here
+    monkeypatch.setattr(module._setuptools, "get_requires_for_build_wheel", lambda _=None: [])
+    return module
+
+
+def mypy_requirements(requires: list[str]) -> list[str]:
+    return [item for item in requires if item.startswith("mypy")]
+
+
+def test_a_plain_wheel_build_needs_no_mypy(backend):
+    assert mypy_requirements(backend.get_requires_for_build_wheel()) == []
+
+
+@pytest.mark.parametrize("value", ["0", "", "yes"])
+def test_only_edgesim_compile_1_asks_for_mypy(backend, monkeypatch, value):
+    monkeypatch.setenv("EDGESIM_COMPILE", value)
+    assert mypy_requirements(backend.get_requires_for_build_wheel()) == []
+
+
+def test_the_compiled_build_asks_for_the_pinned_mypyc(backend, monkeypatch):
+    monkeypatch.setenv("EDGESIM_COMPILE", "1")
+    assert mypy_requirements(backend.get_requires_for_build_wheel()) == [backend.MYPYC_REQUIREMENT]
+
+
+def test_an_editable_build_never_asks_for_mypy(backend, monkeypatch):
+    """Editable installs stay pure Python (a compiled module would hide source edits)."""
+    monkeypatch.setenv("EDGESIM_COMPILE", "1")
+    monkeypatch.setattr(backend._setuptools, "get_requires_for_build_editable", lambda _=None: [])
+    assert mypy_requirements(backend.get_requires_for_build_editable()) == []
