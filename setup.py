@@ -33,6 +33,8 @@ COMPILED = [
     "pytest_edgesim/models/cloud.py",
     "pytest_edgesim/models/gateway.py",
     "pytest_edgesim/models/session.py",
+    "pytest_edgesim/models/values.py",  # the samplers every reading calls
+    "pytest_edgesim/models/delays.py",
     "pytest_edgesim/lockstep/node.py",
     "pytest_edgesim/lockstep/gateway_logic.py",
 ]

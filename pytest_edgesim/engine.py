@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from heapq import heappop, heappush
-from itertools import count
 from typing import Any, ClassVar
 
 from ._mypyc import mypyc_attr
@@ -35,7 +34,7 @@ class Coordinator:
         self.now: int = 0
         self.events_processed: int = 0
         self._queue: list[tuple[int, int, Callback, Any]] = []
-        self._sequence = count(1)  # insertion order: the tie-break at equal times
+        self._sequence = 0  # insertions so far: the tie-break at equal times
         self._stop_requested = False
 
     # scheduling -------------------------------------------------------------------------
@@ -45,7 +44,8 @@ class Coordinator:
             raise SimulationError(
                 f"cannot schedule at t={time} ticks: virtual time is already {self.now}"
             )
-        heappush(self._queue, (time, next(self._sequence), callback, arg))
+        self._sequence = sequence = self._sequence + 1
+        heappush(self._queue, (time, sequence, callback, arg))
 
     def schedule_in(self, delay: int, callback: Callback, arg: Any = None) -> None:
         """Run ``callback(arg)`` ``delay`` ticks from now."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .errors import SimulationError
 from .packet import PUBLISH, Packet
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .scenario.schema import LinkRule, LinkSettings
     from .trace import TraceRecorder
 
-_MAX_REDRAWS = 64
+_MAX_REDRAWS: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +192,9 @@ class NetworkModel:
         self._pinned: list[tuple[frozenset[str], frozenset[str], LinkProfile]] = []
         self._node_counters = {name: metrics.node(name) for name in nodes}
         self._topic_counters = metrics.topics  # read-only here: a miss goes through metrics
-        self._record = trace.record if trace.enabled else None
+        # (the recorder itself, not its bound method: compiled, a call on a typed object is a
+        # direct C call, a call through a stored callable is not)
+        self._trace: TraceRecorder | None = trace if trace.enabled else None
         self._deliver_callback = self._deliver  # bound once: scheduled for every packet
 
     # --- link profiles --------------------------------------------------------------------
@@ -328,9 +330,9 @@ class NetworkModel:
         self._node_counters[link.src].drop(cause)
         if packet.kind == PUBLISH:
             self.metrics.topic(packet.message.topic).drop(cause)
-        if self._record is not None:
+        if self._trace is not None:
             message = packet.message
-            self._record(
+            self._trace.record(
                 now,
                 "drop",
                 link.src,
@@ -364,9 +366,9 @@ class NetworkModel:
                 topic_counter = self._topic_counters.get(topic) or self.metrics.topic(topic)
                 topic_counter.delivered += 1
                 topic_counter.latency.add(latency)
-            record = self._record
-            if record is not None:
-                record(
+            trace = self._trace
+            if trace is not None:
+                trace.record(
                     now,
                     "deliver",
                     dst,
@@ -375,8 +377,8 @@ class NetworkModel:
                     message.message_id,
                     "dup" if packet.duplicate else "",
                 )
-        elif self._record is not None:
-            self._record(
+        elif self._trace is not None:
+            self._trace.record(
                 now,
                 "ack",
                 dst,

@@ -75,8 +75,14 @@ class Node:
         """Called once before the run starts; schedule initial timers here."""
         self.context = context
 
-    def on_packet(self, packet: Packet) -> None:
-        """A packet addressed to this node has arrived (at ``context.now``)."""
+    def on_packet(self, packet: Packet) -> object:
+        """A packet addressed to this node has arrived (at ``context.now``).
+
+        What it returns is ignored. (Declared ``object``, not ``None``: compiled code checks
+        what a method returns against its declared type, and a subclass's ``on_packet``
+        that happens to return something must not fail only in the compiled build.)
+        """
+        return None
 
     def close(self) -> None:
         """The run is over or abandoned: release whatever the node holds."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-PUBLISH = "publish"
-PUBACK = "puback"
+# (Final: the compiled build inlines them instead of looking them up per packet)
+PUBLISH: Final = "publish"
+PUBACK: Final = "puback"
 
 
 class Message:

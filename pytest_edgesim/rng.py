@@ -14,13 +14,16 @@ import hashlib
 import math
 import struct
 from array import array
+from math import cos as _cos
+from math import log as _logf
+from math import sqrt as _sqrt
+from typing import Final
 
-_BLOCK = struct.Struct("<8Q")
-_INV_2_53 = 1.0 / 9007199254740992.0
-_TWO_PI = 2.0 * math.pi
-_sqrt = math.sqrt
-_logf = math.log
-_cos = math.cos
+# (imported, not assigned: compiled, math's functions are direct C calls; Final constants
+# are C constants there)
+_BLOCK: Final = struct.Struct("<8Q")
+_INV_2_53: Final = 1.0 / 9007199254740992.0
+_TWO_PI: Final = 2.0 * math.pi
 
 
 def stream_key(root_seed: int, name: str) -> bytes:

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import math
 from array import array
+from math import ceil as _ceil
+from math import log as _log
+from typing import Final
 
 from .summaries import LatencySummary
 
-RELATIVE_ACCURACY = 0.01
-_GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
-_INV_LOG_GAMMA = 1.0 / math.log(_GAMMA)
-_log = math.log
-_ceil = math.ceil
-_NARROW = "H"  # 16-bit counters while every bucket fits
-_WIDE = "Q"
+# (imported, not assigned: compiled, math's own log and ceil are direct C calls; Final
+# constants are C constants there)
+RELATIVE_ACCURACY: Final = 0.01
+_GAMMA: Final = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
+_INV_LOG_GAMMA: Final = 1.0 / math.log(_GAMMA)
+_NARROW: Final = "H"  # 16-bit counters while every bucket fits
+_WIDE: Final = "Q"
 # Every sketch starts with this one empty array and gets its own at its first value (see
 # _grow); nothing ever writes to it. Many sketches never see a value: a sensor's own.
 _NO_BUCKETS: array[int] = array(_NARROW)
@@ -57,7 +60,8 @@ class LatencySketch:
         if value <= 0:
             self._zeros += 1
             return
-        position = _ceil(_log(value) * _INV_LOG_GAMMA) - self._offset
+        # (float(): log of a float is a direct C call once compiled; the same double either way)
+        position = _ceil(_log(float(value)) * _INV_LOG_GAMMA) - self._offset
         if position >= 0:
             try:
                 self._buckets[position] += 1

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Final
 
 TraceEvent = tuple[int, str, str, str, str, str, str]
 FIELDS = ("t", "kind", "node", "peer", "topic", "message", "detail")
-_FLUSH_EVERY = 4096
-_LINE = "%d\t%s\t%s\t%s\t%s\t%s\t%s\n"
+_FLUSH_EVERY: Final = 4096
+_LINE: Final = "%d\t%s\t%s\t%s\t%s\t%s\t%s\n"
 
 
 def canonical_line(event: TraceEvent) -> str:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Final
 
-TICKS_PER_SECOND = 1_000_000
-TICKS_PER_MS = 1_000
+TICKS_PER_SECOND: Final = 1_000_000
+TICKS_PER_MS: Final = 1_000
 
 _DURATION_UNITS = {
     "us": Decimal(1),

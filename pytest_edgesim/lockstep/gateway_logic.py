@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from ..aggregation import Aggregate, Aggregator
 from ..rng import RandomStream
 from .sdk import Message, NodeApi, NodeLogic
 
-PROCESSED = "processed"
-WINDOW = "window"
+PROCESSED: Final = "processed"
+WINDOW: Final = "window"
 
 
 class GatewayLogic(NodeLogic):

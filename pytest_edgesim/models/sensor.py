@@ -67,14 +67,20 @@ class SensorModel(Node):
         self._values = make_value_source(self.spec.value, context.stream, self.base_dir)
         self._session = Session(self.name, context, self.retry_interval)
         self._topic_counter = context.metrics.topic(self.topic)
-        self._record = context.trace.record if context.trace.enabled else None
+        # (the recorder, not its bound method: a direct call once compiled)
+        self._trace = context.trace if context.trace.enabled else None
         # The hot path's lookups, made once, in one attribute: a sensor's instance dict
-        # stays small (one more key per attribute for each of maybe 100,000 sensors).
+        # stays small (one more key per attribute for each of maybe 100,000 sensors). The
+        # spec is frozen, so its fields can be read here once instead of per reading.
+        spec = self.spec
         self._hot = (
             context.coordinator,
             context.send,
             self._publish,
-            self.spec.publish.mode == "periodic",
+            spec.publish.mode == "periodic",
+            spec.qos,
+            spec.retain,
+            spec.payload_bytes,
         )
         publish = self.spec.publish
         self._stop = publish.stop
@@ -103,22 +109,21 @@ class SensorModel(Node):
         return max(nominal, self._start)  # jitter never moves a reading before the start
 
     def _publish(self, _arg: object = None) -> None:
-        coordinator, send, callback, periodic = self._hot
+        coordinator, send, callback, periodic, qos, retain, payload_bytes = self._hot
         now = coordinator.now
         value = self._values(now)
         self.published = seq = self.published + 1
         name = self.name
         topic = self.topic
-        spec = self.spec
-        qos = spec.qos
-        payload_bytes = spec.payload_bytes
-        message = Message(topic, value, name, seq, now, qos, spec.retain, payload_bytes)
+        message = Message(topic, value, name, seq, now, qos, retain, payload_bytes)
         counter = self._topic_counter
         counter.sent += 1
         counter.bytes += payload_bytes
-        record = self._record
-        if record is not None:
-            record(now, "publish", name, self.broker, topic, message.message_id, "%.12g" % value)
+        trace = self._trace
+        if trace is not None:
+            trace.record(
+                now, "publish", name, self.broker, topic, message.message_id, "%.12g" % value
+            )
         if qos == 0:
             send(Packet(PUBLISH, name, self.broker, message))  # what Session.publish does
         else:

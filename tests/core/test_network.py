@@ -232,3 +232,24 @@ def test_set_link_changes_latency_and_loss_from_now_on():
     coordinator.run()
     assert [p.message.seq for _, p in nodes["b"].arrivals] == [0]
     assert nodes["a"].arrivals == []
+
+
+def test_what_a_nodes_on_packet_returns_is_ignored():
+    """Also in the compiled build, where a declared return type would otherwise be checked."""
+
+    class Answering(Recorder):
+        def on_packet(self, packet):
+            super().on_packet(packet)
+            return True
+
+    coordinator = Coordinator()
+    nodes = {"a": Recorder("a"), "b": Answering("b")}
+    streams, metrics, trace = StreamFactory(1), MetricsRecorder(), TraceRecorder()
+    network = DirectNetworkModel(coordinator, streams, metrics, trace, nodes)
+    from pytest_edgesim.node import NodeContext
+
+    for node in nodes.values():
+        node.bind(NodeContext(node.name, coordinator, network.transmit, streams, metrics, trace))
+    send(coordinator, network, "a", "b", 1)
+    coordinator.run()
+    assert len(nodes["b"].arrivals) == 1
