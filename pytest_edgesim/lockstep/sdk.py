@@ -35,7 +35,6 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from .._mypyc import mypyc_attr
 from ..rng import RandomStream
 from .protocol import (
     ADVANCE,
@@ -57,7 +56,6 @@ Message = dict[str, Any]
 Output = dict[str, Any]
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # users subclass it
 class NodeLogic:
     """A node's behaviour. Override the hooks; emit and set timers through ``self.node``.
 
@@ -66,7 +64,7 @@ class NodeLogic:
     """
 
     #: what this node says it is in its hello (name/version)
-    #: (a ClassVar: ``serve`` reads it from the class, and subclasses override it)
+    #: (a ClassVar: ``serve`` reads it from the class; the compiled GatewayLogic overrides it)
     implementation: ClassVar[str] = "edgesim-node"
 
     def __init__(self, node: NodeApi, config: Mapping[str, Any]):
