@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 # The deterministic core's hot path. Modules that only set up a run, talk to Docker or
 # read files gain nothing and stay interpreted.
@@ -45,7 +45,7 @@ COMPILED = [
 BUILD_COMMANDS = {"bdist_wheel", "build", "build_ext", "install"}
 
 
-def ext_modules() -> list:  # type: ignore[type-arg]
+def ext_modules() -> list[Extension]:
     if os.environ.get("EDGESIM_COMPILE", "") != "1":
         return []
     if "editable_wheel" in sys.argv or "develop" in sys.argv:

@@ -2,10 +2,10 @@
 
 The opt-in compiled build (setup.py) turns some classes into native classes, which
 interpreted code may subclass only when the class says so with
-``@mypyc_attr(allow_interpreted_subclasses=True)``: users subclass ``Node`` and
-``NodeLogic``, and the wall-clock coordinator subclasses ``Coordinator``. mypyc reads the
-decorator while compiling (the type checker sees the real one); at run time it is a no-op,
-so neither the pure install nor the lockstep SDK copied into containers needs mypy_extensions.
+``@mypyc_attr(allow_interpreted_subclasses=True)``: users subclass ``Node``, the
+wall-clock coordinator subclasses ``Coordinator``, the Docker tier ``HostedGateway`` and
+``SocketHost``. mypyc reads the decorator while compiling (the type checker sees the real
+one); at run time it is a no-op, so no install needs mypy_extensions.
 """
 
 from __future__ import annotations
