@@ -1,0 +1,78 @@
+"""The opt-in compiled build (``EDGESIM_COMPILE=1``, docs/architecture.md) builds from a
+clean copy of the source the way a user builds it, imports as compiled modules and gives
+the same traces as the pure package this suite runs on."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from pytest_edgesim import simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ["basic.yaml", "lossy.yaml", "partition.yaml", "thousand-sensors.yaml"]
+
+_DIGESTS = """
+import json, sys
+import pytest_edgesim.engine, pytest_edgesim.network
+from pytest_edgesim import simulate
+modules = [pytest_edgesim.engine.__file__, pytest_edgesim.network.__file__]
+digests = {name: simulate(f"{sys.argv[1]}/{name}", until="20s").trace_digest
+           for name in sys.argv[2:]}
+print(json.dumps({"modules": modules, "digests": digests}))
+"""
+
+
+def _copy_source(target: Path) -> Path:
+    """The project as a user's clean checkout has it (no build output, caches or .git)."""
+    source = target / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
+        ),
+    )
+    return source
+
+
+def test_the_compiled_wheel_imports_compiled_and_gives_the_same_digests(tmp_path: Path) -> None:
+    source = _copy_source(tmp_path)
+    dist = tmp_path / "dist"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", str(dist)],
+        cwd=source,
+        env={**os.environ, "EDGESIM_COMPILE": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, f"the compiled build failed:\n{built.stdout}\n{built.stderr}"
+    (wheel,) = dist.glob("pytest_edgesim-*.whl")
+    assert "none-any" not in wheel.name, f"{wheel.name} is not a platform (compiled) wheel"
+
+    installed = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(installed)
+    ran = subprocess.run(
+        [sys.executable, "-c", _DIGESTS, str(ROOT / "scenarios"), *SCENARIOS],
+        cwd=tmp_path,  # not the checkout: its source package must not shadow the wheel's
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout)
+    for module in report["modules"]:
+        assert module.startswith(str(installed)) and module.endswith(".so"), module
+    pure = {
+        name: simulate(ROOT / "scenarios" / name, until="20s").trace_digest for name in SCENARIOS
+    }
+    assert report["digests"] == pure
