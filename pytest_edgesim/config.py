@@ -233,7 +233,7 @@ def summary_requested(config: pytest.Config) -> bool:
     return int(config.getoption("verbose", default=0) or 0) > 0
 
 
-# --- the Docker tier (reserved: implemented by the Docker tier) -----------------------------
+# --- the Docker tier -------------------------------------------------------------------------
 def docker_mode(config: pytest.Config) -> str:
     """``auto`` (skip Docker items when no engine), ``require`` (fail them) or ``off`` (skip).
 

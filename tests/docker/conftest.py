@@ -6,12 +6,12 @@ end; the teardown then asserts that nothing with that label is left.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import docker
 import pytest
 
+from pytest_edgesim.config import docker_mode
 from pytest_edgesim.docker.broker import BrokerContainer
 from pytest_edgesim.docker.cleanup import remove_session
 from pytest_edgesim.docker.engine import connect, docker_available
@@ -21,10 +21,12 @@ from pytest_edgesim.docker.labels import SESSION_LABEL, new_session_id
 
 @pytest.fixture(scope="session")
 def docker_client(request: pytest.FixtureRequest) -> Iterator[docker.DockerClient]:
+    mode = docker_mode(request.config)  # --edgesim-docker, its ini key or EDGESIM_DOCKER
+    if mode == "off":
+        pytest.skip("Docker tests are off (--edgesim-docker=off)")
     available, reason = docker_available()
     if not available:
-        required = request.config.getoption("--edgesim-docker", default=None) == "require"
-        if required or os.environ.get("EDGESIM_DOCKER") == "require":
+        if mode == "require":
             pytest.fail(f"Docker is required but unavailable: {reason}")
         pytest.skip(f"Docker unavailable: {reason}")
     client = connect()
