@@ -57,3 +57,12 @@ def test_metrics_round_trip_through_dicts_with_the_compact_mappings():
     again = Metrics.from_dict(json.loads(metrics.to_json()))
     assert again == metrics
     assert FlowStats() == FlowStats.from_dict(FlowStats().to_dict())
+
+
+def test_the_json_report_writes_summaries_as_objects():
+    from pytest_edgesim.report import _json_safe
+
+    summary = LatencySummary(2, min=1.0, mean=float("nan"), p50=1.0, p95=2.0, p99=2.0, max=2.0)
+    written = json.loads(json.dumps(_json_safe({"latency_ms": summary, "drops": DropCounts()})))
+    assert written["latency_ms"]["p95"] == 2.0 and written["latency_ms"]["mean"] is None
+    assert written["drops"] == {"loss": 0, "partition": 0, "queue_overflow": 0}
