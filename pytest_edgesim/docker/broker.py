@@ -8,7 +8,6 @@ exits or the timeout passes first, :class:`ReadinessError` carries its last log 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import struct
@@ -17,14 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import docker
-from docker.errors import APIError, NotFound
 
 from ..errors import EdgesimError
+from .container import ContainerHandle
 from .engine import NoPublishedPortError, publish_ip, published_host, published_port
 from .labels import resource_labels, resource_name
 
 MQTT_PORT = 1883
-LOG_TAIL_LINES = 40
 _RETRY_INTERVAL_S = 0.005
 _STATUS_INTERVAL_S = 0.1
 
@@ -69,7 +67,7 @@ def mqtt_connack(host: str, port: int, timeout_s: float = 1.0) -> int:
 
 
 @dataclass
-class BrokerContainer:
+class BrokerContainer(ContainerHandle):
     """A running broker container: where clients reach it, and how to stop and remove it."""
 
     container_id: str
@@ -164,17 +162,6 @@ class BrokerContainer:
                 )
             time.sleep(_RETRY_INTERVAL_S)
 
-    def state(self) -> dict[str, object]:
-        return dict(self.client.api.inspect_container(self.container_id)["State"])
-
-    def logs(self, tail: int = LOG_TAIL_LINES) -> list[str]:
-        """The container's last ``tail`` lines of stdout and stderr ([] if it is gone)."""
-        try:
-            raw = self.client.api.logs(self.container_id, tail=tail)
-        except (NotFound, APIError):
-            return []
-        return raw.decode(errors="replace").splitlines()
-
     def restart(self, ready_timeout_s: float = 30.0) -> None:
         """Restart the container and wait for CONNACK again.
 
@@ -187,17 +174,6 @@ class BrokerContainer:
 
     def stop(self, timeout_s: int = 2) -> None:
         self.client.api.stop(self.container_id, timeout=timeout_s)
-
-    def remove(self) -> None:
-        """Remove the container whatever its state; removing it twice is fine."""
-        with contextlib.suppress(NotFound):
-            self.client.api.remove_container(self.container_id, force=True, v=True)
-
-    def __enter__(self) -> BrokerContainer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.remove()
 
 
 def start_broker(

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import docker
-from docker.errors import APIError, NotFound
+from docker.errors import NotFound
 
-from .broker import LOG_TAIL_LINES, ReadinessError
+from .broker import ReadinessError
+from .container import LOG_TAIL_LINES, ContainerHandle
 from .labels import resource_labels, resource_name
 
 _POLL_INTERVAL_S = 0.01
@@ -27,7 +28,7 @@ GATEWAY_LABEL = "edgesim.gateway"
 
 
 @dataclass
-class GatewayContainer:
+class GatewayContainer(ContainerHandle):
     """A running gateway container; ``counters`` holds what it reported when it stopped."""
 
     container_id: str
@@ -120,16 +121,11 @@ class GatewayContainer:
             time.sleep(_POLL_INTERVAL_S * 5)
         return True
 
-    def state(self) -> dict[str, object]:
-        return dict(self.client.api.inspect_container(self.container_id)["State"])
-
     def logs(self, tail: int | str = LOG_TAIL_LINES) -> list[str]:
         """The last ``tail`` lines (``"all"``: every line); after removal, the final lines."""
-        try:
-            raw = self.client.api.logs(self.container_id, tail=tail)
-        except (NotFound, APIError):
-            return list(self.final_logs or [])
-        return raw.decode(errors="replace").splitlines()
+        if self.final_logs is not None:
+            return list(self.final_logs)
+        return super().logs(tail)
 
     def stop(self, timeout_s: int = 5) -> dict[str, int] | None:
         """SIGTERM the gateway and return the counters it printed (None if it printed none)."""
@@ -146,11 +142,4 @@ class GatewayContainer:
         """Remove the container whatever its state (keeping its last logs); twice is fine."""
         if self.final_logs is None:
             self.final_logs = self.logs()
-        with contextlib.suppress(NotFound):
-            self.client.api.remove_container(self.container_id, force=True, v=True)
-
-    def __enter__(self) -> GatewayContainer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.remove()
+        super().remove()

@@ -32,6 +32,7 @@ from docker.utils import parse_repository_tag
 
 from .. import __version__
 from ..errors import EdgesimError
+from .container import LOG_TAIL_LINES
 
 Progress = Callable[[str], None]
 
@@ -40,7 +41,6 @@ DIGEST_LABEL = "edgesim.context-digest"
 BASE_LABEL = "edgesim.base"
 OFFLINE_ENV = "EDGESIM_OFFLINE"
 CACHE_ENV = "EDGESIM_CACHE_DIR"
-LOG_TAIL_LINES = 40
 KEEP_BUILDS = 3
 IMAGE_NAMES = ("broker", "gateway")
 

@@ -11,11 +11,11 @@ SDK on port 7883. The coordinator connects to the published port and drives the 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..docker.container import ContainerHandle
 from ..errors import EdgesimError
 from .node import HostedGateway, LockstepError, SocketHost, hosted_gateway
 from .protocol import DEFAULT_PORT
@@ -27,14 +27,13 @@ if TYPE_CHECKING:
     from ..scenario.schema import GatewaySpec
 
 GATEWAY_COMMAND = ["python3", "-m", "pytest_edgesim.lockstep.gateway_node"]
-LOG_TAIL_LINES = 40
 #: the official base a ``docker.build`` context expects (the local Debian base without one)
 BUILD_BASE = "python:3.12-slim"
 ROLE = "lockstep-node"
 
 
 @dataclass
-class NodeContainer:
+class NodeContainer(ContainerHandle):
     """A running lockstep node container: where to reach it, its logs, removing it."""
 
     container_id: str
@@ -84,31 +83,6 @@ class NodeContainer:
             node.remove()
             raise
         return node
-
-    def logs(self, tail: int = LOG_TAIL_LINES) -> list[str]:
-        from docker.errors import APIError, NotFound
-
-        try:
-            raw = self.client.api.logs(self.container_id, tail=tail)
-        except (NotFound, APIError):
-            return []
-        return raw.decode(errors="replace").splitlines()
-
-    def alive(self) -> bool:
-        from docker.errors import APIError, NotFound
-
-        try:
-            state = self.client.api.inspect_container(self.container_id)["State"]
-        except (NotFound, APIError):
-            return False
-        return state.get("Status") in ("running", "created")
-
-    def remove(self) -> None:
-        """Remove the container whatever its state; removing it twice is fine."""
-        from docker.errors import NotFound
-
-        with contextlib.suppress(NotFound):
-            self.client.api.remove_container(self.container_id, force=True, v=True)
 
     def socket_host(self, *, timeout_s: float = 30.0, owned: bool = True) -> SocketHost:
         """A host driving this container's node; ``owned``: remove the container with it."""
