@@ -23,3 +23,16 @@ else:
             return item
 
         return keep
+
+
+def frozen_reduce(value: Any) -> tuple[Any, ...]:
+    """``__reduce__`` for a frozen dataclass: rebuilt by calling the class with its fields.
+
+    Compiled, a frozen dataclass is pickled and copied by mypyc's own protocol, which sets
+    each field through ``__setattr__``, which a frozen dataclass refuses; so a result could
+    not cross a process (multiprocessing, xdist) or be copied. Calling the class works in
+    both builds.
+    """
+    from dataclasses import fields
+
+    return (type(value), tuple(getattr(value, field.name) for field in fields(value)))

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._mypyc import frozen_reduce
 from .sketch import LatencySketch
 from .summaries import DropCounts, LatencySummary
 from .units import TICKS_PER_SECOND
@@ -136,6 +137,9 @@ class FlowStats:
     dropped anywhere on the way; ``latency_ms`` is publisher-to-subscriber.
     """
 
+    def __reduce__(self) -> tuple[Any, ...]:  # (pickle and copy, compiled too)
+        return frozen_reduce(self)
+
     sent: int = 0
     delivered: int = 0
     dropped: Mapping[str, int] = field(default_factory=DropCounts)
@@ -180,6 +184,9 @@ class FlowStats:
 @dataclass(frozen=True)
 class Metrics:
     """All metrics of a run: a value, safe to compare, serialise and send between processes."""
+
+    def __reduce__(self) -> tuple[Any, ...]:  # (pickle and copy, compiled too)
+        return frozen_reduce(self)
 
     duration_s: float
     nodes: Mapping[str, FlowStats]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
+from ._mypyc import frozen_reduce
 from .errors import SimulationError
 from .packet import PUBLISH, Packet
 from .units import TICKS_PER_MS, TICKS_PER_SECOND
@@ -36,6 +37,9 @@ _MAX_REDRAWS: Final = 64
 @dataclass(frozen=True, slots=True)
 class LinkProfile:
     """The impairments of one directed link, all in ticks, bits per second and probabilities."""
+
+    def __reduce__(self) -> tuple[Any, ...]:  # (pickle and copy, compiled too)
+        return frozen_reduce(self)
 
     latency: int = 0
     jitter: str = "none"  # "none" | "uniform" | "normal"

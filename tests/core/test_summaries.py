@@ -66,3 +66,12 @@ def test_the_json_report_writes_summaries_as_objects():
     written = json.loads(json.dumps(_json_safe({"latency_ms": summary, "drops": DropCounts()})))
     assert written["latency_ms"]["p95"] == 2.0 and written["latency_ms"]["mean"] is None
     assert written["drops"] == {"loss": 0, "partition": 0, "queue_overflow": 0}
+
+
+def test_a_result_survives_pickle_and_copies():
+    import copy
+
+    result = simulate(LOSSY, until="5s")
+    assert pickle.loads(pickle.dumps(result)) == result
+    assert copy.deepcopy(result) == result
+    assert copy.copy(result.metrics.totals) == result.metrics.totals
