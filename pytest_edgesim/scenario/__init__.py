@@ -120,7 +120,7 @@ class Scenario:
                     cause = rest[len(_canonical(culprit)) + 2 :]
                     problems.append(f"{where}override {culprit!r}: {cause}")
                 else:
-                    problems.append(problem)
+                    problems.append(where + problem)
             raise ScenarioError(problems) from None
 
     # --- views -----------------------------------------------------------------------------

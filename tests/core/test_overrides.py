@@ -78,9 +78,11 @@ def test_a_problem_elsewhere_names_every_override(basic: Scenario):
     with pytest.raises(ScenarioError) as caught:
         basic.with_overrides(["cloud.name=backend", "seed=1"])
     assert caught.value.problems == [
-        "override 'cloud.name', 'seed': network.links[1].to: 'cloud' matches no node; "
+        f"{basic.source}: override 'cloud.name', 'seed': network.links[1].to: 'cloud' "
+        "matches no node; "
         "nodes are: broker, backend, temp-0, temp-1, temp-2, gateway",
-        "override 'cloud.name', 'seed': gateways[0].forward.to: 'cloud' is not a node",
+        f"{basic.source}: override 'cloud.name', 'seed': gateways[0].forward.to: 'cloud' "
+        "is not a node",
     ]
 
 
