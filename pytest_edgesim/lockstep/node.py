@@ -352,6 +352,7 @@ class HostedGateway(Node):
         self._network = network
         self.received = 0
         self.forwarded = 0
+        self._sent_seq = 0  # the number of the last message it sent (forwards and injections)
         self.dropped_overflow = 0
         self.advances = 0
         self._pending: Inbound = []
@@ -474,9 +475,9 @@ class HostedGateway(Node):
             self._emit(outputs, start, t)
 
     def claim_message_seq(self) -> int:
-        """Number one more message as this gateway's (an injected one)."""
-        self.forwarded += 1
-        return self.forwarded
+        """Number one more message as this gateway's (an injected one; not a forward)."""
+        self._sent_seq += 1
+        return self._sent_seq
 
     # --- outputs ---------------------------------------------------------------------------------
     def _contract(self, problem: str) -> SimulationError:
@@ -525,11 +526,12 @@ class HostedGateway(Node):
         topic = output["topic"]
         created_at = output.get("created_at")
         self.forwarded += 1
+        self._sent_seq = seq = self._sent_seq + 1
         message = Message(
             topic,
             output.get("payload"),
             origin=self.name,
-            seq=self.forwarded,
+            seq=seq,
             created_at=stamp if created_at is None else created_at,
             qos=int(output.get("qos", 0)),
             size_bytes=forward.payload_bytes,
@@ -546,7 +548,7 @@ class HostedGateway(Node):
                 self.name,
                 forward.to,
                 topic,
-                f"{self.name}#{self.forwarded}",
+                message.message_id,
                 str(output.get("detail", "")),
             )
         self._session.publish(forward.to, message, message.qos)

@@ -107,3 +107,20 @@ def test_injecting_from_an_unknown_node_counts_nothing() -> None:
     with pytest.raises(SimulationError, match="no node 'nobody'"):
         edge.inject("sensors/extra", 5.0, source="nobody")
     assert "sensors/extra" not in edge.run().metrics.topics
+
+
+def test_an_injection_from_the_gateway_is_numbered_but_not_counted_as_a_forward() -> None:
+    edge = EdgeScenario(minimal_scenario(), seed=2, trace="full")
+    edge.run("3s")
+    gateway = edge.simulation.node("gateway")
+    forwarded = gateway.describe()["forwarded"]
+    injected = edge.inject("cloud/extra", 1.0, source="gateway")
+    result = edge.run()
+
+    assert injected.message_id == f"gateway#{forwarded + 1}"
+    assert result.nodes["gateway"]["forwarded"] > forwarded
+    assert result.trace is not None
+    ids = [event[5] for event in result.trace if event[1] in ("forward", "inject")]
+    assert len(ids) == len(set(ids)), "a message id was used twice"
+    forwards = sum(1 for event in result.trace if event[1] == "forward")
+    assert result.nodes["gateway"]["forwarded"] == forwards  # the injection is not a forward
