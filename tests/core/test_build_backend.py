@@ -50,3 +50,35 @@ def test_an_editable_build_never_asks_for_mypy(backend, monkeypatch):
     monkeypatch.setenv("EDGESIM_COMPILE", "1")
     monkeypatch.setattr(backend._setuptools, "get_requires_for_build_editable", lambda _=None: [])
     assert mypy_requirements(backend.get_requires_for_build_editable()) == []
+
+
+@pytest.fixture
+def setup_rules(monkeypatch):
+    """setup.py as a module (its ``setup()`` runs only as ``__main__``, as setuptools runs it)."""
+    spec = importlib.util.spec_from_file_location(
+        "edgesim_setup_under_test", BACKEND.parents[1] / "setup.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("command", ["editable_wheel", "develop"])
+def test_setup_compiles_nothing_for_an_editable_install(setup_rules, monkeypatch, command):
+    monkeypatch.setenv("EDGESIM_COMPILE", "1")
+    monkeypatch.setattr(sys, "argv", ["setup.py", command])
+    assert setup_rules.ext_modules() == []
+
+
+@pytest.mark.parametrize("command", ["bdist_wheel", "build_ext"])
+def test_setup_compiles_nothing_unless_asked(setup_rules, monkeypatch, command):
+    monkeypatch.delenv("EDGESIM_COMPILE", raising=False)
+    monkeypatch.setattr(sys, "argv", ["setup.py", command])
+    assert setup_rules.ext_modules() == []
+
+
+def test_setup_compiles_nothing_while_only_reading_metadata(setup_rules, monkeypatch):
+    monkeypatch.setenv("EDGESIM_COMPILE", "1")
+    monkeypatch.setattr(sys, "argv", ["setup.py", "dist_info"])
+    assert setup_rules.ext_modules() == []
