@@ -83,3 +83,36 @@ def test_the_compiled_wheel_imports_compiled_and_gives_the_same_digests(tmp_path
     }
     assert report["digests"] == pure
     assert report["copied"] == [True] * len(SCENARIOS), "a result did not survive pickle/copy"
+
+    # The core's own tests, against the compiled package: from a directory that holds the
+    # tests and the scenarios but no source package to shadow the wheel's.
+    suite = tmp_path / "suite"
+    shutil.copytree(
+        ROOT,
+        suite,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            "pytest_edgesim", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
+    tested = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "tests/core",
+            "-x",
+        ],
+        cwd=suite,
+        env={**os.environ, "PYTHONPATH": str(installed), "PYTEST_ADDOPTS": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert tested.returncode == 0, tested.stdout[-4000:] + tested.stderr[-2000:]
+    assert " passed" in tested.stdout.splitlines()[-1]
