@@ -12,13 +12,12 @@ import os
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import docker
 
 from ..errors import EdgesimError
-from .container import ContainerHandle
+from .container import PublishedContainer
 from .engine import NoPublishedPortError, publish_ip, published_host, published_port
 from .labels import resource_labels, resource_name
 
@@ -66,15 +65,8 @@ def mqtt_connack(host: str, port: int, timeout_s: float = 1.0) -> int:
         return answer[3]
 
 
-@dataclass
-class BrokerContainer(ContainerHandle):
+class BrokerContainer(PublishedContainer):
     """A running broker container: where clients reach it, and how to stop and remove it."""
-
-    container_id: str
-    name: str
-    host: str
-    port: int
-    client: docker.DockerClient = field(repr=False)
 
     @classmethod
     def start(

@@ -1,14 +1,16 @@
 """What every container this package starts offers: its state, its last logs, its removal.
 
 The broker, the MQTT gateway and the lockstep node containers each add how they start and
-when they are ready; they share this for the rest, as a base class that holds no fields
-(each is a dataclass of its own, with ``container_id`` and ``client`` among its fields).
+when they are ready; they share this for the rest. :class:`ContainerHandle` holds no
+fields (each subclass declares ``container_id`` and ``client`` among its own);
+:class:`PublishedContainer` adds where a container that publishes a port is reached.
 ``docker`` is imported where it is used, so importing this imports no Docker SDK.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -60,3 +62,14 @@ class ContainerHandle:
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
+
+
+@dataclass
+class PublishedContainer(ContainerHandle):
+    """A container reached at ``host:port``, the host port its service port is published on."""
+
+    container_id: str
+    name: str
+    host: str
+    port: int
+    client: docker.DockerClient = field(repr=False)

@@ -11,11 +11,10 @@ SDK on port 7883. The coordinator connects to the published port and drives the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..docker.container import ContainerHandle
+from ..docker.container import PublishedContainer
 from ..errors import EdgesimError
 from .node import HostedGateway, LockstepError, SocketHost, hosted_gateway
 from .protocol import DEFAULT_PORT
@@ -32,15 +31,8 @@ BUILD_BASE = "python:3.12-slim"
 ROLE = "lockstep-node"
 
 
-@dataclass
-class NodeContainer(ContainerHandle):
+class NodeContainer(PublishedContainer):
     """A running lockstep node container: where to reach it, its logs, removing it."""
-
-    container_id: str
-    name: str
-    host: str
-    port: int
-    client: docker.DockerClient = field(repr=False)
 
     @classmethod
     def start(

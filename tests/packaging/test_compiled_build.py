@@ -34,22 +34,29 @@ print(json.dumps({"modules": modules, "digests": digests, "copied": copied}))
 """
 
 
-def _copy_source(target: Path) -> Path:
-    """The project as a user's clean checkout has it (no build output, caches or .git)."""
-    source = target / "source"
+def _copy_project(target: Path, *left_out: str) -> Path:
+    """The project as a user's clean checkout has it (no build output, caches or .git),
+    without the ``left_out`` names."""
     shutil.copytree(
         ROOT,
-        source,
+        target,
         symlinks=True,
         ignore=shutil.ignore_patterns(
-            ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
+            ".git",
+            "build",
+            "dist",
+            "*.egg-info",
+            "__pycache__",
+            ".*_cache",
+            ".hypothesis",
+            *left_out,
         ),
     )
-    return source
+    return target
 
 
 def test_the_compiled_wheel_imports_compiled_and_gives_the_same_digests(tmp_path: Path) -> None:
-    source = _copy_source(tmp_path)
+    source = _copy_project(tmp_path / "source")
     dist = tmp_path / "dist"
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", str(dist)],
@@ -86,15 +93,7 @@ def test_the_compiled_wheel_imports_compiled_and_gives_the_same_digests(tmp_path
 
     # The core's own tests, against the compiled package: from a directory that holds the
     # tests and the scenarios but no source package to shadow the wheel's.
-    suite = tmp_path / "suite"
-    shutil.copytree(
-        ROOT,
-        suite,
-        symlinks=True,
-        ignore=shutil.ignore_patterns(
-            "pytest_edgesim", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
-        ),
-    )
+    suite = _copy_project(tmp_path / "suite", "pytest_edgesim")
     tested = subprocess.run(
         [
             sys.executable,
