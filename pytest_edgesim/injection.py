@@ -67,9 +67,9 @@ class Injections:
     def _claim_seq(self, node: Node) -> int:
         """The next message number of ``node``: its own count goes up (the injection is one
         of its messages); a node that does not number its messages gets a count here."""
-        claim = getattr(node, "claim_message_seq", None)
-        if claim is not None:
-            return int(claim())
+        claimed = node.claim_message_seq()
+        if claimed is not None:
+            return claimed
         count = self._by_origin.get(node.name, 0) + 1
         self._by_origin[node.name] = count
         return count
@@ -77,7 +77,7 @@ class Injections:
     @staticmethod
     def session_of(node: Node) -> Session:
         """``node``'s own MQTT session, or a clear error when it has none."""
-        session: Session | None = getattr(node, "_session", None)
+        session = node.mqtt_session()
         if session is None:
             raise SimulationError(
                 f"cannot inject from {node.name!r}: it does not publish (inject from a "

@@ -17,6 +17,7 @@ from ._mypyc import mypyc_attr
 if TYPE_CHECKING:
     from .engine import Coordinator
     from .metrics import MetricsRecorder
+    from .models.session import Session
     from .packet import Packet
     from .rng import RandomStream, StreamFactory
     from .trace import TraceRecorder
@@ -86,6 +87,17 @@ class Node:
 
     def close(self) -> None:
         """The run is over or abandoned: release whatever the node holds."""
+
+    def mqtt_session(self) -> Session | None:
+        """The node's MQTT sending side once bound (packet ids, QoS 1 retries), or ``None``
+        for a node that does not publish. A test's ``inject(..., source=node)`` publishes
+        through it, so the injection takes the node's link and QoS guarantees."""
+        return None
+
+    def claim_message_seq(self) -> int | None:
+        """Number one more message as this node's (an injected one) and return its number,
+        or ``None`` when the node does not number its messages (the run numbers them)."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """A small, JSON-friendly summary of the node's state for people and reports."""

@@ -50,6 +50,9 @@ class BrokerPort(Node):
         super().bind(context)
         self._session = Session(self.name, context, self.retry_interval)
 
+    def mqtt_session(self) -> Session | None:
+        return self._session if self.context is not None else None
+
     def on_packet(self, packet: Packet) -> None:
         if packet.kind == PUBACK:
             return
@@ -95,6 +98,9 @@ class GatewayUplink(Node):
     def bind(self, context: NodeContext) -> None:
         super().bind(context)
         self._session = Session(self.name, context, self.retry_interval)
+
+    def mqtt_session(self) -> Session | None:
+        return self._session if self.context is not None else None
 
     def on_packet(self, packet: Packet) -> None:
         if packet.kind == PUBACK:

@@ -474,6 +474,9 @@ class HostedGateway(Node):
         if outputs:
             self._emit(outputs, start, t)
 
+    def mqtt_session(self) -> Session | None:
+        return self._session if self.context is not None else None
+
     def claim_message_seq(self) -> int:
         """Number one more message as this gateway's (an injected one; not a forward)."""
         self._sent_seq += 1

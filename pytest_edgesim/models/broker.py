@@ -86,6 +86,9 @@ class BrokerModel(Node):
             else:
                 session.publish(subscriber, message, 1)
 
+    def mqtt_session(self) -> Session | None:
+        return self._session if self.context is not None else None
+
     def describe(self) -> dict[str, object]:
         return {
             **super().describe(),

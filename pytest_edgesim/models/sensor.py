@@ -142,6 +142,9 @@ class SensorModel(Node):
         if self._stop is None or following < self._stop:
             coordinator.schedule_at(following, callback)
 
+    def mqtt_session(self) -> Session | None:
+        return self._session if self.context is not None else None
+
     def claim_message_seq(self) -> int:
         """Number one more message as this sensor's (an injected one): its next reading
         takes the number after."""

@@ -124,3 +124,16 @@ def test_an_injection_from_the_gateway_is_numbered_but_not_counted_as_a_forward(
     assert len(ids) == len(set(ids)), "a message id was used twice"
     forwards = sum(1 for event in result.trace if event[1] == "forward")
     assert result.nodes["gateway"]["forwarded"] == forwards  # the injection is not a forward
+
+
+def test_publishing_nodes_show_their_mqtt_session_and_the_cloud_has_none() -> None:
+    edge = EdgeScenario(minimal_scenario(), seed=2)
+    edge.run("1s")
+    simulation = edge.simulation
+    for name in ("sensor-0", "broker", "gateway"):
+        session = simulation.node(name).mqtt_session()
+        assert session is not None and session.name == name
+    assert simulation.node("cloud").mqtt_session() is None
+    with pytest.raises(SimulationError, match="cannot inject from 'cloud': it does not publish"):
+        edge.inject("sensors/extra", 5.0, source="cloud")
+    assert "sensors/extra" not in edge.run().metrics.topics
