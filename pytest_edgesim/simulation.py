@@ -27,7 +27,7 @@ from .packet import Message
 from .result import RunResult
 from .rng import StreamFactory
 from .trace import TraceRecorder
-from .units import parse_duration
+from .units import parse_until
 
 if TYPE_CHECKING:
     from .scenario import Scenario
@@ -174,7 +174,7 @@ class Simulation:
         """
         if self._closed:
             raise SimulationError("this simulation is closed")
-        target = self.scenario.duration_ticks if until is None else parse_duration(until)
+        target = self.scenario.duration_ticks if until is None else parse_until(until)
         self._run_to_tick(target, shown=until)
         return self.result()
 
@@ -194,7 +194,7 @@ class Simulation:
         self, until: int | float | str | None = None, steps: int = 100
     ) -> Iterator[int]:
         """Run to ``until`` in ``steps`` slices, yielding the clock after each (for progress)."""
-        target = self.scenario.duration_ticks if until is None else parse_duration(until)
+        target = self.scenario.duration_ticks if until is None else parse_until(until)
         start = self.coordinator.now
         for step in range(1, steps + 1):
             self._run_to_tick(start + (target - start) * step // steps, shown=until)

@@ -6,12 +6,18 @@ Virtual time is an integer count of microseconds ("ticks"). Durations written by
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
 TICKS_PER_SECOND: Final = 1_000_000
 TICKS_PER_MS: Final = 1_000
+#: the longest duration (2**63-1 microseconds, about 292,000 years): anything longer is a
+#: mistake, and would overflow wherever time meets a float or a 64-bit integer
+MAX_TICKS: Final = 2**63 - 1
+#: the highest event rate: one event per tick
+MAX_RATE_PER_SECOND: Final = float(TICKS_PER_SECOND)
 
 _DURATION_UNITS = {
     "us": Decimal(1),
@@ -47,10 +53,8 @@ def parse_duration(value: object) -> int:
     """
     if isinstance(value, bool):
         raise ValueError(f"must be a duration such as '20ms' or 1.5 (seconds), got {value!r}")
-    if isinstance(value, int):
-        amount, unit = Decimal(value), "s"
-    elif isinstance(value, float):
-        amount, unit = Decimal(repr(value)), "s"
+    if isinstance(value, (int, float)):
+        amount, unit = _finite_decimal(value), "s"
     elif isinstance(value, str):
         match = _DURATION_RE.match(value)
         if not match:
@@ -70,7 +74,20 @@ def parse_duration(value: object) -> int:
     ticks = amount * _DURATION_UNITS[unit]
     if ticks < 0:
         raise ValueError(f"must not be negative, got {value!r}")
+    if ticks > MAX_TICKS:
+        raise ValueError(f"is too long (at most about 292,000 years), got {value!r}")
     return int(ticks.to_integral_value())
+
+
+def parse_until(value: object) -> int:
+    """``parse_duration`` for a run's ``until=`` argument: a bad value is a
+    :class:`~pytest_edgesim.errors.SimulationError` naming it, like the run's other refusals."""
+    from .errors import SimulationError
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise SimulationError(f"cannot run until {value!r}: {exc}") from None
 
 
 def parse_bandwidth(value: object) -> int:
@@ -78,7 +95,7 @@ def parse_bandwidth(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError(f"must be a bandwidth such as '1Mbps', got {value!r}")
     if isinstance(value, (int, float)):
-        bits = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        bits = _finite_decimal(value)
     elif isinstance(value, str):
         match = _BANDWIDTH_RE.match(value)
         unit = (match.group(2) or "bps").lower() if match else ""
@@ -99,7 +116,7 @@ def parse_rate(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"must be a rate such as '2/s' or 0.5 (per second), got {value!r}")
     if isinstance(value, (int, float)):
-        rate = float(value)
+        rate = float(_finite_decimal(value))
     elif isinstance(value, str):
         match = _RATE_RE.match(value)
         if not match:
@@ -110,7 +127,18 @@ def parse_rate(value: object) -> float:
         raise ValueError(f"must be a rate such as '2/s' or 0.5 (per second), got {value!r}")
     if rate <= 0:
         raise ValueError(f"must be positive, got {value!r}")
+    if rate > MAX_RATE_PER_SECOND:
+        raise ValueError(
+            f"must be at most 1000000/s (one event per microsecond tick), got {value!r}"
+        )
     return rate
+
+
+def _finite_decimal(number: int | float) -> Decimal:
+    """``number`` as an exact Decimal; infinity and NaN are refused (they are never meant)."""
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"must be a finite number, got {number!r}")
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
 
 
 def format_ticks(ticks: int) -> str:

@@ -154,6 +154,8 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_) -> str:
             "less_than": "less than",
         }[kind]
         return f"must be {words} {bound}, got {value!r}"
+    if kind == "finite_number":
+        return f"must be a finite number, got {value!r}"
     if kind in ("too_short", "too_long"):
         return str(error.get("msg", kind)).replace("List", "list").replace("Value", "value")
     if kind == "string_pattern_mismatch":

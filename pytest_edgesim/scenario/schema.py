@@ -41,7 +41,10 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=128)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # infinity and NaN are never meant: every number in a scenario is finite
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 def _tag_shorthand(tag_field: str, default_tag: str, shorthand_field: str | None):

@@ -10,7 +10,7 @@ from textwrap import dedent
 
 import pytest
 
-from pytest_edgesim import Scenario, ScenarioError
+from pytest_edgesim import Scenario, ScenarioError, SimulationError, simulate
 from pytest_edgesim.cli import EXIT_FAILED, EXIT_USAGE, main
 
 # (id, file content, line, field path, what the message says)
@@ -226,6 +226,105 @@ CASES = [
         "devices[0].value",
         "unknown model 'sin' (expected one of constant, random_walk, sine, replay)",
     ),
+    # infinity, NaN and absurdly long durations: a clear error, never an OverflowError
+    (
+        "duration-inf",
+        "edgesim: 1\nduration: .inf\n",
+        2,
+        "duration",
+        "must be a finite number, got inf",
+    ),
+    (
+        "duration-nan",
+        "edgesim: 1\nduration: .nan\n",
+        2,
+        "duration",
+        "must be a finite number, got nan",
+    ),
+    (
+        "duration-too-long",
+        "edgesim: 1\nduration: 1e400\n",
+        2,
+        "duration",
+        "is too long (at most about 292,000 years), got '1e400'",
+    ),
+    (
+        "latency-inf",
+        "edgesim: 1\nnetwork:\n  default: {latency: .inf}\n",
+        3,
+        "network.default.latency",
+        "must be a finite number, got inf",
+    ),
+    (
+        "latency-nan",
+        "edgesim: 1\nnetwork:\n  default: {latency: .nan}\n",
+        3,
+        "network.default.latency",
+        "must be a finite number, got nan",
+    ),
+    (
+        "jitter-inf",
+        "edgesim: 1\nnetwork:\n  default: {jitter: .inf}\n",
+        3,
+        "network.default.jitter",
+        "must be a finite number, got inf",
+    ),
+    (
+        "bandwidth-inf",
+        "edgesim: 1\nnetwork:\n  default: {bandwidth: .inf}\n",
+        3,
+        "network.default.bandwidth",
+        "must be a finite number, got inf",
+    ),
+    (
+        "bandwidth-nan",
+        "edgesim: 1\nnetwork:\n  default: {bandwidth: .nan}\n",
+        3,
+        "network.default.bandwidth",
+        "must be a finite number, got nan",
+    ),
+    (
+        "rate-nan",
+        "edgesim: 1\ndevices:\n  - name: t\n    publish: {mode: poisson, rate: .nan}\n",
+        4,
+        "devices[0].publish.rate",
+        "must be a finite number, got nan",
+    ),
+    (
+        "rate-inf",
+        "edgesim: 1\ndevices:\n  - name: t\n    publish: {mode: poisson, rate: .inf}\n",
+        4,
+        "devices[0].publish.rate",
+        "must be a finite number, got inf",
+    ),
+    (
+        "rate-above-one-per-tick",
+        "edgesim: 1\ndevices:\n  - name: t\n    publish: {mode: poisson, rate: 2000000/s}\n",
+        4,
+        "devices[0].publish.rate",
+        "must be at most 1000000/s (one event per microsecond tick), got '2000000/s'",
+    ),
+    (
+        "period-inf",
+        "edgesim: 1\ndevices:\n  - name: t\n    publish: {period: .inf}\n",
+        4,
+        "devices[0].publish.period",
+        "must be a finite number, got inf",
+    ),
+    (
+        "count-inf",
+        "edgesim: 1\ndevices:\n  - name: t\n    count: .inf\n",
+        4,
+        "devices[0].count",
+        "must be a finite number, got inf",
+    ),
+    (
+        "value-nan",
+        "edgesim: 1\ndevices:\n  - name: t\n    value: {model: sine, amplitude: .nan}\n",
+        4,
+        "devices[0].value.amplitude",
+        "must be a finite number, got nan",
+    ),
     (
         "unsupported-version",
         "edgesim: 2\n",
@@ -363,3 +462,31 @@ def test_the_edgesim_command_prints_no_traceback(tmp_path: Path):
     assert done.stderr == (
         f"{path}:4: devices[0].pubish: unknown field 'pubish' (did you mean 'publish'?)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--duration", "1e400"], "--duration: is too long (at most about 292,000 years)"),
+        (["--duration", "inf"], "--duration: must be a duration such as"),
+        (["--set", "duration=.inf"], "override 'duration': must be a finite number, got inf"),
+        (["--set", "duration=.nan"], "override 'duration': must be a finite number, got nan"),
+    ],
+)
+def test_run_refuses_non_finite_and_huge_durations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+):
+    path = write(tmp_path, "ok", "edgesim: 1\nduration: 1s\n")
+
+    assert main(["run", str(path), *argv]) == EXIT_USAGE
+    _, err = capsys.readouterr()
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("until", [float("inf"), float("nan"), 1e300, "1e400", "soon"])
+def test_simulate_refuses_an_until_that_is_no_duration(until: object):
+    scenario = Scenario.from_dict({"edgesim": 1, "duration": "1s"})
+
+    with pytest.raises(SimulationError, match=r"cannot run until .*: (must|is too long)"):
+        simulate(scenario, until=until)
