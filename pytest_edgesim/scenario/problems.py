@@ -57,10 +57,20 @@ def _clean_path(loc: tuple[Any, ...], data: Any) -> tuple[Path_, Path_]:
     return tuple(path), tuple(path)
 
 
-def _fields_of(model: type[BaseModel], path: Path_) -> list[str]:
-    """The field names (aliases where set) of the model that sits at ``path``."""
+def _fields_of(model: type[BaseModel], path: Path_, data: Any) -> list[str]:
+    """The field names (aliases where set) of the model that sits at ``path`` in ``data``.
+
+    Where a field holds one of several models (``value: {model: sine, ...}``), the one its
+    ``model``/``distribution``/``mode`` tag selects."""
     current: Any = model
+    node = data
     for part in path:
+        if isinstance(node, dict) and isinstance(part, str):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
         if isinstance(part, int):
             continue
         fields = getattr(current, "model_fields", None)
@@ -69,39 +79,57 @@ def _fields_of(model: type[BaseModel], path: Path_) -> list[str]:
         field = next((f for name, f in fields.items() if (f.alias or name) == part), None)
         if field is None:
             return []
-        current = _inner_model(field.annotation)
+        current = _inner_model(field.annotation, node)
     fields = getattr(current, "model_fields", None) or {}
     return [f.alias or name for name, f in fields.items()]
 
 
-def _inner_model(annotation: Any) -> Any:
-    """The pydantic model inside ``list[X]``, ``X | None``, ``Annotated[...]`` (first one found)."""
+def _inner_model(annotation: Any, node: Any) -> Any:
+    """The pydantic model inside ``list[X]``, ``X | None``, ``Annotated[...]``; of a union of
+    tagged models, the one whose tag ``node`` (the data written there) names."""
+    candidates = _models_in(annotation)
+    if len(candidates) > 1 and isinstance(node, dict):
+        for candidate in candidates:
+            for tag in _TAG_FIELDS & set(candidate.model_fields):
+                field = candidate.model_fields[tag]
+                written = node.get(tag)
+                if written is None and not field.is_required():
+                    return candidate  # the variant a mapping without its tag means
+                if written in getattr(field.annotation, "__args__", ()):
+                    return candidate
+    return candidates[0] if candidates else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
+    found: list[type[BaseModel]] = []
     for arg in getattr(annotation, "__args__", ()) or ():
-        found = _inner_model(arg)
-        if found is not None:
-            return found
+        found += [model for model in _models_in(arg) if model not in found]
     origin = getattr(annotation, "__origin__", None)
-    if origin is not None and origin is not annotation:
-        return _inner_model(origin)
-    return None
+    if not found and origin is not None and origin is not annotation:
+        found = _models_in(origin)
+    return found
 
 
-def _did_you_mean(word: str, choices: list[str]) -> str:
+def _close_field(word: str, choices: list[str]) -> str | None:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" (known fields: {', '.join(choices)})" if choices else ""
+    return close[0] if close else None
 
 
-def _message(error: dict[str, Any], model: type[BaseModel], path: Path_) -> str:
+def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: Any) -> str:
     kind = error["type"]
     value = error.get("input")
     context = error.get("ctx") or {}
     if kind == "extra_forbidden":
         name = str(path[-1]) if path else "?"
-        return f"unknown field {name!r}" + _did_you_mean(name, _fields_of(model, path[:-1]))
+        choices = _fields_of(model, path[:-1], data)
+        close = _close_field(name, choices)
+        if close:
+            return f"unknown field {name!r} (did you mean {close!r}?)"
+        return f"unknown field {name!r}" + (
+            f" (known fields: {', '.join(choices)})" if choices else ""
+        )
     if kind == "missing":
         return "is required"
     if kind in ("literal_error", "enum"):
@@ -111,8 +139,8 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_) -> str:
         ]
         hint = ""
         if isinstance(value, str):
-            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            matches = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+            hint = f" (did you mean {matches[0]!r}?)" if matches else ""
         if path and path[-1] == "edgesim":
             return f"unsupported scenario version {value!r} (this pytest-edgesim reads version 1)"
         return f"must be one of {expected}, got {value!r}{hint}"
@@ -177,9 +205,19 @@ def format_validation_error(
 ) -> list[str]:
     """One line per problem, sorted by line number, duplicates removed."""
     found: dict[str, tuple[int, str]] = {}
-    for error in exc.errors():
-        path, _ = _clean_path(tuple(error["loc"]), data)
-        message = _message(dict(error), model, path)
+    errors = [(error, _clean_path(tuple(error["loc"]), data)[0]) for error in exc.errors()]
+    # a misspelt field is also a missing one: say it once, as the misspelling
+    misspelt = {
+        (*path[:-1], close)
+        for error, path in errors
+        if error["type"] == "extra_forbidden" and path
+        for close in [_close_field(str(path[-1]), _fields_of(model, path[:-1], data))]
+        if close
+    }
+    for error, path in errors:
+        if error["type"] == "missing" and path in misspelt:
+            continue
+        message = _message(dict(error), model, path, data)
         line = line_of(path, lines) if lines else None
         where = f"{source}:{line}" if line is not None else source
         text = f"{where}: {render_path(path)}: {message}"

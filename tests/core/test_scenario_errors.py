@@ -325,6 +325,53 @@ CASES = [
         "devices[0].value.amplitude",
         "must be a finite number, got nan",
     ),
+    # an unknown field in a tagged sub-object: the fields of the variant its tag selects
+    (
+        "unknown-field-of-sine",
+        "edgesim: 1\ndevices:\n  - name: t\n    value: {model: sine, amplitud: 3}\n",
+        4,
+        "devices[0].value.amplitud",
+        "unknown field 'amplitud' (did you mean 'amplitude'?)",
+    ),
+    (
+        "unknown-field-of-random-walk",
+        "edgesim: 1\ndevices:\n  - name: t\n    value: {model: random_walk, stp: 1}\n",
+        4,
+        "devices[0].value.stp",
+        "unknown field 'stp' (did you mean 'step'?)",
+    ),
+    (
+        "unknown-field-lists-the-variants-fields",
+        "edgesim: 1\ndevices:\n  - name: t\n    value: {model: sine, wobble: 1}\n",
+        4,
+        "devices[0].value.wobble",
+        "unknown field 'wobble' (known fields: model, mean, amplitude, period, phase, noise)",
+    ),
+    (
+        "misspelt-required-field-of-normal-delay",
+        """\
+        edgesim: 1
+        gateways:
+          - name: g
+            subscribe: "#"
+            processing_delay: {distribution: normal, mean: 1ms, stdev: 1ms}
+        """,
+        5,
+        "gateways[0].processing_delay.stdev",
+        "unknown field 'stdev' (did you mean 'stddev'?)",
+    ),
+    (
+        "misspelt-required-field-of-gilbert-elliott",
+        """\
+        edgesim: 1
+        network:
+          default:
+            loss: {model: gilbert_elliott, p_good_to_bad: 0.1, p_bad_to_god: 0.2}
+        """,
+        4,
+        "network.default.loss.p_bad_to_god",
+        "unknown field 'p_bad_to_god' (did you mean 'p_bad_to_good'?)",
+    ),
     (
         "unsupported-version",
         "edgesim: 2\n",
