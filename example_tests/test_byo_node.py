@@ -38,7 +38,10 @@ def test_the_threshold_container_alerts_once_per_crossing(edge_scenario):
     node = result.nodes["alarm"]
     assert node["implementation"] == "docker:lockstep"
     assert node["forwarded"] == len(alerts)  # QoS 1 over a lossless link: all arrive
-    assert node["dropped_overflow"] + node["forwarded"] == node["received"]
+    # readings below the threshold are the node's own drops: counted as rejected, not overflow
+    assert node["dropped_overflow"] == 0
+    assert node["dropped_rejected"] + node["forwarded"] == node["received"]
+    assert result.metrics.node("alarm").dropped["rejected"] == node["dropped_rejected"]
 
 
 def test_the_node_logic_without_docker(monkeypatch):

@@ -9,11 +9,42 @@ knows nothing about the simulator, MQTT or clocks: callers pass times in.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 FUNCTIONS = ("mean", "min", "max", "count", "sum", "last")
+#: the reason a gateway gives when it drops a reading that carries no number
+NOT_A_NUMBER = "not_a_number"
+
+
+def reading_value(payload: Any) -> int | float | None:
+    """The number a reading carries, or ``None`` when it carries none.
+
+    A reading is a number (an int or a float; not a bool), text or bytes that hold one
+    (``"21.5"``, ``b"21.5"``, as real MQTT payloads are), or an object with a numeric
+    ``value`` field (``{"value": 21.5, "origin": ...}``). The number must be finite. Ints stay
+    ints (an aggregate of ints prints them as ints).
+    """
+    if isinstance(payload, Mapping):
+        payload = payload.get("value")
+    if isinstance(payload, bool):
+        return None
+    if isinstance(payload, int):
+        return payload
+    if isinstance(payload, (bytes, bytearray)):
+        try:
+            payload = payload.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(payload, str):
+        try:
+            payload = float(payload.strip())
+        except ValueError:
+            return None
+    if isinstance(payload, float) and math.isfinite(payload):
+        return payload
+    return None
 
 
 @dataclass(slots=True)

@@ -15,6 +15,41 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _PROGRESS_AFTER_S = 1.0
 
 
+class UsageError(EdgesimError):
+    """A command-line mistake found before any work is done (exit code 2)."""
+
+
+def _output_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """The files a run will write, checked before it starts (a long run is not lost to a
+    typo in a path): missing folders are made, a folder or an unwritable place is refused."""
+    outputs = {}
+    for option in ("json", "csv", "trace"):
+        value = getattr(args, option)
+        if not value:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise UsageError(f"--{option} {value}: is a directory, not a file")
+        existed = path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8"):
+                pass
+            if not existed:
+                path.unlink()  # (only a probe: nothing is written unless the run ends)
+        except OSError as exc:
+            raise UsageError(f"--{option} {value}: cannot write there ({exc.strerror})") from None
+        outputs[option] = path
+    return outputs
+
+
+def _write(option: str, path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise EdgesimError(f"--{option} {path}: cannot write ({exc.strerror})") from None
+
+
 def _load(path: str, overrides: list[str] | None = None):  # -> Scenario
     from .scenario import Scenario
 
@@ -57,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .simulation import Simulation
 
     scenario = _load(args.scenario, args.set)
+    outputs = _output_paths(args)
     trace_mode = "full" if args.trace else "digest"
     with Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:
         target = scenario.duration_ticks if args.duration is None else None
@@ -78,20 +114,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"scenario {result.scenario} ({args.scenario}), seed {result.seed}: "
         f"{result.virtual_time_s:g}s virtual in {result.wall_time_s:.2f}s wall, "
-        f"{result.events} events"
+        f"{result.events} scheduled events"
     )
     print()
     print(metrics_tables(result.metrics, limit=None if args.all else 12, focus=focus))
     print()
-    if args.json:
-        Path(args.json).write_text(result.to_json() + "\n")
+    if "json" in outputs:
+        _write("json", outputs["json"], result.to_json() + "\n")
         print(f"metrics written to {args.json}")
-    if args.csv:
-        Path(args.csv).write_text(result.metrics.to_csv())
+    if "csv" in outputs:
+        _write("csv", outputs["csv"], result.metrics.to_csv())
         print(f"metrics CSV written to {args.csv}")
-    if args.trace:
-        with open(args.trace, "w") as handle:
-            count = result.write_trace(handle)
+    if "trace" in outputs:
+        try:
+            count = result.write_trace(outputs["trace"])
+        except OSError as exc:
+            raise EdgesimError(f"--trace {args.trace}: cannot write ({exc.strerror})") from None
         print(f"trace ({count} events) written to {args.trace}")
     print(f"trace digest: {result.trace_digest}")
     return EXIT_OK
@@ -155,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args))
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"edgesim: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except EdgesimError as exc:
         print(f"edgesim: {exc}", file=sys.stderr)

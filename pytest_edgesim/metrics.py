@@ -31,6 +31,7 @@ class FlowCounter:
         "dropped_loss",
         "dropped_overflow",
         "dropped_partition",
+        "dropped_rejected",
         "latency",
         "redelivered",
         "sent",
@@ -42,6 +43,7 @@ class FlowCounter:
         self.dropped_loss = 0
         self.dropped_partition = 0
         self.dropped_overflow = 0
+        self.dropped_rejected = 0
         self.redelivered = 0
         self.bytes = 0
         self.latency = LatencySketch()
@@ -51,14 +53,21 @@ class FlowCounter:
             self.dropped_loss += 1
         elif cause == "partition":
             self.dropped_partition += 1
-        else:
+        elif cause == "queue_overflow":
             self.dropped_overflow += 1
+        else:  # a node's own reason
+            self.dropped_rejected += 1
 
     def freeze(
-        self, duration_s: float, drops: dict[tuple[int, int, int], DropCounts] | None = None
+        self, duration_s: float, drops: dict[tuple[int, int, int, int], DropCounts] | None = None
     ) -> FlowStats:
         """The counters as a value; ``drops`` shares equal (immutable) drop counts."""
-        key = (self.dropped_loss, self.dropped_partition, self.dropped_overflow)
+        key = (
+            self.dropped_loss,
+            self.dropped_partition,
+            self.dropped_overflow,
+            self.dropped_rejected,
+        )
         dropped = drops.get(key) if drops is not None else None
         if dropped is None:
             dropped = DropCounts(*key)
@@ -112,10 +121,11 @@ class MetricsRecorder:
             totals.dropped_loss += counter.dropped_loss
             totals.dropped_partition += counter.dropped_partition
             totals.dropped_overflow += counter.dropped_overflow
+            totals.dropped_rejected += counter.dropped_rejected
             totals.redelivered += counter.redelivered
             totals.bytes += counter.bytes
             totals.latency.merge(counter.latency)
-        drops: dict[tuple[int, int, int], DropCounts] = {}  # most flows drop 0, 1 or 2
+        drops: dict[tuple[int, int, int, int], DropCounts] = {}  # most flows drop 0, 1 or 2
         return Metrics(
             duration_s=duration_s,
             nodes={name: c.freeze(duration_s, drops) for name, c in sorted(self.nodes.items())},
@@ -241,6 +251,7 @@ class Metrics:
         "dropped_loss",
         "dropped_partition",
         "dropped_queue_overflow",
+        "dropped_rejected",
         "redelivered",
         "bytes",
         "throughput_per_s",
@@ -274,6 +285,7 @@ class Metrics:
                         "dropped_loss": stats.dropped.get("loss", 0),
                         "dropped_partition": stats.dropped.get("partition", 0),
                         "dropped_queue_overflow": stats.dropped.get("queue_overflow", 0),
+                        "dropped_rejected": stats.dropped.get("rejected", 0),
                         "redelivered": stats.redelivered,
                         "bytes": stats.bytes,
                         "throughput_per_s": stats.throughput_per_s,

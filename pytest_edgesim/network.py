@@ -363,12 +363,17 @@ class NetworkModel:
         if packet.kind == PUBLISH:
             node_counter = link.dst_counter
             node_counter.delivered += 1
+            duplicate = packet.duplicate  # a QoS 1 retransmission (it may be the only copy)
+            if duplicate:
+                node_counter.redelivered += 1
             if not link.dst_relays:
                 latency = now - message.created_at
                 node_counter.latency.add(latency)
                 topic = message.topic
                 topic_counter = self._topic_counters.get(topic) or self.metrics.topic(topic)
                 topic_counter.delivered += 1
+                if duplicate:
+                    topic_counter.redelivered += 1
                 topic_counter.latency.add(latency)
             trace = self._trace
             if trace is not None:
@@ -379,7 +384,7 @@ class NetworkModel:
                     link.src,
                     message.topic,
                     message.message_id,
-                    "dup" if packet.duplicate else "",
+                    "dup" if duplicate else "",
                 )
         elif self._trace is not None:
             self._trace.record(

@@ -6,7 +6,18 @@ from collections.abc import Mapping, Sequence
 
 from .metrics import FlowStats, Metrics
 
-_COLUMNS = ("sent", "delivered", "lost", "cut", "overflow", "p50 ms", "p95 ms", "p99 ms", "max ms")
+_COLUMNS = (
+    "sent",
+    "delivered",
+    "lost",
+    "cut",
+    "overflow",
+    "rejected",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "max ms",
+)
 
 
 def _latency(stats: FlowStats, key: str) -> str:
@@ -22,6 +33,7 @@ def _row(name: str, stats: FlowStats) -> list[str]:
         str(stats.dropped.get("loss", 0)),
         str(stats.dropped.get("partition", 0)),
         str(stats.dropped.get("queue_overflow", 0)),
+        str(stats.dropped.get("rejected", 0)),
         _latency(stats, "p50"),
         _latency(stats, "p95"),
         _latency(stats, "p99"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -21,6 +22,8 @@ class RunResult:
     runs (``None`` for a wall-clock run on real components, which is not bit-exact).
     ``trace`` holds the events only when the run kept them (``trace="full"``).
     ``wall_time_s`` is how long the run took; it is informative and not compared.
+    ``to_dict``/``to_json`` leave out ``arrivals`` and ``trace`` (they can be large; see
+    :meth:`write_trace`), so a result read back with ``from_dict`` has neither.
     """
 
     scenario: str
@@ -66,8 +69,12 @@ class RunResult:
             wall_time_s=data.get("wall_time_s", 0.0),
         )
 
-    def write_trace(self, stream: IO[str]) -> int:
-        """Write the kept trace as JSON Lines (requires ``trace="full"``); returns the count."""
+    def write_trace(self, target: IO[str] | str | os.PathLike[str]) -> int:
+        """Write the kept trace as JSON Lines to an open text stream or a file path
+        (requires ``trace="full"``); returns the number of events written."""
         if self.trace is None:
             raise ValueError("this run kept no trace: run it with trace='full'")
-        return write_jsonl(self.trace, stream)
+        if isinstance(target, (str, os.PathLike)):
+            with open(target, "w", encoding="utf-8") as stream:
+                return write_jsonl(self.trace, stream)
+        return write_jsonl(self.trace, target)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-DROP_CAUSES = ("loss", "partition", "queue_overflow")
+DROP_CAUSES = ("loss", "partition", "queue_overflow", "rejected")
 LATENCY_KEYS = ("count", "min", "mean", "p50", "p95", "p99", "max")
 
 
@@ -28,7 +28,7 @@ class _SlottedMapping(Mapping[str, Any]):
                 return object.__getattribute__(self, key)
             except AttributeError:
                 pass
-        raise KeyError(key)
+        raise KeyError(f"{key!r} is not a key here: {', '.join(self._keys)}")
 
     def __iter__(self) -> Iterator[str]:
         return (key for key in self._keys if hasattr(self, key))
@@ -57,15 +57,20 @@ def _rebuild(cls: type[_SlottedMapping], items: dict[str, Any]) -> _SlottedMappi
 
 
 class DropCounts(_SlottedMapping):
-    """Messages dropped, by cause: ``loss``, ``partition`` and ``queue_overflow``."""
+    """Messages dropped, by cause: ``loss`` and ``partition`` on the network,
+    ``queue_overflow`` at a full gateway queue, ``rejected`` by a node's own logic (a reading
+    that is not a number, a threshold filter: the trace's drop event says why)."""
 
     __slots__ = DROP_CAUSES
     _keys = DROP_CAUSES
 
-    def __init__(self, loss: int = 0, partition: int = 0, queue_overflow: int = 0):
+    def __init__(
+        self, loss: int = 0, partition: int = 0, queue_overflow: int = 0, rejected: int = 0
+    ):
         object.__setattr__(self, "loss", loss)
         object.__setattr__(self, "partition", partition)
         object.__setattr__(self, "queue_overflow", queue_overflow)
+        object.__setattr__(self, "rejected", rejected)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, int]) -> DropCounts:

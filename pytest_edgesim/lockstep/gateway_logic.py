@@ -10,7 +10,9 @@ Every arriving reading enters a bounded queue (when full, the arriving reading o
 oldest queued one is dropped, as configured); one worker takes readings in order, each for
 one processing delay drawn from the stream ``node:<name>/processing``, and feeds the
 aggregator. Aggregates, or every reading when there is no ``aggregate`` section, are
-published on the forward topic.
+published on the forward topic. A reading with no number in it (see
+:func:`pytest_edgesim.aggregation.reading_value`) cannot be aggregated: it is dropped with
+the reason ``not_a_number`` and counted as rejected.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any, ClassVar, Final
 
-from ..aggregation import Aggregate, Aggregator
+from ..aggregation import NOT_A_NUMBER, Aggregate, Aggregator, reading_value
 from ..rng import RandomStream
 from .sdk import Message, NodeApi, NodeLogic
 
@@ -68,6 +70,7 @@ class GatewayLogic(NodeLogic):
         self.received = 0
         self.processed = 0
         self.dropped_overflow = 0
+        self.rejected = 0  # readings with no number to aggregate
         if self.aggregator is not None and self.aggregator.window is not None:
             node.set_timer(self.aggregator.window, WINDOW)
 
@@ -134,9 +137,12 @@ class GatewayLogic(NodeLogic):
                 detail=f"{message['origin']}#{message['seq']}",
             )
         else:
-            aggregate = self.aggregator.add(
-                t, message["topic"], message["origin"], message["payload"]
-            )
+            value = reading_value(message["payload"])
+            if value is None:  # nothing to aggregate: dropped, and the trace says why
+                self.rejected += 1
+                self.node.drop(message, NOT_A_NUMBER)
+                return
+            aggregate = self.aggregator.add(t, message["topic"], message["origin"], value)
             if aggregate is not None:
                 self._forward_aggregate(aggregate)
 
@@ -155,5 +161,6 @@ class GatewayLogic(NodeLogic):
             "processed": self.processed,
             "queued": len(self.queue),
             "dropped_overflow": self.dropped_overflow,
+            "rejected": self.rejected,
             "pending_in_aggregate": self.aggregator.pending if self.aggregator else 0,
         }

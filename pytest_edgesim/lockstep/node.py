@@ -354,6 +354,7 @@ class HostedGateway(Node):
         self.forwarded = 0
         self._sent_seq = 0  # the number of the last message it sent (forwards and injections)
         self.dropped_overflow = 0
+        self.dropped_rejected = 0  # dropped by the logic for a reason of its own
         self.advances = 0
         self._pending: Inbound = []
         self._next_timer: int | None = None
@@ -557,12 +558,18 @@ class HostedGateway(Node):
         self._session.publish(forward.to, message, message.qos)
 
     def _drop(self, stamp: int, output: Output) -> None:
-        self.dropped_overflow += 1
-        self._node_counter.dropped_overflow += 1
+        # a full queue is an overflow; any other reason is the logic's own (a rejection)
+        reason = str(output.get("reason", ""))
+        cause = "queue_overflow" if reason == "queue_overflow" else "rejected"
+        if cause == "queue_overflow":
+            self.dropped_overflow += 1
+        else:
+            self.dropped_rejected += 1
+        self._node_counter.drop(cause)
         context = self.context
         assert context is not None
         topic = output["topic"]
-        context.metrics.topic(topic).dropped_overflow += 1
+        context.metrics.topic(topic).drop(cause)
         if self._record is not None:
             self._record(
                 stamp,
@@ -571,7 +578,7 @@ class HostedGateway(Node):
                 output["origin"],
                 topic,
                 f"{output['origin']}#{output['seq']}",
-                str(output.get("reason", "")),
+                reason,
             )
 
     # --- the rest of the node interface -------------------------------------------------------
@@ -608,6 +615,7 @@ class HostedGateway(Node):
             "forwarded": self.forwarded,
             "queued": state.get("queued", 0),
             "dropped_overflow": self.dropped_overflow,
+            "dropped_rejected": self.dropped_rejected,
             "pending_in_aggregate": state.get("pending_in_aggregate", 0),
         }
 

@@ -1,6 +1,6 @@
 import pytest
 
-from pytest_edgesim.aggregation import Aggregator
+from pytest_edgesim.aggregation import Aggregator, reading_value
 
 
 def test_count_trigger_emits_summary_and_resets():
@@ -32,3 +32,28 @@ def test_windows_flush_groups_in_key_order():
 def test_needs_a_trigger():
     with pytest.raises(ValueError):
         Aggregator(count=None, window=None)
+
+
+@pytest.mark.parametrize(
+    ("payload", "value"),
+    [
+        (21, 21),
+        (21.5, 21.5),
+        ("21.5", 21.5),
+        (b" 21.5\n", 21.5),
+        ({"value": 3, "origin": "s"}, 3),
+        ({"value": "4.5"}, 4.5),
+        (True, None),
+        (None, None),
+        ("warm", None),
+        (b"\xff", None),
+        ({"mean": 2.0}, None),
+        ({"value": {"value": 1}}, None),
+        (float("nan"), None),
+        ("inf", None),
+        ([1.0], None),
+    ],
+)
+def test_the_value_a_reading_carries(payload, value):
+    found = reading_value(payload)
+    assert found == value and type(found) is type(value)

@@ -40,7 +40,7 @@ def test_run_prints_the_table_and_the_digest_of_simulate(capsys):
     assert out.startswith(f"scenario basic ({BASIC}), seed 42: 60s virtual in "), out.splitlines()[
         0
     ]
-    assert f", {expected.events} events\n" in out
+    assert f", {expected.events} scheduled events\n" in out
     cloud = next(line for line in out.splitlines() if line.startswith("cloud "))
     assert cloud.split()[1:3] == [str(expected.metrics.node("cloud").sent)] * 2
 
@@ -113,6 +113,30 @@ def test_json_and_csv(capsys, tmp_path: Path):
     assert data["trace_digest"] == printed_digest(out)
     assert (data["seed"], data["virtual_time_s"]) == (42, 5.0)
     assert table.read_text().count("\n") > 5
+
+
+def test_output_folders_are_made_and_bad_output_paths_stop_the_run_before_it_starts(
+    capsys, tmp_path: Path
+):
+    report = tmp_path / "new" / "folder" / "result.json"
+    code, out, _ = run_cli(capsys, "run", str(BASIC), "--duration", "1s", "--json", str(report))
+    assert code == EXIT_OK and json.loads(report.read_text())["seed"] == 42
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for option, value, problem in [
+        ("--json", str(tmp_path), "is a directory, not a file"),
+        ("--csv", str(blocker / "metrics.csv"), "cannot write there"),
+        ("--trace", str(blocker / "trace.jsonl"), "cannot write there"),
+    ]:
+        code, out, err = run_cli(capsys, "run", str(BASIC), option, value)
+        assert code == EXIT_USAGE, err
+        assert err.startswith(f"edgesim: {option} {value}: {problem}")
+        assert out == "" and "Traceback" not in err  # nothing ran
+
+    probe = tmp_path / "never-written.json"
+    code, _, _ = run_cli(capsys, "run", str(BASIC), "--json", str(probe), "--set", "seed=-5")
+    assert code == EXIT_USAGE and not probe.exists()  # the check leaves no empty file behind
 
 
 def test_validate_the_shipped_scenarios(capsys):

@@ -199,3 +199,26 @@ def test_the_cloud_keeps_the_first_arrivals_up_to_the_limit_and_counts_them_all(
     assert limited.arrivals == everything.arrivals[:3]
     assert limited.nodes["cloud"]["received"] == everything.nodes["cloud"]["received"]
     assert limited.trace_digest == everything.trace_digest
+
+
+def test_qos1_duplicates_are_counted_as_redelivered_where_they_arrive():
+    """A lost PUBACK makes the broker resend with DUP: the gateway and the topic count that
+    copy as delivered and as redelivered, so delivered - redelivered never exceeds sent."""
+    data = scenario_dict(
+        duration="60s",
+        devices=[one_sensor(qos=1, publish={"period": "1s", "offset": 0, "stop": "60s"})],
+        gateways=[{"name": "gw", "subscribe": [{"filter": "sensors/#", "qos": 1}]}],
+        broker={"retry_interval": "500ms"},
+        network={
+            "default": {"latency": "10ms"},
+            "links": [{"from": "broker", "to": "gw", "loss": 0.3}],  # both ways
+        },
+    )
+    with Simulation(Scenario.from_dict(data)) as simulation:
+        simulation.run("60s")
+        result = simulation.run("70s")
+    topic, gateway = result.metrics.topic("sensors/s"), result.metrics.node("gw")
+    assert topic.redelivered > 0
+    assert gateway.redelivered == topic.redelivered
+    assert topic.delivered - topic.redelivered <= topic.sent == 60
+    assert topic.delivered > topic.sent  # duplicates did arrive

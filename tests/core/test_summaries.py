@@ -13,15 +13,21 @@ LOSSY = Path(__file__).resolve().parents[2] / "scenarios" / "lossy.yaml"
 
 def test_drop_counts_behave_like_the_dict_they_replace():
     drops = DropCounts(3, 0, 1)
-    assert drops == {"loss": 3, "partition": 0, "queue_overflow": 1}
-    assert {"loss": 3, "partition": 0, "queue_overflow": 1} == drops  # noqa: SIM300 (dict first)
-    assert drops != {"loss": 3, "partition": 0, "queue_overflow": 2}
-    assert list(drops) == ["loss", "partition", "queue_overflow"]
-    assert drops["loss"] == 3 and drops.get("nothing", 7) == 7 and len(drops) == 3
+    as_dict = {"loss": 3, "partition": 0, "queue_overflow": 1, "rejected": 0}
+    assert drops == as_dict
+    assert as_dict == drops  # (the dict on the left)
+    assert drops != {**as_dict, "queue_overflow": 2}
+    assert list(drops) == ["loss", "partition", "queue_overflow", "rejected"]
+    assert drops["loss"] == 3 and drops.get("nothing", 7) == 7 and len(drops) == 4
     assert sum(drops.values()) == 4
-    assert repr(drops) == "{'loss': 3, 'partition': 0, 'queue_overflow': 1}"
-    with pytest.raises(KeyError):
-        drops["count"]
+    assert repr(drops) == "{'loss': 3, 'partition': 0, 'queue_overflow': 1, 'rejected': 0}"
+    with pytest.raises(KeyError, match="'cut' is not a key here: loss, partition, queue_overflow"):
+        drops["cut"]
+
+
+def test_drop_counts_written_before_the_rejected_cause_read_back_with_none_rejected():
+    older = {"loss": 1, "partition": 2, "queue_overflow": 3}
+    assert DropCounts.from_mapping(older) == {**older, "rejected": 0}
 
 
 def test_an_empty_latency_summary_has_only_its_count():
@@ -65,7 +71,7 @@ def test_the_json_report_writes_summaries_as_objects():
     summary = LatencySummary(2, min=1.0, mean=float("nan"), p50=1.0, p95=2.0, p99=2.0, max=2.0)
     written = json.loads(json.dumps(_json_safe({"latency_ms": summary, "drops": DropCounts()})))
     assert written["latency_ms"]["p95"] == 2.0 and written["latency_ms"]["mean"] is None
-    assert written["drops"] == {"loss": 0, "partition": 0, "queue_overflow": 0}
+    assert written["drops"] == {"loss": 0, "partition": 0, "queue_overflow": 0, "rejected": 0}
 
 
 def test_a_result_survives_pickle_and_copies():
@@ -75,3 +81,17 @@ def test_a_result_survives_pickle_and_copies():
     assert pickle.loads(pickle.dumps(result)) == result
     assert copy.deepcopy(result) == result
     assert copy.copy(result.metrics.totals) == result.metrics.totals
+
+
+def test_a_kept_trace_is_written_to_a_path_or_a_stream(tmp_path):
+    import io
+
+    result = simulate(LOSSY, until="2s", trace="full")
+    assert result.trace is not None
+    path = tmp_path / "trace.jsonl"
+    assert result.write_trace(path) == len(result.trace)
+    stream = io.StringIO()
+    result.write_trace(stream)
+    assert path.read_text(encoding="utf-8") == stream.getvalue()
+    first = json.loads(stream.getvalue().splitlines()[0])
+    assert list(first) == ["t", "kind", "node", "peer", "topic", "message", "detail"]

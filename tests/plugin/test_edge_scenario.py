@@ -137,3 +137,30 @@ def test_publishing_nodes_show_their_mqtt_session_and_the_cloud_has_none() -> No
     with pytest.raises(SimulationError, match="cannot inject from 'cloud': it does not publish"):
         edge.inject("sensors/extra", 5.0, source="cloud")
     assert "sensors/extra" not in edge.run().metrics.topics
+
+
+@pytest.mark.parametrize("payload", [b"42", "42", {"value": 42}])
+def test_a_reading_that_holds_a_number_is_aggregated_whatever_its_form(payload) -> None:
+    edge = EdgeScenario(minimal_scenario(), seed=2)
+    edge.run("1s")
+    edge.inject("sensors/extra", payload, source="sensor-0")
+    result = edge.run()
+    assert result.nodes["gateway"]["dropped_rejected"] == 0
+    assert result.metrics.topic("sensors/extra").delivered == 1
+
+
+def test_a_reading_with_no_number_is_rejected_by_the_gateway_and_the_run_goes_on() -> None:
+    edge = EdgeScenario(minimal_scenario(), seed=2, trace="full")
+    edge.run("1s")
+    edge.inject("sensors/extra", "warm", source="sensor-0")
+    edge.inject("sensors/extra", {"mean": 2.0}, source="sensor-0")
+    result = edge.run()
+
+    gateway = result.nodes["gateway"]
+    assert gateway["dropped_rejected"] == 2 and gateway["dropped_overflow"] == 0
+    assert result.metrics.node("gateway").dropped["rejected"] == 2
+    assert result.metrics.topic("sensors/extra").dropped["rejected"] == 2
+    assert result.trace is not None
+    drops = [event for event in result.trace if event[1] == "drop"]
+    assert [event[6] for event in drops] == ["not_a_number", "not_a_number"]
+    assert gateway["forwarded"] > 0  # the sensors' own readings still aggregate
