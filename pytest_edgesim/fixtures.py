@@ -125,6 +125,7 @@ def item_scenario(item: pytest.Item) -> tuple[Scenario, int | None]:
     from .scenario import Scenario
 
     path, overrides = _marker_overrides(item)
+    problem: ScenarioError | None = None
     try:
         if path is None:
             scenario = minimal_scenario()
@@ -133,8 +134,11 @@ def item_scenario(item: pytest.Item) -> tuple[Scenario, int | None]:
         if overrides:
             scenario = scenario.with_overrides(overrides)
     except ScenarioError as error:
+        problem = error  # (failed outside the handler: the report shows the problem once)
+    if problem is not None:
         where = "the built-in minimal scenario" if path is None else f"scenario {str(path)!r}"
-        _fail(item, f"{where} (with the marker's overrides {overrides!r}) is invalid:\n{error}")
+        given = f" (with the marker's overrides {overrides!r})" if overrides else ""
+        _fail(item, f"{where}{given} is invalid:\n{problem}")
     record.scenario = (scenario, overrides.get("seed"))
     return record.scenario
 
@@ -154,9 +158,9 @@ def _with_gateway(item: pytest.Item, scenario: Scenario, implementation: str) ->
     try:
         return scenario.with_overrides(overrides) if overrides else scenario
     except ScenarioError as error:
-        _fail(
-            item, f"cannot run scenario {scenario.name!r} with gateway {implementation!r}:\n{error}"
-        )
+        problem = str(error)
+    what = f"scenario {scenario.name!r} with gateway {implementation!r}"
+    _fail(item, f"cannot run {what}:\n{problem}")
 
 
 def _describe(scenario: Scenario) -> str:

@@ -106,7 +106,32 @@ def test_invalid_override_is_a_clear_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*::test_bad_loss: the built-in minimal scenario*is invalid:*"])
-    assert "Traceback" not in result.stdout.str()
+    output = result.stdout.str()
+    assert "Traceback" not in output
+    # the problem once, not again under "During handling of the above exception"
+    assert output.count("network.default.loss") == 2  # the marker's overrides, the problem
+    assert "During handling" not in output
+
+
+def test_a_bad_scenario_file_is_reported_once_without_empty_overrides(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".yaml", typo="edgesim: 1\nname: typo\nduraton: 5s\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.edgesim("typo.yaml")
+        def test_typo(edge_scenario):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    result.stdout.fnmatch_lines(["*::test_typo: scenario 'typo.yaml' is invalid:*"])
+    assert output.count("unknown field 'duraton'") == 1, output
+    assert "marker's overrides" not in output and "During handling" not in output
 
 
 def test_seed_resolution(pytester: pytest.Pytester) -> None:
