@@ -226,9 +226,20 @@ def report_path(config: pytest.Config) -> Path | None:
     return _path(config, "report")
 
 
+def _flag(config: pytest.Config, setting: str) -> bool:
+    """A yes/no setting: the command-line flag, else the ini key (true/false, yes/no, 1/0)."""
+    if _from_option(config, setting):
+        return True
+    ini = SETTINGS[setting][1]
+    try:
+        return bool(config.getini(ini))
+    except ValueError as exc:  # (pytest 8 reads the value here; pytest 9 at start-up)
+        raise pytest.UsageError(f"ini key {ini}: {exc} (expected true/false, yes/no or 1/0)") from None
+
+
 def summary_requested(config: pytest.Config) -> bool:
     """Whether the terminal summary is shown: ``-v``, ``--edgesim-summary`` or the ini key."""
-    if _from_option(config, "summary") or config.getini(SETTINGS["summary"][1]):
+    if _flag(config, "summary"):
         return True
     return int(config.getoption("verbose", default=0) or 0) > 0
 
@@ -300,7 +311,7 @@ def resolve_time_scale(config: pytest.Config, marker_value: Any = None) -> float
 
 def keep_containers(config: pytest.Config) -> bool:
     """Whether the Docker tier leaves containers running (reserved for the Docker tier)."""
-    return bool(_from_option(config, "keep_containers") or config.getini("edgesim_keep_containers"))
+    return _flag(config, "keep_containers")
 
 
 def validate(config: pytest.Config) -> None:
@@ -313,3 +324,5 @@ def validate(config: pytest.Config) -> None:
     resolve_time_scale(config)
     replay_trial_seed(config)
     docker_mode(config)
+    summary_requested(config)
+    keep_containers(config)

@@ -228,3 +228,15 @@ def test_plugin_import_is_light(pytester: pytest.Pytester) -> None:
         "or m in ('pytest_edgesim.simulation', 'pytest_edgesim.scenario')]; print(heavy)",
     )
     assert result.outlines[-1] == "[]"
+
+
+@pytest.mark.parametrize("key", ["edgesim_summary", "edgesim_keep_containers"])
+def test_a_bad_yes_no_ini_value_stops_the_run_at_start_up(
+    pytester: pytest.Pytester, key: str
+) -> None:
+    pytester.makeini(f"[pytest]\n{key} = maybe\n")
+    pytester.makepyfile("def test_never_runs():\n    pass\n")
+    result = pytester.runpytest()
+    output = result.stdout.str() + result.stderr.str()
+    assert "maybe" in output and "1 passed" not in output  # stopped before running anything
+    assert result.ret != 0
