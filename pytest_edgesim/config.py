@@ -234,7 +234,8 @@ def _flag(config: pytest.Config, setting: str) -> bool:
     try:
         return bool(config.getini(ini))
     except ValueError as exc:  # (pytest 8 reads the value here; pytest 9 at start-up)
-        raise pytest.UsageError(f"ini key {ini}: {exc} (expected true/false, yes/no or 1/0)") from None
+        expected = "expected true/false, yes/no or 1/0"
+        raise pytest.UsageError(f"ini key {ini}: {exc} ({expected})") from None
 
 
 def summary_requested(config: pytest.Config) -> bool:
