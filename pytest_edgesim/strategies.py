@@ -235,8 +235,12 @@ class GeneratedScenario(Scenario):
     """A :class:`Scenario` whose ``repr`` is its YAML, for readable falsifying examples."""
 
     def __repr__(self) -> str:
-        return f"# scenario {self.name!r} as YAML (save it and run: edgesim run FILE)\n" + (
-            self.to_yaml().rstrip("\n")
+        # The last line is a comment: Hypothesis writes a comma after an argument's repr,
+        # and on a comment it changes nothing when the text is saved as a file.
+        return (
+            f"# scenario {self.name!r} as YAML (save it and run: edgesim run FILE)\n"
+            + self.to_yaml().rstrip("\n")
+            + "\n# end of scenario"
         )
 
     def with_overrides(self, overrides: Any) -> Scenario:

@@ -222,6 +222,8 @@ def test_the_repr_is_yaml_that_loads_to_the_same_scenario(scenario: Scenario):
     assert "\nedgesim: 1\n" in text
     again = Scenario.from_dict(yaml.safe_load(text))
     assert again == scenario
+    # Hypothesis prints "scenario=<repr>,": saved as it is printed, it still loads
+    assert Scenario.from_dict(yaml.safe_load(text + ",")) == scenario
     assert again.spec == scenario.spec
     changed = scenario.with_overrides({"seed": 5})
     assert "\nseed: 5\n" in repr(changed)
