@@ -112,7 +112,12 @@ class SessionReport:
     def tier_line(self) -> str:
         counts: dict[str, Counter[str]] = {}
         for record in self.tests.values():
-            counts.setdefault(record.tier, Counter())[record.outcome] += 1
+            outcome = record.outcome
+            verdict = record.verdict
+            if outcome == "passed" and isinstance(verdict, dict):
+                if verdict.get("outcome") == "undecided":  # (passes, but decided nothing)
+                    outcome = "undecided"
+            counts.setdefault(record.tier, Counter())[outcome] += 1
         if not counts:
             return "tiers: no edgesim tests ran"
         parts = []

@@ -194,6 +194,7 @@ def test_undecided_is_its_own_outcome(
     else:
         assert result.parseoutcomes() == {"undecided": 1}
         result.stdout.fnmatch_lines(["*::test_too_few_trials UNDECIDED*"])
+        result.stdout.fnmatch_lines(["tiers: statistical 1 (1 undecided)"])
         assert result.ret == pytest.ExitCode.OK
 
 
@@ -509,3 +510,49 @@ def test_an_xfail_ends_the_trials_as_xfailed(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(xfailed=1)
     verdict = verdict_of(pytester, "report.json", "test_known_failure")
     assert verdict["outcome"] == "xfailed" and verdict["total"] == 0
+
+
+CONFIGURATION_ERRORS = """
+import pytest
+from pytest_edgesim import Scenario
+
+def bad_scenario():
+    with open("calls.txt", "a") as calls:
+        calls.write("call\\n")
+    Scenario.from_dict({"edgesim": 1, "devices": [{"name": "s", "topic": "t", "qos": 7}]})
+
+@pytest.mark.statistical(trials=10)
+def test_statistical(edgesim_seed):
+    bad_scenario()
+
+@pytest.mark.edgesim
+def test_deterministic(edge_scenario):
+    bad_scenario()
+"""
+
+
+@pytest.mark.parametrize("workers", [None, 2])
+def test_a_configuration_error_is_an_error_at_once_not_a_verdict(
+    pytester: pytest.Pytester, workers: int | None
+) -> None:
+    pytester.makepyfile(CONFIGURATION_ERRORS)
+    arguments = ["--edgesim-report=report.json", "--edgesim-summary"]
+    if workers is None:
+        result = pytester.runpytest(*arguments)
+    else:
+        result = pytester.runpytest_subprocess("-n", str(workers), *arguments)
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at call of test_statistical*",
+            "*::test_statistical: *devices?0?.qos: must be one of 0 or 1, got 7",
+            "*ERROR at call of test_deterministic*",
+            "*::test_deterministic: *devices?0?.qos: must be one of 0 or 1, got 7",
+        ]
+    )
+    output = result.stdout.str()
+    for needless in ("Traceback", "refuted", "replay", "Scenario.from_dict", "seed:"):
+        assert needless not in output
+    assert (pytester.path / "calls.txt").read_text().count("call") == 2  # one trial only
+    verdict = verdict_of(pytester, "report.json", "test_statistical")
+    assert verdict["outcome"] == "error" and verdict["total"] == 0
