@@ -114,9 +114,9 @@ class SessionReport:
         for record in self.tests.values():
             outcome = record.outcome
             verdict = record.verdict
-            if outcome == "passed" and isinstance(verdict, dict):
-                if verdict.get("outcome") == "undecided":  # (passes, but decided nothing)
-                    outcome = "undecided"
+            undecided = isinstance(verdict, dict) and verdict.get("outcome") == "undecided"
+            if outcome == "passed" and undecided:  # (it passes, but it decided nothing)
+                outcome = "undecided"
             counts.setdefault(record.tier, Counter())[outcome] += 1
         if not counts:
             return "tiers: no edgesim tests ran"
