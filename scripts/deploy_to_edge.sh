@@ -8,7 +8,9 @@
 # Options:
 #   --scenario FILE       take the gateway configuration from this scenario (validated and
 #                         simulated in the tests) ...
-#   --gateway NAME        ... for this gateway (default: the scenario's first gateway)
+#   --gateway NAME        ... for this gateway (default: the scenario's first gateway);
+#                         its simulated processing_delay is dropped (the box has its own)
+#   --keep-processing-delay  keep the scenario's simulated processing delay on the box
 #   --gateway-config FILE or give the gateway's JSON configuration directly
 #   --broker-image REF    default: edgesim/mqtt-broker:latest
 #   --gateway-image REF   default: edgesim/gateway:latest
@@ -25,7 +27,8 @@
 #   --no-copy             the images are on the box already (pulled from a registry)
 #   --ssh-option OPT      passed to ssh and scp as -o OPT (repeatable)
 #   --force-arch          deploy even if the images' architecture differs from the box's
-#   --dry-run             print every command instead of running it
+#   --dry-run             check the configuration and the images here, then print every
+#                         command instead of running it
 #
 # See docs/deployability.md for building arm64 images and for production settings.
 set -euo pipefail
@@ -45,6 +48,7 @@ GATEWAY_CONFIG=""
 BROKER_CONFIG=""
 RUN_BROKER=1
 FORCE_ARCH=0
+KEEP_DELAY=0
 DRY_RUN=0
 SSH_OPTIONS=()
 TARGET=""
@@ -80,6 +84,7 @@ while [[ $# -gt 0 ]]; do
         --no-copy) COPY_IMAGES=0; shift ;;
         --ssh-option) need_value "$@"; SSH_OPTIONS+=(-o "$2"); shift 2 ;;
         --force-arch) FORCE_ARCH=1; shift ;;
+        --keep-processing-delay) KEEP_DELAY=1; shift ;;
         --dry-run) DRY_RUN=1; shift ;;
         -h | --help) usage; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
@@ -156,6 +161,11 @@ if [[ $COPY_IMAGES -eq 1 ]]; then
         done
     else
         echo "+ ssh $TARGET docker info --format '{{.Architecture}}'  # must match each image's architecture"
+        for image in "${images[@]}"; do
+            docker image inspect "$image" >/dev/null 2>&1 \
+                || printf 'deploy_to_edge: warning: image %s is not here: build it with %s\n' \
+                    "$image" "'edgesim images build'" >&2
+        done
     fi
 
     # 2. Copy the images: docker save | gzip | ssh docker load (no registry needed).
@@ -174,28 +184,38 @@ if [[ -n $SCENARIO ]]; then
 else
     echo "+ python3: EDGESIM_GATEWAY_CONFIG from $GATEWAY_CONFIG > $env_file"
 fi
-if [[ $DRY_RUN -eq 0 ]]; then
-    python3 - "$SCENARIO" "$GATEWAY" "$GATEWAY_CONFIG" >"$env_file" <<'PYTHON'
+# (made in a dry run too: it is local, and it checks the scenario and the gateway's name)
+python3 - "$SCENARIO" "$GATEWAY" "$GATEWAY_CONFIG" "$KEEP_DELAY" >"$env_file" <<'PYTHON' \
+    || exit 2
 import json
 import sys
 
-scenario, gateway, config_file = sys.argv[1:4]
+scenario, gateway, config_file, keep_delay = sys.argv[1:5]
 if scenario:
     from pytest_edgesim import Scenario
     from pytest_edgesim.gateway_service import config_from_spec
 
-    gateways = Scenario.from_yaml(scenario).spec.gateways
+    from pytest_edgesim.errors import ScenarioError
+
+    try:
+        gateways = Scenario.from_yaml(scenario).spec.gateways
+    except ScenarioError as error:
+        sys.exit(f"deploy_to_edge: {error}")
     chosen = [spec for spec in gateways if not gateway or spec.name == gateway]
     if not chosen:
         names = ", ".join(spec.name for spec in gateways) or "none"
         sys.exit(f"deploy_to_edge: {scenario} has no gateway {gateway!r} (it has: {names})")
     config = config_from_spec(chosen[0])
+    if keep_delay != "1":  # the simulated delay stands for the box's own processing time
+        config["processing_delay_us"] = {"distribution": "constant", "value": 0}
 else:
-    with open(config_file) as source:
-        config = json.load(source)
+    try:
+        with open(config_file) as source:
+            config = json.load(source)
+    except ValueError as error:
+        sys.exit(f"deploy_to_edge: --gateway-config {config_file}: not JSON ({error})")
 print("EDGESIM_GATEWAY_CONFIG=" + json.dumps(config, separators=(",", ":")))
 PYTHON
-fi
 if [[ $DRY_RUN -eq 0 ]]; then
     remote_dir=$(ssh "${SSH_OPTIONS[@]}" "$TARGET" "mkdir -p $(printf %q "$REMOTE_DIR") && cd $(printf %q "$REMOTE_DIR") && pwd")
 else
@@ -208,7 +228,7 @@ run scp "${SSH_OPTIONS[@]}" "$env_file" "$TARGET:$remote_dir/gateway.env"
 if ! remote_check docker network inspect "$NETWORK"; then
     remote docker network create "${LABELS[@]}" "$NETWORK"
 fi
-remote docker rm -f "$GATEWAY_NAME" "$BROKER_NAME" || true  # none on a first deploy
+remote docker rm -f "$GATEWAY_NAME" "$BROKER_NAME" 2>/dev/null || true  # none on a first deploy
 if [[ $RUN_BROKER -eq 1 ]]; then
     broker_args=(docker run -d --name "$BROKER_NAME" "${LABELS[@]}" --restart unless-stopped
         --network "$NETWORK" -p "$MQTT_PORT:1883")

@@ -83,7 +83,9 @@ def test_dry_run_prints_save_load_and_run_commands() -> None:
     assert "Architecture" in commands[0]
 
 
-def test_dry_run_with_an_external_broker_runs_only_the_gateway() -> None:
+def test_dry_run_with_an_external_broker_runs_only_the_gateway(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.json"
+    config.write_text(json.dumps({"name": "gw", "subscribe": "a/#", "forward": {"topic": "b"}}))
     result = _deploy(
         "--dry-run",
         "--no-broker",
@@ -92,7 +94,7 @@ def test_dry_run_with_an_external_broker_runs_only_the_gateway() -> None:
         "--broker-port",
         "8883",
         "--gateway-config",
-        str(ROOT / "pyproject.toml"),  # only its existence is checked in a dry run
+        str(config),
         "--no-copy",
         "ops@gw-7",
     )
@@ -112,6 +114,8 @@ def test_dry_run_with_an_external_broker_runs_only_the_gateway() -> None:
         (("--no-broker", "--scenario", str(SCENARIO), "box"), "--no-broker needs --broker-host"),
         (("--frobnicate", "box"), "unknown option --frobnicate"),
         (("--scenario",), "--scenario needs a value"),
+        (("--scenario", str(SCENARIO), "--gateway", "nosuch", "box"), "has no gateway 'nosuch'"),
+        (("--gateway-config", str(ROOT / "pyproject.toml"), "box"), "not JSON"),
     ],
 )
 def test_bad_arguments_fail_with_one_clear_message(
@@ -119,8 +123,9 @@ def test_bad_arguments_fail_with_one_clear_message(
 ) -> None:
     result = _deploy("--dry-run", *arguments)
     assert result.returncode == 2
-    assert message in result.stderr
-    assert result.stdout == ""
+    assert message in result.stderr and "Traceback" not in result.stderr
+    # (stopped before the first command, or at the configuration, before any is run)
+    assert not any(" docker run " in line for line in result.stdout.splitlines())
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
@@ -199,7 +204,11 @@ def test_a_real_deployment_runs_the_scenarios_gateway_against_the_broker(
     assert gateway.labels["edgesim.session"] == test_session
     assert wait_for_log_line(gateway, b"ready", 30), gateway.logs().decode()
     env_file = (tmp_path / "box" / "gateway.env").read_text()
-    assert json.loads(env_file.removeprefix("EDGESIM_GATEWAY_CONFIG="))["name"] == "gateway"
+    config = json.loads(env_file.removeprefix("EDGESIM_GATEWAY_CONFIG="))
+    assert config["name"] == "gateway"
+    # the scenario's simulated processing delay stays behind: the box has its own
+    assert config["processing_delay_us"] == {"distribution": "constant", "value": 0}
+    assert "No such container" not in result.stderr  # a first deploy removes nothing, quietly
 
     broker = BrokerContainer(
         docker_client.containers.get(f"{deployment_prefix}-broker").id,
