@@ -122,7 +122,10 @@ class ScenarioBuilder:
 
     def sensor(self, name: str, **fields: Any) -> ScenarioBuilder:
         """One sensor called exactly ``name`` (``sensors(name, count=1, ...)``)."""
-        return self.sensors(name, 1, **fields)
+        self.sensors(name, 1, **fields)
+        key, _ = self._calls[-1]
+        self._calls[-1] = (key, f".sensor({name!r})")  # (problems name the call the user made)
+        return self
 
     def gateway(
         self,

@@ -165,6 +165,12 @@ def test_a_bad_value_names_the_field_and_the_call():
     ]
 
 
+def test_a_problem_names_the_call_as_it_was_made():
+    with pytest.raises(ScenarioError) as caught:
+        ScenarioBuilder("bad").sensor("t", period="0s").build()
+    assert caught.value.problems[0].endswith("(set by .sensor('t'))")
+
+
 def test_an_unknown_node_is_caught_before_the_run():
     builder = example().link("temp-*", "gatway", latency="1ms")
 
