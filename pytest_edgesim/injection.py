@@ -14,6 +14,7 @@ from .metrics import MetricsRecorder
 from .models.session import Session
 from .node import Node
 from .packet import Message
+from .topics import validate_topic_name
 
 
 class Injections:
@@ -44,8 +45,11 @@ class Injections:
     ) -> Message:
         """The next injected message, counted as sent on its topic.
 
-        ``source`` is checked first (a node that does not publish is refused before anything
-        is counted)."""
+        The topic and ``source`` are checked first (a wildcard topic, or a node that does not
+        publish, is refused before anything is counted)."""
+        problem = validate_topic_name(topic) if isinstance(topic, str) else "must be a string"
+        if problem is not None:
+            raise SimulationError(f"cannot inject on topic {topic!r}: {problem}")
         if source is None:
             self.count += 1
             origin, seq = "inject", self.count

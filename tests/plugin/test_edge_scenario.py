@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pytest_edgesim.edge_scenario import (
@@ -164,3 +166,15 @@ def test_a_reading_with_no_number_is_rejected_by_the_gateway_and_the_run_goes_on
     drops = [event for event in result.trace if event[1] == "drop"]
     assert [event[6] for event in drops] == ["not_a_number", "not_a_number"]
     assert gateway["forwarded"] > 0  # the sensors' own readings still aggregate
+
+
+@pytest.mark.parametrize(
+    ("topic", "problem"), [("sites/#", "wildcard"), ("a/+/b", "wildcard"), ("", "empty")]
+)
+def test_an_injection_on_a_topic_no_publisher_may_use_is_refused(topic: str, problem: str) -> None:
+    edge = EdgeScenario(minimal_scenario(), seed=2)
+    edge.run("1s")
+    expected = re.escape(f"cannot inject on topic {topic!r}: ") + f".*{problem}"
+    with pytest.raises(SimulationError, match=expected):
+        edge.inject(topic, 1.0)
+    assert topic not in edge.run().metrics.topics
