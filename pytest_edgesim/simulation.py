@@ -26,6 +26,7 @@ from .node import Node, NodeContext
 from .packet import Message
 from .result import RunResult
 from .rng import StreamFactory
+from .scenario.schema import check_seed
 from .trace import TraceRecorder
 from .units import parse_until
 
@@ -70,7 +71,7 @@ class Simulation:
         if trace not in TRACE_MODES:
             raise ValueError(f"trace must be one of {TRACE_MODES}, got {trace!r}")
         self.scenario = scenario
-        self.seed = int(scenario.seed if seed is None else seed)
+        self.seed = scenario.seed if seed is None else check_seed(seed)
         self.coordinator = coordinator or Coordinator()
         self.streams = StreamFactory(self.seed)
         self.metrics = MetricsRecorder()

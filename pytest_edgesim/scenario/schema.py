@@ -8,11 +8,16 @@ Cross-references between fields (names, patterns, topics) are checked in ``check
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import numbers
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from ..errors import ScenarioError
 from ..units import TICKS_PER_SECOND, parse_bandwidth, parse_duration, parse_rate
+
+#: the largest root seed (seeds are 0 .. 2**63-1, whole numbers)
+MAX_SEED: Final = 2**63 - 1
 
 
 def _probability(value: object) -> float:
@@ -30,9 +35,32 @@ def _positive_duration(value: object) -> int:
     return ticks
 
 
+def _seed(value: object) -> int:
+    # bool is an int to Python, but ``seed: true`` is a mistake, not seed 1; a float or a
+    # string is never silently truncated or parsed (numpy integers are welcome)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"must be a whole number from 0 to 2**63-1, got {value!r}")
+    seed = int(value)
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"must be from 0 to 2**63-1, got {value!r}")
+    return seed
+
+
+def check_seed(value: object, where: str = "seed") -> int:
+    """``value`` if it is a root seed (an ``int`` from 0 to 2**63-1, not a bool), else a
+    :class:`~pytest_edgesim.errors.ScenarioError` saying so, prefixed by ``where``
+    (``"--seed"`` for a command-line option). The scenario's ``seed`` field, overrides and
+    ``simulate(seed=...)`` all check seeds here."""
+    try:
+        return _seed(value)
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+
+
 Ticks = Annotated[int, BeforeValidator(parse_duration)]
 PositiveTicks = Annotated[int, BeforeValidator(_positive_duration)]
 Probability = Annotated[float, BeforeValidator(_probability)]
+Seed = Annotated[int, BeforeValidator(_seed)]
 BitsPerSecond = Annotated[int, BeforeValidator(parse_bandwidth)]
 PerSecond = Annotated[float, BeforeValidator(parse_rate)]
 QoS = Literal[0, 1]
@@ -359,7 +387,7 @@ class ScenarioSpec(_Strict):
     edgesim: Literal[1]
     name: str | None = None
     description: str = ""
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    seed: Seed = 0
     duration: PositiveTicks = 60 * TICKS_PER_SECOND
     broker: BrokerSpec = BrokerSpec()
     cloud: CloudSpec = CloudSpec()

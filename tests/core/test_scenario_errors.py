@@ -372,6 +372,29 @@ CASES = [
         "network.default.loss.p_bad_to_god",
         "unknown field 'p_bad_to_god' (did you mean 'p_bad_to_good'?)",
     ),
+    # seeds are whole numbers from 0 to 2**63-1; a bool or a fraction is never converted
+    (
+        "seed-true",
+        "edgesim: 1\nseed: true\n",
+        2,
+        "seed",
+        "must be a whole number from 0 to 2**63-1, got True",
+    ),
+    (
+        "seed-fraction",
+        "edgesim: 1\nseed: 1.5\n",
+        2,
+        "seed",
+        "must be a whole number from 0 to 2**63-1, got 1.5",
+    ),
+    ("seed-negative", "edgesim: 1\nseed: -1\n", 2, "seed", "must be from 0 to 2**63-1, got -1"),
+    (
+        "seed-too-large",
+        f"edgesim: 1\nseed: {2**63}\n",
+        2,
+        "seed",
+        f"must be from 0 to 2**63-1, got {2**63}",
+    ),
     (
         "unsupported-version",
         "edgesim: 2\n",
@@ -537,3 +560,41 @@ def test_simulate_refuses_an_until_that_is_no_duration(until: object):
 
     with pytest.raises(SimulationError, match=r"cannot run until .*: (must|is too long)"):
         simulate(scenario, until=until)
+
+
+@pytest.mark.parametrize(
+    ("seed", "message"),
+    [
+        (-1, "seed: must be from 0 to 2**63-1, got -1"),
+        (2**70, f"seed: must be from 0 to 2**63-1, got {2**70}"),
+        (1.5, "seed: must be a whole number from 0 to 2**63-1, got 1.5"),
+        ("7", "seed: must be a whole number from 0 to 2**63-1, got '7'"),
+        (True, "seed: must be a whole number from 0 to 2**63-1, got True"),
+    ],
+)
+def test_simulate_checks_the_seed_as_the_file_does(seed: object, message: str):
+    scenario = Scenario.from_dict({"edgesim": 1, "duration": "1s"})
+
+    with pytest.raises(ScenarioError) as caught:
+        simulate(scenario, seed=seed)  # type: ignore[arg-type]
+    assert caught.value.problems == [message]
+
+
+@pytest.mark.parametrize("seed", [True, 1.5, "7", -1, 2**63])
+def test_an_override_checks_the_seed_as_the_file_does(seed: object):
+    scenario = Scenario.from_dict({"edgesim": 1})
+
+    with pytest.raises(ScenarioError, match=r"^override 'seed': must be"):
+        scenario.with_overrides({"seed": seed})
+
+
+def test_the_largest_seed_is_accepted_everywhere():
+    from pytest_edgesim.scenario.schema import MAX_SEED, check_seed
+
+    scenario = Scenario.from_dict({"edgesim": 1, "duration": "1s", "seed": MAX_SEED})
+    assert scenario.seed == MAX_SEED == 2**63 - 1
+    assert simulate(scenario, seed=0).seed == 0
+    assert simulate(scenario).seed == MAX_SEED
+    assert check_seed(7, "--seed") == 7
+    with pytest.raises(ScenarioError, match=r"^--seed: must be from 0 to 2\*\*63-1, got -3$"):
+        check_seed(-3, "--seed")
