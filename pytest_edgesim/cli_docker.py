@@ -15,6 +15,7 @@ def cmd_images_build(args: argparse.Namespace) -> int:
             name,
             offline=True if args.offline else None,
             progress=lambda line: print(line, file=sys.stderr),
+            latest=True,
         )
         print(f"{name}: {tag}")
     return 0
@@ -23,8 +24,10 @@ def cmd_images_build(args: argparse.Namespace) -> int:
 def cmd_images_list(args: argparse.Namespace) -> int:
     from .docker.images import list_images
 
-    for image in list_images():
-        print(image)
+    images = list_images()
+    width = max((len(image.label) for image in images), default=0)
+    for image in images:
+        print(image.row(width))
     return 0
 
 
@@ -54,7 +57,9 @@ def add_docker_commands(commands: argparse._SubParsersAction) -> None:
         "--offline", action="store_true", help="build from a local Debian base, no registry"
     )
     build.set_defaults(handler=cmd_images_build)
-    listing = image_commands.add_parser("list", help="list the images built here")
+    listing = image_commands.add_parser(
+        "list", help="list the images built here (a scenario's docker.build ones as user:NAME)"
+    )
     listing.set_defaults(handler=cmd_images_list)
 
     cleanup = commands.add_parser(

@@ -57,12 +57,16 @@ class GatewayContainer(ContainerHandle):
         ``network`` is the Docker network the broker is on (``broker_host`` is then its
         container name there); None runs the gateway in the host's network namespace, for a
         broker that listens on this machine (``--edgesim-broker=process`` or ``external``).
-        On failure the container is removed and :class:`ReadinessError` carries its logs.
+        On failure the container is removed and :class:`ReadinessError` carries its logs; an
+        ``image`` the engine does not have is an :class:`~.images.ImageError`.
         """
+        from .images import require_image
+
         if client is None:
             from .engine import connect
 
             client = connect()
+        require_image(client, image, f"gateway {config['name']!r}")
         name = resource_name("gateway", session=session)
         env = {
             "EDGESIM_GATEWAY_CONFIG": json.dumps(dict(config)),

@@ -1,7 +1,11 @@
 """The project's images: where their build contexts live, and building them at most once.
 
 An image is tagged ``edgesim/<name>:<digest>``, where the digest is a sha256 over the build
-context's source files and the base image's id, so an unchanged context is never rebuilt.
+context's source files and the base image's id, so an unchanged context is never rebuilt;
+``edgesim/<name>:latest`` names the newest build. A user's build context (a lockstep
+gateway's ``docker.build``) is built the same way into a namespace of its own,
+``edgesim-user/<directory>:<digest>`` (no ``latest``), so whatever its directory is called
+it never replaces a project image.
 The base is the official image (``eclipse-mosquitto:2``, ``python:3.12-slim``) when it is
 present or can be pulled, else a Debian base made locally (:mod:`.debian_base`); see
 :func:`resolve_base` for the order and ``EDGESIM_OFFLINE`` to force either.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
@@ -39,6 +45,12 @@ Progress = Callable[[str], None]
 IMAGE_LABEL = "edgesim.image"
 DIGEST_LABEL = "edgesim.context-digest"
 BASE_LABEL = "edgesim.base"
+#: "project" (the images of ``containers/``) or "user" (a scenario's ``docker.build``)
+ORIGIN_LABEL = "edgesim.origin"
+#: the build context directory of a user's image
+CONTEXT_LABEL = "edgesim.context"
+PROJECT_NAMESPACE = "edgesim"
+USER_NAMESPACE = "edgesim-user"
 OFFLINE_ENV = "EDGESIM_OFFLINE"
 CACHE_ENV = "EDGESIM_CACHE_DIR"
 KEEP_BUILDS = 3
@@ -51,7 +63,12 @@ WHEEL_PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
 _DIGEST_SCHEME = "edgesim-image-v1"
 
 
-class ImageBuildError(EdgesimError):
+class ImageError(EdgesimError):
+    """An image a scenario asks for cannot be had: it is not on the engine, its build
+    context is missing, or its build fails. A configuration problem, not a test outcome."""
+
+
+class ImageBuildError(ImageError):
     """An image could not be built; the message ends with the last lines of the build log."""
 
     def __init__(self, message: str, log_tail: list[str] | None = None):
@@ -68,7 +85,8 @@ class ImageSpec:
 
     ``include_package`` copies the pytest_edgesim source into the context as ``src/``;
     ``wheel_requirements`` (a file in the context) has edgesim put pip and those wheels
-    into ``wheels/``.
+    into ``wheels/``. ``origin`` says whose context it is: the project's images live in
+    ``edgesim/``, a user's (see :func:`user_image_spec`) in ``edgesim-user/``.
     """
 
     name: str
@@ -76,26 +94,59 @@ class ImageSpec:
     registry_base: str
     include_package: bool = False
     wheel_requirements: str | None = None
+    origin: Literal["project", "user"] = "project"
 
     @property
     def repository(self) -> str:
-        return f"edgesim/{self.context.name}"
+        if self.origin == "user":
+            return f"{USER_NAMESPACE}/{self.name}"
+        return f"{PROJECT_NAMESPACE}/{self.context.name}"
+
+
+def user_image_spec(context: Path, registry_base: str) -> ImageSpec:
+    """The spec of a user's build context: built like the project's images, with the
+    pytest_edgesim source (the node SDK) as ``src/``, into ``edgesim-user/<directory>``.
+
+    The directory name is made a valid repository name (lower case; other characters
+    than letters, digits, ``.``, ``_`` and ``-`` become ``-``).
+    """
+    name = re.sub(r"[^a-z0-9._-]+", "-", context.name.lower())
+    name = re.sub(r"^[._-]+|[._-]+$", "", re.sub(r"[._-]{2,}", "-", name)) or "node"
+    return ImageSpec(name, context.resolve(), registry_base, include_package=True, origin="user")
 
 
 @dataclass(frozen=True)
 class BuiltImage:
-    """An edgesim image present on the engine (a row of ``edgesim images list``)."""
+    """An edgesim image present on the engine (a row of ``edgesim images list``).
+
+    ``origin`` is "project" (``broker``, ``gateway``, the Debian ``base``) or "user" (built
+    from ``context``, a scenario's ``docker.build``).
+    """
 
     name: str
     tags: tuple[str, ...]
     size_bytes: int
     context_digest: str
     base: str
+    origin: str = "project"
+    context: str = ""
+
+    @property
+    def label(self) -> str:
+        """The name, ``user:``-prefixed for a user's image."""
+        return self.name if self.origin == "project" else f"user:{self.name}"
+
+    def row(self, label_width: int = 8) -> str:
+        """The line ``edgesim images list`` prints, the label padded to ``label_width``."""
+        tags = ", ".join(self.tags) or "<untagged>"
+        notes = [f"on {self.base}"] if self.base else []
+        if self.origin == "user":
+            notes.append(f"built from {self.context or 'a user context'}")
+        details = f"  ({', '.join(notes)})" if notes else ""
+        return f"{self.label:<{label_width}} {self.size_bytes / 1e6:7.1f} MB  {tags}{details}"
 
     def __str__(self) -> str:
-        tags = ", ".join(self.tags) or "<untagged>"
-        base = f"  (on {self.base})" if self.base else ""
-        return f"{self.name:<8} {self.size_bytes / 1e6:7.1f} MB  {tags}{base}"
+        return self.row()
 
 
 def containers_dir() -> Path:
@@ -137,12 +188,16 @@ def ensure_image(
     client: docker.DockerClient | None = None,
     offline: bool | None = None,
     progress: Progress | None = None,
+    *,
+    latest: bool = False,
 ) -> str:
     """The tag of the image ``name`` (``broker``, ``gateway`` or a spec), built if missing.
 
     ``offline``: ``True`` builds on the local Debian base, ``False`` requires the official
     base (pulling it), ``None`` decides as :func:`resolve_base` says. Build output goes to
     ``progress`` line by line. Raises :class:`ImageBuildError` with the log's last lines.
+    A build of a project image points ``<repository>:latest`` at it; ``latest=True`` does
+    so also when the image was already built (``edgesim images build``).
     """
     spec = name if isinstance(name, ImageSpec) else _spec_named(name)
     if client is None:
@@ -154,12 +209,28 @@ def ensure_image(
     base_id = client.images.get(base).id
     digest = context_digest(spec, base_id)
     tag = f"{spec.repository}:{digest[:16]}"
-    if image_present(client, tag):
-        return tag
-    with build_lock(f"image-{spec.context.name}"):
-        if not image_present(client, tag):
-            _build(spec, client, base, digest, tag, report)
+    if not image_present(client, tag):
+        with build_lock("image-" + spec.repository.replace("/", "-")):
+            if not image_present(client, tag):
+                _build(spec, client, base, digest, tag, report)
+                return tag
+    if latest:
+        _point_latest(client, spec, tag)
     return tag
+
+
+def _point_latest(client: docker.DockerClient, spec: ImageSpec, tag: str) -> None:
+    """Make ``<repository>:latest`` name ``tag`` (project images only: a user's images have
+    no ``latest``, as two of their contexts may share a directory name)."""
+    if spec.origin != "project":
+        return
+    latest = f"{spec.repository}:latest"
+    try:
+        current = client.images.get(latest).id
+    except ImageNotFound:
+        current = None
+    if current != client.images.get(tag).id:
+        client.api.tag(tag, spec.repository, "latest")
 
 
 def resolve_base(
@@ -217,15 +288,21 @@ def list_images(client: docker.DockerClient | None = None) -> list[BuiltImage]:
     found = []
     for image in client.images.list(filters={"label": IMAGE_LABEL}):
         labels = image.labels or {}
+        name = labels.get(IMAGE_LABEL, "?")
+        # images built before the origin label: the project's are the ones it names
+        project = (*IMAGE_NAMES, "base")
+        origin = labels.get(ORIGIN_LABEL) or ("project" if name in project else "user")
         found.append(
             (
                 image.attrs.get("Created", ""),
                 BuiltImage(
-                    name=labels.get(IMAGE_LABEL, "?"),
+                    name=name,
                     tags=tuple(sorted(image.tags)),
                     size_bytes=int(image.attrs.get("Size", 0)),
                     context_digest=labels.get(DIGEST_LABEL, ""),
                     base=labels.get(BASE_LABEL, ""),
+                    origin=origin,
+                    context=labels.get(CONTEXT_LABEL, ""),
                 ),
             )
         )
@@ -277,10 +354,13 @@ def _build(
             )
         labels = {
             IMAGE_LABEL: spec.name,
+            ORIGIN_LABEL: spec.origin,
             DIGEST_LABEL: digest,
             BASE_LABEL: base,
             "edgesim.version": __version__,
         }
+        if spec.origin == "user":
+            labels[CONTEXT_LABEL] = str(spec.context)
         # One LABEL instruction: the builder's own labels option costs a step (~1 s) each.
         with open(Path(context, "Dockerfile"), "a") as dockerfile:
             pairs = " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items())
@@ -306,21 +386,26 @@ def _build(
             error = str(exception)
     if error is not None:
         raise ImageBuildError(f"building {spec.name} image {tag} failed: {error}", list(tail))
-    client.api.tag(tag, spec.repository, "latest")
+    _point_latest(client, spec, tag)
     progress(f"built {tag}")
-    prune_images(client, spec.name)
+    prune_images(client, spec.repository)
 
 
-def prune_images(client: docker.DockerClient, name: str, keep: int = KEEP_BUILDS) -> list[str]:
-    """Untag all but the ``keep`` newest builds of image ``name``; returns what was removed.
+def prune_images(
+    client: docker.DockerClient, repository: str, keep: int = KEEP_BUILDS
+) -> list[str]:
+    """Untag all but the ``keep`` newest builds in ``repository`` (``edgesim/gateway``);
+    returns the tags removed.
 
     An image a container still uses stays (the engine refuses), so a running session is safe.
     """
-    builds = client.images.list(filters={"label": f"{IMAGE_LABEL}={name}"})
+    builds = client.images.list(name=repository, filters={"label": IMAGE_LABEL})
     builds.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
     removed = []
     for image in builds[keep:]:
         for tag in image.tags:
+            if not tag.startswith(f"{repository}:"):
+                continue
             try:
                 client.images.remove(tag, noprune=False)
             except APIError:
@@ -422,6 +507,24 @@ def _pull(client: docker.DockerClient, reference: str, progress: Progress) -> No
             raise APIError(str(chunk["error"]))
         if "progressDetail" not in chunk or not chunk["progressDetail"]:
             progress(" ".join(str(chunk[key]) for key in ("id", "status") if key in chunk))
+
+
+def require_image(client: docker.DockerClient, reference: str, owner: str) -> str:
+    """``reference`` when the engine has it; else an :class:`ImageError` naming ``owner``
+    (``gateway 'gw'``) and the image. edgesim does not pull a ``docker.image``."""
+    try:
+        client.images.get(reference)
+    except ImageNotFound:
+        raise ImageError(
+            f"{owner}: docker.image {reference!r} is not on the Docker engine (edgesim does not "
+            f"pull it); pull or build it first (docker pull {reference}, or docker build -t "
+            f"{reference} DIR), or check the name"
+        ) from None
+    except APIError as error:
+        raise ImageError(
+            f"{owner}: docker.image {reference!r} cannot be used: {error.explanation or error}"
+        ) from None
+    return reference
 
 
 def image_present(client: docker.DockerClient, reference: str) -> bool:

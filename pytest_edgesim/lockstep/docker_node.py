@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..docker.container import PublishedContainer
-from ..errors import EdgesimError
 from .node import HostedGateway, LockstepError, SocketHost, hosted_gateway
 from .protocol import DEFAULT_PORT
 from .sdk import PORT_ENV
@@ -118,10 +117,18 @@ def resolve_image(
     ``docker.build`` names a build context (relative to the scenario's directory) whose
     Dockerfile takes ``ARG BASE_IMAGE``; it is built like the project's images, on the same
     base, with the pytest_edgesim source (the SDK) copied in as ``src/``, and cached by
-    content. ``docker.image`` names an image already on the engine (or a project image).
-    Neither: the project's gateway image with its lockstep entry point.
+    content, as ``edgesim-user/<directory>`` (never one of the project's images).
+    ``docker.image`` names an image already on the engine (or a project image). Neither:
+    the project's gateway image with its lockstep entry point. A missing build context or
+    image is an :class:`~pytest_edgesim.docker.images.ImageError` naming the gateway.
     """
-    from ..docker.images import ImageSpec, ensure_image, image_specs
+    from ..docker.images import (
+        ImageError,
+        ensure_image,
+        image_specs,
+        require_image,
+        user_image_spec,
+    )
 
     settings = spec.docker
     if settings is not None and settings.build is not None:
@@ -129,18 +136,17 @@ def resolve_image(
         if not context.is_absolute() and base_dir is not None:
             context = base_dir / context
         if not (context / "Dockerfile").is_file():
-            raise EdgesimError(
+            raise ImageError(
                 f"gateway {spec.name!r}: docker.build {settings.build!r} is not a directory "
                 f"with a Dockerfile (looked in {context})"
             )
-        built = ImageSpec(context.name, context.resolve(), BUILD_BASE, include_package=True)
-        return ensure_image(built, client), None
+        return ensure_image(user_image_spec(context, BUILD_BASE), client), None
     image = settings.image if settings is not None else None
     if image is None:
         return ensure_image("gateway", client), list(GATEWAY_COMMAND)
     if image in image_specs():
         return ensure_image(image, client), None
-    return image, None
+    return require_image(client, image, f"gateway {spec.name!r}"), None
 
 
 def docker_lockstep_gateway(name: str, spec: GatewaySpec, simulation: Any) -> HostedGateway:

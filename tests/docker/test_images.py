@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 
 from pytest_edgesim.docker import debian_base
 from pytest_edgesim.docker.images import (
+    CONTEXT_LABEL,
     DIGEST_LABEL,
     IMAGE_LABEL,
     LOG_TAIL_LINES,
@@ -20,10 +22,12 @@ from pytest_edgesim.docker.images import (
     image_specs,
     list_images,
     resolve_base,
+    user_image_spec,
 )
 from pytest_edgesim.docker.labels import resource_labels
 
 UNPULLABLE = "edgesim-test.invalid/no-such-base:1"
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def _spec(root: Path, name: str, dockerfile: str) -> ImageSpec:
@@ -185,3 +189,111 @@ def test_the_base_recipe_tag_follows_its_content() -> None:
     assert recipe.tag.startswith("edgesim/base:bookworm-")
     assert debian_base.BaseRecipe(mirror="http://other.example/debian").tag != recipe.tag
     assert debian_base.BaseRecipe(packages=("python3",)).tag != recipe.tag
+
+
+# --- a user's build context never takes a project image's name ------------------------------
+@pytest.fixture
+def user_contexts(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Path]:
+    """A directory for a user's build contexts; the images built from it are removed after."""
+    yield tmp_path
+    root = str(tmp_path.resolve())
+    for image in docker_client.images.list(filters={"label": CONTEXT_LABEL}):
+        if (image.labels or {}).get(CONTEXT_LABEL, "").startswith(root):
+            docker_client.images.remove(image.id, force=True)
+
+
+def test_a_user_node_named_gateway_does_not_replace_the_gateway_image(
+    docker_client: docker.DockerClient,
+    user_contexts: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The review's repro: a lockstep node built from a directory called ``gateway``."""
+    from pytest_edgesim.cli import main
+
+    context = user_contexts / "clash" / "gateway"
+    shutil.copytree(REPOSITORY / "containers" / "threshold-node", context)
+    scenario = (REPOSITORY / "example_tests" / "threshold-node.yaml").read_text()
+    scenario = scenario.replace("build: ../containers/threshold-node", "build: clash/gateway")
+    (user_contexts / "clash.yaml").write_text(scenario)
+    project_tag = ensure_image("gateway", docker_client)
+
+    assert main(["run", str(user_contexts / "clash.yaml"), "--duration", "5s"]) == 0
+    capsys.readouterr()
+    (user_built,) = [
+        image
+        for image in list_images(docker_client)
+        if image.origin == "user" and image.context == str(context.resolve())
+    ]
+    assert user_built.tags and all(
+        tag.startswith("edgesim-user/gateway:") for tag in user_built.tags
+    )
+    latest = docker_client.images.get("edgesim/gateway:latest")
+    assert latest.labels.get(CONTEXT_LABEL) is None  # the project's, not the user's node
+    assert docker_client.images.get(project_tag).labels[IMAGE_LABEL] == "gateway"
+    assert latest.id != docker_client.images.get(user_built.tags[0]).id
+
+    assert main(["images", "list"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    (user_row,) = [row for row in rows if str(context.resolve()) in row]
+    assert user_row.startswith("user:gateway ")
+    assert any(row.startswith("gateway ") and project_tag in row for row in rows)
+
+
+def test_a_user_context_named_mqtt_broker_does_not_replace_the_broker_image(
+    docker_client: docker.DockerClient, user_contexts: Path
+) -> None:
+    from pytest_edgesim.lockstep.docker_node import resolve_image
+    from pytest_edgesim.scenario.schema import GatewaySpec
+
+    context = user_contexts / "mqtt-broker"
+    context.mkdir()
+    (context / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY src/ /src/\n")
+    broker_latest = docker_client.images.get(ensure_image("broker", docker_client, latest=True)).id
+    spec = GatewaySpec.model_validate(
+        {
+            "name": "gw",
+            "implementation": "docker",
+            "subscribe": "s/#",
+            "docker": {"mode": "lockstep", "build": "mqtt-broker"},
+        }
+    )
+    tag, command = resolve_image(spec, docker_client, user_contexts)
+    assert tag.startswith("edgesim-user/mqtt-broker:") and command is None
+    assert docker_client.images.get("edgesim/mqtt-broker:latest").id == broker_latest
+    built = docker_client.images.list(name="edgesim-user/mqtt-broker")
+    assert "edgesim-user/mqtt-broker:latest" not in [tag for image in built for tag in image.tags]
+
+
+def test_user_image_names_are_valid_repositories(tmp_path: Path) -> None:
+    assert user_image_spec(tmp_path / "My Node!", "base").repository == "edgesim-user/my-node"
+    assert user_image_spec(tmp_path / "gateway", "base").repository == "edgesim-user/gateway"
+    assert user_image_spec(tmp_path / "__", "base").repository == "edgesim-user/node"
+    assert image_specs()["gateway"].repository == "edgesim/gateway"
+
+
+def test_images_build_points_latest_at_the_current_build(
+    docker_client: docker.DockerClient, scratch_specs: Path
+) -> None:
+    """``edgesim images build`` re-points a ``latest`` that another build took."""
+    spec = _spec(
+        scratch_specs,
+        "edgesim-test-latest",
+        """\
+        ARG BASE_IMAGE
+        FROM ${BASE_IMAGE}
+        COPY Dockerfile /context-marker
+        """,
+    )
+    latest = "edgesim/edgesim-test-latest:latest"
+    first = ensure_image(spec, docker_client)
+    assert docker_client.images.get(latest).id == docker_client.images.get(first).id
+    dockerfile = (spec.context / "Dockerfile").read_text()
+    (spec.context / "Dockerfile").write_text(dockerfile + "# another version\n")
+    second = ensure_image(spec, docker_client)
+    assert docker_client.images.get(latest).id == docker_client.images.get(second).id
+
+    (spec.context / "Dockerfile").write_text(dockerfile)  # back to the first version
+    assert ensure_image(spec, docker_client) == first
+    assert docker_client.images.get(latest).id == docker_client.images.get(second).id
+    assert ensure_image(spec, docker_client, latest=True) == first
+    assert docker_client.images.get(latest).id == docker_client.images.get(first).id

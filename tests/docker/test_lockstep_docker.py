@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -193,3 +194,32 @@ def test_edgesim_run_prints_the_twins_digest(
         digests += [line for line in out.splitlines() if line.startswith("trace digest:")]
     assert len(digests) == 2 and digests[0] == digests[1]
     assert {summary["Id"] for summary in lockstep_containers(docker_client)} <= before
+
+
+MISSING_IMAGE = "edgesim-test.invalid/no-such-node:1"
+
+
+def test_a_missing_image_is_one_error_naming_the_gateway_and_the_image(
+    docker_client: docker.DockerClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_edgesim.cli import main
+    from pytest_edgesim.docker.images import ImageError
+
+    expected = (
+        f"gateway 'gateway': docker.image '{MISSING_IMAGE}' is not on the Docker engine "
+        "(edgesim does not pull it)"
+    )
+    twin = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
+    with pytest.raises(ImageError, match=re.escape(expected)):
+        simulate(twin.with_overrides([f"gateways[0].docker.image={MISSING_IMAGE}"]))
+
+    scenario = (SCENARIOS / "lockstep-gateway.yaml").read_text()
+    path = tmp_path / "missing.yaml"
+    path.write_text(
+        scenario.replace("{mode: lockstep}", f'{{mode: lockstep, image: "{MISSING_IMAGE}"}}')
+    )
+    capsys.readouterr()
+    assert main(["run", str(path)]) != 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+    assert not lockstep_containers(docker_client)
