@@ -235,9 +235,35 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    """A statistical test whose verdict is *undecided* (and does not fail) is shown as such."""
+    """A test body stopped by a configuration error is an error, not a failure; a
+    statistical test whose verdict is *undecided* (and does not fail) is shown as such."""
+    if report.when == "call" and report.failed and is_configuration_error(report):
+        return "error", "E", "ERROR"
     report_status = trials_hook("report_status")
     return None if report_status is None else report_status(report)
+
+
+#: a report attribute (it travels to the xdist controller with the report): the test was
+#: stopped by a configuration error (see :func:`configuration_error`)
+CONFIGURATION_ERROR = "edgesim_configuration_error"
+
+
+def configuration_error(error: BaseException) -> bool:
+    """Whether ``error`` is the user's configuration, not the behaviour under test: an invalid
+    scenario (:class:`~pytest_edgesim.errors.ScenarioError`) or an image that cannot be had
+    (:class:`~pytest_edgesim.docker.images.ImageError`: missing, or its build fails)."""
+    from .errors import ScenarioError
+
+    if isinstance(error, ScenarioError):
+        return True
+    # an ImageError was raised by that module, so it is loaded if the error is one
+    images = sys.modules.get("pytest_edgesim.docker.images")
+    return images is not None and isinstance(error, images.ImageError)
+
+
+def is_configuration_error(report: pytest.TestReport) -> bool:
+    """Whether ``report`` is of a phase that a configuration error stopped."""
+    return bool(getattr(report, CONFIGURATION_ERROR, False))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -260,9 +286,17 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failing edgesim test's report gets an "edgesim" section: seeds, scenario, replay."""
+    """A failing edgesim test's report gets an "edgesim" section: seeds, scenario, replay.
+
+    A configuration error (:func:`configuration_error`) is reported as its message alone:
+    no traceback through edgesim, no seeds (another seed would not change it).
+    """
     report = yield
-    if report.failed and _tier_key in item.stash:
+    excinfo = call.excinfo
+    if report.failed and excinfo is not None and configuration_error(excinfo.value):
+        report.longrepr = f"{item.nodeid}: {excinfo.value}"
+        setattr(report, CONFIGURATION_ERROR, True)
+    elif report.failed and _tier_key in item.stash:
         report.sections.append(("edgesim", _failure_section(item)))
     if report.failed:
         report.sections.extend(container_log_sections(item))

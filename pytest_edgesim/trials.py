@@ -13,6 +13,10 @@ as the user property ``edgesim_verdict``.
 ``--edgesim-trial-seed=SEED`` replays one trial: every selected statistical test runs once
 with that seed and passes or fails as that trial did.
 
+A trial stopped by a configuration error (an invalid scenario, an image that cannot be had:
+:func:`pytest_edgesim.plugin.configuration_error`) is no trial outcome: the test ends there,
+as an error with that message, whatever its trial budget.
+
 The plugin calls this module through :func:`pytest_edgesim.fixtures.trials_hook`:
 :func:`validate_marker`, :func:`run_protocol`, :func:`current_trial`, :func:`record_metric`,
 :func:`failure_lines`, :func:`report_status` and :func:`summary_lines`.
@@ -31,6 +35,7 @@ import pytest
 
 from . import config as settings
 from . import stats
+from .plugin import is_configuration_error
 from .report import SEED_PROPERTY, VERDICT_PROPERTY, properties
 from .rng import derive_seed
 
@@ -277,6 +282,8 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         ) -> bool:
             if call is None or not (call.passed or call.failed) or hasattr(call, "wasxfail"):
                 return True  # setup failed or skipped, the body skipped, or xfail
+            if is_configuration_error(call):
+                return True
             if index + 1 >= budget:
                 return True
             if trial_settings_.sequential:
@@ -300,6 +307,8 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         ):
             item.user_properties.append((SEED_PROPERTY, trial.seed))
         call = reports.call
+        if call is not None and is_configuration_error(call):
+            break
         if call is not None and (call.passed or call.failed) and not hasattr(call, "wasxfail"):
             outcomes.append(call.passed)
             run.records.append(TrialRecord(trial, call.outcome, dict(run.current_metrics)))
@@ -316,10 +325,12 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
 
     assert reports is not None and first_setup is not None
     played_all = reports.call is not None and not (
-        reports.call.skipped or hasattr(reports.call, "wasxfail")
+        reports.call.skipped
+        or hasattr(reports.call, "wasxfail")
+        or is_configuration_error(reports.call)
     )
     if not reports.setup.passed or not played_all:
-        # a setup error, a skip or an xfail ends the test as it ended this trial
+        # a setup or configuration error, a skip or an xfail ends the test as it ended this trial
         run.verdict = _verdict_dict(item, run, _early_outcome(reports))
         logged = [reports.setup] if reports.call is None else [first_setup, reports.call]
     else:
@@ -337,9 +348,9 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
 
 def _early_outcome(reports: _TrialReports) -> str:
     """How a trial that ended the test early ended: error, skipped, xfailed or xpassed."""
-    if reports.setup.failed:
-        return "error"
     call = reports.call
+    if reports.setup.failed or (call is not None and is_configuration_error(call)):
+        return "error"
     if call is not None and hasattr(call, "wasxfail"):
         return "xfailed" if call.skipped else "xpassed"
     return "skipped"

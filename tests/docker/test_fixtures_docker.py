@@ -247,3 +247,37 @@ def test_trials_reuse_one_gateway_container_reset_between_them(
     )
     result = pytester.runpytest_subprocess("--edgesim-docker=require")
     result.assert_outcomes(passed=2)
+
+
+def test_a_missing_gateway_image_is_an_error_of_the_test_not_a_verdict(
+    pytester: pytest.Pytester, docker_client: object
+) -> None:
+    """``docker.mode: mqtt`` (the live run); the lockstep twin is in test_lockstep_docker."""
+    missing = "edgesim-test.invalid/no-such-gateway:1"
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.statistical(trials=2)
+        @pytest.mark.edgesim(
+            duration="2s",
+            gateway="docker",
+            overrides={{"gateways.0.docker.image": {missing!r}}},
+        )
+        def test_gateway_image(edge_scenario):
+            edge_scenario.run()
+        """
+    )
+    result = pytester.runpytest_subprocess("--edgesim-docker=require", "--edgesim-summary")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at call of test_gateway_image*",
+            f"*::test_gateway_image: gateway 'gateway': docker.image '{missing}' is not on the "
+            "Docker engine (edgesim does not pull it)*",
+            "*test_gateway_image: error in trial 1 of 2 (0/0 passed before it)",
+        ]
+    )
+    output = result.stdout.str()
+    for needless in ("Traceback", "refuted", "replay", "docker.errors"):
+        assert needless not in output
