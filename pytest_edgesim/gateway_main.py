@@ -2,7 +2,8 @@
 
 Configuration comes from the environment: ``EDGESIM_GATEWAY_CONFIG`` (the JSON made by
 :func:`pytest_edgesim.gateway_service.config_from_spec`), ``EDGESIM_BROKER_HOST`` and
-``EDGESIM_BROKER_PORT``. The process runs until SIGTERM or SIGINT.
+``EDGESIM_BROKER_PORT``. A configuration the gateway cannot run exits 2 with one line
+on stderr, before ``ready``. The process runs until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s %(message)s"
     )
-    from .gateway_service import GatewayService
+    from .gateway_service import GatewayConfigError, GatewayService
 
     raw = os.environ.get("EDGESIM_GATEWAY_CONFIG")
     if not raw:
@@ -31,13 +32,24 @@ def main() -> int:
         print(f"EDGESIM_GATEWAY_CONFIG is not valid JSON: {exc}", file=sys.stderr)
         return 2
     host = os.environ.get("EDGESIM_BROKER_HOST", "broker")
-    port = int(os.environ.get("EDGESIM_BROKER_PORT", "1883"))
-    service = GatewayService(config, host, port)
+    try:
+        port = int(os.environ.get("EDGESIM_BROKER_PORT", "1883"))
+        connect_timeout_s = float(os.environ.get("EDGESIM_CONNECT_TIMEOUT", "30"))
+    except ValueError as exc:
+        print(
+            f"EDGESIM_BROKER_PORT and EDGESIM_CONNECT_TIMEOUT are numbers: {exc}", file=sys.stderr
+        )
+        return 2
+    try:
+        service = GatewayService(config, host, port)
+    except GatewayConfigError as exc:
+        print(f"EDGESIM_GATEWAY_CONFIG is not a gateway configuration: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        service.start(connect_timeout_s=float(os.environ.get("EDGESIM_CONNECT_TIMEOUT", "30")))
+        service.start(connect_timeout_s=connect_timeout_s)
     except TimeoutError as exc:
         print(str(exc), file=sys.stderr)
         return 1

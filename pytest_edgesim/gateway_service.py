@@ -3,14 +3,20 @@
 It runs the same logic as the ``python_model`` gateway (:mod:`pytest_edgesim.aggregation`:
 the same grouping, triggers and functions; the same bounded queue and drop policy) against a
 real broker, on the wall clock. It needs only the standard library and paho-mqtt, so the
-image stays small, and it reads its configuration as JSON (see :func:`config_from_spec`),
-never pydantic models. ``topic_prefix`` (optional) puts every topic the gateway subscribes
-to or publishes on under a prefix, so that tests sharing one broker never see each other's
-messages; the aggregation sees the topics without it.
+image stays small, and it reads its configuration as JSON (see :func:`config_from_spec`,
+checked by :func:`validate_config`), never pydantic models. ``topic_prefix`` (optional) puts
+every topic the gateway subscribes to or publishes on under a prefix, so that tests sharing
+one broker never see each other's messages; the aggregation sees the topics without it.
 
 Wire format (JSON payloads): a reading is ``{"value": v, "origin": name, "seq": n,
 "created_at_us": t}`` (``t`` in microseconds since the Unix epoch); an aggregate carries the
-aggregate's functions plus ``origin``, ``seq``, ``created_at_us`` and ``count``.
+aggregate's functions plus ``origin``, ``seq``, ``created_at_us`` and ``count``. What the
+aggregation takes as a reading is the Python model's rule
+(:func:`pytest_edgesim.aggregation.reading_value`): a payload that is not JSON is read as
+text. A message with no number in it is counted as ``rejected`` and logged (at most one line
+per :data:`REJECT_LOG_INTERVAL_S`), and the gateway goes on. Without ``aggregate`` every
+message is forwarded: a JSON object with the gateway's ``origin``, ``seq`` and
+``created_at_us`` set on it, any other payload unchanged.
 """
 
 from __future__ import annotations
@@ -18,19 +24,171 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .aggregation import Aggregate, Aggregator
+from .aggregation import FUNCTIONS, Aggregate, Aggregator, reading_value
+from .errors import EdgesimError
 
 log = logging.getLogger("edgesim.gateway")
+
+#: at most one "rejected" log line per this many seconds; the line counts the ones it stands for
+REJECT_LOG_INTERVAL_S = 10.0
 
 
 def now_us() -> int:
     return time.time_ns() // 1000
+
+
+class GatewayConfigError(EdgesimError, ValueError):
+    """A gateway configuration the service cannot run; the message says which key and why."""
+
+
+def validate_config(config: Any) -> None:
+    """Raise :class:`GatewayConfigError`, one line naming every problem, unless the service
+    can run ``config``: the JSON of :func:`config_from_spec`, in which ``name``,
+    ``subscribe`` and ``forward`` are required and every other key is optional."""
+    problems = _ConfigProblems()
+    problems.check_config(config)
+    if problems:
+        raise GatewayConfigError("; ".join(problems))
+
+
+_MISSING: Any = object()
+_QOS = "0, 1 or 2"
+
+
+class _ConfigProblems(list[str]):
+    """The problems found so far, each "where is what: expected what"."""
+
+    def check(self, where: str, value: Any, ok: bool, expected: str) -> bool:
+        if not ok:
+            found = "missing" if value is _MISSING else _describe(value)
+            self.append(f"{where} is {found}: expected {expected}")
+        return ok
+
+    def check_config(self, config: Any) -> None:
+        if not self.check("the configuration", config, isinstance(config, dict), "an object"):
+            return
+        name = config.get("name", _MISSING)
+        self.check("name", name, isinstance(name, str) and bool(name), "a non-empty string")
+        subscribe = config.get("subscribe", _MISSING)
+        entry_form = '{"filter": "sensors/#", "qos": 0}'
+        ok = isinstance(subscribe, list) and bool(subscribe)
+        if self.check("subscribe", subscribe, ok, f"a non-empty list of {entry_form}"):
+            for index, entry in enumerate(subscribe):
+                where = f"subscribe[{index}]"
+                if self.check(where, entry, isinstance(entry, dict), entry_form):
+                    value = entry.get("filter", _MISSING)
+                    self.check(f"{where}.filter", value, _is_filter(value), "an MQTT topic filter")
+                    value = entry.get("qos", 0)
+                    self.check(f"{where}.qos", value, value in (0, 1, 2), _QOS)
+        forward = config.get("forward", _MISSING)
+        if self.check("forward", forward, isinstance(forward, dict), '{"topic": "cloud/out"}'):
+            topic = forward.get("topic", _MISSING)
+            ok = _is_filter(topic) and not {"+", "#"} & set(topic)
+            self.check("forward.topic", topic, ok, "an MQTT topic (no wildcards)")
+            value = forward.get("qos", 0)
+            self.check("forward.qos", value, value in (0, 1, 2), _QOS)
+        for key in ("topic_prefix", "control_topic"):
+            value = config.get(key)
+            self.check(key, value, value is None or isinstance(value, str), "a string")
+        self.check_aggregate(config.get("aggregate"))
+        self.check_delay(config.get("processing_delay_us"))
+        queue_config = config.get("queue") or {}
+        if self.check("queue", queue_config, isinstance(queue_config, dict), "an object"):
+            value = queue_config.get("capacity", 1000)
+            self.check("queue.capacity", value, _is_int(value) and value >= 1, "an integer >= 1")
+            value = queue_config.get("drop", "newest")
+            self.check("queue.drop", value, value in ("newest", "oldest"), '"newest" or "oldest"')
+
+    def check_aggregate(self, aggregate: Any) -> None:
+        if not aggregate or not self.check(
+            "aggregate", aggregate, isinstance(aggregate, dict), "an object"
+        ):
+            return
+        count, window = aggregate.get("count"), aggregate.get("window_us")
+        for key, value in (("count", count), ("window_us", window)):
+            ok = value is None or (_is_int(value) and value >= 1)
+            self.check(f"aggregate.{key}", value, ok, "an integer >= 1 or null")
+        if count is None and window is None:
+            self.append("aggregate has neither count nor window_us: expected one or both")
+        functions = aggregate.get("functions", ["mean"])
+        ok = isinstance(functions, list) and bool(functions) and set(functions) <= set(FUNCTIONS)
+        self.check(
+            "aggregate.functions", functions, ok, f"a non-empty list of {', '.join(FUNCTIONS)}"
+        )
+        value = aggregate.get("group_by", "none")
+        ok = value in ("none", "topic", "device")
+        self.check("aggregate.group_by", value, ok, '"none", "topic" or "device"')
+
+    def check_delay(self, delay: Any) -> None:
+        where = "processing_delay_us"
+        if not delay or not self.check(where, delay, isinstance(delay, dict), "an object"):
+            return
+        distribution = delay.get("distribution", "constant")
+        parameters = _DELAY_PARAMETERS.get(distribution)
+        if parameters is None:
+            expected = ", ".join(f'"{name}"' for name in _DELAY_PARAMETERS)
+            self.check(f"{where}.distribution", distribution, False, f"one of {expected}")
+            return
+        for key in parameters:
+            value = delay.get(key, 0 if distribution == "constant" else _MISSING)
+            if distribution == "exponential":
+                ok, expected = _is_number(value) and value > 0, "a number > 0 (microseconds)"
+            else:
+                ok, expected = _is_number(value) and value >= 0, "a number >= 0 (microseconds)"
+            self.check(f"{where}.{key}", value, ok, expected)
+
+
+_DELAY_PARAMETERS = {
+    "constant": ("value",),
+    "uniform": ("low", "high"),
+    "exponential": ("mean",),
+    "normal": ("mean", "stddev"),
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_filter(value: Any) -> bool:
+    """An MQTT topic filter: '+' and '#' only as whole levels, '#' only last."""
+    if not isinstance(value, str) or not value:
+        return False
+    levels = value.split("/")
+    for index, level in enumerate(levels):
+        if ("+" in level or "#" in level) and len(level) > 1:
+            return False
+        if level == "#" and index != len(levels) - 1:
+            return False
+    return True
+
+
+def _describe(value: Any, limit: int = 40) -> str:
+    """A value as a log or error message shows it: JSON, cut to ``limit`` characters."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def decode_payload(payload: bytes) -> Any:
+    """A message's payload as the gateway reads it: its JSON, else the bytes themselves."""
+    try:
+        return json.loads(payload)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
+        return payload
 
 
 def config_from_spec(spec: Any, topic_prefix: str = "") -> dict[str, Any]:
@@ -70,6 +228,7 @@ class GatewayService:
         client_id: str | None = None,
         clock_us: Callable[[], int] = now_us,
     ):
+        validate_config(config)
         self.config = config
         self.name = config["name"]
         self.host, self.port = host, port
@@ -80,11 +239,21 @@ class GatewayService:
         self.control_topic: str | None = config.get("control_topic")
         self._epoch = 0  # bumped by a reset: work queued before it is dropped
         self._replies: dict[int, tuple[str, dict[str, int]]] = {}
-        capacity = int(config.get("queue", {}).get("capacity", 1000))
-        self.drop_policy = config.get("queue", {}).get("drop", "newest")
-        self.inbox: queue.Queue[tuple[int, str, dict[str, Any]] | None] = queue.Queue()
+        queue_config = config.get("queue") or {}
+        capacity = int(queue_config.get("capacity", 1000))
+        self.drop_policy = queue_config.get("drop", "newest")
+        self.inbox: queue.Queue[tuple[int, str, bytes] | None] = queue.Queue()
         self.capacity = capacity
-        self.counters = {"received": 0, "processed": 0, "forwarded": 0, "dropped_overflow": 0}
+        #: ``rejected``: processed messages with no reading in them (aggregating gateways only)
+        self.counters = {
+            "received": 0,
+            "processed": 0,
+            "forwarded": 0,
+            "dropped_overflow": 0,
+            "rejected": 0,
+        }
+        self._next_reject_log_us = 0
+        self._unlogged_rejects = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         #: set once connected and every subscription is acknowledged (SUBACK)
@@ -171,13 +340,12 @@ class GatewayService:
             log.warning("%s: disconnected (%s); reconnecting", self.name, reason_code)
 
     def _on_message(self, _client, _userdata, message) -> None:
-        try:
-            reading = json.loads(message.payload)
-        except ValueError:
-            log.warning("%s: ignoring a payload that is not JSON on %s", self.name, message.topic)
-            return
         if message.topic == self.control_topic:
-            self._reset(reading)
+            request = decode_payload(message.payload)
+            if isinstance(request, dict):
+                self._reset(request)
+            else:
+                log.warning("%s: ignoring a control message that is not an object", self.name)
             return
         with self._lock:
             self.counters["received"] += 1
@@ -188,7 +356,7 @@ class GatewayService:
                 with contextlib.suppress(queue.Empty):
                     self.inbox.get_nowait()
             topic = message.topic.removeprefix(self.topic_prefix)
-            self.inbox.put((self._epoch, topic, reading))
+            self.inbox.put((self._epoch, topic, bytes(message.payload)))
 
     # --- processing -----------------------------------------------------------------------
     def _processing_delay_s(self) -> float:
@@ -209,7 +377,7 @@ class GatewayService:
             item = self.inbox.get()
             if item is None:
                 return
-            epoch, topic, reading = item
+            epoch, topic, payload = item
             pause = self._processing_delay_s()
             if pause:
                 time.sleep(pause)
@@ -217,17 +385,48 @@ class GatewayService:
                 if epoch != self._epoch:
                     continue  # queued before a reset
                 self.counters["processed"] += 1
-                if self.aggregator is None:
-                    self._publish(dict(reading), reading.get("created_at_us"))
-                    continue
-                value = reading.get("value")
-                if not isinstance(value, (int, float)):
-                    continue
-                aggregate = self.aggregator.add(
-                    self.clock_us(), topic, str(reading.get("origin", "")), float(value)
-                )
-                if aggregate is not None:
-                    self._publish_aggregate(aggregate)
+                try:
+                    self._process(topic, payload)
+                except Exception as error:  # one message must never stop the worker
+                    self._reject(topic, f"failed: {error!r}", exc_info=True)
+
+    def _process(self, topic: str, payload: bytes) -> None:
+        reading = decode_payload(payload)
+        if self.aggregator is None:
+            if isinstance(reading, dict):
+                created_at_us = reading.get("created_at_us")
+                self._publish(reading, created_at_us if _is_number(created_at_us) else None)
+            else:
+                self._send(payload)
+            return
+        value = reading_value(reading)
+        if value is None:
+            self._reject(
+                topic,
+                f"no number in {_describe(reading)} (expected a number, numeric text, "
+                'or an object with a numeric "value")',
+            )
+            return
+        origin = str(reading.get("origin", "")) if isinstance(reading, dict) else ""
+        aggregate = self.aggregator.add(self.clock_us(), topic, origin, value)
+        if aggregate is not None:
+            self._publish_aggregate(aggregate)
+
+    def _reject(self, topic: str, reason: str, exc_info: bool = False) -> None:
+        """Count a message the gateway could not use; log it unless a line went out less
+        than :data:`REJECT_LOG_INTERVAL_S` ago (the next line counts the ones left out)."""
+        self.counters["rejected"] += 1
+        now = self.clock_us()
+        if now < self._next_reject_log_us:
+            self._unlogged_rejects += 1
+            return
+        unlogged = self._unlogged_rejects
+        more = f" ({unlogged} more rejected since the last such line)" if unlogged else ""
+        log.warning(
+            "%s: rejected a message on %s: %s%s", self.name, topic, reason, more, exc_info=exc_info
+        )
+        self._next_reject_log_us = now + int(REJECT_LOG_INTERVAL_S * 1e6)
+        self._unlogged_rejects = 0
 
     def _windows(self) -> None:
         assert self.aggregator is not None and self.aggregator.window is not None
@@ -244,16 +443,20 @@ class GatewayService:
         assert self.aggregator is not None
         self._publish(aggregate.payload(self.aggregator.group_by), None)
 
-    def _publish(self, payload: dict[str, Any], created_at_us: int | None) -> None:
-        self._seq += 1
+    def _publish(self, payload: dict[str, Any], created_at_us: float | None) -> None:
         payload.update(
             origin=self.name,
-            seq=self._seq,
+            seq=self._seq + 1,
             created_at_us=created_at_us if created_at_us is not None else self.clock_us(),
         )
+        self._send(json.dumps(payload).encode())
+
+    def _send(self, payload: bytes) -> None:
+        """Publish one forward; ``seq`` numbers every forward, stamped or passed on as is."""
         forward = self.config["forward"]
         topic = self.topic_prefix + forward["topic"]
-        self.client.publish(topic, json.dumps(payload), qos=forward.get("qos", 0))
+        self.client.publish(topic, payload, qos=forward.get("qos", 0))
+        self._seq += 1
         self.counters["forwarded"] += 1
 
     # --- lifecycle ------------------------------------------------------------------------

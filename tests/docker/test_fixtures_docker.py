@@ -144,7 +144,8 @@ def test_docker_gateway_fixture(pytester: pytest.Pytester, docker_client: object
             mqtt_broker.client().publish(prefix + "in/s", json.dumps(reading), qos=1)
             assert got.wait(10)
             assert gateway.stop() == {
-                "received": 1, "processed": 1, "forwarded": 1, "dropped_overflow": 0
+                "received": 1, "processed": 1, "forwarded": 1, "dropped_overflow": 0,
+                "rejected": 0,
             }
             print("CONTAINER", gateway.container_id)
         """
