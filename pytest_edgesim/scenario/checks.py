@@ -127,7 +127,12 @@ def check_references(
             for pattern in side:
                 check_pattern(pattern, ("network", "partitions", i, "between", side_index))
     for i, gateway in enumerate(spec.gateways):
-        if gateway.forward.to not in seen:
+        if gateway.forward.to == gateway.name:
+            problems.append(
+                f"{where(('gateways', i, 'forward', 'to'))}: a gateway cannot forward to itself "
+                f"({gateway.name!r}); name the cloud or another gateway"
+            )
+        elif gateway.forward.to not in seen:
             problems.append(
                 f"{where(('gateways', i, 'forward', 'to'))}: {gateway.forward.to!r} is not a node"
                 f"{_suggest(gateway.forward.to, node_names)}"

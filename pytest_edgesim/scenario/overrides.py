@@ -36,10 +36,17 @@ def parse_path(path: str) -> list[str | int]:
 
 
 def parse_value(text: str) -> Any:
-    """A command-line value, read as YAML (``0.05`` -> float, ``[a, b]`` -> list)."""
+    """A command-line value, read as YAML (``0.05`` -> float, ``[a, b]`` -> list).
+
+    Text that is not YAML stays a string (``a: b: c``), except where it starts as a list,
+    a mapping or a quoted string: ``[sites/#`` is a list with its ``]`` missing, and
+    reading it as the string "[sites/#" would hide the mistake (``ValueError``)."""
     try:
         return yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if text.lstrip()[:1] in ("[", "{", "'", '"'):
+            problem = getattr(exc, "problem", None) or "not valid YAML"
+            raise ValueError(f"the value {text!r} is not valid YAML: {problem}") from None
         return text
 
 
@@ -47,12 +54,21 @@ def normalise(overrides: Mapping[str, Any] | Iterable[str]) -> list[tuple[str, A
     """Dict of path -> value, or ``"path=value"`` strings (values parsed as YAML)."""
     if isinstance(overrides, Mapping):
         return list(overrides.items())
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, Iterable):
+        hint = f" (for one override write [{overrides!r}])" if isinstance(overrides, str) else ""
+        raise TypeError(
+            "overrides must be a mapping of paths to values or a list of 'PATH=VALUE' "
+            f"strings, got {type(overrides).__name__} {overrides!r}{hint}"
+        )
     pairs = []
     for item in overrides:
         path, sep, value = str(item).partition("=")
         if not sep:
             raise ScenarioError(f"override {item!r}: expected PATH=VALUE, e.g. duration=30s")
-        pairs.append((path.strip(), parse_value(value)))
+        try:
+            pairs.append((path.strip(), parse_value(value)))
+        except ValueError as exc:
+            raise ScenarioError(f"override {path.strip()!r}: {exc}") from None
     return pairs
 
 

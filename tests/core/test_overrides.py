@@ -107,7 +107,30 @@ def test_paths_and_values_parse():
     assert parse_value("20ms") == "20ms"
     assert parse_value("[a, b]") == ["a", "b"]
     assert parse_value("") == ""
-    assert parse_value("{unclosed") == "{unclosed"
+    assert parse_value("a: b: c") == "a: b: c"  # not YAML, and not meant to be: a string
+
+
+@pytest.mark.parametrize("text", ["[sites/#", "{unclosed: 1", "'quoted", '"quoted'])
+def test_a_value_that_starts_as_yaml_but_is_broken_is_an_error(basic: Scenario, text: str):
+    with pytest.raises(ValueError, match="is not valid YAML"):
+        parse_value(text)
+    with pytest.raises(ScenarioError) as caught:
+        basic.with_overrides([f"gateways[0].subscribe={text}"])
+    assert caught.value.problems == [
+        f"{basic.source}: override 'gateways[0].subscribe': the value {text!r} is not valid "
+        f"YAML: {caught.value.problems[0].rsplit('YAML: ', 1)[1]}"
+    ]
+
+
+@pytest.mark.parametrize("overrides", ["seed=7", b"seed=7", 7, None])
+def test_overrides_that_are_not_a_list_or_mapping_are_a_type_error(basic: Scenario, overrides):
+    with pytest.raises(
+        TypeError, match=r"^overrides must be a mapping of paths to values or a list"
+    ):
+        basic.with_overrides(overrides)
+    if overrides == "seed=7":
+        with pytest.raises(TypeError, match=r"for one override write \['seed=7'\]"):
+            basic.with_overrides(overrides)
 
 
 @pytest.mark.parametrize(

@@ -396,6 +396,34 @@ CASES = [
         f"must be from 0 to 2**63-1, got {2**63}",
     ),
     (
+        "publish-stop-before-start",
+        "edgesim: 1\ndevices:\n  - name: t\n    publish: {period: 1s, start: 10s, stop: 5s}\n",
+        4,
+        "devices[0].publish",
+        "stop must be after start",
+    ),
+    (
+        "poisson-stop-at-start",
+        "edgesim: 1\ndevices:\n  - name: t\n"
+        "    publish: {mode: poisson, rate: 1, start: 2s, stop: 2s}\n",
+        4,
+        "devices[0].publish",
+        "stop must be after start",
+    ),
+    (
+        "forward-to-itself",
+        """\
+        edgesim: 1
+        gateways:
+          - name: gw
+            subscribe: "#"
+            forward: {to: gw}
+        """,
+        5,
+        "gateways[0].forward.to",
+        "a gateway cannot forward to itself ('gw')",
+    ),
+    (
         "unsupported-version",
         "edgesim: 2\n",
         1,
