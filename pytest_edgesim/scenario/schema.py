@@ -9,9 +9,10 @@ Cross-references between fields (names, patterns, topics) are checked in ``check
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ..errors import ScenarioError
 from ..units import TICKS_PER_SECOND, parse_bandwidth, parse_duration, parse_rate
@@ -354,10 +355,32 @@ class ForwardSpec(_Strict):
     payload_bytes: int = Field(128, ge=0)
 
 
+#: Docker's image reference grammar (github.com/distribution/reference):
+#: ``[HOST[:PORT]/]PATH[:TAG][@DIGEST]``, PATH being ``/``-separated lower-case components
+_IMAGE_REFERENCE = re.compile(
+    r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+
+
+def _image_reference(value: str) -> str:
+    if not _IMAGE_REFERENCE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Docker image reference: expected [REGISTRY[:PORT]/]NAME[:TAG], "
+            "NAME being lower-case letters and digits in parts separated by '/' (joined within "
+            "a part by '.', '_' or '-'), such as 'edgesim/gateway' or 'registry.local:5000/"
+            "team/node:1.2'"
+        )
+    return value
+
+
 class DockerSettings(_Strict):
     #: "mqtt": real broker, wall clock (statistical); "lockstep": virtual time over a socket
     mode: Literal["mqtt", "lockstep"] = "mqtt"
-    image: str | None = None
+    image: Annotated[str, AfterValidator(_image_reference)] | None = None
     build: str | None = None
     environment: dict[str, str] = {}
 
