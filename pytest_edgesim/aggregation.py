@@ -31,6 +31,10 @@ def reading_value(payload: Any) -> int | float | None:
     if isinstance(payload, bool):
         return None
     if isinstance(payload, int):
+        try:
+            float(payload)  # (an int too large for a float cannot be summed with the others)
+        except OverflowError:
+            return None
         return payload
     if isinstance(payload, (bytes, bytearray)):
         try:

@@ -52,6 +52,7 @@ def test_needs_a_trigger():
         (float("nan"), None),
         ("inf", None),
         ([1.0], None),
+        (10**400, None),
     ],
 )
 def test_the_value_a_reading_carries(payload, value):
