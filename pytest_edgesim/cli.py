@@ -92,6 +92,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .simulation import Simulation
 
     scenario = _load(args.scenario, args.set)
+    if args.seed is not None:
+        from .scenario.schema import check_seed
+
+        check_seed(args.seed, "--seed")
     outputs = _output_paths(args)
     trace_mode = "full" if args.trace else "digest"
     with Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:

@@ -139,6 +139,13 @@ def test_output_folders_are_made_and_bad_output_paths_stop_the_run_before_it_sta
     assert code == EXIT_USAGE and not probe.exists()  # the check leaves no empty file behind
 
 
+@pytest.mark.parametrize("seed", ["-1", str(2**63)])
+def test_a_seed_out_of_range_is_a_usage_error(capsys, seed: str):
+    code, out, err = run_cli(capsys, "run", str(BASIC), "--seed", seed)
+    assert code == EXIT_USAGE and out == ""
+    assert err.startswith("--seed: ") and "Traceback" not in err
+
+
 def test_validate_the_shipped_scenarios(capsys):
     files = sorted(str(path) for path in SCENARIOS.glob("*.yaml"))
 
