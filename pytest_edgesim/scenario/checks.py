@@ -43,10 +43,18 @@ def _placeholders(template: str) -> list[tuple[str, str]]:
 
 
 def _fill(template: str, allowed: set[str], **values: object) -> str:
-    for field, _ in _placeholders(template):
+    for field, spec in _placeholders(template):
         if field not in allowed:
             known = ", ".join("{" + name + "}" for name in sorted(allowed))
             raise ValueError(f"unknown placeholder {{{field}}} (use {known})")
+        try:
+            format(values[field], spec)
+        except ValueError:
+            kind = "a number" if isinstance(values[field], int) else "a name"
+            example = "{index:03d} pads to three digits" if kind == "a number" else "{name}"
+            raise ValueError(
+                f"{{{field}:{spec}}}: {spec!r} is not a format for {kind} (e.g. {example})"
+            ) from None
     return template.format(**values)
 
 

@@ -130,6 +130,11 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
         return f"unknown field {name!r}" + (
             f" (known fields: {', '.join(choices)})" if choices else ""
         )
+    short_pair = kind in ("too_short", "too_long") or (
+        kind == "missing" and isinstance(value, list)
+    )
+    if path and path[-1] == "between" and short_pair:
+        return f"must name two sides (each a node pattern or a list of them), got {value!r}"
     if kind == "missing":
         return "is required"
     if kind in ("literal_error", "enum"):
@@ -157,7 +162,13 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
         for prefix in ("Value error, ", "Assertion failed, "):
             text = text.removeprefix(prefix)
         return text
-    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "model_type":
+    if kind == "invalid_key":  # (``path`` ends at the mapping holding the key)
+        key = error["loc"][-1]
+        choices = _fields_of(model, path, data)
+        if choices:
+            return f"unknown field {key!r} (known fields: {', '.join(choices)})"
+        return f"keys must be strings, got {key!r} (write it in quotes: '{key}')"
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "int_from_float":
         wanted = {
             "int_type": "a whole number",
             "int_parsing": "a whole number",
@@ -185,7 +196,10 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
     if kind == "finite_number":
         return f"must be a finite number, got {value!r}"
     if kind in ("too_short", "too_long"):
-        return str(error.get("msg", kind)).replace("List", "list").replace("Value", "value")
+        bound = context.get("min_length" if kind == "too_short" else "max_length")
+        words = "at least" if kind == "too_short" else "at most"
+        items = "item" if bound == 1 else "items"
+        return f"must have {words} {bound} {items}, got {context.get('actual_length')}"
     if kind == "string_pattern_mismatch":
         return (
             f"{value!r} is not a valid name (use letters, digits and . _ - : only; "
@@ -193,7 +207,23 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
         )
     if kind == "string_too_short":
         return "must not be empty"
-    return str(error.get("msg", kind))
+    if kind == "string_too_long":
+        return f"must be at most {context.get('max_length')} characters long, got {value!r}"
+    text = str(error.get("msg", kind))
+    if text.startswith("Input should be "):  # any other pydantic check, in our words
+        return f"must be {text.removeprefix('Input should be ')}, got {value!r}"
+    return text
+
+
+def _at(data: Any, path: Path_) -> Any:
+    for part in path:
+        if isinstance(data, dict) and isinstance(part, str):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
 
 
 def format_validation_error(
@@ -217,8 +247,15 @@ def format_validation_error(
     for error, path in errors:
         if error["type"] == "missing" and path in misspelt:
             continue
+        key_path = path
+        if error["type"] == "invalid_key" and path:
+            # a key that is not a string (``1: x``): name the mapping, point at the key's line
+            path, key_path = path[:-1], (*path[:-1], str(path[-1]))
+        elif path[-2:-1] == ("between",) and isinstance(path[-1], int):
+            path = key_path = path[:-1]  # a side missing: the pair is what is wrong
+            error = {**error, "input": _at(data, path)}
         message = _message(dict(error), model, path, data)
-        line = line_of(path, lines) if lines else None
+        line = line_of(key_path, lines) if lines else None
         where = f"{source}:{line}" if line is not None else source
         text = f"{where}: {render_path(path)}: {message}"
         found.setdefault(text, (line or 0, text))
