@@ -39,7 +39,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     removed = (
         remove_session(client, args.session)
         if args.session
-        else reap_stale(client, everything=args.all)
+        else reap_stale(client, everything=args.all, include_kept=True)
     )
     for item in removed:
         print(f"removed {item}")
@@ -63,7 +63,9 @@ def add_docker_commands(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=cmd_images_list)
 
     cleanup = commands.add_parser(
-        "cleanup", help="remove containers and networks left by dead edgesim sessions"
+        "cleanup",
+        help="remove containers and networks left by edgesim sessions that are over, "
+        "kept ones (--edgesim-keep-containers) included",
     )
     cleanup.add_argument("--session", help="remove everything of this session id")
     cleanup.add_argument("--all", action="store_true", help="remove every edgesim resource")

@@ -180,12 +180,7 @@ def _start_docker_broker(config: pytest.Config) -> MqttBroker:
         network.remove()
         raise
     broker = MqttBroker("docker", container.host, container.port, container, network.name)
-    if settings.keep_containers(config):
-        print(
-            f"\nedgesim: keeping broker {container.name} and network {network.name}; remove "
-            f"them with: docker rm -f {container.name} && docker network rm {network.name}"
-        )
-    else:
+    if not settings.keep_containers(config):  # kept: listed at the end of the run
 
         def remove_network() -> None:
             from docker.errors import NotFound
@@ -406,7 +401,7 @@ def docker_gateway(
     """A factory: ``docker_gateway(spec, topic_prefix=None)`` starts the gateway image for
     ``spec`` (a ``GatewaySpec`` or a dict written as in a scenario's ``gateways`` entry) on
     ``mqtt_broker``, under the test's topic prefix, and returns it once it is subscribed.
-    Every container it started is stopped and removed after the test."""
+    Every container it started is removed after the test (unless the session keeps them)."""
     from .gateway_service import config_from_spec
 
     item = request.node
@@ -425,11 +420,8 @@ def docker_gateway(
     try:
         yield start
     finally:
-        keep = settings.keep_containers(item.config)
-        for container in started:
-            if keep:
-                print(f"\nedgesim: keeping {container.name}; remove: docker rm -f {container.name}")
-            else:
+        if not settings.keep_containers(item.config):  # kept: listed at the end of the run
+            for container in started:
                 container.remove()
 
 
@@ -477,20 +469,12 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
     time_scale = settings.resolve_time_scale(
         item.config, marker.kwargs.get("time_scale") if marker is not None else None
     )
-    started: list[GatewayContainer] = []  # containers of their own: only when kept
     keep = settings.keep_containers(item.config)
-    if keep:
-
-        def show_kept() -> None:
-            for container in started:
-                print(f"\nedgesim: keeping {container.name}; remove: docker rm -f {container.name}")
-
-        request.addfinalizer(show_kept)
     _log_sources(item).append((f"broker ({broker.backend})", broker.logs))
 
     def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
-        if keep:  # a container of its own, left running
-            return _launch_gateway(item, spec, config, endpoint, started)
+        if keep:  # a container of its own, left running (listed at the end of the run)
+            return _launch_gateway(item, spec, config, endpoint, [])
         return _pooled_gateway(item, broker, spec, config, endpoint)
 
     def build(scenario: Scenario, seed: int, trace: str) -> LiveRun:

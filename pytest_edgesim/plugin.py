@@ -48,7 +48,10 @@ __all__ = [
 ]
 
 _tier_key = pytest.StashKey[str]()
+_keep_before_key = pytest.StashKey[bool]()
+_kept_key = pytest.StashKey[list[tuple[str, str]]]()
 _DOCKER_TIER = "Docker tier: "
+_KEPT_OUTPUT = "edgesim_kept"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -137,7 +140,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--edgesim-keep-containers",
         "edgesim_keep_containers",
-        _DOCKER_TIER + "leave containers running after the session, for debugging",
+        _DOCKER_TIER + "leave containers running after the session, for debugging; the run "
+        "ends with a list of them and how to remove them, and no later session reaps them",
         ini_type="bool",
         action="store_true",
         default=None,
@@ -145,10 +149,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class XdistHooks:
-    """Registered only when pytest-xdist is active: hands the session seed to each worker."""
+    """Registered only when pytest-xdist is active: hands the session seed to each worker,
+    and collects what each worker kept (``--edgesim-keep-containers``) for the summary."""
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput.update(settings.worker_input(node.config))
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        kept = getattr(node, "workeroutput", {}).get(_KEPT_OUTPUT, [])
+        node.config.stash.setdefault(_kept_key, []).extend(
+            (str(kind), str(name)) for kind, name in kept
+        )
 
 
 #: pytest sessions running in this process now: more than one means a run inside a run
@@ -168,6 +179,10 @@ def pytest_configure(config: pytest.Config) -> None:
         register_profiles()
     markers.register(config)
     settings.validate(config)
+    if settings.keep_containers(config):
+        from .docker import labels
+
+        config.stash[_keep_before_key] = labels.set_keep(True)
     report = config.stash[session_report_key] = SessionReport(settings.session_seed(config))
     if not _is_worker(config):
         config.pluginmanager.register(report, "edgesim-report")
@@ -326,8 +341,47 @@ def _failure_section(item: pytest.Item) -> str:
 
 
 # --- the end of the session -------------------------------------------------------------------
+def _kept_here(config: pytest.Config) -> list[tuple[str, str]]:
+    """``(kind, name)`` of what this process kept, asked of the engine (if it made anything)."""
+    labels = sys.modules.get("pytest_edgesim.docker.labels")
+    if not settings.keep_containers(config) or labels is None or not labels.session_started():
+        return []
+    from .docker.cleanup import kept_by_this_process
+    from .docker.engine import connect
+
+    try:
+        return kept_by_this_process(connect())
+    except Exception as error:  # the engine went away: nothing to list
+        sys.stderr.write(f"edgesim: cannot list the kept containers: {error}\n")
+        return []
+
+
+def _write_kept(terminalreporter: Any, config: pytest.Config) -> None:
+    """The kept containers and networks, and the command that removes them."""
+    kept = [*config.stash.get(_kept_key, []), *_kept_here(config)]
+    if not kept:
+        return
+    containers = [name for kind, name in kept if kind == "container"]
+    networks = [name for kind, name in kept if kind == "network"]
+    terminalreporter.write_sep("=", "edgesim: kept containers")
+    terminalreporter.write_line(
+        "--edgesim-keep-containers: left running; no later session reaps them:"
+    )
+    for kind, name in kept:
+        terminalreporter.write_line(f"  {kind} {name}")
+    commands = [f"docker rm -f {' '.join(containers)}"] if containers else []
+    commands += [f"docker network rm {' '.join(networks)}"] if networks else []
+    terminalreporter.write_line(f"remove them: {' && '.join(commands)}")
+    terminalreporter.write_line(
+        "  (or `edgesim cleanup`, which removes what every finished session left, kept or not)"
+    )
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if _is_worker(config) or not settings.summary_requested(config):
+    if _is_worker(config):
+        return
+    _write_kept(terminalreporter, config)
+    if not settings.summary_requested(config):
         return
     report = config.stash[session_report_key]
     lines = report.summary_lines()
@@ -345,6 +399,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     inside another run in this process leaves them to the outer one, which owns them too."""
     global _configured_sessions
     _configured_sessions -= 1
+    if _keep_before_key in config.stash:
+        from .docker import labels as keep_labels
+
+        keep_labels.set_keep(config.stash[_keep_before_key])
     if _configured_sessions > 0:
         return
     labels = sys.modules.get("pytest_edgesim.docker.labels")
@@ -361,6 +419,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
+    if _is_worker(config) and settings.keep_containers(config):
+        config.workeroutput[_KEPT_OUTPUT] = _kept_here(config)  # type: ignore[attr-defined]
     path = settings.report_path(config)
     if path is None or _is_worker(config):
         return

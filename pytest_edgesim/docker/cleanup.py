@@ -2,7 +2,9 @@
 
 A resource is stale when its owning process is gone: same host and the ``edgesim.pid`` no
 longer runs, or another host (a CI container, a colleague's laptop on a shared engine) and
-older than ``max_age_hours``, since its process cannot be checked from here.
+older than ``max_age_hours``, since its process cannot be checked from here. A resource its
+session kept (``edgesim.keep``, ``--edgesim-keep-containers``) is stale only to an explicit
+``edgesim cleanup`` (``include_kept``), never to the reaping every session does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ from dataclasses import dataclass
 import docker
 from docker.errors import APIError, DockerException, NotFound
 
-from .labels import CREATED_LABEL, HOST_LABEL, PID_LABEL, SESSION_LABEL, hostname, session_id
+from .labels import (
+    CREATED_LABEL,
+    HOST_LABEL,
+    KEEP_LABEL,
+    PID_LABEL,
+    SESSION_LABEL,
+    hostname,
+    session_id,
+)
 
 STALE_AFTER_HOURS = 24.0
 
@@ -52,9 +62,13 @@ def is_stale(
     now: float,
     max_age_hours: float = STALE_AFTER_HOURS,
     alive: Callable[[int], bool] = pid_alive,
+    include_kept: bool = False,
 ) -> bool:
-    """Whether a resource with these labels belongs to a session that is over."""
+    """Whether a resource with these labels belongs to a session that is over (and, unless
+    ``include_kept``, was not kept by it)."""
     if labels.get(SESSION_LABEL) == session_id():
+        return False
+    if labels.get(KEEP_LABEL) and not include_kept:
         return False
     if labels.get(HOST_LABEL) == this_host:
         try:
@@ -73,13 +87,19 @@ def reap_stale(
     *,
     everything: bool = False,
     max_age_hours: float = STALE_AFTER_HOURS,
+    include_kept: bool = False,
 ) -> list[RemovedResource]:
-    """Remove containers, networks and volumes of sessions that are over (all if ``everything``)."""
+    """Remove containers, networks and volumes of sessions that are over (all if
+    ``everything``); what a session kept only if ``include_kept``."""
     this_host, now = hostname(), time.time()
 
     def selected(labels: Mapping[str, str]) -> bool:
         return everything or is_stale(
-            labels, this_host=this_host, now=now, max_age_hours=max_age_hours
+            labels,
+            this_host=this_host,
+            now=now,
+            max_age_hours=max_age_hours,
+            include_kept=include_kept,
         )
 
     return _remove(client, SESSION_LABEL, selected)
@@ -92,8 +112,9 @@ def reap_stale_once(client: docker.DockerClient) -> list[RemovedResource]:
     """:func:`reap_stale`, the first time this process reaches the engine (then nothing).
 
     Called on every connection (:func:`.engine.connect`), so what a killed session left is
-    removed by the next session that uses Docker, before it creates anything itself. An
-    engine that does not answer is not this function's problem: the caller will find out.
+    removed by the next session that uses Docker, before it creates anything itself; what a
+    session kept stays. An engine that does not answer is not this function's problem: the
+    caller will find out.
     """
     global _reaped_in_this_process
     if _reaped_in_this_process:
@@ -108,6 +129,20 @@ def reap_stale_once(client: docker.DockerClient) -> list[RemovedResource]:
 def remove_session(client: docker.DockerClient, session: str) -> list[RemovedResource]:
     """Remove every container, network and volume of ``session``."""
     return _remove(client, f"{SESSION_LABEL}={session}", lambda labels: True)
+
+
+def kept_by_this_process(client: docker.DockerClient) -> list[tuple[str, str]]:
+    """``(kind, name)`` of the containers and networks this process kept
+    (``--edgesim-keep-containers``): what the end of a pytest run lists."""
+    filters = {
+        "label": [f"{SESSION_LABEL}={session_id()}", KEEP_LABEL, f"{PID_LABEL}={os.getpid()}"]
+    }
+    kept = [
+        ("container", (summary.get("Names") or [summary["Id"][:12]])[0].lstrip("/"))
+        for summary in client.api.containers(all=True, filters=filters)
+    ]
+    kept += [("network", summary["Name"]) for summary in client.api.networks(filters=filters)]
+    return kept
 
 
 def remove_own(client: docker.DockerClient, session: str) -> list[RemovedResource]:

@@ -2,7 +2,9 @@
 
 One process is one session unless ``EDGESIM_SESSION_ID`` (or :func:`set_session_id`) says
 otherwise. The labels let :mod:`.cleanup` tell whose a resource is and whether its owner
-is still alive, so a killed pytest leaves nothing behind for long.
+is still alive, so a killed pytest leaves nothing behind for long. A session that keeps its
+containers (``--edgesim-keep-containers``, :func:`set_keep`) labels them ``edgesim.keep``:
+nothing removes those but an explicit ``edgesim cleanup`` or ``docker rm``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ PID_LABEL = "edgesim.pid"
 HOST_LABEL = "edgesim.host"
 CREATED_LABEL = "edgesim.created"
 ROLE_LABEL = "edgesim.role"
+KEEP_LABEL = "edgesim.keep"
 
 SESSION_ENV = "EDGESIM_SESSION_ID"
 _SESSION_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 
 _session_id: str | None = None
+_keep = False
 _name_counter = itertools.count(1)
 
 
@@ -53,6 +57,18 @@ def set_session_id(value: str) -> None:
     _session_id = _checked(value)
 
 
+def set_keep(keep: bool) -> bool:
+    """Label what this process creates from now on as kept (or not); returns the old value."""
+    global _keep
+    previous, _keep = _keep, bool(keep)
+    return previous
+
+
+def keeping() -> bool:
+    """Whether this process keeps what it creates (see :func:`set_keep`)."""
+    return _keep
+
+
 def hostname() -> str:
     return socket.gethostname()
 
@@ -66,6 +82,8 @@ def resource_labels(role: str, *, session: str | None = None, **extra: str) -> d
         CREATED_LABEL: str(int(time.time())),
         ROLE_LABEL: role,
     }
+    if _keep:
+        labels[KEEP_LABEL] = "true"
     labels.update(extra)
     return labels
 

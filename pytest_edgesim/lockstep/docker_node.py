@@ -6,7 +6,8 @@ The container runs a lockstep node: for the project's gateway image, the gateway
 user's image (``docker.image``), the image's own command, which serves the protocol with the
 SDK on port 7883. The coordinator connects to the published port and drives the node with
 :class:`~pytest_edgesim.lockstep.node.SocketHost`. Every container is labelled (see
-:mod:`pytest_edgesim.docker.labels`) and removed when the run closes or fails.
+:mod:`pytest_edgesim.docker.labels`) and removed when the run closes or fails, unless the
+session keeps its containers.
 """
 
 from __future__ import annotations
@@ -150,19 +151,25 @@ def resolve_image(
 
 
 def docker_lockstep_gateway(name: str, spec: GatewaySpec, simulation: Any) -> HostedGateway:
-    """The gateway factory for ``docker:lockstep``: start the container, host over its socket."""
+    """The gateway factory for ``docker:lockstep``: start the container, host over its socket.
+
+    A session that keeps its containers (``--edgesim-keep-containers``) leaves it running.
+    """
     from ..docker.engine import connect
+    from ..docker.labels import keeping
 
     client = connect()
     image, command = resolve_image(spec, client, simulation.scenario.base_dir)
     environment = dict(spec.docker.environment) if spec.docker is not None else {}
     container = NodeContainer.start(image, client, command=command, environment=environment)
+    keep = keeping()
     try:
         node = hosted_gateway(
-            name, spec, simulation, container.socket_host(), DockerLockstepGateway
+            name, spec, simulation, container.socket_host(owned=not keep), DockerLockstepGateway
         )
     except BaseException:
-        container.remove()
+        if not keep:
+            container.remove()
         raise
     return node
 

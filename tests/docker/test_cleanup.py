@@ -12,6 +12,7 @@ from pytest_edgesim.docker.cleanup import is_stale, reap_stale, remove_session
 from pytest_edgesim.docker.labels import (
     CREATED_LABEL,
     HOST_LABEL,
+    KEEP_LABEL,
     PID_LABEL,
     SESSION_LABEL,
     new_session_id,
@@ -77,6 +78,22 @@ def test_reap_removes_what_a_dead_process_left(
     assert len(_remaining(docker_client, alive)) == 3
 
 
+def test_reap_leaves_what_a_dead_session_kept(
+    docker_client: docker.DockerClient, broker_image: str, sessions: list[str], dead_pid: int
+) -> None:
+    """--edgesim-keep-containers: only an explicit `edgesim cleanup` removes them."""
+    kept = new_session_id()
+    sessions.append(kept)
+    made = _make_resources(
+        docker_client, broker_image, kept, **{PID_LABEL: str(dead_pid), KEEP_LABEL: "true"}
+    )
+
+    removed = reap_stale(docker_client)
+
+    assert all(item.session != kept for item in removed)
+    assert _remaining(docker_client, kept) == {f"{kind} {name}" for kind, name in made.items()}
+
+
 def test_reap_removes_old_resources_of_other_hosts_only(
     docker_client: docker.DockerClient, broker_image: str, sessions: list[str]
 ) -> None:
@@ -123,5 +140,19 @@ def test_staleness_rules(labels: dict[str, str], stale: bool) -> None:
     labels = {SESSION_LABEL: "edgesim-other", **labels}
     verdict = is_stale(
         labels, this_host="here", now=1_000_000, max_age_hours=24, alive=lambda pid: pid == 100
+    )
+    assert verdict is stale
+    # a kept resource is stale only to an explicit cleanup (include_kept)
+    kept = {**labels, KEEP_LABEL: "true"}
+    assert not is_stale(
+        kept, this_host="here", now=1_000_000, max_age_hours=24, alive=lambda pid: pid == 100
+    )
+    verdict = is_stale(
+        kept,
+        this_host="here",
+        now=1_000_000,
+        max_age_hours=24,
+        alive=lambda pid: pid == 100,
+        include_kept=True,
     )
     assert verdict is stale

@@ -159,32 +159,49 @@ def test_docker_gateway_fixture(pytester: pytest.Pytester, docker_client: object
     assert all(summary["Id"] != container_id for summary in labelled)
 
 
+KEPT_ITEMS = (
+    DOCKER_ITEM
+    + """
+
+@pytest.mark.edgesim(duration="2s", gateway="docker")
+def test_lockstep_node(edge_scenario):
+    edge_scenario.run()
+"""
+)
+
+
 def test_keep_containers_leaves_them_and_says_how_to_remove_them(
     pytester: pytest.Pytester, docker_client: object
 ) -> None:
-    pytester.makepyfile(DOCKER_ITEM)
-    result = pytester.runpytest_subprocess("--edgesim-keep-containers", "-s")
-    commands = [line.split("remove: ")[-1] for line in result.outlines if "keeping" in line]
-    commands += [
-        line.split("remove them with: ")[-1] for line in result.outlines if "remove them" in line
+    """The list comes at the end of the run (no -s needed), and no session reaps them."""
+    from pytest_edgesim.docker.cleanup import reap_stale
+
+    pytester.makepyfile(KEPT_ITEMS)
+    result = pytester.runpytest_subprocess("--edgesim-keep-containers")
+    (command,) = [
+        line.split("remove them: ")[-1] for line in result.outlines if "remove them:" in line
     ]
-    words = [w.strip(";") for command in commands for w in command.split() if "edgesim-" in w]
-    names = list(dict.fromkeys(words))
+    containers, _, networks = command.removeprefix("docker rm -f ").partition(
+        " && docker network rm "
+    )
     api = docker_client.api  # type: ignore[attr-defined]
     try:
-        result.assert_outcomes(passed=1)
-        assert any("-gateway-" in name for name in names), result.outlines
-        running = [
-            api.inspect_container(name)["State"]["Status"] for name in names if "-gateway-" in name
-        ]
-        assert running == ["running"]
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(
+            ["*= edgesim: kept containers =*", "--edgesim-keep-containers: left running*"]
+        )
+        roles = sorted(name.split("-")[2] for name in containers.split())
+        assert roles == ["broker", "gateway", "lockstep"], command
+        assert len(networks.split()) == 1
+        # the inner session is over: the next session's reaping must leave them
+        reap_stale(docker_client)  # type: ignore[arg-type]
+        states = [api.inspect_container(name)["State"]["Status"] for name in containers.split()]
+        assert states == ["running"] * 3
     finally:
-        for name in names:
-            if "-network-" not in name:
-                api.remove_container(name, force=True)
-        for name in names:
-            if "-network-" in name:
-                api.remove_network(name)
+        for name in containers.split():
+            api.remove_container(name, force=True)
+        for name in networks.split():
+            api.remove_network(name)
 
 
 CROSS_TALK = """
