@@ -59,15 +59,14 @@ class Scenario:
             ) from None
         problems: list[str] = []
         self.devices: tuple[ExpandedDevice, ...] = expand_devices(self.spec, where, problems)
-        self.node_names: tuple[str, ...] = ()
-        if not problems:
-            names = check_references(self.spec, self.devices, where, problems, base_dir)
-            gateways = [g.name for g in self.spec.gateways]
-            devices = [d.name for d in self.devices]
-            self.node_names = (self.spec.broker.name, self.spec.cloud.name, *devices, *gateways)
-            assert set(names) == set(self.node_names)
+        # independent problems are all reported at once, in the order of the file
+        names = check_references(self.spec, self.devices, where, problems, base_dir)
         if problems:
-            raise ScenarioError(problems)
+            raise ScenarioError(sorted(problems, key=lambda problem: _line_in(problem, label)))
+        gateways = [g.name for g in self.spec.gateways]
+        devices = [d.name for d in self.devices]
+        self.node_names = (self.spec.broker.name, self.spec.cloud.name, *devices, *gateways)
+        assert set(names) == set(self.node_names)
 
     # --- constructors ----------------------------------------------------------------------
     @classmethod
@@ -190,6 +189,12 @@ _ReadableDumper.add_representer(_TopLevel, _represent_mapping)
 _ReadableDumper.add_representer(dict, _represent_mapping)
 _ReadableDumper.add_representer(list, _represent_sequence)
 _ReadableDumper.add_representer(tuple, _represent_sequence)
+
+
+def _line_in(problem: str, label: str) -> int:
+    """The line number a problem names (``file.yaml:12: ...``), 0 for none."""
+    line = problem[len(label) :].partition(": ")[0].lstrip(":")
+    return int(line) if line.isdigit() else 0
 
 
 def _canonical(path: str) -> str:

@@ -61,6 +61,9 @@ def _fill(template: str, allowed: set[str], **values: object) -> str:
 def expand_devices(
     spec: ScenarioSpec, where: Where, problems: list[str]
 ) -> tuple[ExpandedDevice, ...]:
+    """Every device after ``count`` expansion. A bad topic is reported once per entry (its
+    devices are still named, so the checks that follow can run); an entry whose name
+    template is bad has no devices."""
     devices: list[ExpandedDevice] = []
     for position, device in enumerate(spec.devices):
         count = device.count
@@ -68,21 +71,23 @@ def expand_devices(
         if count > 1 and "{index" not in template:
             width = len(str(count - 1))
             template = f"{template}-{{index:0{width}d}}"
+        topic_is_bad = False
         for index in range(count):
             try:
                 name = _fill(template, {"index"}, index=index)
             except (ValueError, KeyError) as exc:
                 problems.append(f"{where(('devices', position, 'name'))}: {exc}")
                 break
-            try:
-                topic = _fill(device.topic, {"name", "index"}, name=name, index=index)
-            except (ValueError, KeyError) as exc:
-                problems.append(f"{where(('devices', position, 'topic'))}: {exc}")
-                break
-            problem = validate_topic_name(topic)
-            if problem:
-                problems.append(f"{where(('devices', position, 'topic'))}: {problem}")
-                break
+            topic = device.topic
+            if not topic_is_bad:
+                try:
+                    topic = _fill(device.topic, {"name", "index"}, name=name, index=index)
+                    problem = validate_topic_name(topic)
+                except (ValueError, KeyError) as exc:
+                    problem = str(exc)
+                if problem:
+                    problems.append(f"{where(('devices', position, 'topic'))}: {problem}")
+                    topic_is_bad = True
             devices.append(ExpandedDevice(name, index, device, topic))
     return tuple(devices)
 
@@ -109,9 +114,10 @@ def check_references(
         (spec.broker.name, ("broker", "name")),
         (spec.cloud.name, ("cloud", "name")),
     ]
-    # ``devices`` holds each entry's ``count`` devices in entry order: name the entry
-    entries = [position for position, d in enumerate(spec.devices) for _ in range(d.count)]
-    named += [(d.name, ("devices", entries[i], "name")) for i, d in enumerate(devices)]
+    # name the ``devices`` entry each device came from (an entry with a bad template has none)
+    entries = {id(entry): position for position, entry in enumerate(spec.devices)}
+    named += [(d.name, ("devices", entries[id(d.spec)], "name")) for d in devices]
+    every_device_named = len(devices) == sum(entry.count for entry in spec.devices)
     named += [(g.name, ("gateways", i, "name")) for i, g in enumerate(spec.gateways)]
     seen: dict[str, Path_] = {}
     for name, path in named:
@@ -121,6 +127,8 @@ def check_references(
     node_names = list(seen)
 
     def check_pattern(pattern: str, path: Path_) -> None:
+        if not every_device_named:
+            return  # the pattern may name a device whose name could not be made
         if not any(n == pattern or fnmatch.fnmatchcase(n, pattern) for n in node_names):
             problems.append(
                 f"{where(path)}: {pattern!r} matches no node{_suggest(pattern, node_names)}; "
@@ -140,7 +148,7 @@ def check_references(
                 f"{where(('gateways', i, 'forward', 'to'))}: a gateway cannot forward to itself "
                 f"({gateway.name!r}); name the cloud or another gateway"
             )
-        elif gateway.forward.to not in seen:
+        elif gateway.forward.to not in seen and every_device_named:
             problems.append(
                 f"{where(('gateways', i, 'forward', 'to'))}: {gateway.forward.to!r} is not a node"
                 f"{_suggest(gateway.forward.to, node_names)}"

@@ -676,3 +676,64 @@ def test_the_largest_seed_is_accepted_everywhere():
     assert check_seed(7, "--seed") == 7
     with pytest.raises(ScenarioError, match=r"^--seed: must be from 0 to 2\*\*63-1, got -3$"):
         check_seed(-3, "--seed")
+
+
+def test_every_cross_check_problem_is_reported_at_once_in_line_order(tmp_path: Path):
+    path = write(
+        tmp_path,
+        "many",
+        """\
+        edgesim: 1
+        network:
+          links:
+            - {from: "[", to: g}
+        devices:
+          - name: t
+            topic: a/+
+          - name: u
+          - name: u
+          - name: r
+            value: {model: replay, file: nope.csv}
+        gateways:
+          - name: g
+            subscribe: a/#/b
+        """,
+    )
+
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_yaml(path)
+
+    assert [problem.split(": ")[:2] for problem in caught.value.problems] == [
+        [f"{path}:4", "network.links[0].from"],
+        [f"{path}:7", "devices[0].topic"],
+        [f"{path}:9", "devices[2].name"],
+        [f"{path}:11", "devices[3].value.file"],
+        [f"{path}:14", "gateways[0].subscribe[0]"],
+    ]
+
+
+def test_a_device_whose_name_cannot_be_made_does_not_make_patterns_fail_too(tmp_path: Path):
+    path = write(
+        tmp_path,
+        "template",
+        """\
+        edgesim: 1
+        devices:
+          - name: "t{index:zz}"
+            count: 2
+        gateways:
+          - name: g
+            subscribe: "a/#/b"
+        network:
+          links:
+            - {from: "t*", to: g}
+        """,
+    )
+
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_yaml(path)
+
+    assert [problem.split(": ")[:2] for problem in caught.value.problems] == [
+        [f"{path}:3", "devices[0].name"],
+        [f"{path}:7", "gateways[0].subscribe[0]"],
+    ]
