@@ -233,6 +233,23 @@ def _point_latest(client: docker.DockerClient, spec: ImageSpec, tag: str) -> Non
         client.api.tag(tag, spec.repository, "latest")
 
 
+_OFFLINE_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def offline_from_environment() -> bool | None:
+    """``$EDGESIM_OFFLINE``: True (always the Debian base), False (always the official one)
+    or None (auto, also when unset); any other value is an error naming the variable."""
+    value = os.environ.get(OFFLINE_ENV, "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in _OFFLINE_VALUES:
+        raise ImageError(
+            f"{OFFLINE_ENV}={os.environ[OFFLINE_ENV]!r}: expected 1, 0 or auto "
+            "(also true/false, yes/no)"
+        )
+    return _OFFLINE_VALUES[value]
+
+
 def resolve_base(
     spec: ImageSpec, client: docker.DockerClient, offline: bool | None, progress: Progress
 ) -> str:
@@ -243,9 +260,7 @@ def resolve_base(
     base, else (no registry) the Debian base is made now.
     """
     if offline is None:
-        offline = {"1": True, "true": True, "0": False, "false": False}.get(
-            os.environ.get(OFFLINE_ENV, "auto").lower()
-        )
+        offline = offline_from_environment()
     from . import debian_base
 
     if offline is True:

@@ -15,12 +15,14 @@ from pytest_edgesim.docker.images import (
     IMAGE_LABEL,
     LOG_TAIL_LINES,
     ImageBuildError,
+    ImageError,
     ImageSpec,
     containers_dir,
     context_digest,
     ensure_image,
     image_specs,
     list_images,
+    offline_from_environment,
     resolve_base,
     user_image_spec,
 )
@@ -297,3 +299,20 @@ def test_images_build_points_latest_at_the_current_build(
     assert docker_client.images.get(latest).id == docker_client.images.get(second).id
     assert ensure_image(spec, docker_client, latest=True) == first
     assert docker_client.images.get(latest).id == docker_client.images.get(first).id
+
+
+@pytest.mark.parametrize(
+    ("value", "offline"),
+    [("", None), ("auto", None), ("1", True), ("Yes", True), ("0", False), ("false", False)],
+)
+def test_edgesim_offline_is_read_strictly(
+    monkeypatch: pytest.MonkeyPatch, value: str, offline: bool | None
+) -> None:
+    monkeypatch.setenv("EDGESIM_OFFLINE", value)
+    assert offline_from_environment() is offline
+
+
+def test_an_unknown_edgesim_offline_value_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGESIM_OFFLINE", "maybe")
+    with pytest.raises(ImageError, match="EDGESIM_OFFLINE='maybe': expected 1, 0 or auto"):
+        offline_from_environment()
