@@ -7,6 +7,7 @@ scenario format: ``lossy.yaml:14: network.links[2].loss: must be between 0 and 1
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -27,6 +28,9 @@ _TAGS = {
     "replay",  # value models
 }
 _TAG_FIELDS = {"distribution", "model", "mode"}
+
+
+_KIND_GOT = re.compile(r"^must be (.+), got (.+)$", re.DOTALL)
 
 
 def _clean_path(loc: tuple[Any, ...], data: Any) -> tuple[Path_, Path_]:
@@ -234,7 +238,7 @@ def format_validation_error(
     lines: dict[Path_, int] | None,
 ) -> list[str]:
     """One line per problem, sorted by line number, duplicates removed."""
-    found: dict[str, tuple[int, str]] = {}
+    found: dict[str, tuple[int, list[str]]] = {}
     errors = [(error, _clean_path(tuple(error["loc"]), data)[0]) for error in exc.errors()]
     # a misspelt field is also a missing one: say it once, as the misspelling
     misspelt = {
@@ -257,6 +261,24 @@ def format_validation_error(
         message = _message(dict(error), model, path, data)
         line = line_of(key_path, lines) if lines else None
         where = f"{source}:{line}" if line is not None else source
-        text = f"{where}: {render_path(path)}: {message}"
-        found.setdefault(text, (line or 0, text))
-    return [text for _, text in sorted(found.values())]
+        said = found.setdefault(f"{where}: {render_path(path)}", (line or 0, []))[1]
+        if message not in said:
+            said.append(message)
+    return [
+        f"{where}: {message}"
+        for where, (_, said) in sorted(found.items(), key=lambda item: (item[1][0], item[0]))
+        for message in _one_of(said)
+    ]
+
+
+def _one_of(messages: list[str]) -> list[str]:
+    """A field that may be one of several types fails once per type: ``must be a string``,
+    ``must be a whole number``. Say it once: ``must be a string or a whole number``."""
+    kinds = [_KIND_GOT.match(message) for message in messages]
+    if len(messages) < 2 or not all(kinds):
+        return messages
+    wanted = [kind.group(1) for kind in kinds if kind]
+    got = {kind.group(2) for kind in kinds if kind}
+    if len(got) != 1:
+        return messages
+    return [f"must be {', '.join(wanted[:-1])} or {wanted[-1]}, got {got.pop()}"]

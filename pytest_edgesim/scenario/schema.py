@@ -58,6 +58,17 @@ def check_seed(value: object, where: str = "seed") -> int:
         raise ScenarioError(f"{where}: {exc}") from None
 
 
+def _offset(value: object) -> int | str:
+    if value == "random":
+        return "random"
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        if isinstance(value, str) and not value.strip()[:1].isdigit():
+            raise ValueError(f"must be a duration or 'random', got {value!r}") from None
+        raise exc from None
+
+
 Ticks = Annotated[int, BeforeValidator(parse_duration)]
 PositiveTicks = Annotated[int, BeforeValidator(_positive_duration)]
 Probability = Annotated[float, BeforeValidator(_probability)]
@@ -230,7 +241,7 @@ class PeriodicPublish(_Strict):
     #: each publication moves by a uniform draw from [-jitter, +jitter]
     jitter: Ticks = 0
     #: phase of the first publication; "random" draws it uniformly from [0, period)
-    offset: Ticks | Literal["random"] = "random"
+    offset: Annotated[int | Literal["random"], BeforeValidator(_offset)] = "random"
     start: Ticks = 0
     stop: Ticks | None = None
 

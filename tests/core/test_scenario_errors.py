@@ -473,6 +473,28 @@ CASES = [
         "devices[0].topic",
         "{name:d}: 'd' is not a format for a name",
     ),
+    # a field that takes one of several kinds of value still gets one message
+    (
+        "offset-inf",
+        "edgesim: 1\ndevices:\n  - name: t\n    publish: {offset: .inf}\n",
+        4,
+        "devices[0].publish.offset",
+        "must be a finite number, got inf",
+    ),
+    (
+        "offset-neither-duration-nor-random",
+        "edgesim: 1\ndevices:\n  - name: t\n    publish: {offset: rand}\n",
+        4,
+        "devices[0].publish.offset",
+        "must be a duration or 'random', got 'rand'",
+    ),
+    (
+        "replay-column-of-the-wrong-kind",
+        "edgesim: 1\ndevices:\n  - name: t\n    value: {model: replay, file: v.csv, column: 1.5}\n",
+        4,
+        "devices[0].value.column",
+        "must be a string or a whole number, got 1.5",
+    ),
     (
         "unsupported-version",
         "edgesim: 2\n",
