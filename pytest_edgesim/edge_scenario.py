@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .units import TICKS_PER_SECOND, parse_duration
+from .units import TICKS_PER_SECOND, parse_until
 
 if TYPE_CHECKING:
     from .models.cloud import Arrival
@@ -205,7 +205,7 @@ class EdgeScenario:
         duration) and pause there. ``until`` is absolute: each call continues the same run."""
         from .errors import SimulationError
 
-        target = self.scenario.duration_ticks if until is None else parse_duration(until)
+        target = self.scenario.duration_ticks if until is None else parse_until(until)
         if target < self.now:
             raise SimulationError(
                 f"cannot run until {until!r} ({target / TICKS_PER_SECOND:g}s): virtual time is "

@@ -38,7 +38,7 @@ from ..rng import StreamFactory
 from ..scenario import Scenario
 from ..scenario.schema import GatewaySpec
 from ..trace import TraceRecorder
-from ..units import TICKS_PER_SECOND, parse_duration
+from ..units import TICKS_PER_SECOND, parse_until
 from . import mqtt
 from .mqtt import BrokerEndpoint
 from .nodes import BrokerPort, GatewayUplink
@@ -314,7 +314,7 @@ class LiveRun:
         duration), taking ``until / time_scale`` seconds of wall time, and pause there."""
         if self._closed:
             raise SimulationError("this live run is closed")
-        target = self.scenario.duration_ticks if until is None else parse_duration(until)
+        target = self.scenario.duration_ticks if until is None else parse_until(until)
         if target < self.now:
             raise SimulationError(
                 f"cannot run until {until!r}: virtual time is already "

@@ -178,3 +178,10 @@ def test_an_injection_on_a_topic_no_publisher_may_use_is_refused(topic: str, pro
     with pytest.raises(SimulationError, match=expected):
         edge.inject(topic, 1.0)
     assert topic not in edge.run().metrics.topics
+
+
+@pytest.mark.parametrize("until", [float("inf"), "soon", "-3s"])
+def test_a_bad_until_is_a_simulation_error_naming_it(until: object) -> None:
+    edge = EdgeScenario(minimal_scenario(), seed=2)
+    with pytest.raises(SimulationError, match=re.escape(f"cannot run until {until!r}: ")):
+        edge.run(until)  # type: ignore[arg-type]
