@@ -75,7 +75,16 @@ Probability = Annotated[float, BeforeValidator(_probability)]
 Seed = Annotated[int, BeforeValidator(_seed)]
 BitsPerSecond = Annotated[int, BeforeValidator(parse_bandwidth)]
 PerSecond = Annotated[float, BeforeValidator(parse_rate)]
-QoS = Literal[0, 1]
+
+
+def _qos(value: object) -> object:
+    # (``qos: true`` is a mistake, not QoS 1: Literal[0, 1] alone would take it)
+    if isinstance(value, bool):
+        raise ValueError(f"must be 0 or 1, got {value!r}")
+    return value
+
+
+QoS = Annotated[Literal[0, 1], BeforeValidator(_qos)]
 NAME_PATTERN = r"^[A-Za-z0-9_.:{}-]+$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=128)]
 
@@ -194,7 +203,7 @@ class LinkSettings(_Strict):
     jitter: Jitter | None = None
     loss: Loss | None = None
     bandwidth: BitsPerSecond | None = None
-    reorder: bool | None = None
+    reorder: bool | None = Field(None, strict=True)
 
 
 class LinkRule(LinkSettings):
@@ -202,7 +211,7 @@ class LinkRule(LinkSettings):
 
     from_: str = Field(alias="from", min_length=1)
     to: str = Field(min_length=1)
-    bidirectional: bool = True
+    bidirectional: bool = Field(True, strict=True)
 
 
 Side = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
@@ -300,7 +309,7 @@ class ReplayValue(_Strict):
     model: Literal["replay"]
     file: str
     column: str | int = 0
-    loop: bool = True
+    loop: bool = Field(True, strict=True)
 
 
 ValueModel = Annotated[
@@ -314,13 +323,13 @@ class DeviceSpec(_Strict):
     """A sensor, or ``count`` identical sensors named from the ``name`` template."""
 
     name: Name
-    count: int = Field(1, ge=1, le=10_000_000)
+    count: int = Field(1, ge=1, le=10_000_000, strict=True)
     type: Literal["sensor"] = "sensor"
     #: template; ``{name}`` and ``{index}`` are filled in per device
     topic: str = Field("sensors/{name}", min_length=1)
     qos: QoS = 0
-    retain: bool = False
-    payload_bytes: int = Field(64, ge=0, le=268_435_455)
+    retain: bool = Field(False, strict=True)
+    payload_bytes: int = Field(64, ge=0, le=268_435_455, strict=True)
     publish: Publish = PeriodicPublish()
     value: ValueModel = ConstantValue()
 
@@ -334,7 +343,7 @@ class Subscription(_Strict):
 class AggregateSpec(_Strict):
     """Emit an aggregate every ``count`` readings and/or every ``window``, whichever first."""
 
-    count: int | None = Field(None, ge=1)
+    count: int | None = Field(None, ge=1, strict=True)
     window: PositiveTicks | None = None
     functions: list[Literal["mean", "min", "max", "count", "sum", "last"]] = [
         "mean",
@@ -354,7 +363,7 @@ class AggregateSpec(_Strict):
 
 
 class QueueSpec(_Strict):
-    capacity: int = Field(1000, ge=1)
+    capacity: int = Field(1000, ge=1, strict=True)
     #: when full: "newest" drops the arriving message, "oldest" drops the head of the queue
     drop: Literal["newest", "oldest"] = "newest"
 
@@ -363,7 +372,7 @@ class ForwardSpec(_Strict):
     to: str = "cloud"
     topic: str = Field("cloud/{gateway}/aggregate", min_length=1)
     qos: QoS = 0
-    payload_bytes: int = Field(128, ge=0)
+    payload_bytes: int = Field(128, ge=0, strict=True)
 
 
 #: Docker's image reference grammar (github.com/distribution/reference):
