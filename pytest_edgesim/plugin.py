@@ -16,6 +16,12 @@ import pytest
 
 from . import config as settings
 from . import markers
+from .configuration_errors import (
+    CONFIGURATION_ERROR,
+    configuration_error,
+    configuration_error_text,
+    is_configuration_error,
+)
 from .fixtures import (
     edge_coordinator,
     edge_scenario,
@@ -258,29 +264,6 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
     return None if report_status is None else report_status(report)
 
 
-#: a report attribute (it travels to the xdist controller with the report): the test was
-#: stopped by a configuration error (see :func:`configuration_error`)
-CONFIGURATION_ERROR = "edgesim_configuration_error"
-
-
-def configuration_error(error: BaseException) -> bool:
-    """Whether ``error`` is the user's configuration, not the behaviour under test: an invalid
-    scenario (:class:`~pytest_edgesim.errors.ScenarioError`) or an image that cannot be had
-    (:class:`~pytest_edgesim.docker.images.ImageError`: missing, or its build fails)."""
-    from .errors import ScenarioError
-
-    if isinstance(error, ScenarioError):
-        return True
-    # an ImageError was raised by that module, so it is loaded if the error is one
-    images = sys.modules.get("pytest_edgesim.docker.images")
-    return images is not None and isinstance(error, images.ImageError)
-
-
-def is_configuration_error(report: pytest.TestReport) -> bool:
-    """Whether ``report`` is of a phase that a configuration error stopped."""
-    return bool(getattr(report, CONFIGURATION_ERROR, False))
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """Fail a test that cannot run (``--edgesim-docker=require``); after a passing body,
@@ -309,7 +292,7 @@ def pytest_runtest_makereport(
     report = yield
     excinfo = call.excinfo
     if report.failed and excinfo is not None and configuration_error(excinfo.value):
-        report.longrepr = f"{item.nodeid}: {excinfo.value}"
+        report.longrepr = configuration_error_text(item.nodeid, excinfo.value)
         setattr(report, CONFIGURATION_ERROR, True)
     elif report.failed and _tier_key in item.stash:
         report.sections.append(("edgesim", _failure_section(item)))

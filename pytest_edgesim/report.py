@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from .configuration_errors import is_configuration_error
+
 TIER_PROPERTY = "edgesim_tier"
 SEED_PROPERTY = "edgesim_seed"
 RUN_PROPERTY = "edgesim_run"
@@ -58,6 +60,8 @@ class RecordedTest:
 
 def _outcome(previous: str, report: pytest.TestReport) -> str:
     if report.when == "call":
+        if report.failed and is_configuration_error(report):
+            return "error"  # (as the terminal says: the test could not run as configured)
         if hasattr(report, "wasxfail"):
             return "xfailed" if report.skipped else "xpassed"
         return report.outcome

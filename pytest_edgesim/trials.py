@@ -35,7 +35,7 @@ import pytest
 
 from . import config as settings
 from . import stats
-from .plugin import is_configuration_error
+from .configuration_errors import is_configuration_error
 from .report import SEED_PROPERTY, VERDICT_PROPERTY, properties
 from .rng import derive_seed
 

@@ -555,3 +555,26 @@ def test_a_configuration_error_is_an_error_at_once_not_a_verdict(
     assert (pytester.path / "calls.txt").read_text().count("call") == 2  # one trial only
     verdict = verdict_of(pytester, "report.json", "test_statistical")
     assert verdict["outcome"] == "error" and verdict["total"] == 0
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert {test["outcome"] for test in report["tests"]} == {"error"}  # as the terminal says
+    assert "failed" not in next(line for line in result.stdout.lines if "tiers:" in line)
+
+
+def test_a_configuration_error_keeps_the_falsifying_example_hypothesis_found(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        from hypothesis import given, settings, strategies as st
+        from pytest_edgesim import ScenarioError
+
+        @settings(database=None, derandomize=True)
+        @given(st.integers(0, 100))
+        def test_property(n):
+            if n > 10:
+                raise ScenarioError(f"bad scenario built from n")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*bad scenario built from n*", "*test_property(*", "*n=11,*"])
