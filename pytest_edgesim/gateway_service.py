@@ -86,14 +86,14 @@ class _ConfigProblems(list[str]):
                     value = entry.get("filter", _MISSING)
                     self.check(f"{where}.filter", value, _is_filter(value), "an MQTT topic filter")
                     value = entry.get("qos", 0)
-                    self.check(f"{where}.qos", value, value in (0, 1, 2), _QOS)
+                    self.check(f"{where}.qos", value, _is_qos(value), _QOS)
         forward = config.get("forward", _MISSING)
         if self.check("forward", forward, isinstance(forward, dict), '{"topic": "cloud/out"}'):
             topic = forward.get("topic", _MISSING)
             ok = _is_filter(topic) and not {"+", "#"} & set(topic)
             self.check("forward.topic", topic, ok, "an MQTT topic (no wildcards)")
             value = forward.get("qos", 0)
-            self.check("forward.qos", value, value in (0, 1, 2), _QOS)
+            self.check("forward.qos", value, _is_qos(value), _QOS)
         for key in ("topic_prefix", "control_topic"):
             value = config.get(key)
             self.check(key, value, value is None or isinstance(value, str), "a string")
@@ -118,7 +118,11 @@ class _ConfigProblems(list[str]):
         if count is None and window is None:
             self.append("aggregate has neither count nor window_us: expected one or both")
         functions = aggregate.get("functions", ["mean"])
-        ok = isinstance(functions, list) and bool(functions) and set(functions) <= set(FUNCTIONS)
+        ok = (
+            isinstance(functions, list)
+            and bool(functions)
+            and all(isinstance(name, str) and name in FUNCTIONS for name in functions)
+        )
         self.check(
             "aggregate.functions", functions, ok, f"a non-empty list of {', '.join(FUNCTIONS)}"
         )
@@ -131,7 +135,7 @@ class _ConfigProblems(list[str]):
         if not delay or not self.check(where, delay, isinstance(delay, dict), "an object"):
             return
         distribution = delay.get("distribution", "constant")
-        parameters = _DELAY_PARAMETERS.get(distribution)
+        parameters = _DELAY_PARAMETERS.get(distribution) if isinstance(distribution, str) else None
         if parameters is None:
             expected = ", ".join(f'"{name}"' for name in _DELAY_PARAMETERS)
             self.check(f"{where}.distribution", distribution, False, f"one of {expected}")
@@ -155,6 +159,10 @@ _DELAY_PARAMETERS = {
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_qos(value: Any) -> bool:
+    return _is_int(value) and value in (0, 1, 2)
 
 
 def _is_number(value: Any) -> bool:

@@ -28,7 +28,7 @@ class _SlottedMapping(Mapping[str, Any]):
                 return object.__getattribute__(self, key)
             except AttributeError:
                 pass
-        raise KeyError(f"{key!r} is not a key here: {', '.join(self._keys)}")
+        raise KeyError(f"{key!r} is not a key here: {', '.join(self)}")
 
     def __iter__(self) -> Iterator[str]:
         return (key for key in self._keys if hasattr(self, key))

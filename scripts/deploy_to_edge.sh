@@ -214,6 +214,12 @@ else:
             config = json.load(source)
     except ValueError as error:
         sys.exit(f"deploy_to_edge: --gateway-config {config_file}: not JSON ({error})")
+    from pytest_edgesim.gateway_service import GatewayConfigError, validate_config
+
+    try:  # what the gateway checks at start-up, checked here before anything is copied
+        validate_config(config)
+    except GatewayConfigError as error:
+        sys.exit(f"deploy_to_edge: --gateway-config {config_file}: {error}")
 print("EDGESIM_GATEWAY_CONFIG=" + json.dumps(config, separators=(",", ":")))
 PYTHON
 if [[ $DRY_RUN -eq 0 ]]; then

@@ -79,7 +79,7 @@ PerSecond = Annotated[float, BeforeValidator(parse_rate)]
 
 def _qos(value: object) -> object:
     # (``qos: true`` is a mistake, not QoS 1: Literal[0, 1] alone would take it)
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"must be 0 or 1, got {value!r}")
     return value
 

@@ -260,6 +260,10 @@ VALID = {"name": "g", "subscribe": [{"filter": "a/#", "qos": 0}], "forward": FOR
         ({"queue": {"capacity": 0}}, "queue.capacity is 0: expected an integer >= 1"),
         ({"queue": {"drop": "random"}}, 'queue.drop is "random": expected "newest" or "oldest"'),
         ({"topic_prefix": 3}, "topic_prefix is 3: expected a string"),
+        ({"forward": {"topic": "out", "qos": True}}, "forward.qos is true: expected 0, 1 or 2"),
+        ({"subscribe": [{"filter": "a", "qos": 1.0}]}, "subscribe[0].qos is 1.0: expected 0, *"),
+        ({"aggregate": {"count": 2, "functions": [{}]}}, "aggregate.functions is *"),
+        ({"processing_delay_us": {"distribution": ["normal"]}}, "processing_delay_us.distri*"),
     ],
 )
 def test_a_configuration_the_gateway_cannot_run_is_refused(

@@ -340,6 +340,13 @@ CASES = [
         "must be 0 or 1, got True",
     ),
     (
+        "qos-float",
+        "edgesim: 1\ndevices:\n  - name: t\n    qos: 1.0\n",
+        4,
+        "devices[0].qos",
+        "must be 0 or 1, got 1.0",
+    ),
+    (
         "retain-text",
         "edgesim: 1\ndevices:\n  - name: t\n    retain: 'no'\n",
         4,

@@ -85,7 +85,9 @@ def test_dry_run_prints_save_load_and_run_commands() -> None:
 
 def test_dry_run_with_an_external_broker_runs_only_the_gateway(tmp_path: Path) -> None:
     config = tmp_path / "gateway.json"
-    config.write_text(json.dumps({"name": "gw", "subscribe": "a/#", "forward": {"topic": "b"}}))
+    config.write_text(
+        json.dumps({"name": "gw", "subscribe": [{"filter": "a/#"}], "forward": {"topic": "b"}})
+    )
     result = _deploy(
         "--dry-run",
         "--no-broker",
@@ -125,6 +127,15 @@ def test_bad_arguments_fail_with_one_clear_message(
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     # (stopped before the first command, or at the configuration, before any is run)
+    assert not any(" docker run " in line for line in result.stdout.splitlines())
+
+
+def test_a_dry_run_refuses_a_gateway_config_the_gateway_would_refuse(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.json"
+    config.write_text("{}")
+    result = _deploy("--dry-run", "--gateway-config", str(config), "box")
+    assert result.returncode == 2
+    assert f"--gateway-config {config}: name is missing" in result.stderr
     assert not any(" docker run " in line for line in result.stdout.splitlines())
 
 
