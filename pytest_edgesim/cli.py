@@ -91,23 +91,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report_table import metrics_tables
     from .simulation import Simulation
 
+    # every argument is checked before anything is written or run
     scenario = _load(args.scenario, args.set)
     if args.seed is not None:
         from .scenario.schema import check_seed
 
         check_seed(args.seed, "--seed")
+    target = scenario.duration_ticks
+    if args.duration is not None:
+        from .units import parse_duration
+
+        try:
+            target = parse_duration(args.duration)
+        except ValueError as exc:
+            raise ScenarioError(f"--duration: {exc}") from None
     outputs = _output_paths(args)
     trace_mode = "full" if args.trace else "digest"
     with Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:
-        target = scenario.duration_ticks if args.duration is None else None
-        if args.duration is not None:
-            from .units import parse_duration
-
-            try:
-                target = parse_duration(args.duration)
-            except ValueError as exc:
-                raise ScenarioError(f"--duration: {exc}") from None
-        assert target is not None
         progress = _Progress(sys.stderr, target)
         for now in simulation.run_in_steps(target / 1e6, steps=200):
             progress.update(now, 0)

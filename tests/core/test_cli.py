@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgesim import Scenario, simulate
-from pytest_edgesim.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from pytest_edgesim.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _output_paths, main
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 BASIC = SCENARIOS / "basic.yaml"
@@ -134,9 +135,16 @@ def test_output_folders_are_made_and_bad_output_paths_stop_the_run_before_it_sta
         assert err.startswith(f"edgesim: {option} {value}: {problem}")
         assert out == "" and "Traceback" not in err  # nothing ran
 
+    # the check itself writes nothing: no empty file, and (a bad argument found before it)
+    # no folder either
     probe = tmp_path / "never-written.json"
-    code, _, _ = run_cli(capsys, "run", str(BASIC), "--json", str(probe), "--set", "seed=-5")
-    assert code == EXIT_USAGE and not probe.exists()  # the check leaves no empty file behind
+    args = argparse.Namespace(json=str(probe), csv=None, trace=None)
+    assert _output_paths(args) == {"json": probe} and not probe.exists()
+    folder = tmp_path / "not-made"
+    code, _, _ = run_cli(
+        capsys, "run", str(BASIC), "--duration", "soon", "--json", str(folder / "r.json")
+    )
+    assert code == EXIT_USAGE and not folder.exists()
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**63)])
