@@ -95,15 +95,25 @@ def _non_negative_int(value: Any, where: str, what: str) -> int:
 
 
 # --- seed ---------------------------------------------------------------------------------
+def _seed_option(value: Any, where: str, what: str) -> int:
+    """A seed given as text (an option or an ini key), checked as every seed is
+    (:func:`pytest_edgesim.scenario.schema.check_seed`)."""
+    from .errors import ScenarioError
+    from .scenario.schema import check_seed
+
+    seed = _non_negative_int(value, where, what)
+    try:
+        return check_seed(seed, where)
+    except ScenarioError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
 def _parse_seed(value: Any, where: str) -> int | None:
     if value is None:
         return None
     if str(value).strip().lower() == "random":
         return random.Random().getrandbits(32)
-    seed = _non_negative_int(value, where, "a seed (an integer >= 0) or 'random'")
-    if seed > 2**63 - 1:
-        raise pytest.UsageError(f"{where}: a seed must be below 2**63, got {value!r}")
-    return seed
+    return _seed_option(value, where, "a seed (an integer >= 0) or 'random'")
 
 
 def session_seed(config: pytest.Config) -> int | None:
@@ -196,10 +206,7 @@ def replay_trial_seed(config: pytest.Config) -> int | None:
     value = config.getoption(TRIAL_SEED_OPTION_DEST, default=None)
     if value is None:
         return None
-    seed = _non_negative_int(value, "--edgesim-trial-seed", "a trial seed (an integer >= 0)")
-    if seed > 2**63 - 1:
-        raise pytest.UsageError(f"--edgesim-trial-seed: a seed must be below 2**63, got {value!r}")
-    return seed
+    return _seed_option(value, "--edgesim-trial-seed", "a trial seed (an integer >= 0)")
 
 
 # --- files and output -----------------------------------------------------------------------

@@ -240,3 +240,13 @@ def test_a_bad_yes_no_ini_value_stops_the_run_at_start_up(
     output = result.stdout.str() + result.stderr.str()
     assert "maybe" in output and "1 passed" not in output  # stopped before running anything
     assert result.ret != 0
+
+
+@pytest.mark.parametrize("option", ["--edgesim-seed", "--edgesim-trial-seed"])
+def test_a_seed_option_beyond_the_seed_range_is_a_usage_error(
+    pytester: pytest.Pytester, option: str
+) -> None:
+    pytester.makepyfile("def test_never_runs():\n    pass\n")
+    result = pytester.runpytest(f"{option}={2**63}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{option}: must be from 0 to 2**63-1, got {2**63}*"])
