@@ -50,12 +50,7 @@ def _clean_path(loc: tuple[Any, ...], data: Any) -> tuple[Path_, Path_]:
         if isinstance(part, str) and ("[" in part or part in ("int", "str", "float", "bool")):
             continue  # pydantic names a union member or validator here, not a field
         path.append(part)
-        if isinstance(node, dict):
-            node = node.get(part) if isinstance(part, str) else None
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
-            node = None
+        node = _step(node, part)
     if shorthand_at is not None:
         return shorthand_at, shorthand_at
     return tuple(path), tuple(path)
@@ -69,12 +64,7 @@ def _fields_of(model: type[BaseModel], path: Path_, data: Any) -> list[str]:
     current: Any = model
     node = data
     for part in path:
-        if isinstance(node, dict) and isinstance(part, str):
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
-            node = None
+        node = _step(node, part)
         if isinstance(part, int):
             continue
         fields = getattr(current, "model_fields", None)
@@ -219,13 +209,19 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
     return text
 
 
+def _step(node: Any, part: str | int) -> Any:
+    """``node[part]`` along a path in the raw data, or None where the path leaves it."""
+    if isinstance(node, dict) and isinstance(part, str):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
 def _at(data: Any, path: Path_) -> Any:
     for part in path:
-        if isinstance(data, dict) and isinstance(part, str):
-            data = data.get(part)
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
-            data = data[part]
-        else:
+        data = _step(data, part)
+        if data is None:
             return None
     return data
 
