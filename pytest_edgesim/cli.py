@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import __version__
 from .errors import EdgesimError, ScenarioError
@@ -106,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ScenarioError(f"--duration: {exc}") from None
     outputs = _output_paths(args)
+    _print_notes(args.scenario, scenario)
     trace_mode = "full" if args.trace else "digest"
     with Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:
         progress = _Progress(sys.stderr, target)
@@ -152,7 +153,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{path}: ok ({len(scenario.node_names)} nodes, "
             f"{scenario.duration_ticks / 1e6:g}s, seed {scenario.seed})"
         )
+        _print_notes(path, scenario)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_notes(path: str, scenario: Any) -> None:
+    for note in scenario.notes():
+        print(f"{path}: note: {note}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

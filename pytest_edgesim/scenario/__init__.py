@@ -91,6 +91,13 @@ class Scenario:
             raise ScenarioError(f"<dict>: a scenario must be a mapping, got {type(data).__name__}")
         return cls(data, base_dir=Path(base_dir) if base_dir is not None else Path.cwd())
 
+    def notes(self) -> list[str]:
+        """What is allowed but usually a mistake (a subscription no published topic matches);
+        ``edgesim validate`` and ``edgesim run`` print these."""
+        from .notes import scenario_notes
+
+        return scenario_notes(self)
+
     def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str]) -> Scenario:
         """A new scenario with fields replaced by dotted path.
 

@@ -154,6 +154,24 @@ def test_a_seed_out_of_range_is_a_usage_error(capsys, seed: str):
     assert err.startswith("--seed: ") and "Traceback" not in err
 
 
+def test_a_subscription_nothing_publishes_on_is_a_note_not_an_error(capsys):
+    unheard = ["--set", "gateways[0].subscribe=[site/+/+/temperature]"]
+    code, out, err = run_cli(capsys, "validate", str(BASIC), *unheard)
+    assert code == EXIT_OK and out.startswith(f"{BASIC}: ok")
+    assert err.startswith(
+        f"{BASIC}: note: gateways[0].subscribe[0]: 'site/+/+/temperature' matches no topic "
+        "published in the scenario (sites/lab/temp-0/temperature, "
+    )
+    code, _, err = run_cli(capsys, "run", str(BASIC), "--duration", "1s", *unheard)
+    assert code == EXIT_OK and "note: gateways[0].subscribe[0]" in err
+    assert Scenario.from_yaml(BASIC).notes() == []
+    # a gateway's forward topic counts as published: a second gateway may listen to it
+    chained = Scenario.from_yaml(BASIC).with_overrides(
+        {"gateways[0].subscribe": ["cloud/#"], "gateways[0].forward.to": "cloud"}
+    )
+    assert chained.notes() == []
+
+
 def test_validate_the_shipped_scenarios(capsys):
     files = sorted(str(path) for path in SCENARIOS.glob("*.yaml"))
 

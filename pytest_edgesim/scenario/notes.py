@@ -1,0 +1,38 @@
+"""Notes on a valid scenario: things that are allowed but usually a mistake.
+
+A note never stops a run (a test may inject on a topic no device publishes, for instance);
+``edgesim validate`` and ``edgesim run`` print them, and ``Scenario.notes()`` returns them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..topics import topic_matches
+
+if TYPE_CHECKING:
+    from . import Scenario
+
+_EXAMPLES_SHOWN = 3
+
+
+def scenario_notes(scenario: Scenario) -> list[str]:
+    """One line per subscription that no device's or gateway's topic matches."""
+    spec = scenario.spec
+    published = [device.topic for device in scenario.devices]
+    published += [
+        gateway.forward.topic.replace("{gateway}", gateway.name) for gateway in spec.gateways
+    ]
+    notes = []
+    for index, gateway in enumerate(spec.gateways):
+        for position, subscription in enumerate(gateway.subscribe):
+            if any(topic_matches(subscription.filter, topic) for topic in published):
+                continue
+            examples = ", ".join(published[:_EXAMPLES_SHOWN])
+            more = " ..." if len(published) > _EXAMPLES_SHOWN else ""
+            notes.append(
+                f"gateways[{index}].subscribe[{position}]: {subscription.filter!r} matches no "
+                f"topic published in the scenario ({examples or 'none'}{more}); "
+                f"gateway {gateway.name!r} will receive only what a test injects"
+            )
+    return notes
