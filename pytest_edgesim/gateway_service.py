@@ -321,6 +321,14 @@ class GatewayService:
         if reply is not None:
             self.client.publish(reply[0], json.dumps(reply[1]), qos=1)
 
+    def _report(self, request: Mapping[str, Any]) -> None:
+        """Answer on ``reply_to`` with the counters so far, changing nothing (a run that
+        reads its result while the gateway goes on)."""
+        with self._lock:
+            report = dict(self.counters)
+        if request.get("reply_to"):
+            self.client.publish(str(request["reply_to"]), json.dumps(report), qos=1)
+
     def _reset(self, request: Mapping[str, Any]) -> None:
         """Start afresh under another prefix (a reused container's next run): drop queued
         work and aggregates, zero the counters, move the subscriptions, then answer on
@@ -350,7 +358,9 @@ class GatewayService:
     def _on_message(self, _client, _userdata, message) -> None:
         if message.topic == self.control_topic:
             request = decode_payload(message.payload)
-            if isinstance(request, dict):
+            if isinstance(request, dict) and request.get("report"):
+                self._report(request)
+            elif isinstance(request, dict):
                 self._reset(request)
             else:
                 log.warning("%s: ignoring a control message that is not an object", self.name)

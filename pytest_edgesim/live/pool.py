@@ -51,12 +51,19 @@ class PooledGateway:
 
     def reset(self, topic_prefix: str, timeout_s: float = 10.0) -> dict[str, int]:
         """Move the gateway to ``topic_prefix``; the counters since the previous reset."""
+        return self._ask({"topic_prefix": topic_prefix}, "a reset", timeout_s)
+
+    def report(self, timeout_s: float = 10.0) -> dict[str, int]:
+        """The counters since the last reset, the gateway going on as it was."""
+        return self._ask({"report": True}, "a request for its counters", timeout_s)
+
+    def _ask(self, request: dict[str, Any], what: str, timeout_s: float) -> dict[str, int]:
         self._answered.clear()
-        request = {"topic_prefix": topic_prefix, "reply_to": self.control_topic + "/reply"}
+        request = {**request, "reply_to": self.control_topic + "/reply"}
         self._client.publish(self.control_topic, json.dumps(request), qos=1)
         if not self._answered.wait(timeout_s):
             raise EdgesimError(
-                f"gateway container {self.name} did not answer a reset within {timeout_s:g} s"
+                f"gateway container {self.name} did not answer {what} within {timeout_s:g} s"
             )
         assert self._answer is not None
         return self._answer

@@ -16,6 +16,7 @@ tier's. There is no trace digest: a wall-clock run does not repeat to the bit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import SimulationError
+from ..errors import EdgesimError, SimulationError
 from ..gateway_service import GatewayService, config_from_spec
 from ..injection import Injections
 from ..metrics import MetricsRecorder
@@ -422,6 +423,10 @@ class LiveRun:
 
 def _runner_state(runner: Any) -> dict[str, Any]:
     counters = getattr(runner, "counters", None)
+    report = getattr(runner, "report", None)
+    if counters is None and report is not None:  # a reused container, still running: ask it
+        with contextlib.suppress(EdgesimError):
+            counters = report()
     state: dict[str, Any] = {"gateway_counters": dict(counters) if counters else None}
     container = getattr(runner, "name", None)
     if isinstance(runner, GatewayService):

@@ -233,6 +233,18 @@ def test_a_control_message_that_is_not_an_object_is_ignored(start_gateway: Any) 
     assert gateway.client.next_forward() == ("out", b"1")
 
 
+def test_a_report_request_answers_the_counters_and_changes_nothing(start_gateway: Any) -> None:
+    gateway = start_gateway(control_topic="control/gw", aggregate={"count": 2})
+    gateway.client.deliver("in/a", b"1")
+    gateway.client.deliver("control/gw", b'{"report": true, "reply_to": "control/gw/reply"}')
+    topic, answer = gateway.client.next_forward()
+    assert topic == "control/gw/reply"
+    assert json.loads(answer)["received"] == 1
+    gateway.client.deliver("in/a", b"3")  # the pending reading was kept: this completes it
+    _topic, forward = gateway.client.next_forward()
+    assert json.loads(forward)["mean"] == 2.0
+
+
 VALID = {"name": "g", "subscribe": [{"filter": "a/#", "qos": 0}], "forward": FORWARD}
 
 

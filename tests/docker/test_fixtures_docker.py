@@ -86,6 +86,12 @@ import pytest
 def test_gateway_container(edge_scenario):
     result = edge_scenario.run()
     assert result.metrics.node("gateway").delivered > 0
+    # the real gateway's own counters, read while its (reused) container goes on
+    gateway = result.nodes["gateway"]
+    assert gateway["runs_in"].startswith("container ")
+    counters = gateway["gateway_counters"]
+    assert counters is not None and counters["received"] > 0, gateway
+    assert counters["processed"] <= counters["received"]  # (some may still be queued)
 """
 
 
