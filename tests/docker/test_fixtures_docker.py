@@ -86,6 +86,14 @@ import pytest
 def test_gateway_container(edge_scenario):
     result = edge_scenario.run()
     assert result.metrics.node("gateway").delivered > 0
+"""
+
+COUNTERS_ITEM = """
+
+@pytest.mark.statistical(trials=1)
+@pytest.mark.edgesim(duration="2s", gateway="docker", time_scale=4)
+def test_counters(edge_scenario):
+    result = edge_scenario.run()
     # the real gateway's own counters, read while its (reused) container goes on
     gateway = result.nodes["gateway"]
     assert gateway["runs_in"].startswith("container ")
@@ -118,6 +126,7 @@ def test_a_docker_item_runs_live_and_a_failure_shows_the_container_logs(
 ) -> None:
     pytester.makepyfile(
         DOCKER_ITEM
+        + COUNTERS_ITEM
         + """
 
 @pytest.mark.statistical(trials=1)
@@ -128,7 +137,7 @@ def test_fails(edge_scenario):
 """
     )
     result = pytester.runpytest_subprocess("--edgesim-docker=require")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         ["*edgesim logs: gateway gateway (*-gateway-*)*", "*gateway gateway ready*"]
     )
