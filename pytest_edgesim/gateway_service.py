@@ -218,7 +218,7 @@ def config_from_spec(spec: Any, topic_prefix: str = "") -> dict[str, Any]:
         "processing_delay_us": delay.model_dump(),
         "queue": {"capacity": spec.queue.capacity, "drop": spec.queue.drop},
         "forward": {
-            "topic": spec.forward.topic.replace("{gateway}", spec.name),
+            "topic": spec.forward_topic,
             "qos": spec.forward.qos,
         },
     }

@@ -20,9 +20,7 @@ def scenario_notes(scenario: Scenario) -> list[str]:
     """One line per subscription that no device's or gateway's topic matches."""
     spec = scenario.spec
     published = [device.topic for device in scenario.devices]
-    published += [
-        gateway.forward.topic.replace("{gateway}", gateway.name) for gateway in spec.gateways
-    ]
+    published += [gateway.forward_topic for gateway in spec.gateways]
     notes = []
     for index, gateway in enumerate(spec.gateways):
         for position, subscription in enumerate(gateway.subscribe):

@@ -427,6 +427,11 @@ class GatewaySpec(_Strict):
     forward: ForwardSpec = ForwardSpec()
     docker: DockerSettings | None = None
 
+    @property
+    def forward_topic(self) -> str:
+        """The topic it publishes on, ``{gateway}`` filled in with its name."""
+        return self.forward.topic.replace("{gateway}", self.name)
+
 
 class BrokerSpec(_Strict):
     name: Name = "broker"
