@@ -19,6 +19,7 @@ from pytest_edgesim.docker.labels import (
     ROLE_LABEL,
     SESSION_LABEL,
     hostname,
+    resource_labels,
 )
 
 
@@ -108,7 +109,9 @@ def test_a_broker_that_exited_before_its_port_was_read_reports_the_exit(
     broker = docker_client.containers.create(
         broker_image,
         command=command,
-        labels={SESSION_LABEL: test_session, ROLE_LABEL: "broker"},
+        # every label a session's own container has: with only some, another session's
+        # reaper (tests/docker/test_cleanup.py runs one) takes it for a dead session's
+        labels=resource_labels("broker", session=test_session),
         ports={"1883/tcp": ("127.0.0.1", None)},
     )
     try:
