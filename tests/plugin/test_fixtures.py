@@ -103,7 +103,9 @@ def test_invalid_override_is_a_clear_error(pytester: pytest.Pytester) -> None:
             pass
         """
     )
-    result = pytester.runpytest()
+    # -rN: no short summary, which repeats the message in full when CI is set (pytest only
+    # shortens it to the terminal's width elsewhere); the count is of the report itself
+    result = pytester.runpytest("-rN")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*::test_bad_loss: the built-in minimal scenario*is invalid:*"])
     output = result.stdout.str()
@@ -126,7 +128,7 @@ def test_a_bad_scenario_file_is_reported_once_without_empty_overrides(
             pass
         """
     )
-    result = pytester.runpytest()
+    result = pytester.runpytest("-rN")  # no short summary, as above
     result.assert_outcomes(errors=1)
     output = result.stdout.str()
     result.stdout.fnmatch_lines(["*::test_typo: scenario 'typo.yaml' is invalid:*"])
