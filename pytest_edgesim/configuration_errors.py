@@ -1,8 +1,9 @@
 """Telling a user's configuration error from a failure of the behaviour under test.
 
-An invalid scenario or an image that cannot be had stops a test the same way on every seed
-and every trial: the plugin reports it as an ERROR with its message alone, a statistical
-test ends at that trial, and the JSON report says ``error``.
+An invalid scenario, an image that cannot be had or a required Docker engine that does not
+answer stops a test the same way on every seed and every trial: the plugin reports it as an
+ERROR with its message alone, a statistical test ends at that trial, and the JSON report
+says ``error``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ CONFIGURATION_ERROR = "edgesim_configuration_error"
 
 def configuration_error(error: BaseException) -> bool:
     """Whether ``error`` is the user's configuration, not the behaviour under test: an invalid
-    scenario (:class:`~pytest_edgesim.errors.ScenarioError`) or an image that cannot be had
-    (:class:`~pytest_edgesim.docker.images.ImageError`: missing, or its build fails)."""
-    from .errors import ScenarioError
+    scenario (:class:`~pytest_edgesim.errors.ScenarioError`), a required component that is
+    not here (:class:`~pytest_edgesim.errors.RequirementError`) or an image that cannot be
+    had (:class:`~pytest_edgesim.docker.images.ImageError`: missing, or its build fails)."""
+    from .errors import RequirementError, ScenarioError
 
-    if isinstance(error, ScenarioError):
+    if isinstance(error, (ScenarioError, RequirementError)):
         return True
     # an ImageError was raised by that module, so it is loaded if the error is one
     images = sys.modules.get("pytest_edgesim.docker.images")

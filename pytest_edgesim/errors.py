@@ -23,3 +23,8 @@ class ScenarioError(EdgesimError):
 
 class SimulationError(EdgesimError):
     """A run cannot go on: a call at the wrong time, or a node that broke the node contract."""
+
+
+class RequirementError(EdgesimError):
+    """Something a test needs is missing where the run requires it
+    (``--edgesim-docker=require`` and no engine answers): the same on every seed and trial."""

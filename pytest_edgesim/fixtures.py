@@ -18,6 +18,7 @@ import pytest
 
 from . import config as settings
 from .edge_scenario import EdgeScenario, docker_components, wall_clock_components
+from .errors import RequirementError
 from .markers import SHORTHAND_OVERRIDES, replay_check_requested
 from .report import RUN_PROPERTY, SEED_PROPERTY, SessionReport
 
@@ -64,8 +65,6 @@ class ItemRecord:
     seeds: list[int] = field(default_factory=list)
     scenarios: list[str] = field(default_factory=list)
     live: list[EdgeScenario] = field(default_factory=list)
-    #: set when the test must fail instead of running (``--edgesim-docker=require``)
-    failure: str | None = None
     scenario: tuple[Scenario, int | None] | None = None
 
 
@@ -192,9 +191,8 @@ def _check_components(item: pytest.Item, scenario: Scenario) -> None:
         if problem is None:
             return
         if mode == "require":
-            item_record(item).failure = f"{problem}; --edgesim-docker=require"
-        else:
-            pytest.skip(problem)
+            raise RequirementError(f"{problem}; --edgesim-docker=require")
+        pytest.skip(problem)
 
 
 def _run_entry(edge: EdgeScenario) -> dict[str, Any]:
@@ -252,7 +250,7 @@ def edge_scenario(
     _check_components(item, scenario)
     record_metric = trials_hook("record_metric")
     live = None
-    if record.failure is None and wall_clock_components(scenario):
+    if wall_clock_components(scenario):
         from .fixtures_docker import live_factory
 
         live = live_factory(request)  # a statistical test: a live run on real components

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import config as settings
+from .errors import RequirementError
 
 if TYPE_CHECKING:
     from .docker.broker import BrokerContainer
@@ -70,9 +71,9 @@ def mosquitto_binary() -> str | None:
 
 
 def _unavailable(config: pytest.Config, reason: str) -> Any:
-    """Skip, or fail under ``--edgesim-docker=require``."""
+    """Skip, or an error under ``--edgesim-docker=require``."""
     if settings.docker_mode(config) == "require":
-        pytest.fail(f"{reason}; --edgesim-docker=require", pytrace=False)
+        raise RequirementError(f"{reason}; --edgesim-docker=require")
     pytest.skip(reason)
 
 

@@ -103,13 +103,13 @@ def test_counters(edge_scenario):
 """
 
 
-def test_require_fails_a_docker_item_when_the_engine_is_gone(
+def test_require_stops_a_docker_item_when_the_engine_is_gone(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/edgesim-dead.sock")
     pytester.makepyfile(DOCKER_ITEM)
     result = pytester.runpytest_subprocess("--edgesim-docker=require")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
             "*implementation: docker (gateway gateway) needs a Docker engine:*"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -375,17 +377,44 @@ def test_docker_modes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("DOCKER_HOST", DEAD_ENGINE)
     pytester.makepyfile(GATEWAYS)
     result = pytester.runpytest("--edgesim-docker=require")
-    result.assert_outcomes(passed=1, failed=1)
+    # the environment, not the behaviour under test: an error, with no seeds or replay line
+    result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*_ test_gateway[[]docker[]] _*",
-            "implementation: docker (gateway gateway) needs a Docker engine: *; "
-            "--edgesim-docker=require",
+            "*_ ERROR at setup of test_gateway[[]docker[]] _*",
+            "*::test_gateway[[]docker[]]: implementation: docker (gateway gateway) needs a "
+            "Docker engine: *; --edgesim-docker=require",
         ]
     )
+    assert "replay" not in result.stdout.str()
     result = pytester.runpytest("--edgesim-docker=off", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*Docker items are off (--edgesim-docker=off)*"])
+
+
+def test_require_ends_a_statistical_test_without_an_engine_as_an_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No engine under require is no trial outcome: not 0/N trials and a "refuted" verdict."""
+    monkeypatch.setenv("DOCKER_HOST", DEAD_ENGINE)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.statistical(trials=5)
+        @pytest.mark.edgesim(duration="2s", gateway="docker")
+        def test_live(edge_scenario):
+            edge_scenario.run()
+        """
+    )
+    result = pytester.runpytest("--edgesim-docker=require", "--edgesim-report=report.json")
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert "needs a Docker engine" in output and "--edgesim-docker=require" in output
+    assert "refuted" not in output and "trials passed" not in output
+    report = json.loads((pytester.path / "report.json").read_text())
+    (test,) = report["tests"]
+    assert test["outcome"] == "error", test
 
 
 def test_statistical_gateway_keeps_the_docker_mode(pytester: pytest.Pytester) -> None:
