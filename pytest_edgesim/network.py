@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._mypyc import frozen_reduce
 from .errors import SimulationError
 from .packet import PUBLISH, Packet
-from .units import TICKS_PER_MS, TICKS_PER_SECOND
+from .units import MAX_TICKS, TICKS_PER_MS, TICKS_PER_SECOND, parse_bandwidth, parse_duration
 
 if TYPE_CHECKING:
     from .engine import Coordinator
@@ -102,6 +102,42 @@ def apply_settings(profile: LinkProfile, settings: LinkSettings) -> LinkProfile:
     if settings.reorder is not None:
         changes["reorder"] = settings.reorder
     return replace(profile, **changes) if changes else profile
+
+
+def _ticks_setting(name: str, value: str | float | None, value_ms: float | None) -> int | None:
+    """A ``set_link`` duration in ticks, from ``name`` (as the YAML takes it) or ``name_ms``."""
+    if value is not None and value_ms is not None:
+        raise SimulationError(f"give {name} or {name}_ms, not both")
+    if value is not None:
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            raise SimulationError(f"{name} {error}") from None
+    if value_ms is None:
+        return None
+    if (
+        isinstance(value_ms, bool)
+        or not isinstance(value_ms, (int, float))
+        or not 0 <= value_ms <= MAX_TICKS / TICKS_PER_MS
+    ):
+        raise SimulationError(f"{name}_ms must be a number of milliseconds >= 0, got {value_ms!r}")
+    return round(value_ms * TICKS_PER_MS)
+
+
+def _bandwidth_setting(value: str | float | None, value_bps: int | None) -> int | None:
+    """A ``set_link`` bandwidth in bits per second, from ``bandwidth`` or ``bandwidth_bps``;
+    0 lifts the limit."""
+    if value is not None and value_bps is not None:
+        raise SimulationError("give bandwidth or bandwidth_bps, not both")
+    chosen, name = (value, "bandwidth") if value is not None else (value_bps, "bandwidth_bps")
+    if chosen is None:
+        return None
+    if chosen == 0 and not isinstance(chosen, bool):
+        return 0
+    try:
+        return parse_bandwidth(chosen)
+    except ValueError as error:
+        raise SimulationError(f"{name} {error}") from None
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -238,6 +274,9 @@ class NetworkModel:
         a: str | Sequence[str],
         b: str | Sequence[str],
         *,
+        latency: str | float | None = None,
+        jitter: str | float | None = None,
+        bandwidth: str | float | None = None,
         latency_ms: float | None = None,
         jitter_ms: float | None = None,
         loss: float | None = None,
@@ -245,10 +284,20 @@ class NetworkModel:
         reorder: bool | None = None,
         bidirectional: bool = True,
     ) -> None:
-        """Change the links between ``a`` and ``b`` (names or globs) from now on."""
+        """Change the links between ``a`` and ``b`` (names or globs) from now on.
+
+        ``latency``, ``jitter`` and ``bandwidth`` take what the scenario YAML takes
+        (``"40ms"`` or seconds as a number, ``"1Mbps"``); ``latency_ms``, ``jitter_ms`` and
+        ``bandwidth_bps`` are the same settings as plain numbers in those units.
+        """
         sources, targets = self._names(a), self._names(b)
-        if loss is not None and not 0.0 <= loss <= 1.0:
-            raise SimulationError(f"loss must be between 0 and 1, got {loss}")
+        latency_ticks = _ticks_setting("latency", latency, latency_ms)
+        jitter_ticks = _ticks_setting("jitter", jitter, jitter_ms)
+        bits_per_s = _bandwidth_setting(bandwidth, bandwidth_bps)
+        if loss is not None and not (
+            isinstance(loss, (int, float)) and not isinstance(loss, bool) and 0.0 <= loss <= 1.0
+        ):
+            raise SimulationError(f"loss must be between 0 and 1, got {loss!r}")
         pairs = [(sources, targets)] + ([(targets, sources)] if bidirectional else [])
         for from_set, to_set in pairs:
             for src in sorted(from_set):
@@ -257,15 +306,15 @@ class NetworkModel:
                         continue
                     link = self.link(src, dst)
                     changes: dict[str, Any] = {}
-                    if latency_ms is not None:
-                        changes["latency"] = round(latency_ms * TICKS_PER_MS)
-                    if jitter_ms is not None:
-                        changes["jitter"] = "uniform" if jitter_ms > 0 else "none"
-                        changes["jitter_ticks"] = round(jitter_ms * TICKS_PER_MS)
+                    if latency_ticks is not None:
+                        changes["latency"] = latency_ticks
+                    if jitter_ticks is not None:
+                        changes["jitter"] = "uniform" if jitter_ticks > 0 else "none"
+                        changes["jitter_ticks"] = jitter_ticks
                     if loss is not None:
                         changes.update(loss="bernoulli" if loss > 0 else "none", loss_rate=loss)
-                    if bandwidth_bps is not None:
-                        changes["bandwidth_bps"] = int(bandwidth_bps)
+                    if bits_per_s is not None:
+                        changes["bandwidth_bps"] = bits_per_s
                     if reorder is not None:
                         changes["reorder"] = reorder
                     link.profile = replace(link.profile, **changes)

@@ -7,10 +7,12 @@ would still fail only if the model were wrong.
 
 import itertools
 import math
+import re
 
 import pytest
 
 from pytest_edgesim.engine import Coordinator
+from pytest_edgesim.errors import SimulationError
 from pytest_edgesim.metrics import MetricsRecorder
 from pytest_edgesim.network import DirectNetworkModel, LatencyNetworkModel
 from pytest_edgesim.node import Node
@@ -232,6 +234,30 @@ def test_set_link_changes_latency_and_loss_from_now_on():
     coordinator.run()
     assert [p.message.seq for _, p in nodes["b"].arrivals] == [0]
     assert nodes["a"].arrivals == []
+
+
+def test_set_link_takes_the_yaml_values_and_refuses_bad_ones():
+    _, network, _, _ = build({"latency": "1ms"})
+    network.set_link("a", "b", latency="40ms", jitter=0.002, bandwidth="1Mbps")
+    profile = network.link("a", "b").profile
+    assert (profile.latency, profile.jitter_ticks, profile.bandwidth_bps) == (40_000, 2_000, 10**6)
+    assert profile.jitter == "uniform"
+    network.set_link("a", "b", latency_ms=2.5, bandwidth_bps=0)  # 0 lifts the limit
+    profile = network.link("b", "a").profile
+    assert (profile.latency, profile.bandwidth_bps) == (2_500, 0)
+    bad = [
+        ({"latency": "40 parsecs"}, "latency unknown time unit"),
+        ({"latency": "40ms", "latency_ms": 40}, "give latency or latency_ms, not both"),
+        ({"latency_ms": -5}, "latency_ms must be a number of milliseconds >= 0, got -5"),
+        ({"jitter_ms": float("nan")}, "jitter_ms must be a number of milliseconds >= 0"),
+        ({"bandwidth": "fast"}, "bandwidth must be a bandwidth such as"),
+        ({"loss": 1.5}, "loss must be between 0 and 1, got 1.5"),
+        ({"loss": "0.1"}, "loss must be between 0 and 1, got '0.1'"),
+    ]
+    for settings, message in bad:
+        with pytest.raises(SimulationError, match=re.escape(message)):
+            network.set_link("a", "b", **settings)
+    assert network.link("a", "b").profile == profile  # nothing half-applied
 
 
 def test_what_a_nodes_on_packet_returns_is_ignored():
