@@ -18,16 +18,22 @@ FUNCTIONS = ("mean", "min", "max", "count", "sum", "last")
 NOT_A_NUMBER = "not_a_number"
 
 
-def reading_value(payload: Any) -> int | float | None:
+#: the field of an object payload that holds a reading's number, unless a gateway says otherwise
+VALUE_FIELD = "value"
+
+
+def reading_value(payload: Any, value_field: str = VALUE_FIELD) -> int | float | None:
     """The number a reading carries, or ``None`` when it carries none.
 
     A reading is a number (an int or a float; not a bool), text or bytes that hold one
-    (``"21.5"``, ``b"21.5"``, as real MQTT payloads are), or an object with a numeric
-    ``value`` field (``{"value": 21.5, "origin": ...}``). The number must be finite. Ints stay
-    ints (an aggregate of ints prints them as ints).
+    (``"21.5"``, ``b"21.5"``, as real MQTT payloads are), or an object with a numeric field
+    ``value_field`` (``{"value": 21.5, "origin": ...}``; a dotted path such as
+    ``"sensor.temp"`` reads nested objects). The number must be finite. Ints stay ints (an
+    aggregate of ints prints them as ints).
     """
     if isinstance(payload, Mapping):
-        payload = payload.get("value")
+        for key in value_field.split("."):
+            payload = payload.get(key) if isinstance(payload, Mapping) else None
     if isinstance(payload, bool):
         return None
     if isinstance(payload, int):
@@ -97,6 +103,7 @@ class Aggregator:
         window: int | None,
         functions: Sequence[str] = ("mean", "min", "max", "count"),
         group_by: str = "none",
+        value_field: str = VALUE_FIELD,
     ):
         if count is None and window is None:
             raise ValueError("an aggregator needs a count, a window, or both")
@@ -107,7 +114,26 @@ class Aggregator:
         self.window = window
         self.functions = tuple(functions)
         self.group_by = group_by
+        self.value_field = value_field
         self._groups: dict[str, _Group] = {}
+
+    @classmethod
+    def from_config(cls, aggregate: Mapping[str, Any] | None) -> Aggregator | None:
+        """The aggregator a gateway's JSON configuration asks for (its ``aggregate`` object,
+        see :func:`pytest_edgesim.gateway_service.config_from_spec`), or None without one."""
+        if not aggregate:
+            return None
+        return cls(
+            count=aggregate.get("count"),
+            window=aggregate.get("window_us"),
+            functions=aggregate.get("functions", ["mean", "min", "max", "count"]),
+            group_by=aggregate.get("group_by", "none"),
+            value_field=aggregate.get("value_field", VALUE_FIELD),
+        )
+
+    def value_of(self, payload: Any) -> int | float | None:
+        """The number ``payload`` carries for this aggregator (:func:`reading_value`)."""
+        return reading_value(payload, self.value_field)
 
     def group_key(self, topic: str, origin: str) -> str:
         if self.group_by == "topic":

@@ -12,7 +12,8 @@ Wire format (JSON payloads): a reading is ``{"value": v, "origin": name, "seq": 
 "created_at_us": t}`` (``t`` in microseconds since the Unix epoch); an aggregate carries the
 aggregate's functions plus ``origin``, ``seq``, ``created_at_us`` and ``count``. What the
 aggregation takes as a reading is the Python model's rule
-(:func:`pytest_edgesim.aggregation.reading_value`): a payload that is not JSON is read as
+(:func:`pytest_edgesim.aggregation.reading_value`, with the number in the object field
+``aggregate.value_field``, ``value`` by default): a payload that is not JSON is read as
 text. A message with no number in it is counted as ``rejected`` and logged (at most one line
 per :data:`REJECT_LOG_INTERVAL_S`), and the gateway goes on. Without ``aggregate`` every
 message is forwarded: a JSON object with the gateway's ``origin``, ``seq`` and
@@ -31,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .aggregation import FUNCTIONS, Aggregate, Aggregator, reading_value
+from .aggregation import FUNCTIONS, VALUE_FIELD, Aggregate, Aggregator
 from .errors import EdgesimError
 
 log = logging.getLogger("edgesim.gateway")
@@ -129,6 +130,9 @@ class _ConfigProblems(list[str]):
         value = aggregate.get("group_by", "none")
         ok = value in ("none", "topic", "device")
         self.check("aggregate.group_by", value, ok, '"none", "topic" or "device"')
+        value = aggregate.get("value_field", VALUE_FIELD)
+        ok = isinstance(value, str) and all(value.split("."))
+        self.check("aggregate.value_field", value, ok, 'a field name or dotted path ("value")')
 
     def check_delay(self, delay: Any) -> None:
         where = "processing_delay_us"
@@ -214,6 +218,7 @@ def config_from_spec(spec: Any, topic_prefix: str = "") -> dict[str, Any]:
             "window_us": aggregate.window,
             "functions": list(aggregate.functions),
             "group_by": aggregate.group_by,
+            "value_field": aggregate.value_field,
         },
         "processing_delay_us": delay.model_dump(),
         "queue": {"capacity": spec.queue.capacity, "drop": spec.queue.drop},
@@ -272,15 +277,7 @@ class GatewayService:
         self.client = self._make_client(client_id or f"edgesim-gateway-{self.name}")
 
     def _new_aggregator(self) -> Aggregator | None:
-        aggregate = self.config.get("aggregate")
-        if not aggregate:
-            return None
-        return Aggregator(
-            count=aggregate.get("count"),
-            window=aggregate.get("window_us"),
-            functions=aggregate.get("functions", ["mean", "min", "max", "count"]),
-            group_by=aggregate.get("group_by", "none"),
-        )
+        return Aggregator.from_config(self.config.get("aggregate"))
 
     def _filters(self) -> list[tuple[str, int]]:
         return [
@@ -417,12 +414,12 @@ class GatewayService:
             else:
                 self._send(payload)
             return
-        value = reading_value(reading)
+        value = self.aggregator.value_of(reading)
         if value is None:
             self._reject(
                 topic,
                 f"no number in {_describe(reading)} (expected a number, numeric text, "
-                'or an object with a numeric "value")',
+                f'or an object with a numeric "{self.aggregator.value_field}")',
             )
             return
         origin = str(reading.get("origin", "")) if isinstance(reading, dict) else ""

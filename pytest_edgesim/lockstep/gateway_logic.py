@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any, ClassVar, Final
 
-from ..aggregation import NOT_A_NUMBER, Aggregate, Aggregator, reading_value
+from ..aggregation import NOT_A_NUMBER, Aggregate, Aggregator
 from ..rng import RandomStream
 from .sdk import Message, NodeApi, NodeLogic
 
@@ -54,17 +54,7 @@ class GatewayLogic(NodeLogic):
         self.forward_qos = int(forward.get("qos", 0))
         delay = config.get("processing_delay_us") or {"distribution": "constant", "value": 0}
         self._delay = sampler(SimpleNamespace(**delay), node.stream("processing"))
-        aggregate = config.get("aggregate")
-        self.aggregator = (
-            Aggregator(
-                count=aggregate.get("count"),
-                window=aggregate.get("window_us"),
-                functions=aggregate.get("functions", ["mean", "min", "max", "count"]),
-                group_by=aggregate.get("group_by", "none"),
-            )
-            if aggregate
-            else None
-        )
+        self.aggregator = Aggregator.from_config(config.get("aggregate"))
         self.queue: deque[Message] = deque()
         self.current: Message | None = None
         self.received = 0
@@ -137,7 +127,7 @@ class GatewayLogic(NodeLogic):
                 detail=f"{message['origin']}#{message['seq']}",
             )
         else:
-            value = reading_value(message["payload"])
+            value = self.aggregator.value_of(message["payload"])
             if value is None:  # nothing to aggregate: dropped, and the trace says why
                 self.rejected += 1
                 self.node.drop(message, NOT_A_NUMBER)

@@ -47,6 +47,14 @@ def _seed(value: object) -> int:
     return seed
 
 
+def _value_field(value: object) -> str:
+    if not isinstance(value, str) or not all(value.split(".")):
+        raise ValueError(
+            f"must be a field name, or a dotted path such as 'sensor.temp', got {value!r}"
+        )
+    return value
+
+
 def check_seed(value: object, where: str = "seed") -> int:
     """``value`` if it is a root seed (an ``int`` from 0 to 2**63-1, not a bool), else a
     :class:`~pytest_edgesim.errors.ScenarioError` saying so, prefixed by ``where``
@@ -352,6 +360,9 @@ class AggregateSpec(_Strict):
         "count",
     ]
     group_by: Literal["none", "topic", "device"] = "none"
+    #: the field of an object payload that holds the reading's number; a dotted path reads
+    #: nested objects ("sensor.temp"); "mean" takes another gateway's aggregates
+    value_field: Annotated[str, BeforeValidator(_value_field)] = "value"
 
     @model_validator(mode="after")
     def _has_trigger(self) -> AggregateSpec:

@@ -58,3 +58,28 @@ def test_needs_a_trigger():
 def test_the_value_a_reading_carries(payload, value):
     found = reading_value(payload)
     assert found == value and type(found) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("payload", "value_field", "value"),
+    [
+        ({"mean": 2.5, "count": 4}, "mean", 2.5),  # another gateway's aggregate
+        ({"sensor": {"temp": "21.5"}}, "sensor.temp", 21.5),
+        ({"sensor": {"temp": 1}}, "sensor", None),  # an object is no number
+        ({"sensor": 3}, "sensor.temp", None),  # the path ends early
+        ({"value": 1}, "mean", None),  # "value" is only the default
+        (b"7", "mean", 7),  # a bare number needs no field
+    ],
+)
+def test_the_field_that_holds_a_reading_can_be_named(payload, value_field, value):
+    assert reading_value(payload, value_field) == value
+    aggregator = Aggregator.from_config({"count": 2, "value_field": value_field})
+    assert aggregator is not None and aggregator.value_of(payload) == value
+
+
+def test_an_aggregator_from_a_gateway_configuration():
+    assert Aggregator.from_config(None) is None and Aggregator.from_config({}) is None
+    aggregator = Aggregator.from_config({"window_us": 5, "functions": ["sum"], "group_by": "topic"})
+    assert aggregator is not None
+    assert (aggregator.count, aggregator.window, aggregator.functions) == (None, 5, ("sum",))
+    assert (aggregator.group_by, aggregator.value_field) == ("topic", "value")

@@ -181,6 +181,21 @@ def test_rejections_are_logged_at_most_once_per_interval_with_a_count(
     assert gateway.counters["rejected"] == 4
 
 
+def test_the_field_that_holds_a_reading_is_the_configured_one(
+    start_gateway: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gateway that aggregates another gateway's aggregates reads their "mean"."""
+    gateway = start_gateway(aggregate={"count": 2, "functions": ["max"], "value_field": "mean"})
+    gateway.client.deliver("in/a", b'{"value": 99}')  # no "mean": rejected, and the log says so
+    gateway.client.deliver("in/a", b'{"mean": 20.5, "count": 10}')
+    gateway.client.deliver("in/a", b'{"mean": 21.5, "count": 10}')
+    _, forward = gateway.client.next_forward()
+    assert json.loads(forward)["max"] == 21.5
+    gateway.stop()
+    assert gateway.counters["rejected"] == 1
+    assert 'an object with a numeric "mean"' in caplog.text
+
+
 def test_without_aggregation_every_payload_is_forwarded(start_gateway: Any) -> None:
     gateway = start_gateway()
     payloads = [b"21.5", b"warm", b'"21.5"', b"[1, 2]", b"\xff\xfe", b""]
@@ -276,6 +291,8 @@ VALID = {"name": "g", "subscribe": [{"filter": "a/#", "qos": 0}], "forward": FOR
         ({"subscribe": [{"filter": "a", "qos": 1.0}]}, "subscribe[0].qos is 1.0: expected 0, *"),
         ({"aggregate": {"count": 2, "functions": [{}]}}, "aggregate.functions is *"),
         ({"processing_delay_us": {"distribution": ["normal"]}}, "processing_delay_us.distri*"),
+        ({"aggregate": {"count": 2, "value_field": "a..b"}}, 'aggregate.value_field is "a..b": *'),
+        ({"aggregate": {"count": 2, "value_field": 1}}, "aggregate.value_field is 1: expected *"),
     ],
 )
 def test_a_configuration_the_gateway_cannot_run_is_refused(

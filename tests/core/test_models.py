@@ -55,6 +55,42 @@ def test_gateway_window_aggregation_and_group_by(tmp_path):
     assert [a.time for a in result.arrivals] == [5_000_000, 5_000_000, 10_000_000, 10_000_000]
 
 
+def test_a_gateway_aggregates_another_gateways_aggregates_by_their_mean():
+    """Chained gateways: the edge's aggregates reach the region through the broker; the
+    region reads the number in their "mean" (by default it would look for "value")."""
+    edge = {
+        "name": "edge",
+        "subscribe": "sensors/#",
+        "aggregate": {"count": 2, "functions": ["mean", "count"]},
+        "forward": {"to": "broker", "topic": "region/edge"},
+    }
+    region = {"name": "region", "subscribe": "region/#", "aggregate": {"count": 2}}
+    devices = [
+        one_sensor(name="a", topic="sensors/a", value={"model": "constant", "value": 1}),
+        one_sensor(name="b", topic="sensors/b", value={"model": "constant", "value": 3}),
+    ]
+
+    def run(value_field: str | None):
+        aggregate = region["aggregate"] | ({"value_field": value_field} if value_field else {})
+        data = scenario_dict(
+            duration="8.5s",
+            devices=devices,
+            gateways=[edge, {**region, "aggregate": aggregate}],
+            network={"model": "direct"},
+        )
+        return simulate(Scenario.from_dict(data))
+
+    result = run("mean")  # readings at 0 s .. 8 s: 9 edge aggregates, 4 region ones
+    assert result.metrics.node("region").delivered == 9
+    assert [a.payload for a in result.arrivals] == [
+        {"mean": 2.0, "min": 2.0, "max": 2.0, "count": 2}
+    ] * 4
+    assert result.metrics.node("region").dropped["rejected"] == 0
+    default = run(None)  # the edge's aggregates carry no "value": each one is rejected
+    assert not default.arrivals
+    assert default.metrics.node("region").dropped["rejected"] == 9
+
+
 def test_replay_values_from_csv(tmp_path):
     (tmp_path / "values.csv").write_text("temperature\n1.5\n2.5\n4.0\n")
     data = scenario_dict(

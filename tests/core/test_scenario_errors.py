@@ -170,6 +170,19 @@ CASES = [
         "'cluod' is not a node (did you mean 'cloud'?)",
     ),
     (
+        "bad-value-field",
+        """\
+        edgesim: 1
+        gateways:
+          - name: gw
+            subscribe: ["#"]
+            aggregate: {count: 2, value_field: "sensor..temp"}
+        """,
+        5,
+        "gateways[0].aggregate.value_field",
+        "must be a field name, or a dotted path such as 'sensor.temp', got 'sensor..temp'",
+    ),
+    (
         "duplicate-names",
         """\
         edgesim: 1

@@ -58,6 +58,24 @@ def test_bad_payloads_do_not_stop_an_aggregating_gateway(
     assert len(rejections) < len(bad)  # at most one line per interval, not one per message
 
 
+def test_a_gateway_image_reads_the_number_in_the_configured_field(
+    mqtt_broker: MqttBroker, docker_gateway: Any
+) -> None:
+    """Sensors that publish {"sensor": {"temp": ...}}: the container reads the nested field."""
+    docker_gateway(
+        {
+            "name": "gw",
+            "subscribe": [{"filter": "in/#", "qos": 1}],
+            "aggregate": {"count": 2, "functions": ["max"], "value_field": "sensor.temp"},
+            "forward": {"topic": "out", "qos": 1},
+        }
+    )
+    forwards = _forwards(mqtt_broker, "out")
+    readings = [b'{"sensor": {"temp": 19.5}}', b'{"value": 99}', b'{"sensor": {"temp": 20.5}}']
+    _publish(mqtt_broker, "in/s1", readings)
+    assert json.loads(forwards.get(timeout=10))["max"] == 20.5
+
+
 def test_a_forwarding_gateway_forwards_any_payload(
     mqtt_broker: MqttBroker, docker_gateway: Any
 ) -> None:
