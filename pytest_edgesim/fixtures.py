@@ -148,14 +148,8 @@ def _with_gateway(item: pytest.Item, scenario: Scenario, implementation: str) ->
     from .errors import ScenarioError
 
     deterministic = item.get_closest_marker("deterministic") is not None
-    overrides: dict[str, Any] = {}
-    for index, gateway in enumerate(scenario.spec.gateways):
-        overrides[f"gateways.{index}.implementation"] = implementation
-        mode_is_open = gateway.docker is None or "mode" not in gateway.docker.model_fields_set
-        if implementation == "docker" and deterministic and mode_is_open:
-            overrides[f"gateways.{index}.docker.mode"] = "lockstep"
     try:
-        return scenario.with_overrides(overrides) if overrides else scenario
+        return scenario.with_gateways(implementation, mode="lockstep" if deterministic else None)
     except ScenarioError as error:
         problem = str(error)
     what = f"scenario {scenario.name!r} with gateway {implementation!r}"

@@ -98,6 +98,30 @@ class Scenario:
 
         return scenario_notes(self)
 
+    def with_gateways(self, implementation: str, *, mode: str | None = None) -> Scenario:
+        """A new scenario in which every gateway has ``implementation`` (``python_model`` or
+        ``docker``): the same system over the other implementation.
+
+        ``mode`` (``mqtt`` or ``lockstep``) is the ``docker.mode`` of each Docker gateway
+        whose scenario leaves its mode open; a mode the scenario sets is kept.
+        ``scenario.with_gateways("docker", mode="lockstep")`` runs the gateway image in
+        virtual time, and should give the Python model's trace digest.
+        """
+        if implementation not in ("python_model", "docker"):
+            raise ScenarioError(
+                f"with_gateways: implementation must be 'python_model' or 'docker', "
+                f"got {implementation!r}"
+            )
+        if mode not in (None, "mqtt", "lockstep"):
+            raise ScenarioError(f"with_gateways: mode must be 'mqtt' or 'lockstep', got {mode!r}")
+        overrides: dict[str, Any] = {}
+        for index, gateway in enumerate(self.spec.gateways):
+            overrides[f"gateways.{index}.implementation"] = implementation
+            mode_is_open = gateway.docker is None or "mode" not in gateway.docker.model_fields_set
+            if implementation == "docker" and mode is not None and mode_is_open:
+                overrides[f"gateways.{index}.docker.mode"] = mode
+        return self.with_overrides(overrides)
+
     def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str]) -> Scenario:
         """A new scenario with fields replaced by dotted path.
 

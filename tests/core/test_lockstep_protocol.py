@@ -180,21 +180,11 @@ def socket_gateways(served: ServedNode, monkeypatch: pytest.MonkeyPatch) -> list
     return made
 
 
-def lockstep_twin(scenario: Scenario) -> Scenario:
-    overrides = []
-    for index, _ in enumerate(scenario.spec.gateways):
-        overrides += [
-            f"gateways[{index}].implementation=docker",
-            f"gateways[{index}].docker.mode=lockstep",
-        ]
-    return scenario.with_overrides(overrides)
-
-
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_a_node_served_over_a_socket_gives_the_python_models_digest(name, socket_gateways):
     scenario = Scenario.from_yaml(SCENARIOS / name)
     expected = simulate(scenario, until="30s")
-    result = simulate(lockstep_twin(scenario), until="30s")
+    result = simulate(scenario.with_gateways("docker", mode="lockstep"), until="30s")
     assert result.trace_digest == expected.trace_digest
     assert result.metrics == expected.metrics
     assert [a.payload for a in result.arrivals] == [a.payload for a in expected.arrivals]
@@ -214,7 +204,7 @@ def test_lookahead_windows_give_the_same_digest_in_process_and_over_a_socket(
     with Simulation(scenario) as in_process:
         expected = in_process.run("30s")
         advances_with_windows = in_process.nodes["gateway"].advances
-    result = simulate(lockstep_twin(scenario), until="30s")
+    result = simulate(scenario.with_gateways("docker", mode="lockstep"), until="30s")
     assert result.trace_digest == expected.trace_digest
     assert result.metrics == expected.metrics
     # the 50 ms WAN link lets one advance carry a window of readings
@@ -303,7 +293,9 @@ def simulate_basic_with_served_gateway(logic: type[NodeLogic], monkeypatch) -> N
             "docker:lockstep",
             lambda name, spec, sim: hosted_gateway(name, spec, sim, node.host(timeout_s=5)),
         )
-        scenario = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
+        scenario = Scenario.from_yaml(SCENARIOS / "basic.yaml").with_gateways(
+            "docker", mode="lockstep"
+        )
         simulate(scenario, until="5s")
     finally:
         node.stop()

@@ -167,3 +167,25 @@ def test_bad_overrides_name_the_scenario_and_the_override(basic: Scenario, overr
         basic.with_overrides(override)
     assert len(caught.value.problems) == 1
     assert str(caught.value).startswith(f"{basic.source}: {message}")
+
+
+def test_with_gateways_swaps_every_gateways_implementation_and_keeps_a_set_mode():
+    data = {
+        "edgesim": 1,
+        "devices": [{"name": "s"}],
+        "gateways": [
+            {"name": "open", "subscribe": "#"},
+            {"name": "set", "subscribe": "#", "docker": {"mode": "mqtt"}},
+        ],
+    }
+    scenario = Scenario.from_dict(data)
+    twin = scenario.with_gateways("docker", mode="lockstep")
+    modes = {g.name: (g.implementation, g.docker and g.docker.mode) for g in twin.spec.gateways}
+    assert modes == {"open": ("docker", "lockstep"), "set": ("docker", "mqtt")}
+    back = twin.with_gateways("python_model", mode="lockstep")  # a mode only for docker
+    assert {g.implementation for g in back.spec.gateways} == {"python_model"}
+    assert simulate(back, until="3s").trace_digest == simulate(scenario, until="3s").trace_digest
+    with pytest.raises(ScenarioError, match="implementation must be 'python_model' or 'dock"):
+        scenario.with_gateways("rust")
+    with pytest.raises(ScenarioError, match="mode must be 'mqtt' or 'lockstep', got 'sync'"):
+        scenario.with_gateways("docker", mode="sync")

@@ -22,16 +22,6 @@ from pytest_edgesim.lockstep.node import LockstepError, hosted_gateway
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
-def lockstep_twin(scenario: Scenario) -> Scenario:
-    overrides = []
-    for index, _ in enumerate(scenario.spec.gateways):
-        overrides += [
-            f"gateways[{index}].implementation=docker",
-            f"gateways[{index}].docker.mode=lockstep",
-        ]
-    return scenario.with_overrides(overrides)
-
-
 def lockstep_containers(client: docker.DockerClient) -> list[dict]:
     # this process's own: xdist workers may share the session id
     filters = {
@@ -55,7 +45,7 @@ def test_the_gateway_container_in_lockstep_gives_the_python_models_digest(
 ) -> None:
     scenario = Scenario.from_yaml(SCENARIOS / name)
     expected = simulate(scenario)
-    result = simulate(lockstep_twin(scenario))
+    result = simulate(scenario.with_gateways("docker", mode="lockstep"))
     assert result.trace_digest == expected.trace_digest
     assert result.metrics == expected.metrics
     gateway = scenario.spec.gateways[0].name
@@ -67,7 +57,7 @@ def test_the_gateway_container_in_lockstep_gives_the_python_models_digest(
 def test_the_same_seed_gives_the_same_digest_again(
     docker_client: docker.DockerClient, gateway_image: str
 ) -> None:
-    twin = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
+    twin = Scenario.from_yaml(SCENARIOS / "basic.yaml").with_gateways("docker", mode="lockstep")
     first = simulate(twin, seed=5, until="20s")
     assert simulate(twin, seed=5, until="20s").trace_digest == first.trace_digest
     assert simulate(twin, seed=6, until="20s").trace_digest != first.trace_digest
@@ -76,7 +66,7 @@ def test_the_same_seed_gives_the_same_digest_again(
 def test_a_container_killed_mid_run_stops_the_run_with_its_logs_and_is_removed(
     docker_client: docker.DockerClient, gateway_image: str
 ) -> None:
-    twin = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
+    twin = Scenario.from_yaml(SCENARIOS / "basic.yaml").with_gateways("docker", mode="lockstep")
     with Simulation(twin) as simulation:
         simulation.run("5s")
         gateway = simulation.node("gateway")
@@ -175,7 +165,10 @@ def test_container_and_python_model_agree_on_small_generated_scenarios(
     def agree(data: dict) -> None:
         scenario = Scenario.from_dict(data)
         expected = simulate(scenario)
-        assert simulate(lockstep_twin(scenario)).trace_digest == expected.trace_digest
+        assert (
+            simulate(scenario.with_gateways("docker", mode="lockstep")).trace_digest
+            == expected.trace_digest
+        )
 
     agree()
 
@@ -211,7 +204,7 @@ def test_a_missing_image_is_one_error_naming_the_gateway_and_the_image(
     )
     # a module-scoped container of another test may be alive meanwhile: compare ids
     before = {summary["Id"] for summary in lockstep_containers(docker_client)}
-    twin = lockstep_twin(Scenario.from_yaml(SCENARIOS / "basic.yaml"))
+    twin = Scenario.from_yaml(SCENARIOS / "basic.yaml").with_gateways("docker", mode="lockstep")
     with pytest.raises(ImageError, match=re.escape(expected)):
         simulate(twin.with_overrides([f"gateways[0].docker.image={MISSING_IMAGE}"]))
 
