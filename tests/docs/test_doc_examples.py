@@ -7,8 +7,8 @@ string is ``python``, ``yaml`` or ``console`` is an example, tested by what it i
   with ``--edgesim-scenario-dir`` at the repository's ``scenarios/`` and Docker required);
   every test in it must pass. ``import pytest`` is added when the block leaves it out.
 - other ``python``: a program, run in a fresh interpreter from a directory laid out like
-  the repository (``scenarios/``, ``containers/``, ``example_tests/`` linked in, so what
-  it writes lands in a temporary directory). It runs under the module name
+  the repository (:data:`REPO_ENTRIES` linked in, so that ``scenarios/basic.yaml`` resolves
+  and what it writes lands in a temporary directory). It runs under the module name
   ``doc_example``, so an ``if __name__ == "__main__":`` part (a server) is not run.
 - ``yaml`` with an ``edgesim: 1`` line: a scenario; it must load with no notes, and run.
   A replay ``file`` it names is made up next to it, with the named column.
@@ -235,12 +235,11 @@ def test_test_file_passes(block: Block, pytester: pytest.Pytester) -> None:
     outcomes = result.parseoutcomes()
     passed = outcomes.pop("passed", 0)
     outcomes.pop("warnings", None)
-    assert passed > 0 and not outcomes, f"{block.where}: {passed} passed, {outcomes}\n" + "\n".join(
-        result.outlines[-60:]
-    )
+    output = "\n".join(result.outlines[-60:])
+    assert passed > 0 and not outcomes, f"{block.where}: {passed} passed, {outcomes}\n{output}"
 
 
-def make_replay_files(data: dict, directory: Path) -> None:
+def make_replay_files(data: dict[str, Any], directory: Path) -> None:
     """Writes each replay ``file`` the scenario names: a header with its column, a few rows."""
     for device in data.get("devices") or []:
         value = device.get("value")
