@@ -26,7 +26,9 @@ import contextlib
 import json
 import logging
 import math
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -203,6 +205,13 @@ def decode_payload(payload: bytes) -> Any:
         return payload
 
 
+def default_client_id(name: str) -> str:
+    """The gateway's MQTT client id unless it is given one: its name, host and process. Two
+    gateways of one name on one broker (two containers: the host name is the container's id)
+    must not share an id, or the broker closes one connection each time the other connects."""
+    return f"edgesim-gateway-{name}-{socket.gethostname()}-{os.getpid()}"
+
+
 def config_from_spec(spec: Any, topic_prefix: str = "") -> dict[str, Any]:
     """The JSON configuration of a gateway from its validated ``GatewaySpec``."""
     aggregate = spec.aggregate
@@ -274,7 +283,7 @@ class GatewayService:
         self._subscribe_mid: int | None = None
         self._threads: list[threading.Thread] = []
         self._seq = 0
-        self.client = self._make_client(client_id or f"edgesim-gateway-{self.name}")
+        self.client = self._make_client(client_id or default_client_id(self.name))
 
     def _new_aggregator(self) -> Aggregator | None:
         return Aggregator.from_config(self.config.get("aggregate"))

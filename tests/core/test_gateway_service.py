@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import os
 import queue
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -331,3 +332,14 @@ def test_the_configuration_of_every_example_scenario_is_valid() -> None:
     for path in sorted(root.glob("*.yaml")):
         for spec in Scenario.from_yaml(path).spec.gateways:
             validate_config(config_from_spec(spec, "edgesim/test/"))
+
+
+def test_gateways_of_one_name_get_client_ids_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two containers of gateway "gw" on one broker: the same id would knock one off."""
+    from pytest_edgesim import gateway_service
+
+    first = gateway_service.default_client_id("gw")
+    monkeypatch.setattr(gateway_service.socket, "gethostname", lambda: "0123456789ab")
+    second = gateway_service.default_client_id("gw")
+    assert first.startswith("edgesim-gateway-gw-") and second != first
+    assert second == f"edgesim-gateway-gw-0123456789ab-{os.getpid()}"
