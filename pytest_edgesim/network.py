@@ -104,7 +104,7 @@ def apply_settings(profile: LinkProfile, settings: LinkSettings) -> LinkProfile:
     return replace(profile, **changes) if changes else profile
 
 
-def _ticks_setting(name: str, value: Any, value_ms: float | None) -> int | None:
+def _ticks_setting(name: str, value: Any, value_ms: Any) -> int | None:
     """A ``set_link`` duration in ticks, from ``name`` (as the YAML takes it) or ``name_ms``."""
     if value is not None and value_ms is not None:
         raise SimulationError(f"give {name} or {name}_ms, not both")
@@ -124,7 +124,7 @@ def _ticks_setting(name: str, value: Any, value_ms: float | None) -> int | None:
     return round(value_ms * TICKS_PER_MS)
 
 
-def _bandwidth_setting(value: Any, value_bps: int | None) -> int | None:
+def _bandwidth_setting(value: Any, value_bps: Any) -> int | None:
     """A ``set_link`` bandwidth in bits per second, from ``bandwidth`` or ``bandwidth_bps``;
     0 lifts the limit."""
     if value is not None and value_bps is not None:
@@ -274,14 +274,15 @@ class NetworkModel:
         a: str | Sequence[str],
         b: str | Sequence[str],
         *,
-        # (Any, not ``str | float | None``: the compiled build refuses a str for that union)
+        # (Any: the compiled build would refuse a value of another type with a TypeError
+        # before the checks below could say what is wrong with it)
         latency: Any = None,
         jitter: Any = None,
         bandwidth: Any = None,
-        latency_ms: float | None = None,
-        jitter_ms: float | None = None,
-        loss: float | None = None,
-        bandwidth_bps: int | None = None,
+        latency_ms: Any = None,
+        jitter_ms: Any = None,
+        loss: Any = None,
+        bandwidth_bps: Any = None,
         reorder: bool | None = None,
         bidirectional: bool = True,
     ) -> None:
