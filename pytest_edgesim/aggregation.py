@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 FUNCTIONS = ("mean", "min", "max", "count", "sum", "last")
 #: the reason a gateway gives when it drops a reading that carries no number
@@ -20,6 +20,11 @@ NOT_A_NUMBER = "not_a_number"
 
 #: the field of an object payload that holds a reading's number, unless a gateway says otherwise
 VALUE_FIELD = "value"
+
+
+def is_value_field(value: object) -> TypeGuard[str]:
+    """Whether ``value`` can name a reading's field: a name, or a dotted path of names."""
+    return isinstance(value, str) and all(value.split("."))
 
 
 def reading_value(payload: Any, value_field: str = VALUE_FIELD) -> int | float | None:

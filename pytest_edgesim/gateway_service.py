@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .aggregation import FUNCTIONS, VALUE_FIELD, Aggregate, Aggregator
+from .aggregation import FUNCTIONS, VALUE_FIELD, Aggregate, Aggregator, is_value_field
 from .errors import EdgesimError
 
 log = logging.getLogger("edgesim.gateway")
@@ -133,7 +133,7 @@ class _ConfigProblems(list[str]):
         ok = value in ("none", "topic", "device")
         self.check("aggregate.group_by", value, ok, '"none", "topic" or "device"')
         value = aggregate.get("value_field", VALUE_FIELD)
-        ok = isinstance(value, str) and all(value.split("."))
+        ok = is_value_field(value)
         self.check("aggregate.value_field", value, ok, 'a field name or dotted path ("value")')
 
     def check_delay(self, delay: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from ..aggregation import is_value_field
 from ..errors import ScenarioError
 from ..units import TICKS_PER_SECOND, parse_bandwidth, parse_duration, parse_rate
 
@@ -48,7 +49,7 @@ def _seed(value: object) -> int:
 
 
 def _value_field(value: object) -> str:
-    if not isinstance(value, str) or not all(value.split(".")):
+    if not is_value_field(value):
         raise ValueError(
             f"must be a field name, or a dotted path such as 'sensor.temp', got {value!r}"
         )
