@@ -18,25 +18,25 @@ from setuptools import Extension, setup
 # The deterministic core's hot path. Modules that only set up a run, talk to Docker or
 # read files gain nothing and stay interpreted.
 COMPILED = [
-    "pytest_edgesim/engine.py",
-    "pytest_edgesim/network.py",
-    "pytest_edgesim/packet.py",
-    "pytest_edgesim/sketch.py",
-    "pytest_edgesim/trace.py",
-    "pytest_edgesim/rng.py",
-    "pytest_edgesim/topics.py",
-    "pytest_edgesim/aggregation.py",
-    "pytest_edgesim/metrics.py",
-    "pytest_edgesim/node.py",
-    "pytest_edgesim/models/sensor.py",
-    "pytest_edgesim/models/broker.py",
-    "pytest_edgesim/models/cloud.py",
-    "pytest_edgesim/models/gateway.py",
-    "pytest_edgesim/models/session.py",
-    "pytest_edgesim/models/values.py",  # the samplers every reading calls
-    "pytest_edgesim/models/delays.py",
-    "pytest_edgesim/lockstep/node.py",
-    "pytest_edgesim/lockstep/gateway_logic.py",
+    "pytest_edgesim/core/engine.py",
+    "pytest_edgesim/core/network.py",
+    "pytest_edgesim/core/packet.py",
+    "pytest_edgesim/core/metrics/sketch.py",
+    "pytest_edgesim/core/trace.py",
+    "pytest_edgesim/core/rng.py",
+    "pytest_edgesim/core/topics.py",
+    "pytest_edgesim/core/aggregation.py",
+    "pytest_edgesim/core/metrics/recorder.py",
+    "pytest_edgesim/core/node.py",
+    "pytest_edgesim/core/models/sensor.py",
+    "pytest_edgesim/core/models/broker.py",
+    "pytest_edgesim/core/models/cloud.py",
+    "pytest_edgesim/gateway/model.py",
+    "pytest_edgesim/core/models/session.py",
+    "pytest_edgesim/core/models/values.py",  # the samplers every reading calls
+    "pytest_edgesim/core/models/delays.py",
+    "pytest_edgesim/lockstep/host.py",
+    "pytest_edgesim/gateway/logic.py",
 ]
 
 # The setuptools commands that build extension modules. The PEP 517 hooks also run this file

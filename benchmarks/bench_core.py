@@ -65,9 +65,9 @@ def run_simpy(sensors: int, duration_s: float, bookkeeping: bool = False) -> dic
 
     import simpy
 
-    from pytest_edgesim.rng import RandomStream
-    from pytest_edgesim.sketch import LatencySketch
-    from pytest_edgesim.topics import TopicIndex
+    from pytest_edgesim.core.metrics.sketch import LatencySketch
+    from pytest_edgesim.core.rng import RandomStream
+    from pytest_edgesim.core.topics import TopicIndex
 
     scenario = load(sensors, duration_s)
     seed = scenario.seed

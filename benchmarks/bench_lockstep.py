@@ -24,8 +24,8 @@ import time
 from pytest_edgesim import Scenario, Simulation
 from pytest_edgesim.docker.engine import connect
 from pytest_edgesim.docker.images import ensure_image
-from pytest_edgesim.lockstep.docker_node import GATEWAY_COMMAND, NodeContainer
-from pytest_edgesim.lockstep.node import HostedGateway
+from pytest_edgesim.docker.lockstep_gateway import GATEWAY_COMMAND, NodeContainer
+from pytest_edgesim.lockstep.host import HostedGateway
 
 
 def scenario(sensors: int, duration_s: int, implementation: str) -> Scenario:

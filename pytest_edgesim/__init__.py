@@ -8,7 +8,10 @@ metrics, traces) imports and runs without pytest, Docker or a network::
     result = simulate(Scenario.from_yaml("scenarios/basic.yaml"), seed=1, until="30s")
     print(result.metrics.node("gateway").latency_ms, result.trace_digest)
 
-Names are imported lazily so that loading the pytest plugin stays cheap.
+Everything a user touches is importable from here; names are loaded lazily, so that
+loading the pytest plugin stays cheap. The package's folders are its layers (see
+docs/architecture.md): ``core`` (no pytest, Docker or paho), then ``lockstep``, ``gateway``,
+``live``, ``docker``, ``pytest_plugin`` and ``cli``.
 """
 
 from __future__ import annotations
@@ -16,66 +19,87 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .errors import EdgesimError, ScenarioError, SimulationError
+from pytest_edgesim import _moved
+from pytest_edgesim.errors import EdgesimError, ScenarioError, SimulationError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
+_moved.install()
+
+#: public name -> the module that defines it
 _LAZY = {
-    "Scenario": ".scenario",
-    "ScenarioBuilder": ".builder",
-    "Simulation": ".simulation",
-    "simulate": ".simulation",
-    "register_gateway_implementation": ".simulation",
-    "RunResult": ".result",
-    "Metrics": ".metrics",
-    "FlowStats": ".metrics",
-    "Coordinator": ".engine",
-    "Node": ".node",
-    "NodeContext": ".node",
-    "Message": ".packet",
-    "DirectNetworkModel": ".network",
-    "LatencyNetworkModel": ".network",
-    "NetworkModel": ".network",
+    "Scenario": "pytest_edgesim.core.scenario",
+    "ScenarioBuilder": "pytest_edgesim.core.scenario.builder",
+    "Simulation": "pytest_edgesim.core.simulation",
+    "simulate": "pytest_edgesim.core.simulation",
+    "EdgeScenario": "pytest_edgesim.core.edge_scenario",
+    "ScenarioRun": "pytest_edgesim.core.run",
+    "RunResult": "pytest_edgesim.core.result",
+    "Metrics": "pytest_edgesim.core.metrics.recorder",
+    "FlowStats": "pytest_edgesim.core.metrics.recorder",
+    "Coordinator": "pytest_edgesim.core.engine",
+    "Node": "pytest_edgesim.core.node",
+    "NodeContext": "pytest_edgesim.core.node",
+    "Message": "pytest_edgesim.core.packet",
+    "Packet": "pytest_edgesim.core.packet",
+    "DirectNetworkModel": "pytest_edgesim.core.network",
+    "LatencyNetworkModel": "pytest_edgesim.core.network",
+    "NetworkModel": "pytest_edgesim.core.network",
+    "GatewayKind": "pytest_edgesim.core.gateway_kinds",
+    "register_gateway_kind": "pytest_edgesim.core.gateway_kinds",
+    "register_gateway_implementation": "pytest_edgesim.core.gateway_kinds",
 }
+_SUBMODULES = {"strategies"}
 
 __all__ = [
     "Coordinator",
     "DirectNetworkModel",
+    "EdgeScenario",
     "EdgesimError",
     "FlowStats",
+    "GatewayKind",
     "LatencyNetworkModel",
     "Message",
     "Metrics",
     "NetworkModel",
     "Node",
     "NodeContext",
+    "Packet",
     "RunResult",
     "Scenario",
     "ScenarioBuilder",
     "ScenarioError",
+    "ScenarioRun",
     "Simulation",
     "SimulationError",
     "__version__",
-    "register_gateway_implementation",
+    "register_gateway_kind",
     "simulate",
+    "strategies",
 ]
 
 if TYPE_CHECKING:
-    from .builder import ScenarioBuilder
-    from .engine import Coordinator
-    from .metrics import FlowStats, Metrics
-    from .network import DirectNetworkModel, LatencyNetworkModel, NetworkModel
-    from .node import Node, NodeContext
-    from .packet import Message
-    from .result import RunResult
-    from .scenario import Scenario
-    from .simulation import Simulation, register_gateway_implementation, simulate
+    from pytest_edgesim import strategies
+    from pytest_edgesim.core.edge_scenario import EdgeScenario
+    from pytest_edgesim.core.engine import Coordinator
+    from pytest_edgesim.core.gateway_kinds import GatewayKind, register_gateway_kind
+    from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
+    from pytest_edgesim.core.network import DirectNetworkModel, LatencyNetworkModel, NetworkModel
+    from pytest_edgesim.core.node import Node, NodeContext
+    from pytest_edgesim.core.packet import Message, Packet
+    from pytest_edgesim.core.result import RunResult
+    from pytest_edgesim.core.run import ScenarioRun
+    from pytest_edgesim.core.scenario import Scenario
+    from pytest_edgesim.core.scenario.builder import ScenarioBuilder
+    from pytest_edgesim.core.simulation import Simulation, simulate
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f"{__name__}.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'pytest_edgesim' has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
+    value = getattr(import_module(module), name)
     globals()[name] = value
     return value

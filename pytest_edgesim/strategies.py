@@ -9,7 +9,7 @@
         result = simulate(scenario, seed=seed)
         ...
 
-Generated scenarios are ordinary :class:`~pytest_edgesim.scenario.Scenario` objects whose
+Generated scenarios are ordinary :class:`~pytest_edgesim.core.scenario.Scenario` objects whose
 ``repr`` is their YAML, so a failing example is shown as a scenario file that can be saved
 and run with ``edgesim run``. Link configurations are dicts in the YAML's shape, ready for
 ``ScenarioBuilder.link(..., **config)`` or a ``network.links`` entry.
@@ -26,9 +26,9 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from .builder import ScenarioBuilder
-from .scenario import Scenario
-from .units import TICKS_PER_MS, parse_duration
+from pytest_edgesim.core.scenario import Scenario
+from pytest_edgesim.core.scenario.builder import ScenarioBuilder
+from pytest_edgesim.core.units import TICKS_PER_MS, parse_duration
 
 __all__ = [
     "CI_PROFILE",

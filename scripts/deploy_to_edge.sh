@@ -193,7 +193,7 @@ import sys
 scenario, gateway, config_file, keep_delay = sys.argv[1:5]
 if scenario:
     from pytest_edgesim import Scenario
-    from pytest_edgesim.gateway_service import config_from_spec
+    from pytest_edgesim.gateway.config import config_from_spec
 
     from pytest_edgesim.errors import ScenarioError
 
@@ -214,7 +214,7 @@ else:
             config = json.load(source)
     except ValueError as error:
         sys.exit(f"deploy_to_edge: --gateway-config {config_file}: not JSON ({error})")
-    from pytest_edgesim.gateway_service import GatewayConfigError, validate_config
+    from pytest_edgesim.gateway.config import GatewayConfigError, validate_config
 
     try:  # what the gateway checks at start-up, checked here before anything is copied
         validate_config(config)

@@ -1,7 +1,6 @@
-"""The Docker tier: images built without a registry, labelled containers, and their cleanup.
+"""The Docker tier: images built without a registry, labelled containers and their cleanup,
+the broker and gateway containers, impairment, faults and lockstep gateways in containers.
 
-Modules: ``labels`` (session id and labels), ``engine`` (connecting to Docker),
-``images`` (build contexts and cached builds), ``debian_base`` (a base image made without a
-registry), ``broker`` (a Mosquitto container), ``cleanup`` (reaping what dead sessions left).
-Nothing here is imported by the core.
+Nothing below this folder imports it: the pytest plugin reaches it through :mod:`.session`,
+and the core through the gateway kinds it registers (:mod:`.kinds`).
 """

@@ -8,18 +8,21 @@ exits or the timeout passes first, :class:`ReadinessError` carries its last log 
 
 from __future__ import annotations
 
-import os
-import socket
-import struct
 import time
 from typing import Any
 
 import docker
 
-from ..errors import EdgesimError
-from .container import PublishedContainer
-from .engine import NoPublishedPortError, publish_ip, published_host, published_port
-from .labels import resource_labels, resource_name
+from pytest_edgesim.docker.container import PublishedContainer
+from pytest_edgesim.docker.engine import (
+    NoPublishedPortError,
+    publish_ip,
+    published_host,
+    published_port,
+)
+from pytest_edgesim.docker.labels import resource_labels, resource_name
+from pytest_edgesim.errors import EdgesimError
+from pytest_edgesim.live.probe import mqtt_connack
 
 MQTT_PORT = 1883
 _RETRY_INTERVAL_S = 0.005
@@ -33,36 +36,6 @@ class ReadinessError(EdgesimError):
         self.log_tail = log_tail
         logs = "\n".join(log_tail) if log_tail else "(the container wrote nothing)"
         super().__init__(f"{message}\n--- last {len(log_tail)} log lines ---\n{logs}")
-
-
-def mqtt_connect_packet(client_id: str, keepalive_s: int = 60) -> bytes:
-    """An MQTT 3.1.1 CONNECT with a clean session and no credentials."""
-    identifier = client_id.encode()
-    variable_header = b"\x00\x04MQTT\x04\x02" + struct.pack("!H", keepalive_s)
-    payload = struct.pack("!H", len(identifier)) + identifier
-    remaining = len(variable_header) + len(payload)
-    assert remaining < 128, "one-byte remaining length"
-    return bytes((0x10, remaining)) + variable_header + payload
-
-
-def mqtt_connack(host: str, port: int, timeout_s: float = 1.0) -> int:
-    """Send one CONNECT to ``host:port`` and return the CONNACK's return code (0 = accepted).
-
-    Raises ``OSError`` if nothing MQTT answers (refused, reset, closed, or not a CONNACK).
-    """
-    with socket.create_connection((host, port), timeout=timeout_s) as connection:
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection.sendall(mqtt_connect_packet(f"edgesim-ready-{os.getpid()}"))
-        answer = b""
-        while len(answer) < 4:
-            chunk = connection.recv(4 - len(answer))
-            if not chunk:
-                raise ConnectionResetError("closed before CONNACK")
-            answer += chunk
-        if answer[0] != 0x20 or answer[1] != 0x02:
-            raise ConnectionError(f"not a CONNACK: {answer!r}")
-        connection.sendall(b"\xe0\x00")  # DISCONNECT, so the broker logs a clean goodbye
-        return answer[3]
 
 
 class BrokerContainer(PublishedContainer):
@@ -88,7 +61,7 @@ class BrokerContainer(PublishedContainer):
         container is removed and :class:`ReadinessError` carries its logs.
         """
         if client is None:
-            from .engine import connect
+            from pytest_edgesim.docker.engine import connect
 
             client = connect()
         name = resource_name("broker", session=session)
@@ -175,8 +148,8 @@ def start_broker(
     **options: Any,
 ) -> BrokerContainer:
     """Build (if needed) the broker image and start a broker; see :meth:`BrokerContainer.start`."""
-    from .engine import connect
-    from .images import ensure_image
+    from pytest_edgesim.docker.engine import connect
+    from pytest_edgesim.docker.images import ensure_image
 
     client = client or connect()
     image = ensure_image("broker", client, offline=offline)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import docker
 from docker.errors import APIError, DockerException, NotFound
 
-from .labels import (
+from pytest_edgesim.docker.labels import (
     CREATED_LABEL,
     HOST_LABEL,
     KEEP_LABEL,

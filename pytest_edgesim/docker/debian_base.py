@@ -23,15 +23,15 @@ from pathlib import Path
 
 import docker
 
-from .images import (
+from pytest_edgesim.docker.build_cache import (
     IMAGE_LABEL,
-    LOG_TAIL_LINES,
     ImageBuildError,
     Progress,
     build_lock,
     cache_dir,
     image_present,
 )
+from pytest_edgesim.docker.container import LOG_TAIL_LINES
 
 SUITE = "bookworm"
 PACKAGES = ("mosquitto", "python3", "iproute2", "nftables")

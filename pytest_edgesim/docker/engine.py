@@ -22,7 +22,7 @@ from docker.context import ContextAPI
 from docker.errors import DockerException
 from docker.tls import TLSConfig
 
-from ..errors import EdgesimError
+from pytest_edgesim.errors import EdgesimError
 
 PUBLISHED_HOST_ENV = "EDGESIM_PUBLISHED_HOST"
 LOCAL_SCHEMES = ("unix", "npipe", "http+unix")
@@ -97,7 +97,7 @@ def connect(timeout_s: float = 60.0, *, reap: bool = True) -> docker.DockerClien
         ) from error
     _client_urls[client] = endpoint.url
     if reap:
-        from .cleanup import reap_stale_once
+        from pytest_edgesim.docker.cleanup import reap_stale_once
 
         reap_stale_once(client)
     return client

@@ -26,8 +26,8 @@ from typing import Protocol
 import docker
 from docker.errors import APIError, NotFound
 
-from ..errors import EdgesimError
-from .labels import resource_labels, resource_name
+from pytest_edgesim.docker.labels import resource_labels, resource_name
+from pytest_edgesim.errors import EdgesimError
 
 READY_TIMEOUT_S = 30.0
 

@@ -1,7 +1,7 @@
 """The gateway in a labelled container: the same logic as the Python model, on a real broker.
 
-The container runs ``python -m pytest_edgesim.gateway_main`` with its configuration in
-``EDGESIM_GATEWAY_CONFIG`` (see :func:`pytest_edgesim.gateway_service.config_from_spec`).
+The container runs ``python -m pytest_edgesim.gateway`` with its configuration in
+``EDGESIM_GATEWAY_CONFIG`` (see :func:`pytest_edgesim.gateway.config.config_from_spec`).
 It is ready when it prints ``gateway NAME ready``, which it does once it is connected and
 every subscription is acknowledged. Stopping it (SIGTERM) makes it print its counters.
 """
@@ -18,9 +18,9 @@ from typing import Any
 import docker
 from docker.errors import NotFound
 
-from .broker import ReadinessError
-from .container import LOG_TAIL_LINES, ContainerHandle
-from .labels import resource_labels, resource_name
+from pytest_edgesim.docker.broker import ReadinessError
+from pytest_edgesim.docker.container import LOG_TAIL_LINES, ContainerHandle
+from pytest_edgesim.docker.labels import resource_labels, resource_name
 
 _POLL_INTERVAL_S = 0.01
 _STOPPED_MARK = " stopped: "
@@ -60,10 +60,10 @@ class GatewayContainer(ContainerHandle):
         On failure the container is removed and :class:`ReadinessError` carries its logs; an
         ``image`` the engine does not have is an :class:`~.images.ImageError`.
         """
-        from .images import require_image
+        from pytest_edgesim.docker.images import require_image
 
         if client is None:
-            from .engine import connect
+            from pytest_edgesim.docker.engine import connect
 
             client = connect()
         require_image(client, image, f"gateway {config['name']!r}")

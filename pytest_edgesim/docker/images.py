@@ -25,9 +25,8 @@ import subprocess
 import sys
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,13 +35,19 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 from docker.utils import parse_repository_tag
 
-from .. import __version__
-from ..errors import EdgesimError
-from .container import LOG_TAIL_LINES
+from pytest_edgesim import __version__
+from pytest_edgesim.docker.build_cache import (
+    IMAGE_LABEL,
+    ImageBuildError,
+    ImageError,
+    Progress,
+    build_lock,
+    cache_dir,
+    image_present,
+)
+from pytest_edgesim.docker.container import LOG_TAIL_LINES
+from pytest_edgesim.errors import EdgesimError
 
-Progress = Callable[[str], None]
-
-IMAGE_LABEL = "edgesim.image"
 DIGEST_LABEL = "edgesim.context-digest"
 BASE_LABEL = "edgesim.base"
 #: "project" (the images of ``containers/``) or "user" (a scenario's ``docker.build``)
@@ -52,7 +57,6 @@ CONTEXT_LABEL = "edgesim.context"
 PROJECT_NAMESPACE = "edgesim"
 USER_NAMESPACE = "edgesim-user"
 OFFLINE_ENV = "EDGESIM_OFFLINE"
-CACHE_ENV = "EDGESIM_CACHE_DIR"
 KEEP_BUILDS = 3
 IMAGE_NAMES = ("broker", "gateway")
 
@@ -61,22 +65,6 @@ IMAGE_NAMES = ("broker", "gateway")
 PIP_TOOL = "pip==25.1.1"
 WHEEL_PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
 _DIGEST_SCHEME = "edgesim-image-v1"
-
-
-class ImageError(EdgesimError):
-    """An image a scenario asks for cannot be had: it is not on the engine, its build
-    context is missing, or its build fails. A configuration problem, not a test outcome."""
-
-
-class ImageBuildError(ImageError):
-    """An image could not be built; the message ends with the last lines of the build log."""
-
-    def __init__(self, message: str, log_tail: list[str] | None = None):
-        self.log_tail = list(log_tail or [])
-        if self.log_tail:
-            message += f"\n--- last {len(self.log_tail)} lines of the build log ---\n"
-            message += "\n".join(self.log_tail)
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -172,17 +160,6 @@ def image_specs() -> dict[str, ImageSpec]:
     }
 
 
-def cache_dir() -> Path:
-    """Where downloaded wheels and build locks live (``$EDGESIM_CACHE_DIR`` overrides)."""
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        path = Path(configured)
-    else:
-        path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pytest-edgesim"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def ensure_image(
     name: str | ImageSpec,
     client: docker.DockerClient | None = None,
@@ -201,7 +178,7 @@ def ensure_image(
     """
     spec = name if isinstance(name, ImageSpec) else _spec_named(name)
     if client is None:
-        from .engine import connect
+        from pytest_edgesim.docker.engine import connect
 
         client = connect()
     report = progress or _ignore
@@ -261,7 +238,7 @@ def resolve_base(
     """
     if offline is None:
         offline = offline_from_environment()
-    from . import debian_base
+    from pytest_edgesim.docker import debian_base
 
     if offline is True:
         return debian_base.ensure_base_image(client, progress=progress)
@@ -297,7 +274,7 @@ def context_digest(spec: ImageSpec, base_image_id: str) -> str:
 def list_images(client: docker.DockerClient | None = None) -> list[BuiltImage]:
     """Every image edgesim built (and the Debian base), newest first."""
     if client is None:
-        from .engine import connect
+        from pytest_edgesim.docker.engine import connect
 
         client = connect()
     found = []
@@ -540,33 +517,6 @@ def require_image(client: docker.DockerClient, reference: str, owner: str) -> st
             f"{owner}: docker.image {reference!r} cannot be used: {error.explanation or error}"
         ) from None
     return reference
-
-
-def image_present(client: docker.DockerClient, reference: str) -> bool:
-    """Whether the engine has ``reference`` (a tag or an id) locally."""
-    try:
-        client.images.get(reference)
-    except ImageNotFound:
-        return False
-    return True
-
-
-@contextmanager
-def build_lock(name: str) -> Iterator[None]:
-    """An exclusive lock between processes on this host (xdist workers building together)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: concurrent builds of one tag are wasteful, not wrong
-        yield
-        return
-    locks = cache_dir() / "locks"
-    locks.mkdir(exist_ok=True)
-    with open(locks / f"{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _ignore(line: str) -> None:

@@ -26,16 +26,16 @@ from typing import Literal, Protocol, runtime_checkable
 
 import docker
 
-from ..errors import EdgesimError
-from ..units import TICKS_PER_MS, parse_bandwidth, parse_duration
-from .netem import (
+from pytest_edgesim.core.units import TICKS_PER_MS, parse_bandwidth, parse_duration
+from pytest_edgesim.docker.netem import (
     NetemSettings,
     apply_netem,
     clear_netem,
     netem_support,
     warn_unavailable_once,
 )
-from .proxy import CutMode, LinkProfile, TcpProxy
+from pytest_edgesim.docker.proxy import CutMode, LinkProfile, TcpProxy
+from pytest_edgesim.errors import EdgesimError
 
 Mechanism = Literal["netem", "proxy"]
 _UNCHANGED = object()

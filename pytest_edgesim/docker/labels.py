@@ -16,7 +16,7 @@ import secrets
 import socket
 import time
 
-from ..errors import EdgesimError
+from pytest_edgesim.errors import EdgesimError
 
 SESSION_LABEL = "edgesim.session"
 PID_LABEL = "edgesim.pid"

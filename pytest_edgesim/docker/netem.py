@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from ..errors import EdgesimError
-from .labels import resource_labels, resource_name
+from pytest_edgesim.docker.labels import resource_labels, resource_name
+from pytest_edgesim.errors import EdgesimError
 
 DEFAULT_INTERFACE = "eth0"
 _HELPER_TIMEOUT_S = 30
@@ -93,7 +93,7 @@ _warned = False
 
 def default_helper_image(client: docker.DockerClient) -> str:
     """An image with ``tc`` (iproute2): the project's Debian base, made offline if missing."""
-    from .debian_base import ensure_base_image
+    from pytest_edgesim.docker.debian_base import ensure_base_image
 
     return ensure_base_image(client)
 

@@ -36,8 +36,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from ..errors import EdgesimError
-from ..rng import RandomStream
+from pytest_edgesim.core.rng import RandomStream
+from pytest_edgesim.errors import EdgesimError
 
 RTO_MIN_S = 0.2
 RTO_MAX_S = 3.2

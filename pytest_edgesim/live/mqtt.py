@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EdgesimError
+from pytest_edgesim.errors import EdgesimError
 
 MessageCallback = Callable[[str, bytes], None]
 

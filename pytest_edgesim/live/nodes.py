@@ -11,17 +11,17 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..models.session import Session
-from ..node import Node
-from ..packet import PUBACK, Message
+from pytest_edgesim.core.models.session import Session
+from pytest_edgesim.core.node import Node
+from pytest_edgesim.core.packet import PUBACK, Message
 
 if TYPE_CHECKING:
-    from ..node import NodeContext
-    from ..packet import Packet
+    from pytest_edgesim.core.node import NodeContext
+    from pytest_edgesim.core.packet import Packet
 
 
 def reading_payload(message: Message, created_at_us: int) -> str:
-    """The wire format the gateway reads (see :mod:`pytest_edgesim.gateway_service`)."""
+    """The wire format the gateway reads (see :mod:`pytest_edgesim.gateway.service`)."""
     return json.dumps(
         {
             "value": message.payload,
@@ -58,9 +58,10 @@ class BrokerPort(Node):
             return
         if packet.qos == 1:
             self._session.reply_puback(packet)
-        self.publish(packet.message)
+        self.route(packet.message)
 
-    def publish(self, message: Message) -> None:
+    def route(self, message: Message) -> None:
+        """Publish ``message`` on the real broker (what the broker model's ``route`` does)."""
         context = self.context
         assert context is not None
         created_at_us = round(context.coordinator.wall_time_of(message.created_at) * 1e6)  # type: ignore[attr-defined]

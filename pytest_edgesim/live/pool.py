@@ -3,7 +3,7 @@
 Starting a container costs a second or more; a reset costs one MQTT round trip. A pooled
 gateway listens on a control topic of its own; between runs it is moved to the next run's
 topic prefix with its queue, aggregates and counters cleared (see
-:meth:`pytest_edgesim.gateway_service.GatewayService._reset`), and answers with the counters
+:meth:`pytest_edgesim.gateway.service.GatewayService._reset`), and answers with the counters
 of the run that ended once its new subscriptions are acknowledged.
 """
 
@@ -15,9 +15,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import EdgesimError
-from . import mqtt
-from .mqtt import BrokerEndpoint
+from pytest_edgesim.errors import EdgesimError
+from pytest_edgesim.live import mqtt
+from pytest_edgesim.live.mqtt import BrokerEndpoint
 
 #: starts a container for a configuration: ``(config) -> GatewayContainer``
 Starter = Callable[[Mapping[str, Any]], Any]

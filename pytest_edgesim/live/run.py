@@ -24,28 +24,23 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import EdgesimError, SimulationError
-from ..gateway_service import GatewayService, config_from_spec
-from ..injection import Injections
-from ..metrics import MetricsRecorder
-from ..models.cloud import CloudSink
-from ..models.sensor import SensorModel
-from ..network import DirectNetworkModel, LatencyNetworkModel, NetworkModel, resolve_nodes
-from ..node import Node, NodeContext
-from ..packet import Message
-from ..realtime import RealtimeCoordinator
-from ..result import RunResult
-from ..rng import StreamFactory
-from ..scenario import Scenario
-from ..scenario.schema import GatewaySpec
-from ..trace import TraceRecorder
-from ..units import TICKS_PER_SECOND, parse_until
-from . import mqtt
-from .mqtt import BrokerEndpoint
-from .nodes import BrokerPort, GatewayUplink
+from pytest_edgesim.core.gateway_kinds import WallClockStart, gateway_kind
+from pytest_edgesim.core.realtime import RealtimeCoordinator
+from pytest_edgesim.core.result import RunResult
+from pytest_edgesim.core.run import TopologyRun
+from pytest_edgesim.core.scenario import Scenario
+from pytest_edgesim.core.scenario.schema import GatewaySpec
+from pytest_edgesim.core.topology import GatewaySite, Topology
+from pytest_edgesim.core.trace import TraceRecorder
+from pytest_edgesim.errors import EdgesimError, SimulationError
+from pytest_edgesim.gateway.config import config_from_spec
+from pytest_edgesim.gateway.service import GatewayService
+from pytest_edgesim.live import mqtt
+from pytest_edgesim.live.mqtt import BrokerEndpoint
+from pytest_edgesim.live.nodes import BrokerPort, GatewayUplink
 
 #: starts a gateway container: ``(spec, config, endpoint) -> handle`` with ``stop()``
-#: (returning its counters), ``logs()`` and ``remove()``; see :mod:`pytest_edgesim.docker.gateway`
+#: (returning its counters), ``logs()`` and ``remove()``; see :mod:`pytest_edgesim.docker.kinds`
 GatewayLauncher = Callable[[GatewaySpec, Mapping[str, Any], BrokerEndpoint], Any]
 
 
@@ -62,31 +57,6 @@ def scale_config(config: Mapping[str, Any], time_scale: float) -> dict[str, Any]
             delay[key] = value / time_scale
     scaled["processing_delay_us"] = delay
     return scaled
-
-
-def default_launcher(
-    spec: GatewaySpec,
-    config: Mapping[str, Any],
-    endpoint: BrokerEndpoint,
-    client: Any = None,
-) -> Any:
-    """Start the ``edgesim/gateway`` image (or the spec's ``docker.image``) for ``config``."""
-    from ..docker.engine import connect
-    from ..docker.gateway import GatewayContainer
-    from ..docker.images import ensure_image
-
-    client = client or connect()
-    image = spec.docker.image if spec.docker is not None and spec.docker.image else None
-    network, host, port = endpoint.for_container()
-    return GatewayContainer.start(
-        image or ensure_image("gateway", client),
-        config,
-        host,
-        port,
-        client,
-        network=network,
-        environment=spec.docker.environment if spec.docker is not None else None,
-    )
 
 
 class LiveCoordinator(RealtimeCoordinator):
@@ -107,7 +77,7 @@ class LiveCoordinator(RealtimeCoordinator):
 
     def run_live(self, until: int) -> None:
         """Run events and posted callbacks in wall-clock order until virtual time ``until``
-        (exclusive, as in :meth:`~pytest_edgesim.engine.Coordinator.run`)."""
+        (exclusive, as in :meth:`~pytest_edgesim.core.engine.Coordinator.run`)."""
         self.start()  # re-anchored on every call: a pause between runs takes no virtual time
         while True:
             self._drain(until)
@@ -136,15 +106,18 @@ class LiveCoordinator(RealtimeCoordinator):
             callback(arg)
 
 
-class LiveRun:
+class LiveRun(TopologyRun):
     """A scenario on a real broker, on the wall clock; the live counterpart of
-    :class:`~pytest_edgesim.simulation.Simulation` (same ``run``, ``result``, ``network``,
-    ``node``, ``inject``, ``close``), usable without pytest.
+    :class:`~pytest_edgesim.core.simulation.Simulation` (the same
+    :class:`~pytest_edgesim.core.run.ScenarioRun` interface), usable without pytest.
 
     ``topic_prefix`` isolates this run's topics on a broker shared with other runs;
-    ``launcher`` starts gateway containers (default: :func:`default_launcher`);
-    ``keep_containers`` leaves them running when the run closes.
+    ``launcher(spec, config, endpoint)`` starts the gateways whose kind needs Docker (default:
+    the kind's own launcher); ``keep_containers`` leaves them running when the run closes.
     """
+
+    bit_exact = False
+    noun = "live run"
 
     def __init__(
         self,
@@ -159,62 +132,30 @@ class LiveRun:
         connect_timeout_s: float = 30.0,
         keep_containers: bool = False,
     ):
-        self.scenario = scenario
-        self.seed = int(scenario.seed if seed is None else seed)
         self.broker_endpoint = broker
         self.time_scale = time_scale
         self.topic_prefix = topic_prefix
-        self.coordinator = LiveCoordinator(time_scale)
-        self.streams = StreamFactory(self.seed)
-        self.metrics = MetricsRecorder()
-        self.tracer = TraceRecorder(enabled=False)
-        self._launcher = launcher or default_launcher
+        self._launcher = launcher
         self._connect_timeout_s = connect_timeout_s
         self._keep_containers = keep_containers
         self._clients: list[Any] = []
         self._gateways: dict[str, Any] = {}
         self._closed = False
-        self._injections = Injections()
-        self._wall_time = 0.0
         spec = scenario.spec
-        retry = spec.broker.retry_interval
         try:
             publisher = self._client("publisher")
-            self.broker = BrokerPort(spec.broker.name, publisher, topic_prefix, retry)
-            self.cloud = CloudSink(spec.cloud.name, record_limit=record_limit)
-            nodes: dict[str, Node] = {self.broker.name: self.broker, self.cloud.name: self.cloud}
-            for device in scenario.devices:
-                nodes[device.name] = SensorModel(
-                    device.name,
-                    device.topic,
-                    device.spec,
-                    broker=self.broker.name,
-                    retry_interval=retry,
-                    base_dir=scenario.base_dir,
-                )
-            for gateway in spec.gateways:
-                forward = gateway.forward
-                nodes[gateway.name] = GatewayUplink(
-                    gateway.name,
-                    gateway.implementation,
-                    to=forward.to,
-                    qos=forward.qos,
-                    payload_bytes=forward.payload_bytes,
-                    retry=retry,
-                )
-            self.nodes: Mapping[str, Node] = nodes
-            self.network = self._build_network(nodes)
-            for node in nodes.values():
-                node.bind(
-                    NodeContext(
-                        node.name,
-                        self.coordinator,
-                        self.network.transmit,
-                        self.streams,
-                        self.metrics,
-                        self.tracer,
-                    )
-                )
+            topology = Topology(
+                scenario,
+                int(scenario.seed if seed is None else seed),
+                LiveCoordinator(time_scale),
+                tracer=TraceRecorder(enabled=False),
+                broker=BrokerPort(
+                    spec.broker.name, publisher, topic_prefix, spec.broker.retry_interval
+                ),
+                gateway=_uplink,
+                record_limit=record_limit,
+            )
+            super().__init__(topology)
             for gateway in spec.gateways:
                 self._start_gateway(gateway)
         except BaseException:
@@ -228,27 +169,6 @@ class LiveRun:
         )
         self._clients.append(client)
         return client
-
-    def _build_network(self, nodes: Mapping[str, Node]) -> NetworkModel:
-        network_spec = self.scenario.spec.network
-        relays = [self.broker.name]  # the broker's hop is counted where the gateways receive
-        parts = (self.coordinator, self.streams, self.metrics, self.tracer, nodes, relays)
-        network: NetworkModel
-        if network_spec.model == "direct":
-            network = DirectNetworkModel(*parts)
-        else:
-            network = LatencyNetworkModel(
-                *parts, default=network_spec.default, rules=network_spec.links
-            )
-        for partition in network_spec.partitions:
-            cut = network.add_cut(
-                resolve_nodes(partition.between[0], nodes),
-                resolve_nodes(partition.between[1], nodes),
-            )
-            self.coordinator.schedule_at(partition.start, network.cut_down, cut)
-            if partition.end is not None:
-                self.coordinator.schedule_at(partition.end, network.cut_up, cut)
-        return network
 
     def _start_gateway(self, spec: GatewaySpec) -> None:
         prefix = self.topic_prefix
@@ -268,19 +188,31 @@ class LiveRun:
                 self._tapped, (spec.name, topic, payload)
             ),
         )
-        if spec.implementation == "docker":
+        kind = gateway_kind(spec.kind)
+        if self._launcher is not None and kind.needs_docker:
             self._gateways[spec.name] = self._launcher(spec, config, self.broker_endpoint)
-        else:
-            service = GatewayService(
-                config,
-                self.broker_endpoint.host,
-                self.broker_endpoint.port,
-                client_id=mqtt.client_id(f"gateway-{spec.name}"),
+            return
+        if kind.wall_clock is None:
+            raise SimulationError(
+                f"gateway {spec.name!r}: a {kind.name} gateway cannot run in a live run"
             )
-            self._gateways[spec.name] = service
-            service.start(connect_timeout_s=self._connect_timeout_s)
+        self._gateways[spec.name] = kind.wall_clock(
+            WallClockStart(
+                spec,
+                config,
+                self.broker_endpoint,
+                mqtt.client_id(f"gateway-{spec.name}"),
+                self._connect_timeout_s,
+            )
+        )
 
     # --- what the real side reports (on the run's thread, via LiveCoordinator.post) ----------
+    @property
+    def coordinator(self) -> LiveCoordinator:
+        coordinator = self.topology.coordinator
+        assert isinstance(coordinator, LiveCoordinator)
+        return coordinator
+
     def _ticks_of(self, created_at_us: Any) -> int:
         if not isinstance(created_at_us, (int, float)):
             return self.coordinator.now
@@ -306,27 +238,9 @@ class LiveRun:
         uplink.forward(topic.removeprefix(self.topic_prefix), body, created_at)
 
     # --- running ----------------------------------------------------------------------------
-    @property
-    def now(self) -> int:
-        return self.coordinator.now
-
-    def run(self, until: int | float | str | None = None) -> RunResult:
-        """Run to virtual time ``until`` (seconds or ``"500ms"``; None: the scenario's
-        duration), taking ``until / time_scale`` seconds of wall time, and pause there."""
-        if self._closed:
-            raise SimulationError("this live run is closed")
-        target = self.scenario.duration_ticks if until is None else parse_until(until)
-        if target < self.now:
-            raise SimulationError(
-                f"cannot run until {until!r}: virtual time is already "
-                f"{self.now / TICKS_PER_SECOND:g}s"
-            )
-        started = time.perf_counter()
-        try:
-            self.coordinator.run_live(target)
-        finally:
-            self._wall_time += time.perf_counter() - started
-        return self.result()
+    def _advance(self, target: int) -> None:
+        """Take ``(target - now) / time_scale`` seconds of wall time to get there."""
+        self.coordinator.run_live(target)
 
     def result(self) -> RunResult:
         """The result so far; ``trace_digest`` is None (a wall-clock run is not bit-exact)."""
@@ -334,58 +248,11 @@ class LiveRun:
             uplink = self.nodes[name]
             assert isinstance(uplink, GatewayUplink)
             uplink.runner_state = _runner_state(runner)
-        now = self.coordinator.now
-        return RunResult(
-            scenario=self.scenario.name,
-            seed=self.seed,
-            virtual_time_ticks=now,
-            metrics=self.metrics.snapshot(now),
-            trace_digest=None,
-            events=self.coordinator.events_processed,
-            nodes={name: node.describe() for name, node in self.nodes.items()},
-            arrivals=tuple(self.cloud.arrivals),
-            wall_time_s=self._wall_time,
-        )
-
-    # --- acting on a paused run ---------------------------------------------------------------
-    def node(self, name: str) -> Node:
-        try:
-            return self.nodes[name]
-        except KeyError:
-            raise SimulationError(f"no node {name!r} (nodes: {', '.join(self.nodes)})") from None
+        return super().result()
 
     def gateway(self, name: str) -> Any:
         """The real gateway ``name``: a GatewayService or a GatewayContainer."""
         return self._gateways[name]
-
-    def inject(
-        self,
-        topic: str,
-        payload: Any,
-        *,
-        source: str | None = None,
-        qos: int = 0,
-        retain: bool = False,
-        size_bytes: int = 64,
-    ) -> Message:
-        """Publish a message now: from node ``source`` over its modelled link, or straight
-        on the real broker."""
-        node = self.node(source) if source is not None else None
-        message = self._injections.message(
-            self.metrics,
-            topic,
-            payload,
-            source=node,
-            now=self.now,
-            qos=qos,
-            retain=retain,
-            size_bytes=size_bytes,
-        )
-        if node is None:
-            self.broker.publish(message)
-        else:
-            Injections.send_from(node, self.broker.name, message)
-        return message
 
     def close(self) -> None:
         """Stop and remove the gateways (their counters stay in the nodes' descriptions) and
@@ -405,7 +272,8 @@ class LiveRun:
                         runner.remove()  # a container keeps its last logs (``final_logs``)
                 except Exception as error:
                     errors.append(error)
-                uplink = self.nodes.get(name) if hasattr(self, "nodes") else None
+                topology = getattr(self, "topology", None)
+                uplink = topology.nodes.get(name) if topology is not None else None
                 if isinstance(uplink, GatewayUplink):
                     uplink.runner_state = _runner_state(runner)
         finally:
@@ -414,11 +282,18 @@ class LiveRun:
         if errors:
             raise errors[0]
 
-    def __enter__(self) -> LiveRun:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def _uplink(spec: GatewaySpec, site: GatewaySite) -> GatewayUplink:
+    """A gateway's node in a live run: its end of the modelled link to the cloud."""
+    forward = spec.forward
+    return GatewayUplink(
+        spec.name,
+        spec.implementation,
+        to=forward.to,
+        qos=forward.qos,
+        payload_bytes=forward.payload_bytes,
+        retry=site.retry_interval,
+    )
 
 
 def _runner_state(runner: Any) -> dict[str, Any]:

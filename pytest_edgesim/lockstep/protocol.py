@@ -42,7 +42,7 @@ class ProtocolError(Exception):
     """The peer broke the protocol: a malformed frame, an unexpected message, a bad version.
 
     Kept free of the package's error hierarchy so the SDK stays importable on its own; the
-    coordinator wraps it in :class:`pytest_edgesim.lockstep.node.LockstepError`.
+    coordinator wraps it in :class:`pytest_edgesim.lockstep.host.LockstepError`.
     """
 
 

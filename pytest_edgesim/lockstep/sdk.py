@@ -6,7 +6,7 @@ A node's behaviour is a :class:`NodeLogic` subclass. The SDK owns time: it calls
 reads the clock only as ``node.now`` (never the wall clock), so the same inputs always give
 the same outputs. Outputs (``node.publish``, ``node.drop``) are stamped with the current
 virtual time. Randomness comes from ``node.stream(purpose)``, the project's counter-based
-stream keyed by the run's seed and ``node:<name>/<purpose>`` (see :mod:`pytest_edgesim.rng`),
+stream keyed by the run's seed and ``node:<name>/<purpose>`` (see :mod:`pytest_edgesim.core.rng`),
 so a node in a container draws exactly what the same logic draws in process.
 
 Run a node::
@@ -35,8 +35,8 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from ..rng import RandomStream
-from .protocol import (
+from pytest_edgesim.core.rng import RandomStream
+from pytest_edgesim.lockstep.protocol import (
     ADVANCE,
     BYE,
     DEFAULT_PORT,
@@ -60,7 +60,7 @@ class NodeLogic:
     """A node's behaviour. Override the hooks; emit and set timers through ``self.node``.
 
     ``config`` is the JSON object the coordinator sent in its hello (for a gateway, the
-    configuration made by :func:`pytest_edgesim.gateway_service.config_from_spec`).
+    configuration made by :func:`pytest_edgesim.gateway.config.config_from_spec`).
     """
 
     #: what this node says it is in its hello (name/version)

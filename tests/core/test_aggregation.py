@@ -1,6 +1,6 @@
 import pytest
 
-from pytest_edgesim.aggregation import Aggregator, reading_value
+from pytest_edgesim.core.aggregation import Aggregator, reading_value
 
 
 def test_count_trigger_emits_summary_and_resets():

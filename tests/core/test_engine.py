@@ -1,6 +1,6 @@
 import pytest
 
-from pytest_edgesim.engine import Coordinator
+from pytest_edgesim.core.engine import Coordinator
 from pytest_edgesim.errors import SimulationError
 
 

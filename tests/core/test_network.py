@@ -11,15 +11,15 @@ import re
 
 import pytest
 
-from pytest_edgesim.engine import Coordinator
+from pytest_edgesim.core.engine import Coordinator
+from pytest_edgesim.core.metrics.recorder import MetricsRecorder
+from pytest_edgesim.core.network import DirectNetworkModel, LatencyNetworkModel
+from pytest_edgesim.core.node import Node
+from pytest_edgesim.core.packet import PUBLISH, Message, Packet
+from pytest_edgesim.core.rng import StreamFactory
+from pytest_edgesim.core.scenario.schema import LinkRule, LinkSettings
+from pytest_edgesim.core.trace import TraceRecorder
 from pytest_edgesim.errors import SimulationError
-from pytest_edgesim.metrics import MetricsRecorder
-from pytest_edgesim.network import DirectNetworkModel, LatencyNetworkModel
-from pytest_edgesim.node import Node
-from pytest_edgesim.packet import PUBLISH, Message, Packet
-from pytest_edgesim.rng import StreamFactory
-from pytest_edgesim.scenario.schema import LinkRule, LinkSettings
-from pytest_edgesim.trace import TraceRecorder
 
 Z = 5.0  # two-sided false-alarm rate ~5.7e-7
 
@@ -49,7 +49,7 @@ def build(default=None, rules=(), *, direct=False, seed=1, names=("a", "b", "c")
             default=LinkSettings.model_validate(default or {}),
             rules=[LinkRule.model_validate(rule) for rule in rules],
         )
-    from pytest_edgesim.node import NodeContext
+    from pytest_edgesim.core.node import NodeContext
 
     for node in nodes.values():
         node.bind(NodeContext(node.name, coordinator, network.transmit, streams, metrics, trace))
@@ -272,7 +272,7 @@ def test_what_a_nodes_on_packet_returns_is_ignored():
     nodes = {"a": Recorder("a"), "b": Answering("b")}
     streams, metrics, trace = StreamFactory(1), MetricsRecorder(), TraceRecorder()
     network = DirectNetworkModel(coordinator, streams, metrics, trace, nodes)
-    from pytest_edgesim.node import NodeContext
+    from pytest_edgesim.core.node import NodeContext
 
     for node in nodes.values():
         node.bind(NodeContext(node.name, coordinator, network.transmit, streams, metrics, trace))

@@ -1,4 +1,4 @@
-from pytest_edgesim.realtime import RealtimeCoordinator
+from pytest_edgesim.core.realtime import RealtimeCoordinator
 
 
 class FakeClock:

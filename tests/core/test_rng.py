@@ -2,7 +2,7 @@ import math
 import subprocess
 import sys
 
-from pytest_edgesim.rng import RandomStream, StreamFactory, derive_seed
+from pytest_edgesim.core.rng import RandomStream, StreamFactory, derive_seed
 
 
 def test_same_seed_and_name_give_the_same_draws():
@@ -43,7 +43,7 @@ def test_factory_returns_one_stream_per_name():
 
 def test_values_do_not_depend_on_hash_seed():
     code = (
-        "from pytest_edgesim.rng import RandomStream, derive_seed;"
+        "from pytest_edgesim.core.rng import RandomStream, derive_seed;"
         "s=RandomStream(5,'n');print([s.random() for _ in range(3)], derive_seed(5,'trial-1'))"
     )
     outputs = {

@@ -1,4 +1,4 @@
-"""pytest_edgesim.stats: known values, the fixed-N and sequential rules, and their error rates."""
+"""pytest_edgesim.core.stats: known values, the fixed-N and sequential rules, their error rates."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from pytest_edgesim import stats
+from pytest_edgesim.core import stats
 
 
 # --- Wilson score interval -------------------------------------------------------------------

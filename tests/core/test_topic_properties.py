@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt.client import topic_matches_sub
 
+from pytest_edgesim.core.topics import TopicIndex, topic_matches, validate_topic_filter
 from pytest_edgesim.strategies import topic_filters, topic_names
-from pytest_edgesim.topics import TopicIndex, topic_matches, validate_topic_filter
 
 
 @st.composite

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_edgesim.docker.labels import SESSION_LABEL
-from pytest_edgesim.fixtures_docker import MqttBroker, mosquitto_binary
+from pytest_edgesim.live.process_broker import mosquitto_binary
+from pytest_edgesim.pytest_plugin.docker_fixtures import MqttBroker
 
 pytest_plugins = ["pytester"]
 

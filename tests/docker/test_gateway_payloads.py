@@ -13,7 +13,7 @@ import pytest
 from pytest_edgesim.docker.broker import ReadinessError
 from pytest_edgesim.docker.gateway import GatewayContainer
 from pytest_edgesim.docker.images import ensure_image
-from pytest_edgesim.fixtures_docker import MqttBroker
+from pytest_edgesim.pytest_plugin.docker_fixtures import MqttBroker
 
 
 def _forwards(mqtt_broker: MqttBroker, topic: str) -> queue.Queue[bytes]:

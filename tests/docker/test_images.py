@@ -159,7 +159,7 @@ def test_the_gateway_image_imports_the_package(
 ) -> None:
     tag = ensure_image("gateway", docker_client)
     config = docker_client.images.get(tag).attrs["Config"]
-    assert config["Cmd"] == ["python3", "-m", "pytest_edgesim.gateway_main"]
+    assert config["Cmd"] == ["python3", "-m", "pytest_edgesim.gateway"]
     output = docker_client.containers.run(
         tag,
         ["python3", "-c", "import pytest_edgesim, paho.mqtt, yaml; print(paho.mqtt.__version__)"],
@@ -210,7 +210,7 @@ def test_a_user_node_named_gateway_does_not_replace_the_gateway_image(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The review's repro: a lockstep node built from a directory called ``gateway``."""
-    from pytest_edgesim.cli import main
+    from pytest_edgesim.cli.app import main
 
     context = user_contexts / "clash" / "gateway"
     shutil.copytree(REPOSITORY / "containers" / "threshold-node", context)
@@ -244,8 +244,8 @@ def test_a_user_node_named_gateway_does_not_replace_the_gateway_image(
 def test_a_user_context_named_mqtt_broker_does_not_replace_the_broker_image(
     docker_client: docker.DockerClient, user_contexts: Path
 ) -> None:
-    from pytest_edgesim.lockstep.docker_node import resolve_image
-    from pytest_edgesim.scenario.schema import GatewaySpec
+    from pytest_edgesim.core.scenario.schema import GatewaySpec
+    from pytest_edgesim.docker.lockstep_gateway import resolve_image
 
     context = user_contexts / "mqtt-broker"
     context.mkdir()

@@ -19,6 +19,7 @@ import docker
 import pytest
 from mqtt_probe import Probe, delay_s, reading, stamped, start_passthrough_gateway
 
+from pytest_edgesim.core.rng import RandomStream
 from pytest_edgesim.docker import netem
 from pytest_edgesim.docker.broker import BrokerContainer
 from pytest_edgesim.docker.images import ensure_image
@@ -32,7 +33,6 @@ from pytest_edgesim.docker.netem import (
 )
 from pytest_edgesim.docker.proxy import RTO_MIN_S, LinkProfile, LinkSchedule, TcpProxy
 from pytest_edgesim.errors import EdgesimError
-from pytest_edgesim.rng import RandomStream
 
 # -- the link model, without sockets ---------------------------------------------------------
 

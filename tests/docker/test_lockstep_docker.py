@@ -11,13 +11,14 @@ import docker
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lockstep_gateways import serve_lockstep_gateways
 
 from pytest_edgesim import Scenario, Simulation, simulate
-from pytest_edgesim import simulation as simulation_module
 from pytest_edgesim.docker.images import ensure_image
 from pytest_edgesim.docker.labels import PID_LABEL, ROLE_LABEL, SESSION_LABEL, session_id
-from pytest_edgesim.lockstep.docker_node import GATEWAY_COMMAND, ROLE, NodeContainer
-from pytest_edgesim.lockstep.node import LockstepError, hosted_gateway
+from pytest_edgesim.docker.lockstep_gateway import GATEWAY_COMMAND, ROLE, NodeContainer
+from pytest_edgesim.gateway.config import config_from_spec
+from pytest_edgesim.lockstep.host import LockstepError, hosted_gateway
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -152,11 +153,10 @@ def small_scenarios(draw: st.DrawFn) -> dict:
 def test_container_and_python_model_agree_on_small_generated_scenarios(
     shared_node: NodeContainer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(
-        simulation_module._GATEWAY_FACTORIES,
-        "docker:lockstep",
-        lambda name, spec, sim: hosted_gateway(
-            name, spec, sim, shared_node.socket_host(owned=False)
+    serve_lockstep_gateways(
+        monkeypatch,
+        lambda spec, site: hosted_gateway(
+            spec, site, shared_node.socket_host(owned=False), config_from_spec(spec)
         ),
     )
 
@@ -176,7 +176,7 @@ def test_container_and_python_model_agree_on_small_generated_scenarios(
 def test_edgesim_run_prints_the_twins_digest(
     docker_client: docker.DockerClient, gateway_image: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_edgesim.cli import main
+    from pytest_edgesim.cli.app import main
 
     # a module-scoped container of another test may be alive meanwhile: compare ids
     before = {summary["Id"] for summary in lockstep_containers(docker_client)}
@@ -195,7 +195,7 @@ MISSING_IMAGE = "edgesim-test.invalid/no-such-node:1"
 def test_a_missing_image_is_one_error_naming_the_gateway_and_the_image(
     docker_client: docker.DockerClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_edgesim.cli import main
+    from pytest_edgesim.cli.app import main
     from pytest_edgesim.docker.images import ImageError
 
     expected = (

@@ -22,9 +22,9 @@ SCENARIOS = ["basic.yaml", "lossy.yaml", "partition.yaml", "thousand-sensors.yam
 
 _DIGESTS = """
 import copy, json, pickle, sys
-import pytest_edgesim.engine, pytest_edgesim.network
+import pytest_edgesim.core.engine, pytest_edgesim.core.network
 from pytest_edgesim import simulate
-modules = [pytest_edgesim.engine.__file__, pytest_edgesim.network.__file__]
+modules = [pytest_edgesim.core.engine.__file__, pytest_edgesim.core.network.__file__]
 results = {name: simulate(f"{sys.argv[1]}/{name}", until="20s") for name in sys.argv[2:]}
 digests = {name: result.trace_digest for name, result in results.items()}
 # results cross processes (multiprocessing, xdist) and are copied: compiled classes too

@@ -1,0 +1,7 @@
+"""``python -m pytest_edgesim.cli``: the ``edgesim`` command."""
+
+import sys
+
+from pytest_edgesim.cli.app import main
+
+sys.exit(main())

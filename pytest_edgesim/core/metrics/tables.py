@@ -1,0 +1,77 @@
+"""Plain-text tables of a run's metrics, for the CLI and the pytest terminal summary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
+
+_COLUMNS = (
+    "sent",
+    "delivered",
+    "lost",
+    "cut",
+    "overflow",
+    "rejected",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "max ms",
+)
+
+
+def _latency(stats: FlowStats, key: str) -> str:
+    value = stats.latency_ms.get(key)
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _row(name: str, stats: FlowStats) -> list[str]:
+    return [
+        name,
+        str(stats.sent),
+        str(stats.delivered),
+        str(stats.dropped.get("loss", 0)),
+        str(stats.dropped.get("partition", 0)),
+        str(stats.dropped.get("queue_overflow", 0)),
+        str(stats.dropped.get("rejected", 0)),
+        _latency(stats, "p50"),
+        _latency(stats, "p95"),
+        _latency(stats, "p99"),
+        _latency(stats, "max"),
+    ]
+
+
+def format_table(title: str, rows: Sequence[Sequence[str]]) -> str:
+    header = [title, *_COLUMNS]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate([header, *rows]):
+        cells = [str(row[0]).ljust(widths[0])]
+        cells += [str(cell).rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _section(title: str, table: Mapping[str, FlowStats], limit: int | None) -> str:
+    names = list(table)
+    shown = names if limit is None else names[:limit]
+    text = format_table(title, [_row(name, table[name]) for name in shown])
+    if len(shown) < len(names):
+        text += f"\n... and {len(names) - len(shown)} more {title}s (--all, or --csv FILE)"
+    return text
+
+
+def metrics_tables(metrics: Metrics, *, limit: int | None = 12, focus: Sequence[str] = ()) -> str:
+    """Totals, then nodes, links and topics; ``focus`` nodes (gateways, broker) come first."""
+    nodes = dict(metrics.nodes)
+    ordered = {name: nodes.pop(name) for name in focus if name in nodes}
+    ordered.update(nodes)
+    parts = [
+        format_table("total", [_row("all topics", metrics.totals)]),
+        _section("node", ordered, limit),
+        _section("link", metrics.links, limit),
+        _section("topic", metrics.topics, limit),
+    ]
+    return "\n\n".join(parts)

@@ -1,0 +1,127 @@
+"""The node interface: the seam between the coordinator and whatever a node really is.
+
+A Python model, a container driven over the lockstep protocol and a container speaking real
+MQTT are all :class:`Node` objects to the coordinator; code above this seam never asks
+which one it has. A node is bound to a :class:`NodeContext` once, before the run; after
+that it is advanced by the coordinator (timers it asked for) and receives packets the
+network delivers. It emits only through its context: ``send`` and ``call_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pytest_edgesim.core._mypyc import mypyc_attr
+
+if TYPE_CHECKING:
+    from pytest_edgesim.core.engine import Coordinator
+    from pytest_edgesim.core.metrics.recorder import MetricsRecorder
+    from pytest_edgesim.core.packet import Message, Packet
+    from pytest_edgesim.core.rng import RandomStream, StreamFactory
+    from pytest_edgesim.core.trace import TraceRecorder
+
+
+class NetworkView(Protocol):
+    """What a node may read of the network it is on (a ``NetworkModel``): its open links and
+    the profile a link between two nodes would have."""
+
+    @property
+    def links(self) -> Mapping[tuple[str, str], Any]: ...
+
+    def profile_for(self, src: str, dst: str) -> Any: ...
+
+
+class PublishingSession(Protocol):
+    """A node's MQTT sending side (packet ids, QoS 1 retries); see ``Node.mqtt_session``."""
+
+    def publish(self, to: str, message: Message, qos: int) -> None: ...
+
+
+class NodeContext:
+    """What a node may use: the clock, the network, timers, its random stream, metrics, trace.
+
+    ``network`` is the network the node is on (None for a node bound by hand without one).
+    """
+
+    __slots__ = ("_streams", "coordinator", "metrics", "name", "network", "send", "trace")
+
+    def __init__(
+        self,
+        name: str,
+        coordinator: Coordinator,
+        send: Callable[[Packet], None],
+        streams: StreamFactory,
+        metrics: MetricsRecorder,
+        trace: TraceRecorder,
+        network: NetworkView | None = None,
+    ):
+        self.name = name
+        self.network = network
+        self.coordinator = coordinator
+        self.send = send
+        self._streams = streams
+        self.metrics = metrics
+        self.trace = trace
+
+    @property
+    def now(self) -> int:
+        return self.coordinator.now
+
+    def call_at(self, time: int, callback: Callable[[Any], None], arg: Any = None) -> None:
+        """Run ``callback(arg)`` at virtual time ``time`` (a timer)."""
+        self.coordinator.schedule_at(time, callback, arg)
+
+    def stream(self, purpose: str = "") -> RandomStream:
+        """This node's random stream (or a sub-stream for ``purpose``), named after the node."""
+        return self._streams(f"node:{self.name}" + (f"/{purpose}" if purpose else ""))
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Node:
+    """Base class of every node. Subclasses override the hooks they need."""
+
+    # (ClassVar: compiled by the opt-in mypyc build, a plain class attribute would become a
+    # per-instance default that a subclass's own class attribute could not override)
+    #: ``"python_model"`` for in-process models; container-backed nodes say what they are.
+    implementation: ClassVar[str] = "python_model"
+    #: True when the node runs on the wall clock and so cannot take part in a virtual-time run.
+    wall_clock: ClassVar[bool] = False
+
+    def __init__(self, name: str):
+        self.name = name
+        self.context: NodeContext | None = None
+
+    def bind(self, context: NodeContext) -> None:
+        """Called once before the run starts; schedule initial timers here."""
+        self.context = context
+
+    def on_packet(self, packet: Packet) -> object:
+        """A packet addressed to this node has arrived (at ``context.now``).
+
+        What it returns is ignored. (Declared ``object``, not ``None``: compiled code checks
+        what a method returns against its declared type, and a subclass's ``on_packet``
+        that happens to return something must not fail only in the compiled build.)
+        """
+        return None
+
+    def close(self) -> None:
+        """The run is over or abandoned: release whatever the node holds."""
+
+    def mqtt_session(self) -> PublishingSession | None:
+        """The node's MQTT sending side once bound (packet ids, QoS 1 retries), or ``None``
+        for a node that does not publish. A test's ``inject(..., source=node)`` publishes
+        through it, so the injection takes the node's link and QoS guarantees."""
+        return None
+
+    def claim_message_seq(self) -> int | None:
+        """Number one more message as this node's (an injected one) and return its number,
+        or ``None`` when the node does not number its messages (the run numbers them)."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """A small, JSON-friendly summary of the node's state for people and reports."""
+        return {"name": self.name, "implementation": self.implementation}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

@@ -1,0 +1,80 @@
+"""The result of a run: a value (no live handles), safe to compare, serialise and merge."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from pytest_edgesim.core.metrics.recorder import Metrics
+from pytest_edgesim.core.models.cloud import Arrival
+from pytest_edgesim.core.trace import TraceEvent, write_jsonl
+from pytest_edgesim.core.units import TICKS_PER_SECOND
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced.
+
+    ``trace_digest`` identifies the run's trace: equal digests mean event-for-event equal
+    runs (``None`` for a wall-clock run on real components, which is not bit-exact).
+    ``trace`` holds the events only when the run kept them (``trace="full"``).
+    ``wall_time_s`` is how long the run took; it is informative and not compared.
+    ``to_dict``/``to_json`` leave out ``arrivals`` and ``trace`` (they can be large; see
+    :meth:`write_trace`), so a result read back with ``from_dict`` has neither.
+    """
+
+    scenario: str
+    seed: int
+    virtual_time_ticks: int
+    metrics: Metrics
+    trace_digest: str | None
+    events: int
+    nodes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    arrivals: tuple[Arrival, ...] = ()
+    trace: tuple[TraceEvent, ...] | None = field(default=None, repr=False)
+    wall_time_s: float = field(default=0.0, compare=False)
+
+    @property
+    def virtual_time_s(self) -> float:
+        return self.virtual_time_ticks / TICKS_PER_SECOND
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "virtual_time_s": self.virtual_time_s,
+            "trace_digest": self.trace_digest,
+            "events": self.events,
+            "wall_time_s": round(self.wall_time_s, 6),
+            "nodes": {name: dict(info) for name, info in self.nodes.items()},
+            "metrics": self.metrics.to_dict(),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        return cls(
+            scenario=data["scenario"],
+            seed=data["seed"],
+            virtual_time_ticks=round(data["virtual_time_s"] * TICKS_PER_SECOND),
+            metrics=Metrics.from_dict(data["metrics"]),
+            trace_digest=data["trace_digest"],
+            events=data["events"],
+            nodes=data.get("nodes", {}),
+            wall_time_s=data.get("wall_time_s", 0.0),
+        )
+
+    def write_trace(self, target: IO[str] | str | os.PathLike[str]) -> int:
+        """Write the kept trace as JSON Lines to an open text stream or a file path
+        (requires ``trace="full"``); returns the number of events written."""
+        if self.trace is None:
+            raise ValueError("this run kept no trace: run it with trace='full'")
+        if isinstance(target, (str, os.PathLike)):
+            with open(target, "w", encoding="utf-8") as stream:
+                return write_jsonl(self.trace, stream)
+        return write_jsonl(self.trace, target)

@@ -1,0 +1,234 @@
+"""Scenarios: load (YAML or dict), validate, override; then hand to ``Simulation``.
+
+    scenario = Scenario.from_yaml("scenarios/basic.yaml")
+    faster = scenario.with_overrides({"network.default.latency": "5ms"})
+
+Every mistake in a scenario raises :class:`~pytest_edgesim.errors.ScenarioError`, whose
+lines each name the file, the line and the field path, and say what would be right.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from pytest_edgesim.core.scenario.checks import ExpandedDevice, check_references, expand_devices
+from pytest_edgesim.core.scenario.overrides import apply_overrides, normalise
+from pytest_edgesim.core.scenario.problems import format_validation_error
+from pytest_edgesim.core.scenario.schema import ScenarioSpec
+from pytest_edgesim.core.scenario.yaml_source import Path_, line_of, load_yaml, render_path
+from pytest_edgesim.errors import ScenarioError
+
+__all__ = ["ExpandedDevice", "Scenario", "ScenarioSpec"]
+
+
+class Scenario:
+    """A validated scenario. Immutable: ``with_overrides`` returns a new one."""
+
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        *,
+        source: str | None = None,
+        base_dir: Path | None = None,
+        lines: dict[Path_, int] | None = None,
+        label: str | None = None,
+    ):
+        self.raw: dict[str, Any] = copy.deepcopy(dict(raw))
+        self.source = source
+        self.base_dir = base_dir
+        label = label or source or "<dict>"
+        where_lines = lines or {}
+
+        def where(path: Path_) -> str:
+            line = line_of(path, where_lines) if where_lines else None
+            location = f"{label}:{line}" if line is not None else label
+            return f"{location}: {render_path(path)}"
+
+        try:
+            self.spec = ScenarioSpec.model_validate(self.raw)
+        except ValidationError as exc:
+            raise ScenarioError(
+                format_validation_error(exc, ScenarioSpec, self.raw, label, where_lines)
+            ) from None
+        problems: list[str] = []
+        self.devices: tuple[ExpandedDevice, ...] = expand_devices(self.spec, where, problems)
+        # independent problems are all reported at once, in the order of the file
+        names = check_references(self.spec, self.devices, where, problems, base_dir)
+        if problems:
+            raise ScenarioError(sorted(problems, key=lambda problem: _line_in(problem, label)))
+        gateways = [g.name for g in self.spec.gateways]
+        devices = [d.name for d in self.devices]
+        self.node_names = (self.spec.broker.name, self.spec.cloud.name, *devices, *gateways)
+        assert set(names) == set(self.node_names)
+
+    # --- constructors ----------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> Scenario:
+        """Load a scenario file (``edgesim: 1``)."""
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ScenarioError(f"{path}: no such scenario file") from None
+        except IsADirectoryError:
+            raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"{path}: cannot read the scenario file: {exc}") from None
+        data, lines = load_yaml(text, str(path))
+        return cls(data, source=str(path), base_dir=file.resolve().parent, lines=lines)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Scenario:
+        """A scenario from a dict shaped like the YAML (e.g. from ``yaml.safe_load`` or code)."""
+        if not isinstance(data, Mapping):
+            raise ScenarioError(f"<dict>: a scenario must be a mapping, got {type(data).__name__}")
+        return cls(data, base_dir=Path(base_dir) if base_dir is not None else Path.cwd())
+
+    def notes(self) -> list[str]:
+        """What is allowed but usually a mistake (a subscription no published topic matches);
+        ``edgesim validate`` and ``edgesim run`` print these."""
+        from pytest_edgesim.core.scenario.notes import scenario_notes
+
+        return scenario_notes(self.spec, (device.topic for device in self.devices))
+
+    def with_gateways(self, implementation: str, *, mode: str | None = None) -> Scenario:
+        """A new scenario in which every gateway has ``implementation`` (``python_model`` or
+        ``docker``): the same system over the other implementation.
+
+        ``mode`` (``mqtt`` or ``lockstep``) is the ``docker.mode`` of each Docker gateway
+        whose scenario leaves its mode open; a mode the scenario sets is kept.
+        ``scenario.with_gateways("docker", mode="lockstep")`` runs the gateway image in
+        virtual time, and should give the Python model's trace digest.
+        """
+        if implementation not in ("python_model", "docker"):
+            raise ScenarioError(
+                f"with_gateways: implementation must be 'python_model' or 'docker', "
+                f"got {implementation!r}"
+            )
+        if mode not in (None, "mqtt", "lockstep"):
+            raise ScenarioError(f"with_gateways: mode must be 'mqtt' or 'lockstep', got {mode!r}")
+        overrides: dict[str, Any] = {}
+        for index, gateway in enumerate(self.spec.gateways):
+            overrides[f"gateways.{index}.implementation"] = implementation
+            mode_is_open = gateway.docker is None or "mode" not in gateway.docker.model_fields_set
+            if implementation == "docker" and mode is not None and mode_is_open:
+                overrides[f"gateways.{index}.docker.mode"] = mode
+        return self.with_overrides(overrides)
+
+    def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str]) -> Scenario:
+        """A new scenario with fields replaced by dotted path.
+
+        ``{"network.default.latency": "50ms", "devices[0].count": 5}`` or a list of
+        ``"path=value"`` strings (values read as YAML). Problems name the override.
+        """
+        # an override's problem names the scenario it was applied to, then the override
+        where = f"{self.source}: " if self.source else ""
+        try:
+            pairs = normalise(overrides)
+            if not pairs:
+                return self
+            data = apply_overrides(self.raw, pairs)
+        except ScenarioError as exc:
+            raise ScenarioError([where + problem for problem in exc.problems]) from None
+        label = "override " + ", ".join(repr(path) for path, _ in pairs)
+        try:
+            return Scenario(data, source=self.source, base_dir=self.base_dir, label=label)
+        except ScenarioError as exc:
+            problems = []
+            for problem in exc.problems:
+                # name the override that caused it when the path says so
+                _, _, rest = problem.partition(": ")
+                culprit = next((p for p, _ in pairs if rest.startswith(_canonical(p) + ":")), None)
+                if culprit:
+                    cause = rest[len(_canonical(culprit)) + 2 :]
+                    problems.append(f"{where}override {culprit!r}: {cause}")
+                else:
+                    problems.append(where + problem)
+            raise ScenarioError(problems) from None
+
+    # --- views -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        if self.spec.name:
+            return self.spec.name
+        if self.source:
+            return Path(self.source).stem
+        return "scenario"
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def duration_ticks(self) -> int:
+        return self.spec.duration
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self.raw)
+
+    def to_yaml(self) -> str:
+        """The scenario as YAML that loads back to an equal scenario (fields as written)."""
+        return yaml.dump(
+            _TopLevel(self.raw),
+            Dumper=_ReadableDumper,
+            sort_keys=False,
+            width=100,
+            allow_unicode=True,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Scenario) and self.raw == other.raw
+
+    def __hash__(self) -> int:  # scenarios are used as values; hash by content
+        return hash(yaml.safe_dump(self.raw, sort_keys=True))
+
+    def __repr__(self) -> str:
+        where = f" from {self.source}" if self.source else ""
+        return f"<Scenario {self.name!r}{where}: {len(self.node_names)} nodes>"
+
+
+class _TopLevel(dict):
+    """The root mapping: always written in block style."""
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """Block style, except mappings and lists of plain values, which go on one line
+    (``publish: {mode: periodic, period: 1s}``), as people write scenario files."""
+
+
+def _represent_mapping(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
+    flow = not isinstance(data, _TopLevel) and _flat(data.values())
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+
+def _represent_sequence(dumper: yaml.SafeDumper, data: list[Any] | tuple[Any, ...]) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=_flat(data))
+
+
+def _flat(values: Iterable[Any]) -> bool:
+    return not any(isinstance(value, (dict, list, tuple)) for value in values)
+
+
+_ReadableDumper.add_representer(_TopLevel, _represent_mapping)
+_ReadableDumper.add_representer(dict, _represent_mapping)
+_ReadableDumper.add_representer(list, _represent_sequence)
+_ReadableDumper.add_representer(tuple, _represent_sequence)
+
+
+def _line_in(problem: str, label: str) -> int:
+    """The line number a problem names (``file.yaml:12: ...``), 0 for none."""
+    line = problem[len(label) :].partition(": ")[0].lstrip(":")
+    return int(line) if line.isdigit() else 0
+
+
+def _canonical(path: str) -> str:
+    from pytest_edgesim.core.scenario.overrides import parse_path
+
+    return render_path(tuple(parse_path(path)))

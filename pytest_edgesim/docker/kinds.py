@@ -1,0 +1,71 @@
+"""The gateway kinds the Docker tier provides (entry points of ``pytest_edgesim.gateway_kinds``).
+
+``docker_lockstep``: the gateway's container driven in virtual time over the lockstep
+protocol (:mod:`.lockstep_gateway`). ``docker_mqtt``: the gateway's container as a real MQTT
+client on a real broker, in live runs only. In a live run both start the image's MQTT
+gateway. This module imports no Docker code until a gateway is started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pytest_edgesim.core.gateway_kinds import GatewayKind, WallClockStart
+
+if TYPE_CHECKING:
+    from pytest_edgesim.core.node import Node
+    from pytest_edgesim.core.scenario.schema import GatewaySpec
+    from pytest_edgesim.core.topology import GatewaySite
+    from pytest_edgesim.docker.gateway import GatewayContainer
+
+
+def start_gateway_container(
+    spec: GatewaySpec, config: Mapping[str, Any], endpoint: Any, client: Any = None
+) -> GatewayContainer:
+    """Start the ``edgesim/gateway`` image (or the spec's ``docker.image``) for ``config``,
+    connected to the broker at ``endpoint`` (a :class:`~pytest_edgesim.live.BrokerEndpoint`)."""
+    from pytest_edgesim.docker.engine import connect
+    from pytest_edgesim.docker.gateway import GatewayContainer
+    from pytest_edgesim.docker.images import ensure_image
+
+    client = client or connect()
+    image = spec.docker.image if spec.docker is not None and spec.docker.image else None
+    network, host, port = endpoint.for_container()
+    return GatewayContainer.start(
+        image or ensure_image("gateway", client),
+        config,
+        host,
+        port,
+        client,
+        network=network,
+        environment=spec.docker.environment if spec.docker is not None else None,
+    )
+
+
+def _on_the_wall_clock(start: WallClockStart) -> GatewayContainer:
+    return start_gateway_container(start.spec, start.config, start.endpoint)
+
+
+def _in_lockstep(spec: GatewaySpec, site: GatewaySite) -> Node:
+    from pytest_edgesim.docker.lockstep_gateway import docker_lockstep_gateway
+
+    return docker_lockstep_gateway(spec, site)
+
+
+#: ``implementation: docker`` with ``docker.mode: lockstep``
+LOCKSTEP = GatewayKind(
+    "docker_lockstep",
+    "a container driven in virtual time over the lockstep protocol",
+    needs_docker=True,
+    virtual_time=_in_lockstep,
+    wall_clock=_on_the_wall_clock,
+)
+
+#: ``implementation: docker`` with ``docker.mode: mqtt`` (the default)
+MQTT = GatewayKind(
+    "docker_mqtt",
+    "a container speaking real MQTT on the wall clock",
+    needs_docker=True,
+    wall_clock=_on_the_wall_clock,
+)

@@ -1,0 +1,100 @@
+"""The Docker tier as the pytest plugin sees it: the one module of this folder it imports.
+
+Everything a pytest session does with the engine goes through here: asking whether an
+engine answers, the client, the session's broker container and gateway containers, keeping
+containers for debugging, listing what was kept and removing what the session made. Like
+pytest-xdist's ``DSession``, it is loaded only when a session uses it: the plugin imports
+this module inside the fixtures and hooks that need the engine, and asks whether anything
+was labelled before it connects to clean up (:func:`labelled_anything`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pytest_edgesim.docker import labels
+from pytest_edgesim.docker.engine import connect, docker_available
+from pytest_edgesim.docker.kinds import start_gateway_container
+
+if TYPE_CHECKING:
+    import docker
+
+    from pytest_edgesim.docker.broker import BrokerContainer
+    from pytest_edgesim.docker.gateway import GatewayContainer
+
+__all__ = [
+    "BrokerContainer",
+    "GatewayContainer",
+    "connect",
+    "docker_available",
+    "kept_by_this_process",
+    "labelled_anything",
+    "remove_this_session",
+    "set_keep",
+    "start_broker_on_own_network",
+    "start_gateway_container",
+]
+
+
+def set_keep(keep: bool) -> bool:
+    """Leave containers running after the session (``--edgesim-keep-containers``) or not;
+    returns the setting it replaces."""
+    return labels.set_keep(keep)
+
+
+def labelled_anything() -> bool:
+    """Whether this process labelled any container, network or volume (without importing
+    the Docker SDK when it never did)."""
+    module = sys.modules.get("pytest_edgesim.docker.labels")
+    return module is not None and module.session_started()
+
+
+def start_broker_on_own_network(
+    client: docker.DockerClient, *, keep: bool
+) -> tuple[BrokerContainer, str, list[Callable[[], None]]]:
+    """A Mosquitto container on a labelled bridge network of its own: the container, the
+    network's name, and the steps that remove both (none when ``keep``)."""
+    from docker.errors import NotFound
+
+    from pytest_edgesim.docker.broker import start_broker
+
+    network = client.networks.create(
+        labels.resource_name("network"), labels=labels.resource_labels("network"), driver="bridge"
+    )
+    try:
+        container = start_broker(client, network=network.name)
+    except BaseException:
+        network.remove()
+        raise
+
+    def remove_network() -> None:
+        with contextlib.suppress(NotFound):  # a session cleanup got there first
+            network.remove()
+
+    return container, network.name, [] if keep else [remove_network, container.remove]
+
+
+def kept_by_this_process() -> list[tuple[str, str]]:
+    """``(kind, name)`` of what this process kept, asked of the engine."""
+    from pytest_edgesim.docker.cleanup import kept_by_this_process as kept
+
+    return kept(connect())
+
+
+def remove_this_session() -> None:
+    """Remove every container, network and volume this process labelled."""
+    from pytest_edgesim.docker.cleanup import remove_own
+
+    remove_own(connect(), labels.session_id())
+
+
+def gateway_launcher(client: docker.DockerClient) -> Callable[[Any, Mapping[str, Any], Any], Any]:
+    """``(spec, config, endpoint) -> GatewayContainer`` on ``client``."""
+
+    def start(spec: Any, config: Mapping[str, Any], endpoint: Any) -> Any:
+        return start_gateway_container(spec, config, endpoint, client)
+
+    return start

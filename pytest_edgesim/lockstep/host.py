@@ -1,0 +1,677 @@
+"""The coordinator side of lockstep: one node class that hosts a logic in process or remotely.
+
+:class:`HostedGateway` is a gateway :class:`~pytest_edgesim.core.node.Node` whose behaviour is a
+lockstep logic (see :mod:`.sdk`), reached through a *host*: :class:`LocalHost` runs it in
+this process, :class:`SocketHost` drives a node process (usually a container) over the
+protocol. The node does the same thing with either host, so a container gives exactly the
+trace of the in-process logic.
+
+Windows (conservative lookahead, optional). A node's outputs travel over its outgoing link, which
+takes at least ``lookahead`` ticks (the link's minimum latency); an output stamped ``s``
+therefore reaches anyone at ``s + lookahead`` or later. So the node need not be advanced at
+each arrival: it is advanced once its earliest pending event (an arrival, or the logic's
+next timer) is ``lookahead - 1`` ticks old, with everything that arrived meanwhile, and
+one round trip carries a window of messages. Outputs are put on the network at their own
+stamps. There is no fixed quantum: with nothing pending and no timer, the node is not
+advanced at all. The MQTT session (PUBACKs, QoS 1 retries) stays on this side, as the MQTT
+stack of a real gateway would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pytest_edgesim.core._mypyc import mypyc_attr
+from pytest_edgesim.core.models.session import Session
+from pytest_edgesim.core.node import Node
+from pytest_edgesim.core.packet import PUBACK, Message
+from pytest_edgesim.errors import SimulationError
+from pytest_edgesim.lockstep.protocol import (
+    ADVANCE,
+    BYE,
+    ERROR,
+    HELLO,
+    PROTOCOL_VERSION,
+    REPLY,
+    SHUTDOWN,
+    Connection,
+    PeerClosed,
+    ProtocolError,
+)
+from pytest_edgesim.lockstep.sdk import LogicFactory, NodeRuntime
+
+if TYPE_CHECKING:
+    from pytest_edgesim.core.network import Link
+    from pytest_edgesim.core.node import NodeContext
+    from pytest_edgesim.core.packet import Packet
+    from pytest_edgesim.core.scenario.schema import GatewaySpec
+    from pytest_edgesim.core.topology import GatewaySite
+    from pytest_edgesim.lockstep.sdk import Output
+
+Inbound = list[tuple[int, dict[str, Any]]]
+AdvanceResult = tuple[list["Output"], "int | None", "dict[str, Any] | None"]
+
+
+class LockstepError(SimulationError):
+    """A lockstep node failed: it timed out, died, broke the protocol or reported an error.
+
+    The message names the node and what was expected, and ends with the node's last log
+    lines when there are any (a container's logs).
+    """
+
+    def __init__(self, node: str, problem: str, log_tail: list[str] | None = None):
+        self.node = node
+        self.problem = problem
+        self.log_tail = list(log_tail or [])
+        message = f"lockstep node {node!r}: {problem}"
+        if log_tail is not None:
+            logs = "\n".join(self.log_tail) if self.log_tail else "(the node wrote nothing)"
+            message += f"\n--- last {len(self.log_tail)} log lines of {node} ---\n{logs}"
+        super().__init__(message)
+
+
+class LogicHost(Protocol):
+    """Where a node's logic runs."""
+
+    def start(self, name: str, seed: int, config: Mapping[str, Any]) -> int | None:
+        """Hello: create the logic; returns its first timer."""
+
+    def advance(self, t: int, inbound: Inbound, want_state: bool) -> AdvanceResult:
+        """Advance to ``t``: ``(outputs, next_timer, state or None)``."""
+
+    def close(self) -> dict[str, Any] | None:
+        """Shutdown; returns the final state when there is one."""
+
+
+class LocalHost:
+    """Runs the logic in this process (the ``python_model`` gateway)."""
+
+    def __init__(self, factory: LogicFactory):
+        self.factory = factory
+        self.runtime: NodeRuntime | None = None
+
+    def start(self, name: str, seed: int, config: Mapping[str, Any]) -> int | None:
+        self.runtime = NodeRuntime(self.factory, name, seed, config)
+        return self.runtime.api.next_timer
+
+    def advance(self, t: int, inbound: Inbound, want_state: bool) -> AdvanceResult:
+        runtime = self.runtime
+        assert runtime is not None
+        outputs, next_timer = runtime.advance(t, inbound)
+        return outputs, next_timer, runtime.state() if want_state else None
+
+    def close(self) -> dict[str, Any] | None:
+        return self.runtime.state() if self.runtime is not None else None
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)  # ContainerHost (docker/lockstep_gateway.py)
+class SocketHost:
+    """Drives a node process over the lockstep protocol on a TCP connection.
+
+    ``logs`` returns the node's last log lines for error messages; ``alive`` says whether
+    the process still runs (a container's state), so a dead node is told from a slow one.
+    """
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 30.0,
+        logs: Callable[[], list[str]] | None = None,
+        alive: Callable[[], bool] | None = None,
+    ):
+        self.address = address
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self._logs = logs
+        self._alive = alive
+        self.connection: Connection | None = None
+        self.name = f"{address[0]}:{address[1]}"
+        self.hello: dict[str, Any] = {}
+        self.round_trips = 0
+
+    # errors ------------------------------------------------------------------------------
+    def fail(self, problem: str) -> LockstepError:
+        tail = None
+        if self._logs is not None:
+            try:
+                tail = self._logs()
+            except Exception:  # the logs are a courtesy; never hide the real problem
+                tail = []
+        self._drop_connection()
+        return LockstepError(self.name, problem, tail)
+
+    def _exchange(self, request: dict[str, Any], expected: str) -> dict[str, Any]:
+        connection = self.connection
+        if connection is None:
+            raise self.fail(f"the connection is closed; cannot send {request['type']}")
+        try:
+            connection.send(request)
+            reply = connection.receive()
+        except TimeoutError:
+            raise self.fail(
+                f"timed out after {self.timeout_s:g} s waiting for {expected} to "
+                f"{_summary(request)}{self._liveness()}"
+            ) from None
+        except PeerClosed as exc:
+            raise self.fail(
+                f"connection closed while waiting for {expected} to {_summary(request)} "
+                f"({exc}){self._liveness()}"
+            ) from None
+        except ProtocolError as exc:
+            raise self.fail(f"malformed frame while waiting for {expected}: {exc}") from None
+        except OSError as exc:
+            raise self.fail(
+                f"connection failed while waiting for {expected}: {exc}{self._liveness()}"
+            ) from None
+        self.round_trips += 1
+        return self._check_reply(reply, request, expected)
+
+    def _check_reply(
+        self, reply: dict[str, Any], request: dict[str, Any], expected: str
+    ) -> dict[str, Any]:
+        kind = reply["type"]
+        if kind == ERROR:
+            raise self.fail(
+                f"the node reported an error ({reply.get('code', 'error')}) instead of "
+                f"{expected}: {reply.get('message', '')}"
+            )
+        if kind != expected:
+            raise self.fail(f"expected {expected}, got {kind} to {_summary(request)}")
+        return reply
+
+    def _liveness(self) -> str:
+        if self._alive is None:
+            return ""
+        try:
+            return "" if self._alive() else "; the node's process is no longer running"
+        except Exception:
+            return ""
+
+    # the host interface ---------------------------------------------------------------------
+    def connect(self, deadline: float | None = None) -> None:
+        """Connect, retrying until the node listens or ``connect_timeout_s`` passes."""
+        if deadline is None:
+            deadline = time.monotonic() + self.connect_timeout_s
+        last: OSError | None = None
+        while True:
+            try:
+                sock = socket.create_connection(self.address, timeout=self.timeout_s)
+                break
+            except OSError as exc:
+                last = exc
+            if self._alive is not None and not self._alive():
+                raise self.fail("the node's process exited before accepting a connection")
+            if time.monotonic() >= deadline:
+                raise self.fail(
+                    f"could not connect within {self.connect_timeout_s:g} s (last error: {last})"
+                )
+            time.sleep(0.01)
+        sock.settimeout(self.timeout_s)
+        self.connection = Connection(sock)
+
+    def start(self, name: str, seed: int, config: Mapping[str, Any]) -> int | None:
+        self.name = name
+        request = {
+            "type": HELLO,
+            "protocol": PROTOCOL_VERSION,
+            "node": name,
+            "seed": seed,
+            "config": dict(config),
+        }
+        # A published container port accepts connections before the node listens (the
+        # engine's proxy does), so a connection closed before the hello is retried.
+        deadline = time.monotonic() + self.connect_timeout_s
+        while True:
+            if self.connection is None:
+                self.connect(deadline)
+            connection = self.connection
+            assert connection is not None
+            try:
+                connection.send(request)
+                reply = connection.receive()
+                break
+            except (PeerClosed, ConnectionError) as exc:
+                self._drop_connection()
+                if time.monotonic() >= deadline:
+                    raise self.fail(
+                        f"the node closed every connection before answering hello "
+                        f"for {self.connect_timeout_s:g} s ({exc}){self._liveness()}"
+                    ) from None
+                if self._alive is not None and not self._alive():
+                    raise self.fail("the node's process exited before answering hello") from None
+                time.sleep(0.01)
+            except TimeoutError:
+                raise self.fail(
+                    f"timed out after {self.timeout_s:g} s waiting for hello{self._liveness()}"
+                ) from None
+            except ProtocolError as exc:
+                raise self.fail(f"malformed frame while waiting for hello: {exc}") from None
+        self.round_trips += 1
+        reply = self._check_reply(reply, request, HELLO)
+        if reply.get("protocol") != PROTOCOL_VERSION:
+            raise self.fail(
+                f"protocol version mismatch: expected version {PROTOCOL_VERSION}, "
+                f"the node speaks {reply.get('protocol')!r}"
+            )
+        self.hello = reply
+        return _optional_time(reply.get("next_timer"), self, "next_timer in hello")
+
+    def advance(self, t: int, inbound: Inbound, want_state: bool) -> AdvanceResult:
+        request: dict[str, Any] = {
+            "type": ADVANCE,
+            "t": t,
+            "inbound": [{"t": delivered_at, "message": m} for delivered_at, m in inbound],
+        }
+        if want_state:
+            request["state"] = True
+        reply = self._exchange(request, REPLY)
+        if reply.get("t") != t:
+            raise self.fail(f"expected a reply for t={t}, got one for t={reply.get('t')!r}")
+        outputs = reply.get("outputs")
+        if not isinstance(outputs, list):
+            raise self.fail(f"expected a list of outputs in the reply for t={t}")
+        state = reply.get("state") if want_state else None
+        return outputs, _optional_time(reply.get("next_timer"), self, "next_timer"), state
+
+    def close(self) -> dict[str, Any] | None:
+        connection = self.connection
+        if connection is None:
+            return None
+        try:
+            connection.send({"type": SHUTDOWN})
+            reply = connection.receive()
+        except (OSError, ProtocolError):
+            reply = {}
+        finally:
+            self._drop_connection()
+        return reply.get("state") if reply.get("type") == BYE else None
+
+    def _drop_connection(self) -> None:
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            with contextlib.suppress(OSError):
+                connection.close()
+
+
+def _optional_time(value: Any, host: SocketHost, what: str) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise host.fail(f"expected {what} to be an integer tick or null, got {value!r}")
+
+
+def _summary(request: dict[str, Any]) -> str:
+    if request["type"] == ADVANCE:
+        return f"advance to t={request['t']} ({len(request['inbound'])} inbound)"
+    return request["type"]
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)  # DockerLockstepGateway (docker/lockstep_gateway.py)
+class HostedGateway(Node):
+    """A gateway whose logic runs in a :class:`LogicHost` (in process or over a socket).
+
+    ``windowed`` turns lookahead windows on (see the module's docstring). They are off by
+    default: a window's outputs reach the network at their own times, but the node's own
+    trace events are then written when the window closes, so the trace is no longer in time
+    order (the digest is still a pure function of the seed, and the same for every host).
+    Without windows the node is advanced at each arrival and each timer it set.
+    """
+
+    #: the default of ``windowed`` for every hosted gateway (in process and in containers
+    #: alike, so that both keep giving the same trace)
+    #: (a ClassVar, so that setting it on the class reaches compiled code too)
+    windowed_default: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        name: str,
+        spec: GatewaySpec,
+        host: LogicHost,
+        *,
+        broker: Any,
+        retry_interval: int,
+        seed: int,
+        config: Mapping[str, Any],
+        windowed: bool | None = None,
+    ):
+        super().__init__(name)
+        self.windowed = self.windowed_default if windowed is None else windowed
+        self.spec = spec
+        self.host = host
+        self.broker = broker
+        self.retry_interval = retry_interval
+        self.seed = seed
+        self.config = config
+        self.received = 0
+        self.forwarded = 0
+        self._sent_seq = 0  # the number of the last message it sent (forwards and injections)
+        self.dropped_overflow = 0
+        self.dropped_rejected = 0  # dropped by the logic for a reason of its own
+        self.advances = 0
+        self._pending: Inbound = []
+        self._next_timer: int | None = None
+        self._flush_at: int | None = None
+        self._generation = 0
+        self._logic_time = 0
+        self._link: Link | None = None
+        self._state: dict[str, Any] = {}
+        self._closed = False
+
+    # --- binding ---------------------------------------------------------------------------
+    def bind(self, context: NodeContext) -> None:
+        super().bind(context)
+        self._session = Session(self.name, context, self.retry_interval)
+        self._node_counter = context.metrics.node(self.name)
+        self._record = context.trace.record if context.trace.enabled else None
+        self._schedule_at = context.coordinator.schedule_at  # (context.call_at, one call less)
+        for subscription in self.spec.subscribe:
+            self.broker.subscribe(self.name, subscription.filter, subscription.qos)
+        self._next_timer = self.host.start(self.name, self.seed, self.config)
+        self._arm()
+
+    def lookahead(self) -> int:
+        """The minimum latency of the link the node publishes on (0 when unknown)."""
+        link = self._link
+        if link is None:
+            network = self.context.network if self.context is not None else None
+            if network is None:
+                return 0
+            link = network.links.get((self.name, self.spec.forward.to))
+            if link is None:
+                return _min_latency(network.profile_for(self.name, self.spec.forward.to))
+            self._link = link
+        return _min_latency(link.profile)
+
+    # --- arrivals ----------------------------------------------------------------------------
+    def on_packet(self, packet: Packet) -> None:
+        if packet.kind == PUBACK:
+            self._session.acknowledge(packet.packet_id)
+            return
+        if packet.qos == 1:
+            self._session.reply_puback(packet)
+        self.received += 1
+        message = packet.message
+        context = self.context
+        assert context is not None
+        now = context.coordinator.now
+        self._pending.append(
+            (
+                now,
+                {
+                    "topic": message.topic,
+                    "payload": message.payload,
+                    "origin": message.origin,
+                    "seq": message.seq,
+                    "created_at": message.created_at,
+                    "qos": packet.qos,
+                },
+            )
+        )
+        if self._flush_at is None and not self.windowed and not self._closed:
+            # what _arm decides here without windows: advance at this tick
+            self._generation += 1
+            self._flush_at = now
+            self._schedule_at(now, self._flush, self._generation)
+        elif self._flush_at is None or len(self._pending) == 1:
+            self._arm()
+
+    def _arm(self) -> None:
+        """Schedule the next advance: ``lookahead - 1`` ticks after the earliest pending event."""
+        if self._closed:
+            return
+        due = self._pending[0][0] if self._pending else None
+        timer = self._next_timer
+        if timer is not None and (due is None or timer < due):
+            due = timer
+        if due is None:
+            return
+        context = self.context
+        assert context is not None
+        lookahead = self.lookahead() if self.windowed else 0
+        target = due + lookahead - 1 if lookahead > 0 else due
+        now = context.coordinator.now
+        if target < now:
+            target = now
+        if self._flush_at is not None and self._flush_at <= target:
+            return
+        self._generation += 1
+        self._flush_at = target
+        context.call_at(target, self._flush, self._generation)
+
+    def _flush(self, generation: int) -> None:
+        if generation != self._generation:
+            return  # superseded by an earlier advance
+        context = self.context
+        assert context is not None
+        self._flush_at = None
+        self.advance(context.coordinator.now)
+        if self._pending or self._next_timer is not None:
+            self._arm()  # (with neither, _arm has nothing to schedule)
+
+    def advance(self, t: int, *, want_state: bool = False) -> None:
+        """Advance the logic to ``t`` with the pending arrivals and emit its outputs."""
+        inbound, self._pending = self._pending, []
+        # the earliest cause in this advance: no output may be stamped before it
+        start = inbound[0][0] if inbound else t + 1
+        timer = self._next_timer
+        if timer is not None and timer < start:
+            start = timer
+        self.advances += 1
+        outputs, next_timer, state = self.host.advance(t, inbound, want_state)
+        if state is not None:
+            self._state = state
+        self._logic_time = t
+        if next_timer is not None and next_timer <= t:
+            raise self._contract(f"next_timer {next_timer} is not after the advance to t={t}")
+        self._next_timer = next_timer
+        if outputs:
+            self._emit(outputs, start, t)
+
+    def mqtt_session(self) -> Session | None:
+        return self._session if self.context is not None else None
+
+    def claim_message_seq(self) -> int:
+        """Number one more message as this gateway's (an injected one; not a forward)."""
+        self._sent_seq += 1
+        return self._sent_seq
+
+    # --- outputs ---------------------------------------------------------------------------------
+    def _contract(self, problem: str) -> SimulationError:
+        fail = getattr(self.host, "fail", None)
+        if fail is not None:
+            return fail(problem)
+        return LockstepError(self.name, problem)
+
+    def _emit(self, outputs: list[Output], start: int, end: int) -> None:
+        context = self.context
+        assert context is not None
+        coordinator = context.coordinator
+        previous = start
+        try:
+            for output in outputs:
+                problem = _output_problem(output)
+                if problem is not None:
+                    raise self._contract(f"malformed output {output!r}: {problem}")
+                stamp = output.get("t")
+                if not isinstance(stamp, int) or not previous <= stamp <= end:
+                    raise self._contract(
+                        f"output stamped t={stamp!r}: expected outputs in time order within "
+                        f"[{previous}, {end}] (no later than the advance, never before its "
+                        "cause: never into the past)"
+                    )
+                previous = stamp
+                coordinator.now = stamp  # the output happens at its own time
+                kind = output.get("kind")
+                if kind == "publish":
+                    self._publish(stamp, output)
+                elif kind == "drop":
+                    self._drop(stamp, output)
+                else:
+                    raise self._contract(f"unknown output kind {kind!r} (publish or drop)")
+        finally:
+            coordinator.now = end
+        head = coordinator.peek()
+        if head is not None and head < end:
+            raise SimulationError(
+                f"gateway {self.name!r}: an output scheduled an event at t={head}, before the "
+                f"window end t={end}; a link's latency fell below the lookahead during a window"
+            )
+
+    def _publish(self, stamp: int, output: Output) -> None:
+        forward = self.spec.forward
+        topic = output["topic"]
+        created_at = output.get("created_at")
+        self.forwarded += 1
+        self._sent_seq = seq = self._sent_seq + 1
+        message = Message(
+            topic,
+            output.get("payload"),
+            origin=self.name,
+            seq=seq,
+            created_at=stamp if created_at is None else created_at,
+            qos=int(output.get("qos", 0)),
+            size_bytes=forward.payload_bytes,
+        )
+        context = self.context
+        assert context is not None
+        counter = context.metrics.topic(topic)
+        counter.sent += 1
+        counter.bytes += forward.payload_bytes
+        if self._record is not None:
+            self._record(
+                stamp,
+                "forward",
+                self.name,
+                forward.to,
+                topic,
+                message.message_id,
+                str(output.get("detail", "")),
+            )
+        self._session.publish(forward.to, message, message.qos)
+
+    def _drop(self, stamp: int, output: Output) -> None:
+        # a full queue is an overflow; any other reason is the logic's own (a rejection)
+        reason = str(output.get("reason", ""))
+        cause = "queue_overflow" if reason == "queue_overflow" else "rejected"
+        if cause == "queue_overflow":
+            self.dropped_overflow += 1
+        else:
+            self.dropped_rejected += 1
+        self._node_counter.drop(cause)
+        context = self.context
+        assert context is not None
+        topic = output["topic"]
+        context.metrics.topic(topic).drop(cause)
+        if self._record is not None:
+            self._record(
+                stamp,
+                "drop",
+                self.name,
+                output["origin"],
+                topic,
+                f"{output['origin']}#{output['seq']}",
+                reason,
+            )
+
+    # --- the rest of the node interface -------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The logic's own description, as of its last advance (at most a window behind)."""
+        timer = self._next_timer
+        timer_due = timer is not None and timer <= self._logic_time
+        if not self._closed and self.context is not None and not timer_due:
+            # advancing to where the logic already is changes nothing; it only asks
+            outputs, _, state = self.host.advance(self._logic_time, [], True)
+            if outputs:
+                raise self._contract(
+                    f"asked for its state at t={self._logic_time}, where it already was, it "
+                    f"emitted {len(outputs)} output(s): expected none"
+                )
+            if state is not None:
+                self._state = state
+        return self._state
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        final = self.host.close()
+        if final is not None:
+            self._state = final
+
+    def describe(self) -> dict[str, object]:
+        state = self.state()
+        return {
+            **super().describe(),
+            "received": self.received,
+            "processed": state.get("processed", 0),
+            "forwarded": self.forwarded,
+            "queued": state.get("queued", 0),
+            "dropped_overflow": self.dropped_overflow,
+            "dropped_rejected": self.dropped_rejected,
+            "pending_in_aggregate": state.get("pending_in_aggregate", 0),
+        }
+
+    @property
+    def processed(self) -> int:
+        return int(self.state().get("processed", 0))
+
+
+def _min_latency(profile: Any) -> int:
+    """The least latency a link can give a packet (jitter can shorten it; normal jitter to 0)."""
+    if profile.jitter == "normal":
+        return 0
+    if profile.jitter == "uniform":
+        return max(0, profile.latency - profile.jitter_ticks)
+    return int(profile.latency)
+
+
+def hosted_gateway(
+    spec: GatewaySpec,
+    site: GatewaySite,
+    host: LogicHost,
+    config: Mapping[str, Any],
+    cls: type[HostedGateway] = HostedGateway,
+) -> HostedGateway:
+    """Gateway ``spec`` of the run at ``site``, its logic running in ``host`` with ``config``
+    (what gateway kinds' factories return)."""
+    return cls(
+        spec.name,
+        spec,
+        host,
+        broker=site.broker,
+        retry_interval=site.retry_interval,
+        seed=site.seed,
+        config=config,
+    )
+
+
+#: what each output kind must carry (docs/protocol.md, "reply"), and of which type
+_OUTPUT_FIELDS: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
+    "publish": (("topic", str),),
+    "drop": (("topic", str), ("origin", str), ("seq", int)),
+}
+
+
+def _output_problem(output: Any) -> str | None:
+    """What is wrong with one output of a node's reply (None when it is well formed)."""
+    if not isinstance(output, dict):
+        return "an output must be a JSON object"
+    required = _OUTPUT_FIELDS.get(output.get("kind"))  # type: ignore[arg-type]
+    if required is None:
+        return None  # the kind itself is checked where it is dispatched
+    for field, kind in required:
+        value = output.get(field)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"field {field!r} must be a {getattr(kind, '__name__', kind)}, got {value!r}"
+    if output["kind"] == "publish":
+        if output.get("qos", 0) not in (0, 1) or isinstance(output.get("qos"), bool):
+            return f"field 'qos' must be 0 or 1, got {output.get('qos')!r}"
+        created_at = output.get("created_at")
+        if created_at is not None and (not isinstance(created_at, int) or created_at < 0):
+            return f"field 'created_at' must be a virtual time (ticks), got {created_at!r}"
+    return None

@@ -1,0 +1,417 @@
+"""The Docker-tier fixtures: ``mqtt_broker``, ``docker_gateway``, and live ``edge_scenario`` runs.
+
+``mqtt_broker`` is one real broker per session (per xdist worker): a Mosquitto container
+(``--edgesim-broker=docker``, the default when the engine answers), a local ``mosquitto``
+process (``process``, the default otherwise) or a broker that is already running
+(``external=HOST:PORT``). Tests share it safely through a per-test topic prefix. Heavy
+imports (docker, paho) happen inside the fixtures, so loading the plugin stays cheap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_edgesim.errors import RequirementError
+from pytest_edgesim.pytest_plugin import settings
+
+if TYPE_CHECKING:
+    from pytest_edgesim.core.scenario import Scenario
+    from pytest_edgesim.core.scenario.schema import GatewaySpec
+    from pytest_edgesim.docker.session import BrokerContainer, GatewayContainer
+    from pytest_edgesim.live import BrokerEndpoint, LiveRun
+    from pytest_edgesim.live.pool import GatewayPool, PooledGateway
+
+_docker_key = pytest.StashKey[tuple[bool, str]]()
+_client_key = pytest.StashKey[Any]()
+_logs_key = pytest.StashKey["_LogSources"]()
+_prefix_counter = itertools.count(1)
+
+
+# --- the engine -----------------------------------------------------------------------------
+def docker_status(config: pytest.Config) -> tuple[bool, str]:
+    """``(available, description or reason)``, asked of the engine once per session."""
+    if _docker_key not in config.stash:
+        from pytest_edgesim.docker.session import docker_available
+
+        config.stash[_docker_key] = docker_available()
+    return config.stash[_docker_key]
+
+
+def _docker_client(config: pytest.Config) -> Any:
+    if _client_key not in config.stash:
+        from pytest_edgesim.docker.session import connect
+
+        config.stash[_client_key] = connect()
+    return config.stash[_client_key]
+
+
+def _unavailable(config: pytest.Config, reason: str) -> Any:
+    """Skip, or an error under ``--edgesim-docker=require``."""
+    if settings.docker_mode(config) == "require":
+        raise RequirementError(f"{reason}; --edgesim-docker=require")
+    pytest.skip(reason)
+
+
+# --- the broker -----------------------------------------------------------------------------
+@dataclass
+class MqttBroker:
+    """The session's broker. ``topic_prefix`` is the running test's own (``edgesim/...``/);
+    put every topic a test uses under it."""
+
+    backend: str
+    host: str
+    port: int
+    container: BrokerContainer | None = None
+    network: str | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    log_path: Path | None = None
+    topic_prefix: str = ""
+    _clients: list[Any] = field(default_factory=list, repr=False)
+    _close: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _pool: GatewayPool | None = field(default=None, repr=False)
+
+    @property
+    def gateway_pool(self) -> GatewayPool:
+        """Gateway containers that live runs on this broker reuse (removed with it)."""
+        if self._pool is None:
+            from pytest_edgesim.live.pool import GatewayPool
+
+            self._pool = GatewayPool(self.endpoint)
+            self._close.append(self._pool.close)
+        return self._pool
+
+    @property
+    def endpoint(self) -> BrokerEndpoint:
+        from pytest_edgesim.live import BrokerEndpoint
+
+        if self.container is not None:
+            return BrokerEndpoint(self.host, self.port, self.network, self.container.name)
+        return BrokerEndpoint(self.host, self.port)
+
+    def new_prefix(self, nodeid: str) -> str:
+        """A topic prefix no other test (or other run in this test) uses."""
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        test = f"{zlib.crc32(nodeid.encode()):08x}-{next(_prefix_counter)}"
+        return f"edgesim/{worker}-{os.getpid()}/{test}/"
+
+    def client(
+        self,
+        subscriptions: Sequence[tuple[str, int]] = (),
+        on_message: Callable[[str, bytes], None] | None = None,
+        role: str = "test",
+    ) -> Any:
+        """A connected paho client (its loop running), subscribed to ``subscriptions``
+        (``(filter, qos)``, taken as given: add ``topic_prefix`` yourself) with SUBACK
+        received; ``on_message(topic, payload)``. Disconnected at the end of the test."""
+        from pytest_edgesim.live import mqtt
+
+        client = mqtt.connect(
+            self.endpoint, role, subscriptions=subscriptions, on_message=on_message
+        )
+        self._clients.append(client)
+        return client
+
+    def logs(self) -> list[str]:
+        """The broker's last log lines (a container's, or the process's)."""
+        if self.container is not None:
+            return self.container.logs()
+        if self.log_path is None or not self.log_path.exists():
+            return []
+        return self.log_path.read_text(errors="replace").splitlines()[-40:]
+
+    def end_test(self) -> None:
+        from pytest_edgesim.live import mqtt
+
+        while self._clients:
+            mqtt.disconnect(self._clients.pop())
+
+    def close(self) -> None:
+        """Run every close step (the last added first), even when one fails; then raise the
+        first failure, so one stubborn gateway cannot leave the broker and network behind."""
+        errors: list[BaseException] = []
+        try:
+            self.end_test()
+        except Exception as error:
+            errors.append(error)
+        while self._close:
+            try:
+                self._close.pop()()
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
+
+def _start_docker_broker(config: pytest.Config) -> MqttBroker:
+    from pytest_edgesim.docker.session import start_broker_on_own_network
+
+    container, network, removal = start_broker_on_own_network(
+        _docker_client(config), keep=settings.keep_containers(config)
+    )
+    broker = MqttBroker("docker", container.host, container.port, container, network)
+    broker._close += removal  # (none when kept: they are listed at the end of the run)
+    return broker
+
+
+def _start_broker(config: pytest.Config) -> MqttBroker:
+    backend = settings.broker_backend(config)
+    kind = backend[0] if backend else None
+    if kind == "external":
+        assert backend is not None and backend[1] is not None and backend[2] is not None
+        from pytest_edgesim.live.probe import mqtt_connack
+
+        try:
+            code = mqtt_connack(backend[1], backend[2])
+        except OSError as error:
+            code = error  # type: ignore[assignment]
+        if code != 0:
+            _unavailable(config, f"external broker {backend[1]}:{backend[2]}: no CONNACK ({code})")
+        return MqttBroker("external", backend[1], backend[2])
+    docker_ok, reason = docker_status(config)
+    if kind == "docker" or (kind is None and docker_ok and settings.docker_mode(config) != "off"):
+        if not docker_ok:
+            _unavailable(config, f"--edgesim-broker=docker needs a Docker engine: {reason}")
+        return _start_docker_broker(config)
+    from pytest_edgesim.live.process_broker import MOSQUITTO_ENV, mosquitto_binary
+
+    binary = mosquitto_binary()
+    if binary is None:
+        _unavailable(
+            config,
+            "no MQTT broker: no Docker engine "
+            f"({reason}) and no mosquitto binary (install mosquitto or set {MOSQUITTO_ENV})",
+        )
+    assert binary is not None
+    return _start_process_broker(binary)
+
+
+def _start_process_broker(binary: str) -> MqttBroker:
+    from pytest_edgesim.live.process_broker import ProcessBroker
+
+    process = ProcessBroker.start(binary)
+    broker = MqttBroker(
+        "process", process.host, process.port, process=process.process, log_path=process.log_path
+    )
+    broker._close.append(process.stop)
+    return broker
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(pytestconfig: pytest.Config) -> Iterator[MqttBroker]:
+    """A real MQTT broker for the whole session (one per xdist worker): ``host``, ``port``,
+    ``client()``, ``container`` (docker backend), ``topic_prefix`` (the running test's)."""
+    broker = _start_broker(pytestconfig)
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+@pytest.fixture(autouse=True)
+def _edgesim_mqtt_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Gives a test that uses ``mqtt_broker`` its own topic prefix and closes its clients."""
+    if "mqtt_broker" not in request.fixturenames:
+        yield
+        return
+    broker: MqttBroker = request.getfixturevalue("mqtt_broker")
+    broker.topic_prefix = broker.new_prefix(request.node.nodeid)
+    _log_sources(request.node).append((f"broker ({broker.backend})", broker.logs))
+    try:
+        yield
+    finally:
+        broker.end_test()
+
+
+# --- gateway containers ---------------------------------------------------------------------
+class _LogSources:
+    """The log sources of one test: by title, the latest last, at most ``limit`` of them
+    (a statistical test starts a gateway per trial)."""
+
+    def __init__(self, limit: int = 4):
+        self.limit = limit
+        self.by_title: dict[str, Callable[[], Sequence[str]]] = {}
+
+    def append(self, source: tuple[str, Callable[[], Sequence[str]]]) -> None:
+        title, logs = source
+        self.by_title.pop(title, None)
+        self.by_title[title] = logs
+        while len(self.by_title) > self.limit:
+            del self.by_title[next(iter(self.by_title))]
+
+
+def _log_sources(item: pytest.Item) -> _LogSources:
+    sources = item.stash.get(_logs_key, None)
+    if sources is None:
+        sources = item.stash[_logs_key] = _LogSources()
+    return sources
+
+
+def container_log_sections(item: pytest.Item) -> list[tuple[str, str]]:
+    """Report sections with the last log lines of the containers (and broker) a test used."""
+    sections = []
+    sources = item.stash.get(_logs_key, None)
+    for title, logs in sources.by_title.items() if sources is not None else ():
+        try:
+            lines = list(logs())
+        except Exception as error:  # a log we cannot read must not hide the failure
+            lines = [f"(cannot read the logs: {error})"]
+        sections.append((f"edgesim logs: {title}", "\n".join(lines) or "(no output)"))
+    return sections
+
+
+def _launch_gateway(
+    item: pytest.Item,
+    spec: GatewaySpec,
+    gateway_config: Mapping[str, Any],
+    endpoint: BrokerEndpoint,
+    started: list[GatewayContainer],
+) -> GatewayContainer:
+    from pytest_edgesim.docker.session import gateway_launcher
+
+    container = gateway_launcher(_docker_client(item.config))(spec, gateway_config, endpoint)
+    started.append(container)
+    _log_sources(item).append((f"gateway {spec.name} ({container.name})", container.logs))
+    return container
+
+
+def _pooled_gateway(
+    item: pytest.Item,
+    broker: MqttBroker,
+    spec: GatewaySpec,
+    gateway_config: Mapping[str, Any],
+    endpoint: BrokerEndpoint,
+) -> PooledGateway:
+    """A gateway container for a live run, reused across the trials (and tests) that need
+    the same configuration: the first costs a container start, the next a reset."""
+    from pytest_edgesim.docker.session import gateway_launcher
+
+    launch = gateway_launcher(_docker_client(item.config))
+    image = spec.docker.image if spec.docker is not None and spec.docker.image else None
+
+    def start(config: Mapping[str, Any]) -> Any:  # a GatewayContainer
+        return launch(spec, config, endpoint)
+
+    gateway = broker.gateway_pool.acquire(gateway_config, image, start)
+    _log_sources(item).append((f"gateway {spec.name} ({gateway.name})", gateway.logs))
+    return gateway
+
+
+def _gateway_spec(spec: Any) -> GatewaySpec:
+    from pydantic import ValidationError
+
+    from pytest_edgesim.core.scenario.schema import GatewaySpec
+    from pytest_edgesim.errors import ScenarioError
+
+    if isinstance(spec, GatewaySpec):
+        return spec
+    try:
+        return GatewaySpec.model_validate(spec)
+    except ValidationError as error:
+        raise ScenarioError(
+            [
+                "docker_gateway spec" + "".join(f".{part}" for part in problem["loc"]) + ": "
+                f"{problem['msg']}"
+                for problem in error.errors()
+            ]
+        ) from None
+
+
+@pytest.fixture
+def docker_gateway(
+    request: pytest.FixtureRequest, mqtt_broker: MqttBroker
+) -> Iterator[Callable[..., GatewayContainer]]:
+    """A factory: ``docker_gateway(spec, topic_prefix=None)`` starts the gateway image for
+    ``spec`` (a ``GatewaySpec`` or a dict written as in a scenario's ``gateways`` entry) on
+    ``mqtt_broker``, under the test's topic prefix, and returns it once it is subscribed.
+    Every container it started is removed after the test (unless the session keeps them)."""
+    from pytest_edgesim.gateway.config import config_from_spec
+
+    item = request.node
+    status = docker_status(item.config)
+    if not status[0]:
+        _unavailable(item.config, f"docker_gateway needs a Docker engine: {status[1]}")
+    started: list[GatewayContainer] = []
+
+    def start(spec: Any, topic_prefix: str | None = None) -> GatewayContainer:
+        gateway = _gateway_spec(spec)
+        prefix = mqtt_broker.topic_prefix if topic_prefix is None else topic_prefix
+        return _launch_gateway(
+            item, gateway, config_from_spec(gateway, prefix), mqtt_broker.endpoint, started
+        )
+
+    try:
+        yield start
+    finally:
+        if not settings.keep_containers(item.config):  # kept: listed at the end of the run
+            for container in started:
+                container.remove()
+
+
+# --- the live path of edge_scenario ------------------------------------------------------------
+def docker_tier_problem(item: pytest.Item, scenario: Scenario) -> str | None:
+    """Why the Docker components of ``scenario`` cannot run here, or None when they can.
+
+    Wall-clock components (a Docker broker, a Docker gateway in ``mqtt`` mode) run live
+    (:class:`~pytest_edgesim.live.LiveRun`); they need a broker and, for a gateway
+    container, the engine.
+    """
+    from pytest_edgesim.core.edge_scenario import wall_clock_components
+    from pytest_edgesim.core.gateway_kinds import gateway_kind
+
+    spec = scenario.spec
+    docker_gateways = [g for g in spec.gateways if gateway_kind(g.kind).needs_docker]
+    available, reason = docker_status(item.config)
+    if docker_gateways and not available:
+        names = ", ".join(g.name for g in docker_gateways)
+        return f"implementation: docker (gateway {names}) needs a Docker engine: {reason}"
+    if wall_clock_components(scenario) and not available:
+        backend = settings.broker_backend(item.config)
+        if backend is not None and backend[0] == "docker":
+            return f"--edgesim-broker=docker needs a Docker engine: {reason}"
+        from pytest_edgesim.live.process_broker import mosquitto_binary
+
+        if backend is None and mosquitto_binary() is None:
+            return f"a live run needs a broker: no Docker engine ({reason}) and no mosquitto"
+    return None
+
+
+def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str], LiveRun]:
+    """What ``edge_scenario`` builds instead of a Simulation for a wall-clock scenario: a
+    :class:`~pytest_edgesim.live.LiveRun` on the session's ``mqtt_broker``."""
+    from pytest_edgesim.live import LiveRun
+
+    item = request.node
+    broker: MqttBroker = request.getfixturevalue("mqtt_broker")
+    marker = item.get_closest_marker("edgesim")
+    time_scale = settings.resolve_time_scale(
+        item.config, marker.kwargs.get("time_scale") if marker is not None else None
+    )
+    keep = settings.keep_containers(item.config)
+    _log_sources(item).append((f"broker ({broker.backend})", broker.logs))
+
+    def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
+        if keep:  # a container of its own, left running (listed at the end of the run)
+            return _launch_gateway(item, spec, config, endpoint, [])
+        return _pooled_gateway(item, broker, spec, config, endpoint)
+
+    def build(scenario: Scenario, seed: int, trace: str) -> LiveRun:
+        return LiveRun(
+            scenario,
+            seed,
+            broker=broker.endpoint,
+            time_scale=time_scale,
+            topic_prefix=broker.new_prefix(item.nodeid),
+            launcher=launch,
+            keep_containers=keep,
+        )
+
+    return build

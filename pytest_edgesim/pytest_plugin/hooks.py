@@ -1,0 +1,409 @@
+"""The pytest plugin (the ``pytest11`` entry point ``edgesim``): options, markers, hooks.
+
+The whole user surface is here and in :mod:`.fixtures` and :mod:`.docker_fixtures`;
+settings resolve in :mod:`.settings`, marker checks and tiers live in :mod:`.markers`, the
+session record in :mod:`.session_report`. Importing this module loads none of the simulator
+and nothing of Docker: the hooks import what they need when they run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from pytest_edgesim.pytest_plugin import markers, settings, trials
+from pytest_edgesim.pytest_plugin.configuration_errors import (
+    CONFIGURATION_ERROR,
+    configuration_error,
+    configuration_error_text,
+    is_configuration_error,
+)
+from pytest_edgesim.pytest_plugin.docker_fixtures import (
+    _edgesim_mqtt_test,
+    container_log_sections,
+    docker_gateway,
+    mqtt_broker,
+)
+from pytest_edgesim.pytest_plugin.fixtures import (
+    edge_coordinator,
+    edge_scenario,
+    edgesim_gateway,
+    edgesim_report,
+    edgesim_seed,
+    latency_network,
+)
+from pytest_edgesim.pytest_plugin.items import item_record
+from pytest_edgesim.pytest_plugin.session_report import (
+    TIER_PROPERTY,
+    SessionReport,
+    session_report_key,
+)
+
+__all__ = [
+    "_edgesim_mqtt_test",
+    "docker_gateway",
+    "edge_coordinator",
+    "edge_scenario",
+    "edgesim_gateway",
+    "edgesim_report",
+    "edgesim_seed",
+    "latency_network",
+    "mqtt_broker",
+]
+
+_tier_key = pytest.StashKey[str]()
+_keep_before_key = pytest.StashKey[bool]()
+_kept_key = pytest.StashKey[list[tuple[str, str]]]()
+_DOCKER_TIER = "Docker tier: "
+_KEPT_OUTPUT = "edgesim_kept"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("edgesim", "edgesim: edge and IoT scenarios in virtual time")
+
+    def add(option: str, ini: str, help: str, ini_type: str = "string", **kwargs: Any) -> None:
+        group.addoption(option, dest=ini, help=help, **kwargs)
+        parser.addini(ini, help=f"{help} (same as {option})", type=ini_type)  # type: ignore[arg-type]
+
+    add(
+        "--edgesim-seed",
+        "edgesim_seed",
+        "run every scenario with this seed (an integer, or 'random' to draw one and show it "
+        "in the header); default: each scenario's own seed",
+        metavar="N|random",
+    )
+    add(
+        "--edgesim-tier",
+        "edgesim_tier",
+        "run only edgesim tests of this tier (default: all); other tests are not affected",
+        choices=settings.TIERS,
+    )
+    add(
+        "--edgesim-trials",
+        "edgesim_trials",
+        f"trials of every statistical test, overriding the markers (default: the marker's "
+        f"trials=, else {settings.DEFAULT_TRIALS})",
+        metavar="N",
+    )
+    add(
+        "--edgesim-report",
+        "edgesim_report",
+        "write a JSON report of every scenario run to PATH",
+        metavar="PATH",
+    )
+    add(
+        "--edgesim-scenario-dir",
+        "edgesim_scenario_dir",
+        "look up edgesim(scenario=...) paths here when they are not beside the test file",
+        metavar="DIR",
+    )
+    add(
+        "--edgesim-summary",
+        "edgesim_summary",
+        "show the edgesim summary at the end of the run (shown with -v anyway)",
+        ini_type="bool",
+        action="store_true",
+        default=None,
+    )
+    add(
+        "--edgesim-undecided",
+        "edgesim_undecided",
+        "whether an undecided sequential statistical test fails: fail, pass, or auto "
+        "(fail when the CI environment variable is set; the default)",
+        choices=settings.UNDECIDED_MODES,
+    )
+    group.addoption(
+        "--edgesim-trial-seed",
+        dest=settings.TRIAL_SEED_OPTION_DEST,
+        metavar="SEED",
+        help="replay one statistical trial: run each selected statistical test once, with "
+        "this trial seed (a failing statistical test prints the command)",
+    )
+    add(
+        "--edgesim-docker",
+        "edgesim_docker",
+        _DOCKER_TIER + "auto (skip Docker items when no engine is available; the default), "
+        "require (fail them instead), off (skip them)",
+        choices=settings.DOCKER_MODES,
+    )
+    add(
+        "--edgesim-broker",
+        "edgesim_broker",
+        _DOCKER_TIER + "the MQTT broker of live runs and mqtt_broker: docker (a Mosquitto "
+        "container; the default when the engine answers), process (a local mosquitto; the "
+        "default otherwise) or external=HOST:PORT",
+        metavar="BROKER",
+    )
+    add(
+        "--edgesim-time-scale",
+        "edgesim_time_scale",
+        _DOCKER_TIER + "run live (wall-clock) scenarios this many times faster than real time "
+        "(default 1; the marker's edgesim(time_scale=N) wins)",
+        metavar="N",
+    )
+    add(
+        "--edgesim-keep-containers",
+        "edgesim_keep_containers",
+        _DOCKER_TIER + "leave containers running after the session, for debugging; the run "
+        "ends with a list of them and how to remove them, and no later session reaps them",
+        ini_type="bool",
+        action="store_true",
+        default=None,
+    )
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is active: hands the session seed to each worker,
+    and collects what each worker kept (``--edgesim-keep-containers``) for the summary."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput.update(settings.worker_input(node.config))
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        kept = getattr(node, "workeroutput", {}).get(_KEPT_OUTPUT, [])
+        node.config.stash.setdefault(_kept_key, []).extend(
+            (str(kind), str(name)) for kind, name in kept
+        )
+
+
+#: pytest sessions running in this process now: more than one means a run inside a run
+#: (pytester in-process), which shares the outer run's edgesim session id
+_configured_sessions = 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    global _configured_sessions
+    _configured_sessions += 1
+    # `--hypothesis-profile=edgesim-ci` must find the profile registered before Hypothesis's
+    # own pytest_configure loads it.
+    if str(config.getoption("hypothesis_profile", None) or "").startswith("edgesim-"):
+        from pytest_edgesim.strategies import register_profiles
+
+        register_profiles()
+    markers.register(config)
+    settings.validate(config)
+    if settings.keep_containers(config):
+        from pytest_edgesim.docker import session as docker_session
+
+        config.stash[_keep_before_key] = docker_session.set_keep(True)
+    report = config.stash[session_report_key] = SessionReport(settings.session_seed(config))
+    if not _is_worker(config):
+        config.pluginmanager.register(report, "edgesim-report")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(), "edgesim-xdist")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    seed = settings.session_seed(config)
+    return (
+        f"edgesim: seed {'per-scenario' if seed is None else seed}, "
+        f"tier {settings.resolve_tier(config)}, docker {settings.docker_mode(config)}"
+    )
+
+
+# --- collection -----------------------------------------------------------------------------
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Check the edgesim markers (a problem is a collection error) and parametrise gateways."""
+    definition = metafunc.definition
+    problems = markers.marker_problems(definition, metafunc.fixturenames)
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        pytest.fail(f"{definition.nodeid}: invalid edgesim markers:\n{lines}", pytrace=False)
+    gateways = markers.gateway_parameters(definition)
+    if gateways:
+        metafunc.parametrize("edgesim_gateway", gateways, ids=gateways, indirect=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each edgesim test its tier, then deselect the tiers ``--edgesim-tier`` excludes.
+
+    Runs before ``-m`` is applied, so ``-m deterministic`` also selects unmarked edgesim tests.
+    """
+    wanted = settings.resolve_tier(config)
+    kept, deselected = [], []
+    for item in items:
+        tier = markers.item_tier(item, getattr(item, "fixturenames", ()))
+        if tier is not None:
+            item.stash[_tier_key] = tier
+            item.user_properties.append((TIER_PROPERTY, tier))
+            if tier == "deterministic" and item.get_closest_marker("deterministic") is None:
+                item.add_marker(pytest.mark.deterministic)
+        if tier is not None and wanted != "all" and tier != wanted:
+            deselected.append(item)
+        else:
+            kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+# --- running --------------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """A statistical test runs as trials (:func:`.trials.run_protocol`)."""
+    if item.stash.get(_tier_key, None) != "statistical":
+        return None
+    return trials.run_protocol(item, nextitem)
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """A test body stopped by a configuration error is an error, not a failure; a
+    statistical test whose verdict is *undecided* (and does not fail) is shown as such."""
+    if report.when == "call" and report.failed and is_configuration_error(report):
+        return "error", "E", "ERROR"
+    return trials.report_status(report)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """After a passing body, ``deterministic(replay_check=True)`` replays each scenario run
+    and compares traces."""
+    record = item_record(item)
+    result = yield
+    if markers.replay_check_requested(item):
+        for edge in list(record.live):
+            mismatch = edge.replay_mismatch()
+            if mismatch is not None:
+                pytest.fail(f"{item.nodeid}: {mismatch}", pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing edgesim test's report gets an "edgesim" section: seeds, scenario, replay.
+
+    A configuration error (:func:`configuration_error`) is reported as its message alone:
+    no traceback through edgesim, no seeds (another seed would not change it).
+    """
+    report = yield
+    excinfo = call.excinfo
+    if report.failed and excinfo is not None and configuration_error(excinfo.value):
+        report.longrepr = configuration_error_text(item.nodeid, excinfo.value)
+        setattr(report, CONFIGURATION_ERROR, True)
+    elif report.failed and _tier_key in item.stash:
+        report.sections.append(("edgesim", _failure_section(item)))
+    if report.failed:
+        report.sections.extend(container_log_sections(item))
+    return report
+
+
+def _failure_section(item: pytest.Item) -> str:
+    if item.stash[_tier_key] == "statistical":
+        lines = list(trials.failure_lines(item))
+        if lines:
+            return "\n".join(lines)
+    record = item_record(item)
+    seeds = list(dict.fromkeys(record.seeds))
+    if seeds:
+        shown = ", ".join(map(str, seeds[:10]))
+        if len(seeds) > 10:
+            shown += f", ... ({len(seeds)} in all)"
+        lines = [f"seed{'s' if len(seeds) > 1 else ''}: {shown}"]
+    else:
+        session_seed = settings.session_seed(item.config)
+        lines = [f"seed: {'per-scenario' if session_seed is None else session_seed}"]
+    lines += [f"scenario: {scenario}" for scenario in dict.fromkeys(record.scenarios)]
+    if len(seeds) == 1 and item.stash[_tier_key] == "deterministic":
+        lines.append(f"replay: pytest '{item.nodeid}' --edgesim-seed={seeds[0]}")
+    return "\n".join(lines)
+
+
+# --- the end of the session -------------------------------------------------------------------
+def _kept_here(config: pytest.Config) -> list[tuple[str, str]]:
+    """``(kind, name)`` of what this process kept, asked of the engine (if it made anything)."""
+    if not settings.keep_containers(config) or not _docker_used():
+        return []
+    from pytest_edgesim.docker import session as docker_session
+
+    try:
+        return docker_session.kept_by_this_process()
+    except Exception as error:  # the engine went away: nothing to list
+        sys.stderr.write(f"edgesim: cannot list the kept containers: {error}\n")
+        return []
+
+
+def _docker_used() -> bool:
+    """Whether this process labelled anything (checked without loading the Docker tier)."""
+    if "pytest_edgesim.docker.labels" not in sys.modules:
+        return False  # nothing of the Docker tier was loaded, so nothing was labelled
+    from pytest_edgesim.docker import session as docker_session
+
+    return docker_session.labelled_anything()
+
+
+def _write_kept(terminalreporter: Any, config: pytest.Config) -> None:
+    """The kept containers and networks, and the command that removes them."""
+    kept = [*config.stash.get(_kept_key, []), *_kept_here(config)]
+    if not kept:
+        return
+    containers = [name for kind, name in kept if kind == "container"]
+    networks = [name for kind, name in kept if kind == "network"]
+    terminalreporter.write_sep("=", "edgesim: kept containers")
+    terminalreporter.write_line(
+        "--edgesim-keep-containers: left running; no later session reaps them:"
+    )
+    for kind, name in kept:
+        terminalreporter.write_line(f"  {kind} {name}")
+    commands = [f"docker rm -f {' '.join(containers)}"] if containers else []
+    commands += [f"docker network rm {' '.join(networks)}"] if networks else []
+    terminalreporter.write_line(f"remove them: {' && '.join(commands)}")
+    terminalreporter.write_line(
+        "  (or `edgesim cleanup`, which removes what every finished session left, kept or not)"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if _is_worker(config):
+        return
+    _write_kept(terminalreporter, config)
+    if not settings.summary_requested(config):
+        return
+    report = config.stash[session_report_key]
+    lines = report.summary_lines()
+    lines += list(trials.summary_lines(terminalreporter))
+    terminalreporter.write_sep("=", "edgesim")
+    for line in lines:
+        terminalreporter.write_line(line)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove every container, network and volume this process labelled (each xdist worker
+    is its own session), however the run ended; fixtures normally got there first. A run
+    inside another run in this process leaves them to the outer one, which owns them too."""
+    global _configured_sessions
+    _configured_sessions -= 1
+    if _keep_before_key in config.stash:
+        from pytest_edgesim.docker import session as docker_session
+
+        docker_session.set_keep(config.stash[_keep_before_key])
+    if _configured_sessions > 0:
+        return
+    if not _docker_used() or settings.keep_containers(config):
+        return
+    from pytest_edgesim.docker import session as docker_session
+
+    try:
+        docker_session.remove_this_session()
+    except Exception as error:  # the engine went away: the next session reaps
+        sys.stderr.write(f"edgesim: could not remove this session's containers: {error}\n")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if _is_worker(config) and settings.keep_containers(config):
+        config.workeroutput[_KEPT_OUTPUT] = _kept_here(config)  # type: ignore[attr-defined]
+    path = settings.report_path(config)
+    if path is None or _is_worker(config):
+        return
+    config.stash[session_report_key].write(path)

@@ -1,0 +1,567 @@
+"""The statistical tier: ``@pytest.mark.statistical`` runs a test's body as trials.
+
+Each trial is a full setup / call / teardown of the test item, so function-scoped fixtures
+(``edge_scenario`` included) are built afresh, and each has its own seed,
+``derive_seed(base_seed, "statistical-trial/<index>")`` (blake2b, see
+:mod:`pytest_edgesim.core.rng`). The base seed is the one a deterministic run would use: the
+``edgesim(seed=...)`` marker, else ``--edgesim-seed``, else the scenario's own seed.
+The trials' pass rate is judged by :mod:`pytest_edgesim.core.stats` (fixed N, or sequential with
+``sequential=True``) and the test is reported once: the first trial's setup, one call report
+carrying the verdict, the last trial's teardown. The verdict travels to the xdist controller
+as the user property ``edgesim_verdict``.
+
+``--edgesim-trial-seed=SEED`` replays one trial: every selected statistical test runs once
+with that seed and passes or fails as that trial did.
+
+A trial stopped by a configuration error (an invalid scenario, an image that cannot be had:
+:func:`~pytest_edgesim.pytest_plugin.configuration_errors.configuration_error`) is no trial
+outcome: the test ends there, as an error with that message, whatever its trial budget.
+
+The plugin calls this module from its hooks and fixtures: :func:`run_protocol`,
+:func:`current_trial`, :func:`record_metric`,
+:func:`failure_lines`, :func:`report_status` and :func:`summary_lines`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_edgesim.core import stats
+from pytest_edgesim.core.rng import derive_seed
+from pytest_edgesim.pytest_plugin import settings
+from pytest_edgesim.pytest_plugin.configuration_errors import is_configuration_error
+from pytest_edgesim.pytest_plugin.items import item_scenario
+from pytest_edgesim.pytest_plugin.session_report import (
+    SEED_PROPERTY,
+    VERDICT_PROPERTY,
+    properties,
+    session_report_key,
+)
+
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_MIN_PASS_RATE = 0.95
+SEEDS_SHOWN = 10
+UNDECIDED_STATUS = ("undecided", "U", "UNDECIDED")
+
+
+# --- the marker ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrialSettings:
+    """A statistical test's settings after the marker, the options and the defaults."""
+
+    trials: int
+    confidence: float
+    min_pass_rate: float
+    sequential: bool
+
+
+def trial_settings(item: pytest.Item) -> TrialSettings:
+    """The settings of a statistical test (``trials`` through :func:`config.resolve_trials`)."""
+    marker = item.get_closest_marker("statistical")
+    kwargs = dict(marker.kwargs) if marker is not None else {}
+    return TrialSettings(
+        trials=settings.resolve_trials(item.config, kwargs.get("trials")),
+        confidence=float(kwargs.get("confidence", DEFAULT_CONFIDENCE)),
+        min_pass_rate=float(kwargs.get("min_pass_rate", DEFAULT_MIN_PASS_RATE)),
+        sequential=bool(kwargs.get("sequential", False)),
+    )
+
+
+# --- trials and their seeds -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Trial:
+    """One trial: its index (None when replaying a seed) and its seed."""
+
+    index: int | None
+    seed: int
+
+    def describe(self, budget: int) -> str:
+        """``trial 3 of 10, seed S`` (counting from 1; the JSON report's index is from 0)."""
+        if self.index is None:
+            return f"the replayed trial, seed {self.seed}"
+        return f"trial {self.index + 1} of {budget}, seed {self.seed}"
+
+
+def trial_seed(base_seed: int, index: int) -> int:
+    """The seed of trial ``index`` under ``base_seed`` (stable across runs and machines)."""
+    return derive_seed(base_seed, f"statistical-trial/{index}")
+
+
+def replay_command(nodeid: str, seed: int) -> str:
+    return f"pytest {shlex.quote(nodeid)} --edgesim-trial-seed={seed}"
+
+
+@dataclass
+class TrialRecord:
+    trial: Trial
+    outcome: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrialRun:
+    """A statistical test's trials while it runs (kept in the item's stash)."""
+
+    settings: TrialSettings
+    base_seed: int | None
+    current: Trial | None = None
+    current_metrics: dict[str, float] = field(default_factory=dict)
+    records: list[TrialRecord] = field(default_factory=list)
+    first_failure: tuple[Trial, str, list[tuple[str, str]]] | None = None
+    verdict: dict[str, Any] | None = None
+
+
+_run_key = pytest.StashKey[TrialRun]()
+
+
+def current_trial(item: pytest.Item) -> Trial | None:
+    """The trial running now on ``item``, or None outside a statistical trial."""
+    run = item.stash.get(_run_key, None)
+    return None if run is None else run.current
+
+
+def record_metric(item: pytest.Item, name: str, value: float) -> None:
+    """Record a per-trial metric (``edge_scenario.record``); the trial's last value counts.
+
+    Outside a statistical trial this does nothing (the value stays on the scenario).
+    """
+    run = item.stash.get(_run_key, None)
+    if run is None or run.current is None:
+        return
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"record({name!r}, {value!r}): expected a finite number")
+    run.current_metrics[str(name)] = value
+
+
+def _base_seed(item: pytest.Item) -> int:
+    """The seed a deterministic run of ``item`` would use; trial seeds derive from it."""
+    marker = item.get_closest_marker("edgesim")
+    marker_seed = marker.kwargs.get("seed") if marker is not None else None
+    session_seed = settings.session_seed(item.config)
+    if marker_seed is not None or session_seed is not None:
+        return settings.resolve_seed(item.config, 0, marker_seed)
+    try:
+        scenario, _ = item_scenario(item)
+    except (Exception, pytest.fail.Exception):
+        return 0  # the fixture reports the broken scenario when the trial sets up
+    return int(scenario.seed)
+
+
+# --- running the trials -----------------------------------------------------------------------
+def run_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """``pytest_runtest_protocol`` for a statistical test; None leaves it to pytest."""
+    if not isinstance(item, pytest.Function) or item.config.getoption("setuponly", False):
+        return None
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    try:
+        for report in _run_trials(item, nextitem):
+            ihook.pytest_runtest_logreport(report=report)
+    finally:
+        if _run_key in item.stash:
+            del item.stash[_run_key]
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+@dataclass
+class _TrialReports:
+    setup: pytest.TestReport
+    call: pytest.TestReport | None
+    teardown: pytest.TestReport
+    last: bool
+
+
+def _one_trial(
+    item: pytest.Function,
+    nextitem: pytest.Item | None,
+    is_last: Callable[[pytest.TestReport, pytest.TestReport | None], bool],
+) -> _TrialReports:
+    """Setup, call and teardown of one trial, as ``runtestprotocol`` does, logging nothing.
+
+    A trial that is not the last tears down only the test's own node (its function-scoped
+    fixtures); the last one tears down as far as ``nextitem`` needs.
+    """
+    from _pytest.runner import call_and_report
+
+    if not item._request:  # type: ignore[truthy-function]
+        item._initrequest()
+    item._report_sections = []  # each trial's captured output on its own reports
+    try:
+        setup = call_and_report(item, "setup", log=False)
+        call = call_and_report(item, "call", log=False) if setup.passed else None
+        session = item.session
+        last = is_last(setup, call) or bool(session.shouldfail or session.shouldstop)
+        following: Any = nextitem if last else item.parent
+        if session.shouldfail or session.shouldstop:
+            following = None
+        teardown = call_and_report(item, "teardown", log=False, nextitem=following)
+    finally:
+        item._request = False  # type: ignore[assignment]
+        item.funcargs = None  # type: ignore[assignment]
+    return _TrialReports(setup, call, teardown, last)
+
+
+def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pytest.TestReport]:
+    config = item.config
+    replay_seed = settings.replay_trial_seed(config)
+    trial_settings_ = trial_settings(item)
+    if replay_seed is not None:
+        trial_settings_ = dataclasses.replace(trial_settings_, trials=1)
+        base_seed = None
+    else:
+        base_seed = _base_seed(item)
+    run = item.stash[_run_key] = TrialRun(trial_settings_, base_seed)
+    budget = trial_settings_.trials
+    outcomes: list[bool] = []
+    first_setup: pytest.TestReport | None = None
+    reports: _TrialReports | None = None
+    extra_teardown: pytest.TestReport | None = None
+
+    for index in range(budget):
+        if replay_seed is not None:
+            trial = Trial(None, replay_seed)
+        else:
+            assert base_seed is not None
+            trial = Trial(index, trial_seed(base_seed, index))
+        run.current, run.current_metrics = trial, {}
+        properties_before = len(item.user_properties)
+
+        def is_last(
+            setup: pytest.TestReport, call: pytest.TestReport | None, index: int = index
+        ) -> bool:
+            if call is None or not (call.passed or call.failed) or hasattr(call, "wasxfail"):
+                return True  # setup failed or skipped, the body skipped, or xfail
+            if is_configuration_error(call):
+                return True
+            if index + 1 >= budget:
+                return True
+            if trial_settings_.sequential:
+                played = [*outcomes, call.passed]
+                decision = stats.sequential_decision(
+                    sum(played),
+                    len(played),
+                    trial_settings_.min_pass_rate,
+                    trial_settings_.confidence,
+                )
+                return decision != stats.CONTINUE
+            return False
+
+        reports = _one_trial(item, nextitem, is_last)
+        run.current = None
+        if first_setup is None:
+            first_setup = reports.setup
+        if not any(
+            key == SEED_PROPERTY and value == trial.seed
+            for key, value in item.user_properties[properties_before:]
+        ):
+            item.user_properties.append((SEED_PROPERTY, trial.seed))
+        call = reports.call
+        if call is not None and is_configuration_error(call):
+            break
+        if call is not None and (call.passed or call.failed) and not hasattr(call, "wasxfail"):
+            outcomes.append(call.passed)
+            run.records.append(TrialRecord(trial, call.outcome, dict(run.current_metrics)))
+            if call.failed and run.first_failure is None:
+                run.first_failure = (trial, str(call.longrepr), list(call.sections))
+        if reports.last:
+            break
+        if reports.teardown.failed:
+            # a trial's teardown failed: stop, and tear down as far as the next item needs
+            from _pytest.runner import call_and_report
+
+            extra_teardown = call_and_report(item, "teardown", log=False, nextitem=nextitem)
+            break
+
+    assert reports is not None and first_setup is not None
+    played_all = reports.call is not None and not (
+        reports.call.skipped
+        or hasattr(reports.call, "wasxfail")
+        or is_configuration_error(reports.call)
+    )
+    if not reports.setup.passed or not played_all:
+        # a setup or configuration error, a skip or an xfail ends the test as it ended this trial
+        run.verdict = _verdict_dict(item, run, _early_outcome(reports))
+        logged = [reports.setup] if reports.call is None else [first_setup, reports.call]
+    else:
+        run.verdict = _judge(item, run, outcomes, replay_seed)
+        logged = [first_setup, _verdict_report(item, run)]
+    item.user_properties.append((VERDICT_PROPERTY, run.verdict))
+    teardown = reports.teardown
+    if extra_teardown is not None and not teardown.failed:
+        teardown = extra_teardown
+    logged.append(teardown)
+    for report in logged[-2:]:
+        report.user_properties = list(item.user_properties)
+    return logged
+
+
+def _early_outcome(reports: _TrialReports) -> str:
+    """How a trial that ended the test early ended: error, skipped, xfailed or xpassed."""
+    call = reports.call
+    if reports.setup.failed or (call is not None and is_configuration_error(call)):
+        return "error"
+    if call is not None and hasattr(call, "wasxfail"):
+        return "xfailed" if call.skipped else "xpassed"
+    return "skipped"
+
+
+def _judge(
+    item: pytest.Item, run: TrialRun, outcomes: list[bool], replay_seed: int | None
+) -> dict[str, Any]:
+    trial_settings_ = run.settings
+    passed, total = sum(outcomes), len(outcomes)
+    if replay_seed is not None:
+        verdict = _verdict_dict(item, run, "passed" if passed == total else "failed")
+        verdict["rule"] = "replay"
+        verdict["fails"] = passed != total
+        return verdict
+    if trial_settings_.sequential:
+        rate_verdict = stats.sequential_verdict(
+            outcomes, trial_settings_.min_pass_rate, trial_settings_.confidence
+        )
+    else:
+        rate_verdict = stats.fixed_verdict(
+            passed, total, trial_settings_.min_pass_rate, trial_settings_.confidence
+        )
+    verdict = _verdict_dict(item, run, rate_verdict.outcome)
+    verdict["interval"] = list(rate_verdict.interval)
+    if rate_verdict.outcome == stats.REFUTED:
+        verdict["fails"] = True
+    elif rate_verdict.outcome == stats.UNDECIDED:
+        verdict["fails"] = settings.undecided_fails(item.config)
+    return verdict
+
+
+def _verdict_dict(item: pytest.Item, run: TrialRun, outcome: str) -> dict[str, Any]:
+    """The verdict as plain data: the ``edgesim_verdict`` property and the JSON report's."""
+    trial_settings_ = run.settings
+    passed = sum(record.outcome == "passed" for record in run.records)
+    total = len(run.records)
+    sequential = trial_settings_.sequential
+    failed = [record.trial for record in run.records if record.outcome == "failed"]
+    if sequential:
+        to_demonstrate = stats.sequential_trials_to_demonstrate(
+            trial_settings_.min_pass_rate, trial_settings_.confidence
+        )
+    else:
+        to_demonstrate = stats.trials_to_demonstrate(
+            trial_settings_.min_pass_rate, trial_settings_.confidence
+        )
+    return {
+        "rule": "sequential" if sequential else "fixed",
+        "outcome": outcome,
+        "fails": outcome in ("error", stats.REFUTED),
+        "passed": passed,
+        "total": total,
+        "budget": trial_settings_.trials,
+        "rate": passed / total if total else None,
+        "confidence": trial_settings_.confidence,
+        "min_pass_rate": trial_settings_.min_pass_rate,
+        "interval": None,
+        "interval_kind": "confidence sequence" if sequential else "wilson",
+        "trials_to_demonstrate": to_demonstrate,
+        "base_seed": run.base_seed,
+        "trials": [
+            {"index": record.trial.index, "seed": record.trial.seed, "outcome": record.outcome}
+            for record in run.records
+        ],
+        "failed_seeds": [trial.seed for trial in failed],
+        "metrics": _metric_summaries(run),
+        "replay": replay_command(item.nodeid, failed[0].seed) if failed else None,
+    }
+
+
+def _metric_summaries(run: TrialRun) -> dict[str, Any]:
+    names = sorted({name for record in run.records for name in record.metrics})
+    summaries = {}
+    for name in names:
+        values = [record.metrics[name] for record in run.records if name in record.metrics]
+        interval = stats.mean_interval(values, run.settings.confidence)
+        summaries[name] = {
+            "count": interval.count,
+            "mean": interval.mean,
+            "stdev": interval.stdev,
+            "interval": list(interval.interval) if interval.interval is not None else None,
+            "values": values,
+        }
+    return summaries
+
+
+def _verdict_report(item: pytest.Function, run: TrialRun) -> pytest.TestReport:
+    """The test's one call report: passes or fails with the verdict, through the normal
+    ``pytest_runtest_makereport`` so that the failure reads like any other."""
+    from _pytest.runner import CallInfo
+
+    verdict = run.verdict
+    assert verdict is not None
+    message = f"{item.nodeid}: {verdict_line(verdict)}"
+
+    def judge() -> None:
+        if verdict["fails"]:
+            pytest.fail(message, pytrace=False)
+
+    item._report_sections = []
+    call = CallInfo.from_call(judge, when="call")
+    report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    if report.failed and run.first_failure is not None:
+        trial, _, sections = run.first_failure
+        report.sections.extend(
+            (f"{name} (first failing trial: {trial.describe(run.settings.trials)})", content)
+            for name, content in sections
+            if name != "edgesim"
+        )
+    return report
+
+
+# --- what the user reads ----------------------------------------------------------------------
+def _percent(confidence: float) -> str:
+    return f"{confidence * 100:g}%"
+
+
+def _rate(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def verdict_line(verdict: dict[str, Any]) -> str:
+    """One line: passed/total, rate, interval, and what the trials showed."""
+    outcome = verdict["outcome"]
+    confidence = _percent(verdict["confidence"])
+    minimum = f"{verdict['min_pass_rate']:g}"
+    if verdict["rule"] == "replay":
+        seed = verdict["trials"][0]["seed"] if verdict["trials"] else "?"
+        return f"replayed one trial (seed {seed}): {outcome}"
+    if outcome in ("error", "skipped", "xfailed", "xpassed"):
+        return (
+            f"{outcome} in trial {verdict['total'] + 1} of {verdict['budget']} "
+            f"({verdict['passed']}/{verdict['total']} passed before it)"
+        )
+    passed, total = verdict["passed"], verdict["total"]
+    low, high = verdict["interval"]
+    counts = f"{passed}/{total} trials passed (rate {_rate(verdict['rate'])})"
+    if verdict["rule"] == "sequential":
+        counts = f"sequential, {total} of {verdict['budget']} trials run: " + counts
+        interval = f"{confidence} confidence sequence [{_rate(low)}, {_rate(high)}]"
+    else:
+        interval = f"{confidence} Wilson interval [{_rate(low)}, {_rate(high)}]"
+    to_demonstrate = verdict["trials_to_demonstrate"]
+    if to_demonstrate is None:
+        how_many = f"a pass rate of {minimum} cannot be demonstrated by finitely many trials"
+    else:
+        how_many = f"{to_demonstrate} trials, all passing, would demonstrate it"
+    if outcome == stats.DEMONSTRATED:
+        what = f"demonstrated: the pass rate is at least {minimum} at {confidence} confidence"
+    elif outcome == stats.REFUTED:
+        what = f"refuted: the pass rate is below min_pass_rate={minimum} at {confidence} confidence"
+    elif outcome == stats.NOT_REFUTED:
+        what = f"not refuted, not demonstrated: min_pass_rate={minimum} ({how_many})"
+    else:
+        decides = "fails" if verdict["fails"] else "passes"
+        what = (
+            f"UNDECIDED: neither demonstrated nor refuted min_pass_rate={minimum} within the "
+            f"budget ({how_many}); undecided {decides} (--edgesim-undecided)"
+        )
+    return f"{counts}, {interval}: {what}"
+
+
+def metric_lines(verdict: dict[str, Any]) -> list[str]:
+    """``name: mean ± half-width (95% t interval [low, high], n trials)`` per metric."""
+    lines = []
+    confidence = _percent(verdict["confidence"])
+    for name, summary in sorted(verdict.get("metrics", {}).items()):
+        mean, count = summary["mean"], summary["count"]
+        if summary["interval"] is None:
+            lines.append(f"{name}: {mean:.6g} (1 trial, no interval)")
+            continue
+        low, high = summary["interval"]
+        lines.append(
+            f"{name}: {mean:.6g} ± {(high - low) / 2:.3g} ({confidence} t interval "
+            f"[{low:.6g}, {high:.6g}], {count} trials)"
+        )
+    return lines
+
+
+def _seed_list(seeds: list[int]) -> str:
+    shown = ", ".join(map(str, seeds[:SEEDS_SHOWN]))
+    if len(seeds) > SEEDS_SHOWN:
+        shown += f", ... ({len(seeds)} in all; every seed is in the JSON report)"
+    return shown
+
+
+def failure_lines(item: pytest.Item) -> list[str]:
+    """The ``edgesim`` section of a failing statistical test's report."""
+    run = item.stash.get(_run_key, None)
+    if run is None:
+        return []
+    verdict = run.verdict
+    if verdict is None:  # a trial's setup or teardown failed
+        trial = run.current
+        if trial is None:
+            return []
+        return [
+            trial.describe(run.settings.trials),
+            f"replay: {replay_command(item.nodeid, trial.seed)}",
+        ]
+    lines = []
+    if verdict["base_seed"] is not None:
+        lines.append(
+            f"trial seeds derive from base seed {verdict['base_seed']}: "
+            + _seed_list([trial["seed"] for trial in verdict["trials"]])
+        )
+    if verdict["failed_seeds"]:
+        lines.append(
+            f"failing trials' seeds ({len(verdict['failed_seeds'])}): "
+            + _seed_list(verdict["failed_seeds"])
+        )
+    lines += metric_lines(verdict)
+    if verdict["replay"]:
+        lines.append(f"replay the first failing trial: {verdict['replay']}")
+    if run.first_failure is not None:
+        trial, text, _ = run.first_failure
+        lines += ["", f"first failing trial ({trial.describe(run.settings.trials)}):", text]
+    return lines
+
+
+def _verdict_of(report: pytest.TestReport) -> dict[str, Any] | None:
+    verdicts = properties(report.user_properties, VERDICT_PROPERTY)
+    return verdicts[-1] if verdicts else None
+
+
+def report_status(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """``pytest_report_teststatus``: a passing undecided test is counted as *undecided*."""
+    if report.when != "call" or not report.passed:
+        return None
+    verdict = _verdict_of(report)
+    if verdict is not None and verdict["outcome"] == stats.UNDECIDED:
+        return UNDECIDED_STATUS
+    return None
+
+
+def summary_lines(terminalreporter: Any) -> list[str]:
+    """The statistical verdicts in the edgesim summary: one line per test, then metrics."""
+    report = terminalreporter.config.stash[session_report_key]
+    records = [
+        record
+        for nodeid, record in sorted(report.tests.items())
+        if record.tier == "statistical" and isinstance(record.verdict, dict)
+    ]
+    if not records:
+        return []
+    lines = ["statistical verdicts:"]
+    for record in records:
+        verdict = record.verdict
+        lines.append(f"  {record.nodeid}: {verdict_line(verdict)}")
+        if verdict["failed_seeds"]:
+            lines.append(f"    failing trials' seeds: {_seed_list(verdict['failed_seeds'])}")
+        lines += [f"    {line}" for line in metric_lines(verdict)]
+        if verdict["replay"]:
+            lines.append(f"    replay: {verdict['replay']}")
+    return lines

@@ -1,0 +1,213 @@
+"""The ``edgesim`` command: ``run`` prints the metrics and the same digest as ``simulate()``;
+``validate`` checks files. Called in process through ``cli.main``, and once as a command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_edgesim import Scenario, simulate
+from pytest_edgesim.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _output_paths, main
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+BASIC = SCENARIOS / "basic.yaml"
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def printed_digest(out: str) -> str:
+    match = re.search(r"^trace digest: ([0-9a-f]{64})$", out, re.MULTILINE)
+    assert match, out
+    return match.group(1)
+
+
+def test_run_prints_the_table_and_the_digest_of_simulate(capsys):
+    code, out, err = run_cli(capsys, "run", str(BASIC))
+
+    assert code == EXIT_OK
+    assert err == ""  # no progress bar when stderr is not a terminal
+    expected = simulate(BASIC)
+    assert printed_digest(out) == expected.trace_digest
+    assert out.startswith(f"scenario basic ({BASIC}), seed 42: 60s virtual in "), out.splitlines()[
+        0
+    ]
+    assert f", {expected.events} scheduled events\n" in out
+    cloud = next(line for line in out.splitlines() if line.startswith("cloud "))
+    assert cloud.split()[1:3] == [str(expected.metrics.node("cloud").sent)] * 2
+
+
+def test_seed(capsys):
+    code, out, _ = run_cli(capsys, "run", str(BASIC), "--seed", "5")
+
+    assert code == EXIT_OK
+    assert ", seed 5:" in out.splitlines()[0]
+    assert printed_digest(out) == simulate(BASIC, seed=5).trace_digest
+    assert printed_digest(out) != simulate(BASIC).trace_digest
+
+
+def test_set_overrides_fields(capsys):
+    code, out, _ = run_cli(
+        capsys, "run", str(BASIC), "--set", "network.links[0].latency=80ms", "--set", "seed=3"
+    )
+
+    assert code == EXIT_OK
+    expected = Scenario.from_yaml(BASIC).with_overrides(
+        {"network.links[0].latency": "80ms", "seed": 3}
+    )
+    assert printed_digest(out) == simulate(expected).trace_digest
+    uplink = next(line for line in out.splitlines() if line.startswith("temp-0->broker"))
+    assert uplink.split()[-1] == "80.0"  # max ms
+
+
+def test_duration(capsys):
+    code, out, _ = run_cli(capsys, "run", str(BASIC), "--duration", "10s")
+
+    assert code == EXIT_OK
+    assert ": 10s virtual in " in out.splitlines()[0]
+    assert printed_digest(out) == simulate(BASIC, until="10s").trace_digest
+
+
+def test_a_bad_duration_is_a_usage_error(capsys):
+    code, _, err = run_cli(capsys, "run", str(BASIC), "--duration", "soon")
+    assert code == EXIT_USAGE
+    assert err.startswith("--duration: must be a duration such as '20ms'")
+    assert "Traceback" not in err
+
+
+def test_trace_writes_one_json_line_per_event(capsys, tmp_path: Path):
+    trace = tmp_path / "out.jsonl"
+
+    code, out, _ = run_cli(capsys, "run", str(BASIC), "--duration", "20s", "--trace", str(trace))
+
+    assert code == EXIT_OK
+    lines = trace.read_text().splitlines()
+    expected = simulate(BASIC, until="20s", trace="full")
+    assert expected.trace is not None
+    assert len(lines) == len(expected.trace) > 0
+    assert f"trace ({len(lines)} events) written to {trace}" in out
+    events = [json.loads(line) for line in lines]
+    assert {"t", "kind", "node", "topic"} <= set(events[0])
+    assert [event["t"] for event in events] == sorted(event["t"] for event in events)
+    # keeping the full trace does not change the digest
+    assert printed_digest(out) == expected.trace_digest == simulate(BASIC, until="20s").trace_digest
+
+
+def test_json_and_csv(capsys, tmp_path: Path):
+    report, table = tmp_path / "result.json", tmp_path / "metrics.csv"
+
+    code, out, _ = run_cli(
+        capsys, "run", str(BASIC), "--duration", "5s", "--json", str(report), "--csv", str(table)
+    )
+
+    assert code == EXIT_OK
+    data = json.loads(report.read_text())
+    assert data["trace_digest"] == printed_digest(out)
+    assert (data["seed"], data["virtual_time_s"]) == (42, 5.0)
+    assert table.read_text().count("\n") > 5
+
+
+def test_output_folders_are_made_and_bad_output_paths_stop_the_run_before_it_starts(
+    capsys, tmp_path: Path
+):
+    report = tmp_path / "new" / "folder" / "result.json"
+    code, out, _ = run_cli(capsys, "run", str(BASIC), "--duration", "1s", "--json", str(report))
+    assert code == EXIT_OK and json.loads(report.read_text())["seed"] == 42
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for option, value, problem in [
+        ("--json", str(tmp_path), "is a directory, not a file"),
+        ("--csv", str(blocker / "metrics.csv"), "cannot write there"),
+        ("--trace", str(blocker / "trace.jsonl"), "cannot write there"),
+    ]:
+        code, out, err = run_cli(capsys, "run", str(BASIC), option, value)
+        assert code == EXIT_USAGE, err
+        assert err.startswith(f"edgesim: {option} {value}: {problem}")
+        assert out == "" and "Traceback" not in err  # nothing ran
+
+    # the check itself writes nothing: no empty file, and (a bad argument found before it)
+    # no folder either
+    probe = tmp_path / "never-written.json"
+    args = argparse.Namespace(json=str(probe), csv=None, trace=None)
+    assert _output_paths(args) == {"json": probe} and not probe.exists()
+    folder = tmp_path / "not-made"
+    code, _, _ = run_cli(
+        capsys, "run", str(BASIC), "--duration", "soon", "--json", str(folder / "r.json")
+    )
+    assert code == EXIT_USAGE and not folder.exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63)])
+def test_a_seed_out_of_range_is_a_usage_error(capsys, seed: str):
+    code, out, err = run_cli(capsys, "run", str(BASIC), "--seed", seed)
+    assert code == EXIT_USAGE and out == ""
+    assert err.startswith("--seed: ") and "Traceback" not in err
+
+
+def test_a_subscription_nothing_publishes_on_is_a_note_not_an_error(capsys):
+    unheard = ["--set", "gateways[0].subscribe=[site/+/+/temperature]"]
+    code, out, err = run_cli(capsys, "validate", str(BASIC), *unheard)
+    assert code == EXIT_OK and out.startswith(f"{BASIC}: ok")
+    assert err.startswith(
+        f"{BASIC}: note: gateways[0].subscribe[0]: 'site/+/+/temperature' matches no topic "
+        "published in the scenario (sites/lab/temp-0/temperature, "
+    )
+    code, _, err = run_cli(capsys, "run", str(BASIC), "--duration", "1s", *unheard)
+    assert code == EXIT_OK and "note: gateways[0].subscribe[0]" in err
+    assert Scenario.from_yaml(BASIC).notes() == []
+    # a gateway's forward topic counts as published: a second gateway may listen to it
+    chained = Scenario.from_yaml(BASIC).with_overrides(
+        {"gateways[0].subscribe": ["cloud/#"], "gateways[0].forward.to": "cloud"}
+    )
+    assert chained.notes() == []
+
+
+def test_validate_the_shipped_scenarios(capsys):
+    files = sorted(str(path) for path in SCENARIOS.glob("*.yaml"))
+
+    code, out, err = run_cli(capsys, "validate", *files)
+
+    assert code == EXIT_OK
+    assert err == ""
+    assert [line.split(": ")[0] for line in out.splitlines()] == files
+    assert f"{BASIC}: ok (6 nodes, 60s, seed 42)" in out
+
+
+def test_validate_with_overrides(capsys):
+    code, out, _ = run_cli(capsys, "validate", str(BASIC), "--set", "duration=5s")
+    assert code == EXIT_OK
+    assert out == f"{BASIC}: ok (6 nodes, 5s, seed 42)\n"
+
+    code, _, err = run_cli(capsys, "validate", str(BASIC), "--set", "devices[0].count=0")
+    assert code == EXIT_FAILED
+    assert err == f"{BASIC}: override 'devices[0].count': must be at least 1, got 0\n"
+
+
+def test_a_bad_override_in_run_is_a_usage_error(capsys):
+    code, out, err = run_cli(capsys, "run", str(BASIC), "--set", "devices[9].count=1")
+    assert code == EXIT_USAGE
+    assert out == ""
+    assert err == f"{BASIC}: override 'devices[9].count': devices has 1 item(s)\n"
+
+
+def test_the_edgesim_command(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_edgesim.cli", "run", str(BASIC), "--duration", "5s"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == EXIT_OK, done.stderr
+    assert printed_digest(done.stdout) == simulate(BASIC, until="5s").trace_digest

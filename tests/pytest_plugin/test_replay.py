@@ -1,0 +1,64 @@
+"""deterministic(replay_check=True): the same actions twice, the first divergence named."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_replay_check_passes_for_the_models(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.deterministic(replay_check=True)
+        def test_steered(edge_scenario):
+            edge_scenario.run("3s")
+            edge_scenario.network.partition("sensor*", "broker")
+            edge_scenario.network.set_link("gateway", "cloud", latency_ms=30, jitter_ms=5)
+            edge_scenario.run("5s")
+            edge_scenario.network.heal("sensor*", "broker")
+            edge_scenario.inject("sensors/extra", 1.0)
+            edge_scenario.run()
+            assert edge_scenario.result.trace is not None  # replay_check keeps the trace
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_replay_check_catches_a_nondeterministic_model(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import random
+        import pytest
+        from pytest_edgesim.gateway import model as gateway
+
+        @pytest.fixture
+        def wall_clock_random_gateway(monkeypatch):
+            # a processing delay drawn from the global random module: not reproducible
+            def sampler(spec, stream):
+                return lambda: random.randint(1, 50_000)
+
+            monkeypatch.setattr(gateway, "make_delay_sampler", sampler)
+
+        @pytest.mark.deterministic(replay_check=True)
+        def test_flaky_model(wall_clock_random_gateway, edge_scenario):
+            edge_scenario.run("10s")
+
+        def test_without_replay_check_it_passes(wall_clock_random_gateway, edge_scenario):
+            edge_scenario.run("10s")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_flaky_model: replay check failed: scenario 'edgesim-minimal' with seed 0 "
+            "ran twice with the same actions and the runs differ",
+            "first divergence: event #* at t=*s, node *, event *",
+            "  first run: t=*",
+            "  replay:    t=*",
+            "digests: first run ????????????????*",
+            "         replay    ????????????????*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
