@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 
 from pytest_edgesim.core.engine import Coordinator
 from pytest_edgesim.core.gateway_kinds import gateway_kind
+from pytest_edgesim.core.gateway_kinds import (
+    register_gateway_implementation as register_gateway_implementation,
+)
 from pytest_edgesim.core.models.broker import BrokerModel
 from pytest_edgesim.core.run import TopologyRun
 from pytest_edgesim.core.scenario.schema import check_seed

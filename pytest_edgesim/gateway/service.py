@@ -34,7 +34,23 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_edgesim.core.aggregation import Aggregate, Aggregator
-from pytest_edgesim.gateway.config import describe_value, is_number, validate_config
+# the configuration's names are here too, as in 0.1's gateway_service
+from pytest_edgesim.gateway.config import (
+    GatewayConfigError,
+    config_from_spec,
+    describe_value,
+    is_number,
+    validate_config,
+)
+
+__all__ = [
+    "GatewayConfigError",
+    "GatewayService",
+    "config_from_spec",
+    "decode_payload",
+    "default_client_id",
+    "validate_config",
+]
 
 log = logging.getLogger("edgesim.gateway")
 

@@ -231,7 +231,9 @@ def latency_network(
         )
         for name, node in by_name.items():
             node.bind(
-                NodeContext(name, edge_coordinator, network.transmit, streams, metrics, tracer)
+                NodeContext(
+                    name, edge_coordinator, network.transmit, streams, metrics, tracer, network
+                )
             )
         return network
 
