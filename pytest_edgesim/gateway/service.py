@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_edgesim.core.aggregation import Aggregate, Aggregator
+
 # the configuration's names are here too, as in 0.1's gateway_service
 from pytest_edgesim.gateway.config import (
     GatewayConfigError,
