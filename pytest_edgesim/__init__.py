@@ -46,6 +46,8 @@ _LAZY = {
     "LatencyNetworkModel": "pytest_edgesim.core.network",
     "NetworkModel": "pytest_edgesim.core.network",
     "GatewayKind": "pytest_edgesim.core.gateway_kinds",
+    "NodeLogic": "pytest_edgesim.lockstep.sdk",
+    "NodeApi": "pytest_edgesim.lockstep.sdk",
     "register_gateway_kind": "pytest_edgesim.core.gateway_kinds",
     "register_gateway_implementation": "pytest_edgesim.core.gateway_kinds",
 }
@@ -63,7 +65,9 @@ __all__ = [
     "Metrics",
     "NetworkModel",
     "Node",
+    "NodeApi",
     "NodeContext",
+    "NodeLogic",
     "Packet",
     "RunResult",
     "Scenario",
@@ -92,6 +96,7 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.scenario import Scenario
     from pytest_edgesim.core.scenario.builder import ScenarioBuilder
     from pytest_edgesim.core.simulation import Simulation, simulate
+    from pytest_edgesim.lockstep.sdk import NodeApi, NodeLogic
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.errors import SimulationError
@@ -34,13 +35,15 @@ class WallClockStart:
     configuration (the JSON of :func:`~pytest_edgesim.gateway.config.config_from_spec`,
     durations already scaled to the wall clock), where the broker is (a
     :class:`~pytest_edgesim.live.mqtt.BrokerEndpoint`), the MQTT client id to use where the
-    tool sets it, and how long to wait for the connection."""
+    tool sets it, how long to wait for the connection, and the scenario's directory."""
 
     spec: GatewaySpec
     config: Mapping[str, Any]
     endpoint: Any
     client_id: str
     connect_timeout_s: float
+    #: the scenario's directory (where a gateway's own logic may be), when it has one
+    base_dir: Path | None = None
 
 
 #: ``start -> runner``: the gateway running for real in a live run; the runner has

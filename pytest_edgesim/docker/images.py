@@ -236,6 +236,10 @@ def resolve_base(
     base if present, else the local Debian base if already made, else a pull of the official
     base, else (no registry) the Debian base is made now.
     """
+    if spec.registry_base.startswith(f"{PROJECT_NAMESPACE}/") and image_present(
+        client, spec.registry_base
+    ):
+        return spec.registry_base  # a project image (the gateway's, for a logic image)
     if offline is None:
         offline = offline_from_environment()
     from pytest_edgesim.docker import debian_base

@@ -9,6 +9,7 @@ gateway. This module imports no Docker code until a gateway is started.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.core.gateway_kinds import GatewayKind, WallClockStart
@@ -21,7 +22,11 @@ if TYPE_CHECKING:
 
 
 def start_gateway_container(
-    spec: GatewaySpec, config: Mapping[str, Any], endpoint: Any, client: Any = None
+    spec: GatewaySpec,
+    config: Mapping[str, Any],
+    endpoint: Any,
+    client: Any = None,
+    search: Path | None = None,
 ) -> GatewayContainer:
     """Start the ``edgesim/gateway`` image (or the spec's ``docker.image``) for ``config``,
     connected to the broker at ``endpoint`` (a :class:`~pytest_edgesim.live.BrokerEndpoint`)."""
@@ -31,6 +36,10 @@ def start_gateway_container(
 
     client = client or connect()
     image = spec.docker.image if spec.docker is not None and spec.docker.image else None
+    if image is None and spec.logic is not None:
+        from pytest_edgesim.docker.logic_image import ensure_logic_image
+
+        image = ensure_logic_image(spec.logic, client, search)  # runs it (gateway/main.py)
     network, host, port = endpoint.for_container()
     return GatewayContainer.start(
         image or ensure_image("gateway", client),
@@ -44,7 +53,7 @@ def start_gateway_container(
 
 
 def _on_the_wall_clock(start: WallClockStart) -> GatewayContainer:
-    return start_gateway_container(start.spec, start.config, start.endpoint)
+    return start_gateway_container(start.spec, start.config, start.endpoint, search=start.base_dir)
 
 
 def _in_lockstep(spec: GatewaySpec, site: GatewaySite) -> Node:

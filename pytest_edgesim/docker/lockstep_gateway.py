@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.topology import GatewaySite
 
 GATEWAY_COMMAND = ["python3", "-m", "pytest_edgesim.gateway.lockstep_node"]
+#: serves the logic named after it (a user's ``module:Name``)
+LOGIC_COMMAND = ["python3", "-m", "pytest_edgesim.lockstep"]
 #: the official base a ``docker.build`` context expects (the local Debian base without one)
 BUILD_BASE = "python:3.12-slim"
 ROLE = "lockstep-node"
@@ -122,7 +124,9 @@ def resolve_image(
     content, as ``edgesim-user/<directory>`` (never one of the project's images).
     ``docker.image`` names an image already on the engine (or a project image). Neither:
     the project's gateway image with its lockstep entry point. A missing build context or
-    image is an :class:`~pytest_edgesim.docker.images.ImageError` naming the gateway.
+    image is an :class:`~pytest_edgesim.docker.images.ImageError` naming the gateway. A
+    gateway with a ``logic:`` of the user's and no image of its own runs the image built
+    with the user's package (:mod:`.logic_image`), serving that logic.
     """
     from pytest_edgesim.docker.images import (
         ImageError,
@@ -144,6 +148,11 @@ def resolve_image(
             )
         return ensure_image(user_image_spec(context, BUILD_BASE), client), None
     image = settings.image if settings is not None else None
+    if image is None and spec.logic is not None:
+        from pytest_edgesim.docker.logic_image import ensure_logic_image
+
+        image = ensure_logic_image(spec.logic, client, base_dir)
+        return image, [*LOGIC_COMMAND, spec.logic]
     if image is None:
         return ensure_image("gateway", client), list(GATEWAY_COMMAND)
     if image in image_specs():
@@ -158,7 +167,7 @@ def docker_lockstep_gateway(spec: GatewaySpec, site: GatewaySite) -> HostedGatew
     """
     from pytest_edgesim.docker.engine import connect
     from pytest_edgesim.docker.labels import keeping
-    from pytest_edgesim.gateway.config import config_from_spec
+    from pytest_edgesim.gateway.config import config_from_spec, logic_config
 
     client = connect()
     image, command = resolve_image(spec, client, site.scenario.base_dir)
@@ -170,7 +179,7 @@ def docker_lockstep_gateway(spec: GatewaySpec, site: GatewaySite) -> HostedGatew
             spec,
             site,
             container.socket_host(owned=not keep),
-            config_from_spec(spec),
+            config_from_spec(spec) if spec.logic is None else logic_config(spec),
             DockerLockstepGateway,
         )
     except BaseException:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.docker import labels
@@ -91,10 +92,13 @@ def remove_this_session() -> None:
     remove_own(connect(), labels.session_id())
 
 
-def gateway_launcher(client: docker.DockerClient) -> Callable[[Any, Mapping[str, Any], Any], Any]:
-    """``(spec, config, endpoint) -> GatewayContainer`` on ``client``."""
+def gateway_launcher(
+    client: docker.DockerClient, search: Path | None = None
+) -> Callable[[Any, Mapping[str, Any], Any], Any]:
+    """``(spec, config, endpoint) -> GatewayContainer`` on ``client`` (``search``: the
+    scenario's directory, where a gateway's logic may be)."""
 
     def start(spec: Any, config: Mapping[str, Any], endpoint: Any) -> Any:
-        return start_gateway_container(spec, config, endpoint, client)
+        return start_gateway_container(spec, config, endpoint, client, search)
 
     return start

@@ -66,6 +66,11 @@ class _ConfigProblems(list[str]):
             self.check("forward.topic", topic, ok, "an MQTT topic (no wildcards)")
             value = forward.get("qos", 0)
             self.check("forward.qos", value, _is_qos(value), _QOS)
+        logic = config.get("logic")
+        ok = logic is None or (isinstance(logic, str) and ":" in logic)
+        self.check("logic", logic, ok, "'module:Name' (your gateway logic)")
+        value = config.get("logic_config", {})
+        self.check("logic_config", value, isinstance(value, dict), "an object")
         for key in ("topic_prefix", "control_topic"):
             value = config.get(key)
             self.check(key, value, value is None or isinstance(value, str), "a string")
@@ -189,4 +194,15 @@ def config_from_spec(spec: Any, topic_prefix: str = "") -> dict[str, Any]:
             "topic": spec.forward_topic,
             "qos": spec.forward.qos,
         },
+        **(
+            {}
+            if getattr(spec, "logic", None) is None
+            else {"logic": spec.logic, "logic_config": logic_config(spec)}
+        ),
     }
+
+
+def logic_config(spec: Any) -> dict[str, Any]:
+    """What a user's logic (``logic: 'module:Name'``) gets as its ``config``: the gateway's
+    ``config:`` block, with ``forward_topic`` and ``forward_qos`` added unless it sets them."""
+    return {"forward_topic": spec.forward_topic, "forward_qos": spec.forward.qos, **spec.config}

@@ -1,6 +1,6 @@
 """Entry point of the gateway container: ``python -m pytest_edgesim.gateway``.
 
-Configuration comes from the environment: ``EDGESIM_GATEWAY_CONFIG`` (the JSON made by
+The configuration comes from the environment: ``EDGESIM_GATEWAY_CONFIG`` (the JSON made by
 :func:`pytest_edgesim.gateway.config.config_from_spec`), ``EDGESIM_BROKER_HOST`` and
 ``EDGESIM_BROKER_PORT``. A configuration the gateway cannot run exits 2 with one line
 on stderr, before ``ready``. The process runs until SIGTERM or SIGINT.
@@ -14,14 +14,17 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
+
+from pytest_edgesim.gateway.service import GatewayService
 
 
 def main() -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s %(message)s"
     )
+    from pytest_edgesim.errors import ScenarioError
     from pytest_edgesim.gateway.config import GatewayConfigError
-    from pytest_edgesim.gateway.service import GatewayService
 
     raw = os.environ.get("EDGESIM_GATEWAY_CONFIG")
     if not raw:
@@ -42,9 +45,12 @@ def main() -> int:
         )
         return 2
     try:
-        service = GatewayService(config, host, port)
+        service = _service(config, host, port)
     except GatewayConfigError as exc:
         print(f"EDGESIM_GATEWAY_CONFIG is not a gateway configuration: {exc}", file=sys.stderr)
+        return 2
+    except ScenarioError as exc:  # the user's logic cannot be imported
+        print(str(exc), file=sys.stderr)
         return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -59,6 +65,15 @@ def main() -> int:
     service.stop()
     print(f"gateway {service.name} stopped: {json.dumps(service.counters)}", flush=True)
     return 0
+
+
+def _service(config: dict[str, Any], host: str, port: int) -> GatewayService:
+    """The project's gateway, or the user's logic when the configuration names one."""
+    if isinstance(config, dict) and config.get("logic"):
+        from pytest_edgesim.gateway.logic_service import LogicService
+
+        return LogicService(config, host, port)
+    return GatewayService(config, host, port)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ class GatewayService:
         self.host, self.port = host, port
         self.clock_us = clock_us
         self.topic_prefix = str(config.get("topic_prefix") or "")
-        self.aggregator = self._new_aggregator()
+        self._start_afresh()
         #: a topic outside any prefix on which the gateway takes ``reset`` requests
         self.control_topic: str | None = config.get("control_topic")
         self._epoch = 0  # bumped by a reset: work queued before it is dropped
@@ -125,8 +125,9 @@ class GatewayService:
         self._seq = 0
         self.client = self._make_client(client_id or default_client_id(self.name))
 
-    def _new_aggregator(self) -> Aggregator | None:
-        return Aggregator.from_config(self.config.get("aggregate"))
+    def _start_afresh(self) -> None:
+        """Make the state a run starts from (at start and at each reset): the aggregator."""
+        self.aggregator: Aggregator | None = Aggregator.from_config(self.config.get("aggregate"))
 
     def _filters(self) -> list[tuple[str, int]]:
         return [
@@ -187,7 +188,7 @@ class GatewayService:
                 while True:
                     self.inbox.get_nowait()
             self.topic_prefix = str(request.get("topic_prefix", self.topic_prefix))
-            self.aggregator = self._new_aggregator()
+            self._start_afresh()
             self.counters = dict.fromkeys(self.counters, 0)
             self._seq = 0
         self.client.unsubscribe(old_filters)
@@ -328,13 +329,19 @@ class GatewayService:
         self.client.connect_async(self.host, self.port, keepalive=10)
         self.client.loop_start()
         self._spawn(self._worker)
-        if self.aggregator is not None and self.aggregator.window is not None:
-            self._spawn(self._windows)
+        for task in self._background_tasks():
+            self._spawn(task)
         if not self._connected.wait(connect_timeout_s):
             raise TimeoutError(
                 f"gateway {self.name}: no connection to the broker at {self.host}:{self.port} "
                 f"within {connect_timeout_s:g}s"
             )
+
+    def _background_tasks(self) -> list[Callable[[], None]]:
+        """What runs beside the worker until the service stops: closing aggregate windows."""
+        if self.aggregator is not None and self.aggregator.window is not None:
+            return [self._windows]
+        return []
 
     def _spawn(self, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=f"{self.name}-{target.__name__}", daemon=True)

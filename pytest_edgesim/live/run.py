@@ -203,6 +203,7 @@ class LiveRun(TopologyRun):
                 self.broker_endpoint,
                 mqtt.client_id(f"gateway-{spec.name}"),
                 self._connect_timeout_s,
+                self.scenario.base_dir,
             )
         )
 

@@ -274,10 +274,12 @@ def _launch_gateway(
     gateway_config: Mapping[str, Any],
     endpoint: BrokerEndpoint,
     started: list[GatewayContainer],
+    search: Path | None = None,
 ) -> GatewayContainer:
     from pytest_edgesim.docker.session import gateway_launcher
 
-    container = gateway_launcher(_docker_client(item.config))(spec, gateway_config, endpoint)
+    launch = gateway_launcher(_docker_client(item.config), search)
+    container = launch(spec, gateway_config, endpoint)
     started.append(container)
     _log_sources(item).append((f"gateway {spec.name} ({container.name})", container.logs))
     return container
@@ -289,12 +291,13 @@ def _pooled_gateway(
     spec: GatewaySpec,
     gateway_config: Mapping[str, Any],
     endpoint: BrokerEndpoint,
+    search: Path | None = None,
 ) -> PooledGateway:
     """A gateway container for a live run, reused across the trials (and tests) that need
     the same configuration: the first costs a container start, the next a reset."""
     from pytest_edgesim.docker.session import gateway_launcher
 
-    launch = gateway_launcher(_docker_client(item.config))
+    launch = gateway_launcher(_docker_client(item.config), search)
     image = spec.docker.image if spec.docker is not None and spec.docker.image else None
 
     def start(config: Mapping[str, Any]) -> Any:  # a GatewayContainer
@@ -398,12 +401,14 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
     keep = settings.keep_containers(item.config)
     _log_sources(item).append((f"broker ({broker.backend})", broker.logs))
 
-    def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
-        if keep:  # a container of its own, left running (listed at the end of the run)
-            return _launch_gateway(item, spec, config, endpoint, [])
-        return _pooled_gateway(item, broker, spec, config, endpoint)
-
     def build(scenario: Scenario, seed: int, trace: str) -> LiveRun:
+        search = scenario.base_dir  # where a gateway's logic may be, beside the scenario
+
+        def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
+            if keep:  # a container of its own, left running (listed at the end of the run)
+                return _launch_gateway(item, spec, config, endpoint, [], search)
+            return _pooled_gateway(item, broker, spec, config, endpoint, search)
+
         return LiveRun(
             scenario,
             seed,

@@ -20,7 +20,8 @@ MARKERS = {
         "a YAML path relative to the test file, then to --edgesim-scenario-dir (default: a "
         "built-in minimal scenario); overrides as overrides={'dotted.path': value} or the "
         "shorthands seed=, duration=, name=, description=; gateway='docker' or a list such as "
-        "['python_model', 'docker'] runs the test once per gateway implementation; "
+        "['python_model', 'docker'] runs the test once per gateway implementation (python: "
+        "your logic in process; docker:lockstep, docker:mqtt: a container in that mode); "
         "time_scale=N runs a live (wall-clock) scenario N times faster than real time."
     ),
     "deterministic": (
@@ -42,7 +43,7 @@ MARKERS = {
 EDGESIM_FIXTURES = frozenset(
     {"edge_scenario", "edgesim_seed", "edge_coordinator", "latency_network"}
 )
-GATEWAY_IMPLEMENTATIONS = ("python_model", "docker")
+GATEWAY_IMPLEMENTATIONS = ("python_model", "python", "docker", "docker:lockstep", "docker:mqtt")
 #: ``edgesim(...)`` keyword shorthands for top-level scenario fields.
 SHORTHAND_OVERRIDES = ("seed", "duration", "name", "description")
 _EDGESIM_KEYWORDS = ("scenario", "gateway", "overrides", "time_scale", *SHORTHAND_OVERRIDES)

@@ -99,26 +99,34 @@ class Scenario:
         return scenario_notes(self.spec, (device.topic for device in self.devices))
 
     def with_gateways(self, implementation: str, *, mode: str | None = None) -> Scenario:
-        """A new scenario in which every gateway has ``implementation`` (``python_model`` or
-        ``docker``): the same system over the other implementation.
+        """A new scenario in which every gateway has ``implementation``: the same system
+        over another implementation of its gateways.
 
-        ``mode`` (``mqtt`` or ``lockstep``) is the ``docker.mode`` of each Docker gateway
-        whose scenario leaves its mode open; a mode the scenario sets is kept.
+        ``implementation`` is ``python_model`` (the project's gateway), ``python`` (each
+        gateway's own ``logic:`` in this process), ``docker``, or ``docker:lockstep`` /
+        ``docker:mqtt`` (a Docker gateway in that mode). ``mode`` (``mqtt`` or ``lockstep``)
+        is the ``docker.mode`` of each Docker gateway whose scenario leaves its mode open; a
+        mode the scenario sets is kept, unless ``implementation`` names one.
         ``scenario.with_gateways("docker", mode="lockstep")`` runs the gateway image in
         virtual time, and should give the Python model's trace digest.
         """
-        if implementation not in ("python_model", "docker"):
+        implementation, _, named_mode = implementation.partition(":")
+        if implementation not in ("python_model", "python", "docker") or (
+            named_mode and implementation != "docker"
+        ):
             raise ScenarioError(
-                f"with_gateways: implementation must be 'python_model' or 'docker', "
-                f"got {implementation!r}"
+                "with_gateways: implementation must be 'python_model', 'python', 'docker', "
+                f"'docker:lockstep' or 'docker:mqtt', got {implementation!r}"
             )
+        if named_mode:
+            mode = named_mode
         if mode not in (None, "mqtt", "lockstep"):
             raise ScenarioError(f"with_gateways: mode must be 'mqtt' or 'lockstep', got {mode!r}")
         overrides: dict[str, Any] = {}
         for index, gateway in enumerate(self.spec.gateways):
             overrides[f"gateways.{index}.implementation"] = implementation
             mode_is_open = gateway.docker is None or "mode" not in gateway.docker.model_fields_set
-            if implementation == "docker" and mode is not None and mode_is_open:
+            if implementation == "docker" and mode is not None and (mode_is_open or named_mode):
                 overrides[f"gateways.{index}.docker.mode"] = mode
         return self.with_overrides(overrides)
 

@@ -141,12 +141,23 @@ class ScenarioBuilder:
         forward_qos: int = _UNSET,
         implementation: str = _UNSET,
         docker: dict[str, Any] = _UNSET,
+        logic: str | type = _UNSET,
+        config: dict[str, Any] = _UNSET,
     ) -> ScenarioBuilder:
         """A gateway subscribing to ``subscribe`` (filters), aggregating and forwarding.
 
         ``forward_to``/``forward_topic``/``forward_qos`` fill ``forward`` field by field.
+        ``logic`` (``"module:Name"``, or the class itself) makes it your own logic, run in
+        this process unless ``implementation`` says otherwise; ``config`` is its settings.
         """
+        if logic is not _UNSET and not isinstance(logic, str):
+            logic = f"{logic.__module__}:{logic.__qualname__}"
+            if implementation is _UNSET:
+                implementation = "python"
+        elif logic is not _UNSET and implementation is _UNSET:
+            implementation = "python"
         gateway = _given(name=name, implementation=implementation, subscribe=subscribe)
+        gateway.update(_given(logic=logic, config=config))
         gateway.update(_given(aggregate=aggregate, processing_delay=processing_delay, queue=queue))
         forward_fields = _given(to=forward_to, topic=forward_topic, qos=forward_qos)
         if forward is not _UNSET or forward_fields:

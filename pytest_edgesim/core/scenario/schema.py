@@ -12,7 +12,15 @@ import numbers
 import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    model_validator,
+)
 
 from pytest_edgesim.core.aggregation import is_value_field
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_bandwidth, parse_duration, parse_rate
@@ -418,6 +426,23 @@ class DockerSettings(_Strict):
 
 
 Implementation = Literal["python_model", "docker"]
+#: a gateway may also be the user's own logic, run in this process (``python``)
+GatewayImplementation = Literal["python_model", "python", "docker"]
+
+_LOGIC_REFERENCE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+
+def _logic_reference(value: str) -> str:
+    if not _LOGIC_REFERENCE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a logic reference: expected 'module:Name' (a NodeLogic "
+            "subclass or a factory), such as 'mypkg.gateway:MovingAverage'"
+        )
+    return value
+
+
+#: the settings of the project's gateway, which a user's logic does not read
+_PROJECT_GATEWAY_SETTINGS = ("aggregate", "processing_delay", "queue")
 
 
 def _subscriptions(value: Any) -> Any:
@@ -430,7 +455,7 @@ def _subscriptions(value: Any) -> Any:
 
 class GatewaySpec(_Strict):
     name: Name
-    implementation: Implementation = "python_model"
+    implementation: GatewayImplementation = "python_model"
     subscribe: Annotated[list[Subscription], BeforeValidator(_subscriptions)] = Field(min_length=1)
     #: without ``aggregate`` every reading is forwarded on its own
     aggregate: AggregateSpec | None = None
@@ -438,6 +463,38 @@ class GatewaySpec(_Strict):
     queue: QueueSpec = QueueSpec()
     forward: ForwardSpec = ForwardSpec()
     docker: DockerSettings | None = None
+    #: the user's own gateway logic, ``module:Name`` (``implementation: python``, or
+    #: ``docker``: a container built with the user's package)
+    logic: Annotated[str, AfterValidator(_logic_reference)] | None = None
+    #: the user's logic's own settings, handed to it as ``config`` (JSON values)
+    config: dict[str, JsonValue] = {}
+
+    @model_validator(mode="after")
+    def _logic_goes_with_its_implementation(self) -> GatewaySpec:
+        if self.logic is None:
+            if self.implementation == "python":
+                raise ValueError(
+                    "implementation: python runs your own logic: add logic: 'module:Name' "
+                    "(a NodeLogic subclass, such as 'mypkg.gateway:MovingAverage')"
+                )
+            if self.config:
+                raise ValueError(
+                    "config: is the settings of your own logic (logic: 'module:Name'); the "
+                    "project's gateway takes aggregate:, processing_delay: and queue:"
+                )
+            return self
+        if self.implementation == "python_model":
+            raise ValueError(
+                "logic: runs with implementation: python (in this process) or docker (in a "
+                "container built with your package); python_model is the project's gateway"
+            )
+        given = [key for key in _PROJECT_GATEWAY_SETTINGS if key in self.model_fields_set]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: settings of the project's gateway, which your logic does "
+                "not read; put your logic's settings under config:"
+            )
+        return self
 
     @property
     def forward_topic(self) -> str:
@@ -446,11 +503,15 @@ class GatewaySpec(_Strict):
 
     @property
     def kind(self) -> str:
-        """How the gateway runs, derived here only: ``python_model``, ``docker_lockstep`` (a
-        container in virtual time) or ``docker_mqtt`` (a container on a real broker, on the
-        wall clock); the name of a :class:`~pytest_edgesim.core.gateway_kinds.GatewayKind`."""
+        """How the gateway runs, derived here only: ``python_model`` (the project's gateway
+        in this process), ``python_logic`` (the user's logic in this process),
+        ``docker_lockstep`` (a container in virtual time) or ``docker_mqtt`` (a container on a
+        real broker, on the wall clock); the name of a
+        :class:`~pytest_edgesim.core.gateway_kinds.GatewayKind`."""
         if self.implementation == "python_model":
             return "python_model"
+        if self.implementation == "python":
+            return "python_logic"
         mode = self.docker.mode if self.docker is not None else "mqtt"
         return f"docker_{mode}"
 
