@@ -83,6 +83,8 @@ class ImageSpec:
     include_package: bool = False
     wheel_requirements: str | None = None
     origin: Literal["project", "user"] = "project"
+    #: ``registry_base`` is an image of this engine (a project image), built on as it is
+    local_base: bool = False
 
     @property
     def repository(self) -> str:
@@ -236,10 +238,8 @@ def resolve_base(
     base if present, else the local Debian base if already made, else a pull of the official
     base, else (no registry) the Debian base is made now.
     """
-    if spec.registry_base.startswith(f"{PROJECT_NAMESPACE}/") and image_present(
-        client, spec.registry_base
-    ):
-        return spec.registry_base  # a project image (the gateway's, for a logic image)
+    if spec.local_base:
+        return require_image(client, spec.registry_base, f"image {spec.name!r}")
     if offline is None:
         offline = offline_from_environment()
     from pytest_edgesim.docker import debian_base

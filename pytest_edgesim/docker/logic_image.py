@@ -81,5 +81,5 @@ def ensure_logic_image(
             shutil.copyfile(source, context / "user" / source.name)
         module = reference.partition(":")[0]
         (context / "Dockerfile").write_text(_DOCKERFILE.format(user_dir=USER_DIR, module=module))
-        spec = ImageSpec(name, context, base, origin="user")
-        return ensure_image(spec, client, offline=False, progress=progress)
+        spec = ImageSpec(name, context, base, origin="user", local_base=True)
+        return ensure_image(spec, client, progress=progress)

@@ -24,7 +24,7 @@ from pytest_edgesim.pytest_plugin.session_report import (
     SessionReport,
     session_report_key,
 )
-from pytest_edgesim.pytest_plugin.trials import current_trial, record_metric
+from pytest_edgesim.pytest_plugin.trials import current_trial, on_real_components, record_metric
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -35,12 +35,18 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.scenario import Scenario
 
 
+def _deterministic(item: pytest.Item) -> bool:
+    """A test of the deterministic tier, running now in virtual time."""
+    marked = item.get_closest_marker("deterministic") is not None
+    return marked and not on_real_components(item)
+
+
 def _with_gateway(item: pytest.Item, scenario: Scenario, implementation: str) -> Scenario:
     """Every gateway with ``implementation``; in a deterministic test a Docker gateway whose
     ``docker.mode`` the scenario leaves open runs in lockstep (virtual time)."""
     from pytest_edgesim.errors import ScenarioError
 
-    deterministic = item.get_closest_marker("deterministic") is not None
+    deterministic = _deterministic(item)
     try:
         return scenario.with_gateways(implementation, mode="lockstep" if deterministic else None)
     except ScenarioError as error:
@@ -56,7 +62,7 @@ def _describe(scenario: Scenario) -> str:
 
 def _check_components(item: pytest.Item, scenario: Scenario) -> None:
     """Refuse wall-clock components in a deterministic test; hold back Docker components."""
-    if item.get_closest_marker("deterministic") is not None:
+    if _deterministic(item):
         wall_clock = wall_clock_components(scenario)
         if wall_clock:
             paths = "\n".join(f"  {path}" for path in wall_clock)
@@ -138,6 +144,8 @@ def edge_scenario(
     scenario, _ = item_scenario(item)
     if edgesim_gateway is not None:
         scenario = _with_gateway(item, scenario, edgesim_gateway)
+    if on_real_components(item):  # --edgesim-on-real: the gateways' containers, for real
+        scenario = _with_gateway(item, scenario, "docker:mqtt")
     record = item_record(item)
     record.scenarios.append(_describe(scenario))
     _check_components(item, scenario)

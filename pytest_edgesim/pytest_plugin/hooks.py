@@ -122,6 +122,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="replay one statistical trial: run each selected statistical test once, with "
         "this trial seed (a failing statistical test prints the command)",
     )
+    group.addoption(
+        "--edgesim-on-real",
+        dest=settings.ON_REAL_OPTION_DEST,
+        metavar="N",
+        help="run each selected deterministic edge_scenario test on real components "
+        "(Mosquitto, the gateways' containers) for N trials with the seed in force, after one "
+        "run of its models, and say whether the real system fails the same way (a failing "
+        "deterministic test prints the command)",
+    )
     add(
         "--edgesim-docker",
         "edgesim_docker",
@@ -229,9 +238,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Runs before ``-m`` is applied, so ``-m deterministic`` also selects unmarked edgesim tests.
     """
     wanted = settings.resolve_tier(config)
+    on_real = settings.on_real_trials(config)
     kept, deselected = [], []
     for item in items:
         tier = markers.item_tier(item, getattr(item, "fixturenames", ()))
+        if on_real is not None and tier == "deterministic":
+            tier = trials.on_real_tier(item)
         if tier is not None:
             item.stash[_tier_key] = tier
             item.user_properties.append((TIER_PROPERTY, tier))
@@ -269,7 +281,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     and compares traces."""
     record = item_record(item)
     result = yield
-    if markers.replay_check_requested(item):
+    if markers.replay_check_requested(item) and not trials.on_real_components(item):
         for edge in list(record.live):
             mismatch = edge.replay_mismatch()
             if mismatch is not None:
@@ -316,6 +328,12 @@ def _failure_section(item: pytest.Item) -> str:
     lines += [f"scenario: {scenario}" for scenario in dict.fromkeys(record.scenarios)]
     if len(seeds) == 1 and item.stash[_tier_key] == "deterministic":
         lines.append(f"replay: pytest '{item.nodeid}' --edgesim-seed={seeds[0]}")
+        if "edge_scenario" in getattr(item, "fixturenames", ()):
+            lines.append(
+                f"on real components: pytest '{item.nodeid}' --edgesim-seed={seeds[0]} "
+                f"--edgesim-on-real={trials.ON_REAL_SUGGESTED_TRIALS} (the same scenario and seed "
+                "on Mosquitto and the gateways' containers; says whether they fail the same way)"
+            )
     return "\n".join(lines)
 
 

@@ -38,6 +38,7 @@ DOCKER_ENV = "EDGESIM_DOCKER"
 CI_ENV = "CI"
 WORKERINPUT_SEED = "edgesim_seed"
 TRIAL_SEED_OPTION_DEST = "edgesim_trial_seed"
+ON_REAL_OPTION_DEST = "edgesim_on_real"
 
 _session_seed_key = pytest.StashKey["int | None"]()
 
@@ -209,6 +210,16 @@ def replay_trial_seed(config: pytest.Config) -> int | None:
     return _seed_option(value, "--edgesim-trial-seed", "a trial seed (an integer >= 0)")
 
 
+def on_real_trials(config: pytest.Config) -> int | None:
+    """``--edgesim-on-real N``: run each selected deterministic ``edge_scenario`` test on real
+    components (a Mosquitto broker, the gateways' containers) for N trials with the seed in
+    force, after one run of its models for reference. Command line only."""
+    value = config.getoption(ON_REAL_OPTION_DEST, default=None)
+    if value is None:
+        return None
+    return _trial_count(value, "--edgesim-on-real")
+
+
 # --- files and output -----------------------------------------------------------------------
 def _path(config: pytest.Config, setting: str) -> Path | None:
     """A path option: relative to the invocation directory on the command line, relative to
@@ -331,6 +342,7 @@ def validate(config: pytest.Config) -> None:
     broker_backend(config)
     resolve_time_scale(config)
     replay_trial_seed(config)
+    on_real_trials(config)
     docker_mode(config)
     summary_requested(config)
     keep_containers(config)

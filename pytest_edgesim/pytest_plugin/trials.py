@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import shlex
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,9 @@ class TrialSettings:
 
 def trial_settings(item: pytest.Item) -> TrialSettings:
     """The settings of a statistical test (``trials`` through :func:`config.resolve_trials`)."""
+    if _on_real_key in item.stash:
+        trials = settings.on_real_trials(item.config) or ON_REAL_SUGGESTED_TRIALS
+        return TrialSettings(trials, DEFAULT_CONFIDENCE, 1.0, False)
     marker = item.get_closest_marker("statistical")
     kwargs = dict(marker.kwargs) if marker is not None else {}
     return TrialSettings(
@@ -116,9 +120,49 @@ class TrialRun:
     records: list[TrialRecord] = field(default_factory=list)
     first_failure: tuple[Trial, str, list[tuple[str, str]]] | None = None
     verdict: dict[str, Any] | None = None
+    #: --edgesim-on-real: how the models' run ended (None: passed), and each real failure
+    reference: tuple[str, str] | None = None
+    real_failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 _run_key = pytest.StashKey[TrialRun]()
+
+
+# --- a deterministic test on real components (--edgesim-on-real) ---------------------------------
+#: the trials a failing deterministic test's command suggests
+ON_REAL_SUGGESTED_TRIALS = 20
+#: "model" while the reference run of the models plays, then "real"
+_on_real_key = pytest.StashKey[str]()
+
+
+def on_real_tier(item: pytest.Item) -> str:
+    """The tier of a deterministic test under ``--edgesim-on-real``: statistical (its trials
+    on real components) when it runs through ``edge_scenario``; else it stays deterministic
+    and is skipped, since only ``edge_scenario`` can swap its components."""
+    if "edge_scenario" not in getattr(item, "fixturenames", ()):
+        item.add_marker(
+            pytest.mark.skip(
+                reason="--edgesim-on-real: this test does not use edge_scenario, so its "
+                "components cannot be swapped for real ones"
+            )
+        )
+        return "deterministic"
+    item.stash[_on_real_key] = "model"
+    return "statistical"
+
+
+def on_real_components(item: pytest.Item) -> bool:
+    """Whether ``item`` is running its trials on real components now."""
+    return item.stash.get(_on_real_key, None) == "real"
+
+
+def _crash_site(report: pytest.TestReport) -> tuple[str, str]:
+    """Where and how a failed call failed: ``(path:line, first line of the message)``."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is None:
+        return "", str(report.longrepr).splitlines()[0] if report.longrepr else ""
+    message = str(crash.message).splitlines()[0] if crash.message else ""
+    return f"{crash.path}:{crash.lineno}", message
 
 
 def current_trial(item: pytest.Item) -> Trial | None:
@@ -221,6 +265,12 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         base_seed = _base_seed(item)
     run = item.stash[_run_key] = TrialRun(trial_settings_, base_seed)
     budget = trial_settings_.trials
+    on_real = _on_real_key in item.stash
+    if on_real:
+        assert base_seed is not None
+        early = _reference_run(item, run, nextitem, base_seed)
+        if early is not None:
+            return early
     outcomes: list[bool] = []
     first_setup: pytest.TestReport | None = None
     reports: _TrialReports | None = None
@@ -231,7 +281,7 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
             trial = Trial(None, replay_seed)
         else:
             assert base_seed is not None
-            trial = Trial(index, trial_seed(base_seed, index))
+            trial = Trial(index, base_seed if on_real else trial_seed(base_seed, index))
         run.current, run.current_metrics = trial, {}
         properties_before = len(item.user_properties)
 
@@ -272,6 +322,8 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
             run.records.append(TrialRecord(trial, call.outcome, dict(run.current_metrics)))
             if call.failed and run.first_failure is None:
                 run.first_failure = (trial, str(call.longrepr), list(call.sections))
+            if call.failed and on_real:
+                run.real_failures.append(_crash_site(call))
         if reports.last:
             break
         if reports.teardown.failed:
@@ -304,6 +356,31 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
     return logged
 
 
+def _reference_run(
+    item: pytest.Function, run: TrialRun, nextitem: pytest.Item | None, seed: int
+) -> list[pytest.TestReport] | None:
+    """Run the test once on its models (the deterministic run the trials are compared with);
+    when that run cannot even set up, it is the test's outcome (the reports to log)."""
+    run.current = Trial(None, seed)
+    reports = _one_trial(
+        item, nextitem, lambda setup, call: call is None or is_configuration_error(call)
+    )
+    run.current = None
+    item.stash[_on_real_key] = "real"
+    call = reports.call
+    if reports.last or call is None:
+        run.verdict = _verdict_dict(item, run, _early_outcome(reports))
+        item.user_properties.append((VERDICT_PROPERTY, run.verdict))
+        logged = [reports.setup] if call is None else [reports.setup, call]
+        logged.append(reports.teardown)
+        for report in logged[-2:]:
+            report.user_properties = list(item.user_properties)
+        return logged
+    if call.failed:
+        run.reference = _crash_site(call)
+    return None
+
+
 def _early_outcome(reports: _TrialReports) -> str:
     """How a trial that ended the test early ended: error, skipped, xfailed or xpassed."""
     call = reports.call
@@ -319,6 +396,20 @@ def _judge(
 ) -> dict[str, Any]:
     trial_settings_ = run.settings
     passed, total = sum(outcomes), len(outcomes)
+    if _on_real_key in item.stash:
+        verdict = _verdict_dict(item, run, "passed" if passed == total else "failed")
+        verdict["rule"] = "on-real"
+        verdict["fails"] = passed != total
+        reference = run.reference
+        verdict["model_failure"] = None if reference is None else list(reference)
+        verdict["same_failures"] = sum(failure == reference for failure in run.real_failures)
+        verdict["real_failures"] = [list(failure) for failure in run.real_failures]
+        if run.real_failures:
+            verdict["replay"] = (
+                f"pytest {shlex.quote(item.nodeid)} --edgesim-seed={run.base_seed} "
+                "--edgesim-on-real=1"
+            )
+        return verdict
     if replay_seed is not None:
         verdict = _verdict_dict(item, run, "passed" if passed == total else "failed")
         verdict["rule"] = "replay"
@@ -439,6 +530,8 @@ def verdict_line(verdict: dict[str, Any]) -> str:
     if verdict["rule"] == "replay":
         seed = verdict["trials"][0]["seed"] if verdict["trials"] else "?"
         return f"replayed one trial (seed {seed}): {outcome}"
+    if verdict["rule"] == "on-real":
+        return on_real_line(verdict)
     if outcome in ("error", "skipped", "xfailed", "xpassed"):
         return (
             f"{outcome} in trial {verdict['total'] + 1} of {verdict['budget']} "
@@ -522,12 +615,45 @@ def failure_lines(item: pytest.Item) -> list[str]:
             + _seed_list(verdict["failed_seeds"])
         )
     lines += metric_lines(verdict)
+    if verdict["rule"] == "on-real":
+        failures = Counter(tuple(failure) for failure in verdict["real_failures"])
+        lines += [
+            f"{count} trial(s) failed at {where} ({message})"
+            for (where, message), count in failures.most_common()
+        ]
     if verdict["replay"]:
         lines.append(f"replay the first failing trial: {verdict['replay']}")
     if run.first_failure is not None:
         trial, text, _ = run.first_failure
         lines += ["", f"first failing trial ({trial.describe(run.settings.trials)}):", text]
     return lines
+
+
+def on_real_line(verdict: dict[str, Any]) -> str:
+    """What ``--edgesim-on-real`` found: the models' run against the real trials."""
+    seed = verdict["base_seed"]
+    total, failed = verdict["total"], verdict["total"] - verdict["passed"]
+    reference = verdict.get("model_failure")
+    model = (
+        "the models passed"
+        if reference is None
+        else f"the models failed at {reference[0]} ({reference[1]})"
+    )
+    head = f"on real components with seed {seed}, {failed} of {total} trials failed; {model}"
+    if failed == 0:
+        if reference is None:
+            return head
+        bound = stats.wilson_interval(0, total, DEFAULT_CONFIDENCE)[1]
+        return (
+            f"{head}: the real system did not fail that way in {total} trials (its rate of "
+            f"such failures is below {bound:.3f} at {_percent(DEFAULT_CONFIDENCE)} confidence)"
+        )
+    same = verdict["same_failures"]
+    if reference is None:
+        return f"{head}: the real system fails where the models pass"
+    if same == failed:
+        return f"{head}: every failing trial failed the same way"
+    return f"{head}: {same} of the {failed} failing trials failed the same way"
 
 
 def _verdict_of(report: pytest.TestReport) -> dict[str, Any] | None:

@@ -62,3 +62,28 @@ def test_replay_check_catches_a_nondeterministic_model(pytester: pytest.Pytester
         ]
     )
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_failing_deterministic_test_prints_the_command_that_tries_it_on_real_components(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        def test_fails(edge_scenario):
+            edge_scenario.run("2s")
+            assert False, "found by the models"
+
+        def test_plain_fails(edgesim_seed):
+            assert False
+        """
+    )
+    result = pytester.runpytest("--edgesim-seed=9")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "on real components: pytest '*::test_fails' --edgesim-seed=9 --edgesim-on-real=20 "
+            "(the same scenario and seed on Mosquitto and the gateways' containers; says "
+            "whether they fail the same way)",
+        ]
+    )
+    assert "::test_plain_fails' --edgesim-seed=9 --edgesim-on-real" not in result.stdout.str()
