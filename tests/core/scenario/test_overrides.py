@@ -185,7 +185,9 @@ def test_with_gateways_swaps_every_gateways_implementation_and_keeps_a_set_mode(
     back = twin.with_gateways("python_model", mode="lockstep")  # a mode only for docker
     assert {g.implementation for g in back.spec.gateways} == {"python_model"}
     assert simulate(back, until="3s").trace_digest == simulate(scenario, until="3s").trace_digest
-    with pytest.raises(ScenarioError, match="implementation must be 'python_model', 'python', 'docker'"):
+    with pytest.raises(
+        ScenarioError, match="implementation must be 'python_model', 'python', 'docker'"
+    ):
         scenario.with_gateways("rust")
     with pytest.raises(ScenarioError, match="mode must be 'mqtt' or 'lockstep', got 'sync'"):
         scenario.with_gateways("docker", mode="sync")
