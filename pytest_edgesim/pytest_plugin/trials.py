@@ -39,6 +39,7 @@ from pytest_edgesim.core.rng import derive_seed
 from pytest_edgesim.pytest_plugin import settings
 from pytest_edgesim.pytest_plugin.configuration_errors import is_configuration_error
 from pytest_edgesim.pytest_plugin.items import item_scenario
+from pytest_edgesim.pytest_plugin.rerun import begin_run, clear_sections, end_run, run_phase
 from pytest_edgesim.pytest_plugin.session_report import (
     SEED_PROPERTY,
     VERDICT_PROPERTY,
@@ -234,23 +235,18 @@ def _one_trial(
     A trial that is not the last tears down only the test's own node (its function-scoped
     fixtures); the last one tears down as far as ``nextitem`` needs.
     """
-    from _pytest.runner import call_and_report
-
-    if not item._request:  # type: ignore[truthy-function]
-        item._initrequest()
-    item._report_sections = []  # each trial's captured output on its own reports
+    begin_run(item)
     try:
-        setup = call_and_report(item, "setup", log=False)
-        call = call_and_report(item, "call", log=False) if setup.passed else None
+        setup = run_phase(item, "setup")
+        call = run_phase(item, "call") if setup.passed else None
         session = item.session
         last = is_last(setup, call) or bool(session.shouldfail or session.shouldstop)
         following: Any = nextitem if last else item.parent
         if session.shouldfail or session.shouldstop:
             following = None
-        teardown = call_and_report(item, "teardown", log=False, nextitem=following)
+        teardown = run_phase(item, "teardown", following)
     finally:
-        item._request = False  # type: ignore[assignment]
-        item.funcargs = None  # type: ignore[assignment]
+        end_run(item)
     return _TrialReports(setup, call, teardown, last)
 
 
@@ -328,9 +324,7 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
             break
         if reports.teardown.failed:
             # a trial's teardown failed: stop, and tear down as far as the next item needs
-            from _pytest.runner import call_and_report
-
-            extra_teardown = call_and_report(item, "teardown", log=False, nextitem=nextitem)
+            extra_teardown = run_phase(item, "teardown", nextitem)
             break
 
     assert reports is not None and first_setup is not None
@@ -490,8 +484,6 @@ def _metric_summaries(run: TrialRun) -> dict[str, Any]:
 def _verdict_report(item: pytest.Function, run: TrialRun) -> pytest.TestReport:
     """The test's one call report: passes or fails with the verdict, through the normal
     ``pytest_runtest_makereport`` so that the failure reads like any other."""
-    from _pytest.runner import CallInfo
-
     verdict = run.verdict
     assert verdict is not None
     message = f"{item.nodeid}: {verdict_line(verdict)}"
@@ -500,8 +492,8 @@ def _verdict_report(item: pytest.Function, run: TrialRun) -> pytest.TestReport:
         if verdict["fails"]:
             pytest.fail(message, pytrace=False)
 
-    item._report_sections = []
-    call = CallInfo.from_call(judge, when="call")
+    clear_sections(item)
+    call = pytest.CallInfo.from_call(judge, when="call")
     report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
     if report.failed and run.first_failure is not None:
         trial, _, sections = run.first_failure
