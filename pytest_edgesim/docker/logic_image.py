@@ -46,8 +46,9 @@ def logic_source(reference: str, search: Path | None = None) -> Path:
                 return candidate
     if spec is None:
         raise ImageError(
-            f"logic {reference!r}: cannot find {top!r} to put in the gateway image (it must be "
-            "importable by this Python, installed or on sys.path, or be beside the scenario)"
+            f"logic {reference!r}: cannot find {top!r} to put in the gateway image: install "
+            "your package (pip install -e .), put its directory on sys.path (in pytest: the "
+            "ini option pythonpath = .), or keep it beside the scenario file"
         )
     if spec.submodule_search_locations:
         return Path(next(iter(spec.submodule_search_locations)))

@@ -28,6 +28,17 @@ def load_logic(reference: str, gateway: str = "", search: Path | None = None) ->
     owner = f"gateway {gateway!r}: " if gateway else ""
     try:
         module = _import(module_name, search)
+    except ModuleNotFoundError as error:
+        hint = ""
+        if error.name == module_name.split(".")[0]:
+            hint = (
+                "; install your package (pip install -e .) or put its directory on sys.path "
+                "(in pytest: the ini option pythonpath = .)"
+            )
+        raise LogicImportError(
+            f"{owner}logic {reference!r}: cannot import {module_name!r} "
+            f"(ModuleNotFoundError: {error}){hint}"
+        ) from None
     except Exception as error:  # the user's module failed to import: say which and why
         raise LogicImportError(
             f"{owner}logic {reference!r}: cannot import {module_name!r} "
