@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.docker import labels
@@ -22,12 +23,16 @@ from pytest_edgesim.docker.kinds import start_gateway_container
 if TYPE_CHECKING:
     import docker
 
+    from pytest_edgesim.core.scenario.schema import BrokerSpec
     from pytest_edgesim.docker.broker import BrokerContainer
+    from pytest_edgesim.docker.broker_choice import BrokerChoice
     from pytest_edgesim.docker.gateway import GatewayContainer
 
 __all__ = [
+    "BrokerChoice",
     "BrokerContainer",
     "GatewayContainer",
+    "broker_choice",
     "connect",
     "docker_available",
     "kept_by_this_process",
@@ -52,11 +57,19 @@ def labelled_anything() -> bool:
     return module is not None and module.session_started()
 
 
+def broker_choice(spec: BrokerSpec | None = None, base_dir: Path | None = None) -> BrokerChoice:
+    """The broker a scenario's ``broker:`` section names (None: the project's broker)."""
+    from pytest_edgesim.docker.broker_choice import BrokerChoice
+
+    return BrokerChoice() if spec is None else BrokerChoice.from_spec(spec, base_dir)
+
+
 def start_broker_on_own_network(
-    client: docker.DockerClient, *, keep: bool
+    client: docker.DockerClient, *, keep: bool, choice: BrokerChoice | None = None
 ) -> tuple[BrokerContainer, str, list[Callable[[], None]]]:
-    """A Mosquitto container on a labelled bridge network of its own: the container, the
-    network's name, and the steps that remove both (none when ``keep``)."""
+    """A Mosquitto container (the project's, or the one ``choice`` names) on a labelled
+    bridge network of its own: the container, the network's name, and the steps that
+    remove both (none when ``keep``)."""
     from docker.errors import NotFound
 
     from pytest_edgesim.docker.broker import start_broker
@@ -65,7 +78,7 @@ def start_broker_on_own_network(
         labels.resource_name("network"), labels=labels.resource_labels("network"), driver="bridge"
     )
     try:
-        container = start_broker(client, network=network.name)
+        container = start_broker(client, network=network.name, choice=choice)
     except BaseException:
         network.remove()
         raise
