@@ -13,26 +13,23 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.docker import labels
+from pytest_edgesim.docker.broker_choice import BrokerChoice
 from pytest_edgesim.docker.engine import connect, docker_available
 from pytest_edgesim.docker.kinds import start_gateway_container
 
 if TYPE_CHECKING:
     import docker
 
-    from pytest_edgesim.core.scenario.schema import BrokerSpec
     from pytest_edgesim.docker.broker import BrokerContainer
-    from pytest_edgesim.docker.broker_choice import BrokerChoice
     from pytest_edgesim.docker.gateway import GatewayContainer
 
 __all__ = [
     "BrokerChoice",
     "BrokerContainer",
     "GatewayContainer",
-    "broker_choice",
     "connect",
     "docker_available",
     "kept_by_this_process",
@@ -55,13 +52,6 @@ def labelled_anything() -> bool:
     the Docker SDK when it never did)."""
     module = sys.modules.get("pytest_edgesim.docker.labels")
     return module is not None and module.session_started()
-
-
-def broker_choice(spec: BrokerSpec | None = None, base_dir: Path | None = None) -> BrokerChoice:
-    """The broker a scenario's ``broker:`` section names (None: the project's broker)."""
-    from pytest_edgesim.docker.broker_choice import BrokerChoice
-
-    return BrokerChoice() if spec is None else BrokerChoice.from_spec(spec, base_dir)
 
 
 def start_broker_on_own_network(
