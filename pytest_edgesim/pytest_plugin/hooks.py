@@ -22,6 +22,7 @@ from pytest_edgesim.pytest_plugin.configuration_errors import (
     is_configuration_error,
 )
 from pytest_edgesim.pytest_plugin.docker_fixtures import (
+    _edgesim_brokers,
     _edgesim_mqtt_test,
     container_log_sections,
     docker_gateway,
@@ -45,6 +46,7 @@ from pytest_edgesim.pytest_plugin.session_report import (
 )
 
 __all__ = [
+    "_edgesim_brokers",
     "_edgesim_mqtt_test",
     "docker_gateway",
     "edge_coordinator",
@@ -247,7 +249,7 @@ def _parametrise_brokers(
     rows = list(zip(*columns.values(), strict=True))
     values = [row[0] if len(names) == 1 else row for row in rows]
     ids = [test_id for test_id, _ in on_mqtt_broker]
-    metafunc.parametrize(names, values, ids=ids, indirect=True)
+    metafunc.parametrize(",".join(names), values, ids=ids, indirect=True)
 
 
 @pytest.hookimpl(tryfirst=True)
