@@ -107,11 +107,20 @@ def test_mqtt_broker_takes_the_scenarios_configuration_under_each_release(
     [
         ('"buster"', "*unknown release 'buster' (expected one of bookworm, trixie, forky)"),
         ("[]", "*edgesim(broker=[]): expected a Debian release*"),
-        ('[{"release": "trixie", "image": "x"}]', "*give one of release, image and build, not release and image"),
-        ('[{"relase": "trixie"}]', "*unknown key 'relase' (the keys are release, image, build, config, id)"),
-        ('[{"release": "trixie", "config": "missing.conf"}]', "*config='missing.conf': the broker configuration 'missing.conf' (*missing.conf) does not exist"),
+        (
+            '[{"release": "trixie", "image": "x"}]',
+            "*give one of release, image and build, not release and image",
+        ),
+        (
+            '[{"relase": "trixie"}]',
+            "*unknown key 'relase' (the keys are release, image, build, config, id)",
+        ),
+        (
+            '[{"release": "trixie", "config": "missing.conf"}]',
+            "*config='missing.conf': the broker configuration 'missing.conf' (*) does not exist",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_broker_arguments_are_collection_errors(
     pytester: pytest.Pytester, argument: str, expected: str
 ) -> None:

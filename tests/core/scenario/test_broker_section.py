@@ -82,12 +82,21 @@ def test_an_unreadable_configuration_is_one_clear_error(
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("  docker: {release: buster}", "broker.docker.release: must be one of 'bookworm', 'trixie' or 'forky', got 'buster'"),
-        ("  docker: {release: trixie, image: 'eclipse-mosquitto:2'}", "broker.docker: give one of release, image and build, not release and image"),
-        ("  docker: {image: 'Not An Image'}", "broker.docker.image: 'Not An Image' is not a Docker image reference"),
+        (
+            "  docker: {release: buster}",
+            "broker.docker.release: must be one of 'bookworm', 'trixie' or 'forky', got 'buster'",
+        ),
+        (
+            "  docker: {release: trixie, image: 'eclipse-mosquitto:2'}",
+            "broker.docker: give one of release, image and build, not release and image",
+        ),
+        (
+            "  docker: {image: 'Not An Image'}",
+            "broker.docker.image: 'Not An Image' is not a Docker image reference",
+        ),
         ("  docker: {mode: lockstep}", "broker.docker.mode"),
     ],
-)  # fmt: skip
+)
 def test_docker_settings_errors(tmp_path: Path, body: str, expected: str) -> None:
     assert expected in problem(tmp_path, body)
 
