@@ -253,3 +253,29 @@ def test_a_scenario_names_its_broker_for_live_runs(
     )
     runs = json.loads(report.read_text())["tests"][0]["runs"]
     assert runs[0]["broker_version"] == "mosquitto 2.0.21 (trixie)"
+
+
+def test_the_users_build_context_and_image(
+    start, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    context = tmp_path / "edge-broker"
+    context.mkdir()
+    (context / "edge.conf").write_text("listener 1883\nallow_anonymous true\n")
+    (context / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY edge.conf /etc/mosquitto/edge.conf\n"
+        'ENTRYPOINT []\nCMD ["mosquitto", "-c", "/etc/mosquitto/edge.conf"]\n'
+    )
+
+    built = start(BrokerChoice(build=context))
+
+    assert re.fullmatch(rf"mosquitto 2\.\d+\.\d+ \(build {context}\)", built.version or "")
+    assert built.configuration == "the image's own configuration"
+    assert queued_after_offline(built, 2) == [b"0", b"1"]
+    image = docker_client.containers.get(built.container_id).image
+    reference = f"edgesim-test/users-broker:{uuid.uuid4().hex[:8]}"
+    image.tag(reference)
+    try:
+        tagged = start(BrokerChoice(image=reference))
+        assert tagged.version == built.version.replace(f"build {context}", f"image {reference}")
+    finally:
+        docker_client.images.remove(reference)
