@@ -5,6 +5,8 @@ through user namespaces) or ``debootstrap`` (needs root), from the Debian mirror
 on this host (``$EDGESIM_DEBIAN_MIRROR`` overrides). Everything the images need is
 installed at this point (mosquitto, python3, iproute2, nftables), so Dockerfiles built on
 it only copy and configure. The tag is a digest of the recipe, so it is made once per engine.
+The project's base is bookworm; a broker of another Debian release (trixie, forky) builds
+on a base of that release with Mosquitto only (:func:`broker_recipe`).
 """
 
 from __future__ import annotations
