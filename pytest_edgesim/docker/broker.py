@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 
+from pytest_edgesim.docker.broker_choice import (
+    MQTT_PORT,
+    BrokerChoice,
+    broker_image,
+    describe_version,
+    launch_settings,
+)
 from pytest_edgesim.docker.container import PublishedContainer
 from pytest_edgesim.docker.engine import (
     NoPublishedPortError,
@@ -25,10 +32,6 @@ from pytest_edgesim.docker.labels import resource_labels, resource_name
 from pytest_edgesim.errors import EdgesimError
 from pytest_edgesim.live.probe import mqtt_connack
 
-if TYPE_CHECKING:
-    from pytest_edgesim.docker.broker_choice import BrokerChoice
-
-MQTT_PORT = 1883
 _RETRY_INTERVAL_S = 0.005
 _STATUS_INTERVAL_S = 0.1
 
@@ -173,12 +176,6 @@ def start_broker(
     broker) and start it with the user's configuration mounted, if any; see
     :meth:`BrokerContainer.start`. The container's ``version`` and ``configuration`` say
     what runs."""
-    from pytest_edgesim.docker.broker_choice import (
-        BrokerChoice,
-        broker_image,
-        describe_version,
-        launch_settings,
-    )
     from pytest_edgesim.docker.engine import connect
 
     client = client or connect()

@@ -25,8 +25,6 @@ from pytest_edgesim.docker.build_cache import Progress, cache_dir
 if TYPE_CHECKING:
     import docker
 
-    from pytest_edgesim.core.scenario.schema import BrokerSpec
-
 MQTT_PORT = 1883
 #: where the generated configuration and the user's are mounted in the broker container
 CONFIG_PATH = "/edgesim/mosquitto.conf"
@@ -46,18 +44,6 @@ class BrokerChoice:
     image: str | None = None
     build: Path | None = None
     config: Path | None = None
-
-    @classmethod
-    def from_spec(cls, spec: BrokerSpec, base_dir: Path | None) -> BrokerChoice:
-        """The broker a scenario's ``broker:`` section names (paths relative to ``base_dir``)."""
-        base = Path(base_dir or ".")
-        docker = spec.docker
-        return cls(
-            release=docker.release if docker is not None else None,
-            image=docker.image if docker is not None else None,
-            build=(base / docker.build).resolve() if docker and docker.build else None,
-            config=(base / spec.config).resolve() if spec.config else None,
-        )
 
     @property
     def is_default(self) -> bool:
