@@ -199,7 +199,9 @@ class _SessionBrokers:
         key = choice.key
         if key not in self.by_key:
             available, reason = docker_status(self.config)
-            if not available or settings.docker_mode(self.config) == "off":
+            if settings.docker_mode(self.config) == "off":
+                pytest.skip(f"broker {choice.source}: Docker items are off (--edgesim-docker=off)")
+            if not available:
                 _unavailable(self.config, f"broker {choice.source} needs a Docker engine: {reason}")
             self.by_key[key] = _start_docker_broker(self.config, choice)
         return self.by_key[key]
