@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.docker import labels
+from pytest_edgesim.docker.broker import ReadinessError
 from pytest_edgesim.docker.broker_choice import BrokerChoice
 from pytest_edgesim.docker.engine import connect, docker_available
 from pytest_edgesim.docker.kinds import start_gateway_container
@@ -30,6 +31,7 @@ __all__ = [
     "BrokerChoice",
     "BrokerContainer",
     "GatewayContainer",
+    "ReadinessError",
     "connect",
     "docker_available",
     "kept_by_this_process",

@@ -203,7 +203,14 @@ class _SessionBrokers:
                 pytest.skip(f"broker {choice.source}: Docker items are off (--edgesim-docker=off)")
             if not available:
                 _unavailable(self.config, f"broker {choice.source} needs a Docker engine: {reason}")
-            self.by_key[key] = _start_docker_broker(self.config, choice)
+            from pytest_edgesim.docker.session import ReadinessError
+
+            try:
+                self.by_key[key] = _start_docker_broker(self.config, choice)
+            except ReadinessError as error:  # the user's broker or configuration: a set-up error
+                raise RequirementError(
+                    f"the broker {choice.source} ({choice.configuration()}) did not start: {error}"
+                ) from None
         return self.by_key[key]
 
     def close(self) -> None:

@@ -279,3 +279,28 @@ def test_the_users_build_context_and_image(
         assert tagged.version == built.version.replace(f"build {context}", f"image {reference}")
     finally:
         docker_client.images.remove(reference)
+
+
+def test_a_broker_that_refuses_edgesim_is_a_set_up_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".conf", locked="allow_anonymous false\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.edgesim(broker=[{"release": "trixie", "config": "locked.conf"}])
+        def test_it(mqtt_broker):
+            pass
+        """
+    )
+
+    result = pytester.runpytest_subprocess("--edgesim-docker=require")
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the broker trixie (*locked.conf (edgesim added: listener 1883)) did not start: "
+            "broker edgesim-* refused the readiness CONNECT (CONNACK code 5): its configuration "
+            "must let anonymous clients connect on the listener edgesim publishes (port 1883)",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
