@@ -9,10 +9,18 @@ exits or the timeout passes first, :class:`ReadinessError` carries its last log 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import docker
 
+from pytest_edgesim.docker.broker_choice import (
+    MQTT_PORT,
+    BrokerChoice,
+    broker_image,
+    describe_version,
+    launch_settings,
+)
 from pytest_edgesim.docker.container import PublishedContainer
 from pytest_edgesim.docker.engine import (
     NoPublishedPortError,
@@ -24,7 +32,6 @@ from pytest_edgesim.docker.labels import resource_labels, resource_name
 from pytest_edgesim.errors import EdgesimError
 from pytest_edgesim.live.probe import mqtt_connack
 
-MQTT_PORT = 1883
 _RETRY_INTERVAL_S = 0.005
 _STATUS_INTERVAL_S = 0.1
 
@@ -38,8 +45,16 @@ class ReadinessError(EdgesimError):
         super().__init__(f"{message}\n--- last {len(log_tail)} log lines ---\n{logs}")
 
 
+@dataclass
 class BrokerContainer(PublishedContainer):
-    """A running broker container: where clients reach it, and how to stop and remove it."""
+    """A running broker container: where clients reach it, and how to stop and remove it.
+
+    ``version`` says which broker it is (``mosquitto 2.0.21 (trixie)``), ``configuration``
+    what it was configured with; :func:`start_broker` fills both in.
+    """
+
+    version: str | None = None
+    configuration: str | None = None
 
     @classmethod
     def start(
@@ -53,6 +68,7 @@ class BrokerContainer(PublishedContainer):
         host_port: int | None = None,
         ready_timeout_s: float = 30.0,
         cap_add: list[str] | None = None,
+        volumes: dict[str, dict[str, str]] | None = None,
     ) -> BrokerContainer:
         """Create and start a broker from ``image`` and wait for a CONNACK.
 
@@ -73,6 +89,7 @@ class BrokerContainer(PublishedContainer):
             ports={f"{MQTT_PORT}/tcp": (publish_ip(client), host_port)},
             network=network,
             cap_add=cap_add,
+            volumes=volumes,
         )
         broker = cls(container.id, name, published_host(client), 0, client)
         try:
@@ -105,8 +122,15 @@ class BrokerContainer(PublishedContainer):
             else:
                 if code == 0:
                     return time.monotonic() - started
+                hint = (
+                    ": its configuration must let anonymous clients connect on the listener "
+                    f"edgesim publishes (port {MQTT_PORT})"
+                    if code in (4, 5)
+                    else ""
+                )
                 raise ReadinessError(
-                    f"broker {self.name} refused the readiness CONNECT (CONNACK code {code})",
+                    f"broker {self.name} refused the readiness CONNECT (CONNACK code {code})"
+                    + hint,
                     self.logs(),
                 )
             now = time.monotonic()
@@ -145,12 +169,26 @@ def start_broker(
     client: docker.DockerClient | None = None,
     *,
     offline: bool | None = None,
+    choice: BrokerChoice | None = None,
     **options: Any,
 ) -> BrokerContainer:
-    """Build (if needed) the broker image and start a broker; see :meth:`BrokerContainer.start`."""
+    """Build (if needed) the image of the broker ``choice`` names (default: the project's
+    broker) and start it with the user's configuration mounted, if any; see
+    :meth:`BrokerContainer.start`. The container's ``version`` and ``configuration`` say
+    what runs."""
     from pytest_edgesim.docker.engine import connect
-    from pytest_edgesim.docker.images import ensure_image
 
     client = client or connect()
-    image = ensure_image("broker", client, offline=offline)
-    return BrokerContainer.start(image, client, **options)
+    choice = choice or BrokerChoice()
+    image = broker_image(client, choice, offline)
+    command, volumes = launch_settings(choice)
+    if command is not None:
+        options.setdefault("command", command)
+    broker = BrokerContainer.start(image, client, volumes=volumes or None, **options)
+    try:
+        broker.version = describe_version(client.containers.get(broker.container_id), choice, image)
+        broker.configuration = choice.configuration()
+    except BaseException:
+        broker.remove()
+        raise
+    return broker

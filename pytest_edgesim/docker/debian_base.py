@@ -5,6 +5,8 @@ through user namespaces) or ``debootstrap`` (needs root), from the Debian mirror
 on this host (``$EDGESIM_DEBIAN_MIRROR`` overrides). Everything the images need is
 installed at this point (mosquitto, python3, iproute2, nftables), so Dockerfiles built on
 it only copy and configure. The tag is a digest of the recipe, so it is made once per engine.
+The project's base is bookworm; a broker of another Debian release (trixie, forky) builds
+on a base of that release with Mosquitto only (:func:`broker_recipe`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from pytest_edgesim.docker.container import LOG_TAIL_LINES
 
 SUITE = "bookworm"
 PACKAGES = ("mosquitto", "python3", "iproute2", "nftables")
+#: the packages of a broker's base for another release than bookworm (no Python in it)
+BROKER_PACKAGES = ("mosquitto", "iproute2", "nftables")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 MIRROR_ENV = "EDGESIM_DEBIAN_MIRROR"
 REPOSITORY = "edgesim/base"
@@ -71,9 +75,20 @@ class BaseRecipe:
         return f"{REPOSITORY}:{self.suite}-{self.digest[:12]}"
 
 
-def default_recipe() -> BaseRecipe:
-    mirror = os.environ.get(MIRROR_ENV) or apt_mirror(SUITE) or DEFAULT_MIRROR
-    return BaseRecipe(mirror=mirror.rstrip("/"))
+def default_recipe(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> BaseRecipe:
+    """The recipe of the base for ``suite`` (bookworm: the project's base): from the mirror
+    ``$EDGESIM_DEBIAN_MIRROR`` names, else the one apt on this host uses for the suite (or
+    for bookworm, as the archive serves every release), else deb.debian.org."""
+    mirror = os.environ.get(MIRROR_ENV) or apt_mirror(suite) or apt_mirror(SUITE) or DEFAULT_MIRROR
+    return BaseRecipe(suite=suite, packages=packages, mirror=mirror.rstrip("/"))
+
+
+def broker_recipe(release: str) -> BaseRecipe:
+    """The base a broker of Debian ``release`` builds on: the project's base for bookworm
+    (so ``release: bookworm`` is the default broker), else minbase with Mosquitto only."""
+    if release == SUITE:
+        return default_recipe()
+    return default_recipe(release, BROKER_PACKAGES)
 
 
 def apt_mirror(suite: str, apt_dir: Path = Path("/etc/apt")) -> str | None:
@@ -91,7 +106,7 @@ def ensure_base_image(
     recipe = recipe or default_recipe()
     if image_present(client, recipe.tag):
         return recipe.tag
-    with build_lock("debian-base"):
+    with build_lock(f"debian-base-{recipe.suite}"):
         if not image_present(client, recipe.tag):
             build_base_image(client, recipe, progress or (lambda line: None))
     return recipe.tag
@@ -111,7 +126,10 @@ def build_base_image(client: docker.DockerClient, recipe: BaseRecipe, progress: 
         hooks = [f"--hook-dir={path}" for path in _MMDEBSTRAP_HOOKS if Path(path).is_dir()]
         command = [
             "mmdebstrap", "--variant=minbase", f"--include={','.join(recipe.packages)}",
-            '--aptopt=APT::Install-Recommends "false"', *hooks,
+            '--aptopt=APT::Install-Recommends "false"',
+            # A testing release's Release file is valid for a week: a mirror or snapshot
+            # that lags behind is still signed, so accept it (forky, on a frozen archive).
+            '--aptopt=Acquire::Check-Valid-Until "false"', *hooks,
             *(f"--dpkgopt={option}" for option in _DPKG_EXCLUDES),
             recipe.suite, "-", recipe.mirror,
         ]  # fmt: skip

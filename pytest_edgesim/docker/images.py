@@ -85,12 +85,16 @@ class ImageSpec:
     origin: Literal["project", "user"] = "project"
     #: ``registry_base`` is an image of this engine (a project image), built on as it is
     local_base: bool = False
+    #: a project image built on another base than its usual one (the broker of a Debian
+    #: release other than bookworm) lives in ``edgesim/<directory>-<variant>``
+    variant: str = ""
 
     @property
     def repository(self) -> str:
         if self.origin == "user":
             return f"{USER_NAMESPACE}/{self.name}"
-        return f"{PROJECT_NAMESPACE}/{self.context.name}"
+        suffix = f"-{self.variant}" if self.variant else ""
+        return f"{PROJECT_NAMESPACE}/{self.context.name}{suffix}"
 
 
 def user_image_spec(context: Path, registry_base: str) -> ImageSpec:
@@ -169,11 +173,13 @@ def ensure_image(
     progress: Progress | None = None,
     *,
     latest: bool = False,
+    base: str | None = None,
 ) -> str:
     """The tag of the image ``name`` (``broker``, ``gateway`` or a spec), built if missing.
 
     ``offline``: ``True`` builds on the local Debian base, ``False`` requires the official
-    base (pulling it), ``None`` decides as :func:`resolve_base` says. Build output goes to
+    base (pulling it), ``None`` decides as :func:`resolve_base` says; ``base`` (an image on
+    the engine) overrides all three. Build output goes to
     ``progress`` line by line. Raises :class:`ImageBuildError` with the log's last lines.
     A build of a project image points ``<repository>:latest`` at it; ``latest=True`` does
     so also when the image was already built (``edgesim images build``).
@@ -184,7 +190,8 @@ def ensure_image(
 
         client = connect()
     report = progress or _ignore
-    base = resolve_base(spec, client, offline, report)
+    if base is None:
+        base = resolve_base(spec, client, offline, report)
     base_id = client.images.get(base).id
     digest = context_digest(spec, base_id)
     tag = f"{spec.repository}:{digest[:16]}"

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.docker import labels
+from pytest_edgesim.docker.broker import ReadinessError
+from pytest_edgesim.docker.broker_choice import BrokerChoice
 from pytest_edgesim.docker.engine import connect, docker_available
 from pytest_edgesim.docker.kinds import start_gateway_container
 
@@ -27,8 +29,10 @@ if TYPE_CHECKING:
     from pytest_edgesim.docker.gateway import GatewayContainer
 
 __all__ = [
+    "BrokerChoice",
     "BrokerContainer",
     "GatewayContainer",
+    "ReadinessError",
     "connect",
     "docker_available",
     "kept_by_this_process",
@@ -54,10 +58,11 @@ def labelled_anything() -> bool:
 
 
 def start_broker_on_own_network(
-    client: docker.DockerClient, *, keep: bool
+    client: docker.DockerClient, *, keep: bool, choice: BrokerChoice | None = None
 ) -> tuple[BrokerContainer, str, list[Callable[[], None]]]:
-    """A Mosquitto container on a labelled bridge network of its own: the container, the
-    network's name, and the steps that remove both (none when ``keep``)."""
+    """A Mosquitto container (the project's, or the one ``choice`` names) on a labelled
+    bridge network of its own: the container, the network's name, and the steps that
+    remove both (none when ``keep``)."""
     from docker.errors import NotFound
 
     from pytest_edgesim.docker.broker import start_broker
@@ -66,7 +71,7 @@ def start_broker_on_own_network(
         labels.resource_name("network"), labels=labels.resource_labels("network"), driver="bridge"
     )
     try:
-        container = start_broker(client, network=network.name)
+        container = start_broker(client, network=network.name, choice=choice)
     except BaseException:
         network.remove()
         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_edgesim.errors import EdgesimError
@@ -31,6 +31,10 @@ class BrokerEndpoint:
     network: str | None = None
     container_host: str | None = None
     container_port: int = 1883
+    #: which broker it is, when known (``mosquitto 2.0.21 (trixie)``), and what it is
+    #: configured with; a live run's broker node reports both
+    version: str | None = field(default=None, compare=False)
+    configuration: str | None = field(default=None, compare=False)
 
     def for_container(self) -> tuple[str | None, str, int]:
         """``(network, host, port)`` for a gateway container."""

@@ -39,11 +39,22 @@ class BrokerPort(Node):
     implementation = "mqtt"
     wall_clock = True
 
-    def __init__(self, name: str, client: Any, topic_prefix: str, retry_interval: int):
+    def __init__(
+        self,
+        name: str,
+        client: Any,
+        topic_prefix: str,
+        retry_interval: int,
+        *,
+        version: str | None = None,
+        configuration: str | None = None,
+    ):
         super().__init__(name)
         self.client = client
         self.topic_prefix = topic_prefix
         self.retry_interval = retry_interval
+        self.version = version
+        self.configuration = configuration
         self.published = 0
 
     def bind(self, context: NodeContext) -> None:
@@ -74,7 +85,11 @@ class BrokerPort(Node):
         self.published += 1
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "published": self.published}
+        """What a live run's result says of the broker: ``broker_version`` (``mosquitto
+        2.0.21 (trixie)``) and ``broker_config`` when the broker is known."""
+        known = {"broker_version": self.version, "broker_config": self.configuration}
+        found = {key: value for key, value in known.items() if value is not None}
+        return {**super().describe(), "published": self.published, **found}
 
 
 class GatewayUplink(Node):

@@ -150,7 +150,12 @@ class LiveRun(TopologyRun):
                 LiveCoordinator(time_scale),
                 tracer=TraceRecorder(enabled=False),
                 broker=BrokerPort(
-                    spec.broker.name, publisher, topic_prefix, spec.broker.retry_interval
+                    spec.broker.name,
+                    publisher,
+                    topic_prefix,
+                    spec.broker.retry_interval,
+                    version=broker.version,
+                    configuration=broker.configuration,
                 ),
                 gateway=_uplink,
                 record_limit=record_limit,

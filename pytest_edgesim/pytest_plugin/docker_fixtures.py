@@ -3,8 +3,11 @@
 ``mqtt_broker`` is one real broker per session (per xdist worker): a Mosquitto container
 (``--edgesim-broker=docker``, the default when the engine answers), a local ``mosquitto``
 process (``process``, the default otherwise) or a broker that is already running
-(``external=HOST:PORT``). Tests share it safely through a per-test topic prefix. Heavy
-imports (docker, paho) happen inside the fixtures, so loading the plugin stays cheap.
+(``external=HOST:PORT``). Tests share it safely through a per-test topic prefix. A broker
+that ``@pytest.mark.edgesim(broker=...)`` or a scenario's ``broker:`` section names (a
+Debian release, an image, a build context, a configuration) is a container too, started
+once per session for each distinct one (:class:`_SessionBrokers`). Heavy imports (docker,
+paho) happen inside the fixtures, so loading the plugin stays cheap.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import pytest
 
 from pytest_edgesim.errors import RequirementError
 from pytest_edgesim.pytest_plugin import settings
+from pytest_edgesim.pytest_plugin.markers import broker_id
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.scenario import Scenario
     from pytest_edgesim.core.scenario.schema import GatewaySpec
-    from pytest_edgesim.docker.session import BrokerContainer, GatewayContainer
+    from pytest_edgesim.docker.session import BrokerChoice, BrokerContainer, GatewayContainer
     from pytest_edgesim.live import BrokerEndpoint, LiveRun
     from pytest_edgesim.live.pool import GatewayPool, PooledGateway
 
@@ -80,6 +84,11 @@ class MqttBroker:
     _pool: GatewayPool | None = field(default=None, repr=False)
 
     @property
+    def version(self) -> str | None:
+        """Which broker it is (``mosquitto 2.0.21 (trixie)``), when known."""
+        return self.container.version if self.container is not None else None
+
+    @property
     def gateway_pool(self) -> GatewayPool:
         """Gateway containers that live runs on this broker reuse (removed with it)."""
         if self._pool is None:
@@ -94,7 +103,14 @@ class MqttBroker:
         from pytest_edgesim.live import BrokerEndpoint
 
         if self.container is not None:
-            return BrokerEndpoint(self.host, self.port, self.network, self.container.name)
+            return BrokerEndpoint(
+                self.host,
+                self.port,
+                self.network,
+                self.container.name,
+                version=self.container.version,
+                configuration=self.container.configuration,
+            )
         return BrokerEndpoint(self.host, self.port)
 
     def new_prefix(self, nodeid: str) -> str:
@@ -151,15 +167,138 @@ class MqttBroker:
             raise errors[0]
 
 
-def _start_docker_broker(config: pytest.Config) -> MqttBroker:
+def _start_docker_broker(config: pytest.Config, choice: BrokerChoice | None = None) -> MqttBroker:
     from pytest_edgesim.docker.session import start_broker_on_own_network
 
     container, network, removal = start_broker_on_own_network(
-        _docker_client(config), keep=settings.keep_containers(config)
+        _docker_client(config), keep=settings.keep_containers(config), choice=choice
     )
     broker = MqttBroker("docker", container.host, container.port, container, network)
     broker._close += removal  # (none when kept: they are listed at the end of the run)
     return broker
+
+
+class _SessionBrokers:
+    """The session's brokers: the default one (``--edgesim-broker``) and one container per
+    distinct broker a test or scenario names (by :attr:`BrokerChoice.key`: the source and
+    the configuration's content), each started when first asked for, all closed at the end."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.by_key: dict[str, MqttBroker] = {}
+
+    def default(self) -> MqttBroker:
+        if "" not in self.by_key:
+            self.by_key[""] = _start_broker(self.config)
+        return self.by_key[""]
+
+    def get(self, choice: BrokerChoice) -> MqttBroker:
+        """The broker ``choice`` names (a container: it needs the engine)."""
+        if choice.is_default:
+            return self.default()
+        key = choice.key
+        if key not in self.by_key:
+            available, reason = docker_status(self.config)
+            if settings.docker_mode(self.config) == "off":
+                pytest.skip(f"broker {choice.source}: Docker items are off (--edgesim-docker=off)")
+            if not available:
+                _unavailable(self.config, f"broker {choice.source} needs a Docker engine: {reason}")
+            from pytest_edgesim.docker.session import ReadinessError
+
+            try:
+                self.by_key[key] = _start_docker_broker(self.config, choice)
+            except ReadinessError as error:  # the user's broker or configuration: a set-up error
+                raise RequirementError(
+                    f"the broker {choice.source} ({choice.configuration()}) did not start: {error}"
+                ) from None
+        return self.by_key[key]
+
+    def close(self) -> None:
+        errors = []
+        while self.by_key:
+            _, broker = self.by_key.popitem()
+            try:
+                broker.close()
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
+
+def _choice(entry: Mapping[str, str]) -> BrokerChoice:
+    """A ``broker=`` entry (see :func:`.markers.broker_parameters`) as a broker choice."""
+    from pytest_edgesim.docker.session import BrokerChoice
+
+    return BrokerChoice(
+        release=entry.get("release"),
+        image=entry.get("image"),
+        build=Path(entry["build"]) if "build" in entry else None,
+        config=Path(entry["config"]) if "config" in entry else None,
+    )
+
+
+def scenario_broker(broker: Any, scenario: Scenario) -> Scenario:
+    """``scenario`` with the broker of a ``broker=`` entry: implementation docker, the
+    entry's source (release, image or build) and configuration in place of the scenario's."""
+    if broker is None:
+        return scenario
+    overrides: dict[str, Any] = {"broker.implementation": "docker"}
+    source = {key: broker[key] for key in ("release", "image", "build") if key in broker}
+    if source:
+        overrides["broker.docker"] = source
+    if "config" in broker:
+        overrides["broker.config"] = broker["config"]
+    return scenario.with_overrides(overrides)
+
+
+def mqtt_broker_parameters(
+    item: pytest.Item, brokers: list[tuple[str, dict[str, str]]] | None
+) -> list[tuple[str, dict[str, str]]] | None:
+    """The brokers ``mqtt_broker`` takes for ``item``: each ``broker=`` entry laid over the
+    broker the marker's scenario names (its source replaced when the entry names one, its
+    configuration when the entry has one), or the scenario's broker alone; None when
+    neither names a broker."""
+    from pytest_edgesim.pytest_plugin.items import item_scenario
+
+    marker = item.get_closest_marker("edgesim")
+    named = marker is not None and bool(marker.args or marker.kwargs.get("scenario"))
+    own = _broker_entry(item_scenario(item)[0]) if named else None
+    if own is None:
+        return brokers
+    if brokers is None:
+        return [(broker_id(own), own)]
+    merged = []
+    for test_id, entry in brokers:
+        base = {key: value for key, value in own.items() if key == "config"}
+        if not any(key in entry for key in ("release", "image", "build")):
+            base = dict(own)
+        merged.append((test_id, {**base, **entry}))
+    return merged
+
+
+def _broker_entry(scenario: Scenario) -> dict[str, str] | None:
+    """The scenario's broker as a ``broker=`` entry (paths absolute), or None for the
+    session's own broker."""
+    spec = scenario.spec.broker
+    if spec.implementation != "docker" or (spec.docker is None and spec.config is None):
+        return None
+    base = Path(scenario.base_dir or ".")
+    entry: dict[str, str] = {}
+    if spec.docker is not None:
+        for key in ("release", "image"):
+            if getattr(spec.docker, key):
+                entry[key] = getattr(spec.docker, key)
+        if spec.docker.build:
+            entry["build"] = str((base / spec.docker.build).resolve())
+    if spec.config is not None:
+        entry["config"] = str((base / spec.config).resolve())
+    return entry
+
+
+def _scenario_choice(scenario: Scenario) -> BrokerChoice | None:
+    """The broker a scenario's ``broker:`` section names, or None for the session's own."""
+    entry = _broker_entry(scenario)
+    return None if entry is None else _choice(entry)
 
 
 def _start_broker(config: pytest.Config) -> MqttBroker:
@@ -206,14 +345,32 @@ def _start_process_broker(binary: str) -> MqttBroker:
 
 
 @pytest.fixture(scope="session")
-def mqtt_broker(pytestconfig: pytest.Config) -> Iterator[MqttBroker]:
-    """A real MQTT broker for the whole session (one per xdist worker): ``host``, ``port``,
-    ``client()``, ``container`` (docker backend), ``topic_prefix`` (the running test's)."""
-    broker = _start_broker(pytestconfig)
+def _edgesim_brokers(pytestconfig: pytest.Config) -> Iterator[_SessionBrokers]:
+    brokers = _SessionBrokers(pytestconfig)
     try:
-        yield broker
+        yield brokers
     finally:
-        broker.close()
+        brokers.close()
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(request: pytest.FixtureRequest, _edgesim_brokers: _SessionBrokers) -> MqttBroker:
+    """A real MQTT broker for the whole session (one per xdist worker): ``host``, ``port``,
+    ``client()``, ``container`` (docker backend), ``topic_prefix`` (the running test's),
+    ``version`` (``mosquitto 2.0.21 (trixie)``, when known). Under
+    ``@pytest.mark.edgesim(broker=[...])`` the broker of each parameter, shared with every
+    test that names the same broker."""
+    entry = getattr(request, "param", None)
+    if entry is None:
+        return _edgesim_brokers.default()
+    return _edgesim_brokers.get(_choice(entry))
+
+
+@pytest.fixture
+def edgesim_broker(request: pytest.FixtureRequest) -> dict[str, str] | None:
+    """The broker this test runs on (an entry of ``broker=`` on the marker: ``release``,
+    ``image``, ``build``, ``config``), or None for the scenario's own."""
+    return dict(request.param) if hasattr(request, "param") else None
 
 
 @pytest.fixture(autouse=True)
@@ -376,6 +533,9 @@ def docker_tier_problem(item: pytest.Item, scenario: Scenario) -> str | None:
     if docker_gateways and not available:
         names = ", ".join(g.name for g in docker_gateways)
         return f"implementation: docker (gateway {names}) needs a Docker engine: {reason}"
+    choice = _scenario_choice(scenario)
+    if choice is not None and not available:
+        return f"broker {choice.source} (the scenario's broker: section) needs Docker: {reason}"
     if wall_clock_components(scenario) and not available:
         backend = settings.broker_backend(item.config)
         if backend is not None and backend[0] == "docker":
@@ -393,15 +553,21 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
     from pytest_edgesim.live import LiveRun
 
     item = request.node
-    broker: MqttBroker = request.getfixturevalue("mqtt_broker")
+    brokers: _SessionBrokers = request.getfixturevalue("_edgesim_brokers")
     marker = item.get_closest_marker("edgesim")
     time_scale = settings.resolve_time_scale(
         item.config, marker.kwargs.get("time_scale") if marker is not None else None
     )
     keep = settings.keep_containers(item.config)
-    _log_sources(item).append((f"broker ({broker.backend})", broker.logs))
 
     def build(scenario: Scenario, seed: int, trace: str) -> LiveRun:
+        choice = _scenario_choice(scenario)
+        if choice is None:
+            broker: MqttBroker = request.getfixturevalue("mqtt_broker")
+        else:
+            broker = brokers.get(choice)
+        title = f"broker ({broker.backend}{f', {broker.version}' if broker.version else ''})"
+        _log_sources(item).append((title, broker.logs))
         search = scenario.base_dir  # where a gateway's logic may be, beside the scenario
 
         def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:

@@ -55,6 +55,19 @@ def _with_gateway(item: pytest.Item, scenario: Scenario, implementation: str) ->
     fail_item(item, f"cannot run {what}:\n{problem}")
 
 
+def _with_broker(item: pytest.Item, scenario: Scenario, broker: dict[str, str]) -> Scenario:
+    """The scenario on the broker of a ``broker=`` entry (its configuration replaced only
+    when the entry names one)."""
+    from pytest_edgesim.errors import ScenarioError
+    from pytest_edgesim.pytest_plugin.docker_fixtures import scenario_broker
+
+    try:
+        return scenario_broker(broker, scenario)
+    except ScenarioError as error:
+        problem = str(error)
+    fail_item(item, f"cannot run scenario {scenario.name!r} on broker {broker!r}:\n{problem}")
+
+
 def _describe(scenario: Scenario) -> str:
     source = scenario.source
     return f"{scenario.name!r} ({source})" if source else f"{scenario.name!r} (built in)"
@@ -90,13 +103,16 @@ def _check_components(item: pytest.Item, scenario: Scenario) -> None:
 
 def _run_entry(edge: EdgeScenario) -> dict[str, Any]:
     result = edge.simulation.result()
-    return {
+    entry = {
         "scenario": result.scenario,
         "seed": result.seed,
         "trace_digest": result.trace_digest,
         "metrics": result.metrics.to_dict(),
         "wall_time_s": round(result.wall_time_s, 6),
     }
+    broker = result.nodes.get(edge.scenario.spec.broker.name, {})
+    entry.update({key: broker[key] for key in ("broker_version", "broker_config") if key in broker})
+    return entry
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -133,7 +149,10 @@ def edgesim_seed(request: pytest.FixtureRequest) -> int:
 
 @pytest.fixture
 def edge_scenario(
-    request: pytest.FixtureRequest, edgesim_gateway: str | None, edgesim_seed: int
+    request: pytest.FixtureRequest,
+    edgesim_gateway: str | None,
+    edgesim_broker: dict[str, str] | None,
+    edgesim_seed: int,
 ) -> Iterator[EdgeScenario]:
     """The scenario of ``@pytest.mark.edgesim`` (or the built-in minimal one), ready to run.
 
@@ -144,6 +163,8 @@ def edge_scenario(
     scenario, _ = item_scenario(item)
     if edgesim_gateway is not None:
         scenario = _with_gateway(item, scenario, edgesim_gateway)
+    if edgesim_broker is not None:
+        scenario = _with_broker(item, scenario, edgesim_broker)
     if on_real_components(item):  # --edgesim-on-real: the gateways' containers, for real
         scenario = _with_gateway(item, scenario, "docker:mqtt")
     record = item_record(item)

@@ -22,10 +22,13 @@ from pytest_edgesim.pytest_plugin.configuration_errors import (
     is_configuration_error,
 )
 from pytest_edgesim.pytest_plugin.docker_fixtures import (
+    _edgesim_brokers,
     _edgesim_mqtt_test,
     container_log_sections,
     docker_gateway,
+    edgesim_broker,
     mqtt_broker,
+    mqtt_broker_parameters,
 )
 from pytest_edgesim.pytest_plugin.fixtures import (
     edge_coordinator,
@@ -43,10 +46,12 @@ from pytest_edgesim.pytest_plugin.session_report import (
 )
 
 __all__ = [
+    "_edgesim_brokers",
     "_edgesim_mqtt_test",
     "docker_gateway",
     "edge_coordinator",
     "edge_scenario",
+    "edgesim_broker",
     "edgesim_gateway",
     "edgesim_report",
     "edgesim_seed",
@@ -220,7 +225,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 # --- collection -----------------------------------------------------------------------------
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Check the edgesim markers (a problem is a collection error) and parametrise gateways."""
+    """Check the edgesim markers (a problem is a collection error); parametrise gateways
+    and brokers."""
     definition = metafunc.definition
     problems = markers.marker_problems(definition, metafunc.fixturenames)
     if problems:
@@ -229,6 +235,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     gateways = markers.gateway_parameters(definition)
     if gateways:
         metafunc.parametrize("edgesim_gateway", gateways, ids=gateways, indirect=True)
+    brokers = markers.broker_parameters(definition)
+    on_mqtt_broker = brokers
+    if "mqtt_broker" in metafunc.fixturenames:
+        on_mqtt_broker = mqtt_broker_parameters(definition, brokers)
+    if on_mqtt_broker:
+        _parametrise_brokers(metafunc, brokers, on_mqtt_broker)
+
+
+def _parametrise_brokers(
+    metafunc: pytest.Metafunc,
+    brokers: list[tuple[str, dict[str, str]]] | None,
+    on_mqtt_broker: list[tuple[str, dict[str, str]]],
+) -> None:
+    """``edgesim_broker`` takes each ``broker=`` entry (laid over the scenario by
+    ``edge_scenario``), ``mqtt_broker`` the entry laid over the scenario's broker."""
+    columns = {"mqtt_broker": [entry for _, entry in on_mqtt_broker]}
+    if brokers is not None and "edgesim_broker" in metafunc.fixturenames:
+        columns["edgesim_broker"] = [entry for _, entry in brokers]
+    columns = {name: values for name, values in columns.items() if name in metafunc.fixturenames}
+    names = list(columns)
+    rows = list(zip(*columns.values(), strict=True))
+    values = [row[0] if len(names) == 1 else row for row in rows]
+    ids = [test_id for test_id, _ in on_mqtt_broker]
+    metafunc.parametrize(",".join(names), values, ids=ids, indirect=True)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,9 @@ MARKERS = {
         "shorthands seed=, duration=, name=, description=; gateway='docker' or a list such as "
         "['python_model', 'docker'] runs the test once per gateway implementation (python: "
         "your logic in process; docker:lockstep, docker:mqtt: a container in that mode); "
+        "broker='trixie' or a list such as ['bookworm', 'trixie'] (or dicts with release=, "
+        "image=, build=, config=, id=) runs it once per real broker (edge_scenario's live "
+        "runs and mqtt_broker); "
         "time_scale=N runs a live (wall-clock) scenario N times faster than real time."
     ),
     "deterministic": (
@@ -46,7 +50,19 @@ EDGESIM_FIXTURES = frozenset(
 GATEWAY_IMPLEMENTATIONS = ("python_model", "python", "docker", "docker:lockstep", "docker:mqtt")
 #: ``edgesim(...)`` keyword shorthands for top-level scenario fields.
 SHORTHAND_OVERRIDES = ("seed", "duration", "name", "description")
-_EDGESIM_KEYWORDS = ("scenario", "gateway", "overrides", "time_scale", *SHORTHAND_OVERRIDES)
+_EDGESIM_KEYWORDS = (
+    "scenario",
+    "gateway",
+    "broker",
+    "overrides",
+    "time_scale",
+    *SHORTHAND_OVERRIDES,
+)
+#: the keys of a ``broker=`` entry given as a dict
+BROKER_KEYS = ("release", "image", "build", "config", "id")
+_BROKER_SOURCES = ("release", "image", "build")
+#: the fixtures ``broker=`` parametrises (those of them a test uses)
+BROKER_FIXTURES = ("edgesim_broker", "mqtt_broker")
 
 
 def register(config: pytest.Config) -> None:
@@ -74,6 +90,35 @@ def gateway_parameters(node: pytest.Item) -> list[str] | None:
     return list(gateway) if isinstance(gateway, (list, tuple)) else None
 
 
+def broker_parameters(node: pytest.Item) -> list[tuple[str, dict[str, str]]] | None:
+    """``(test id, entry)`` for each broker of ``broker=`` (one or a list), or None.
+
+    An entry is a dict of :data:`BROKER_KEYS` (a string is a release), its ``build`` and
+    ``config`` made absolute against the test file's directory. Call after
+    :func:`marker_problems` found none.
+    """
+    marker = node.get_closest_marker("edgesim")
+    if marker is None or "broker" not in marker.kwargs:
+        return None
+    given = marker.kwargs["broker"]
+    entries = [given] if isinstance(given, (str, Mapping)) else list(given)
+    found = []
+    for entry in entries:
+        choice = {"release": entry} if isinstance(entry, str) else dict(entry)
+        for key in ("build", "config"):
+            if key in choice:
+                choice[key] = str(Path(node.path.parent, choice[key]).resolve())
+        found.append((choice.pop("id", None) or broker_id(choice), choice))
+    return found
+
+
+def broker_id(choice: Mapping[str, str]) -> str:
+    """``trixie``, ``trixie-strict`` (with ``strict.conf``), ``eclipse-mosquitto:2.0.18``..."""
+    parts = [choice[key] for key in ("release", "image") if key in choice]
+    parts += [Path(choice[key]).stem for key in ("build", "config") if key in choice]
+    return "-".join(parts)
+
+
 def replay_check_requested(node: pytest.Item) -> bool:
     marker = node.get_closest_marker("deterministic")
     return marker is not None and marker.kwargs.get("replay_check") is True
@@ -83,7 +128,9 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _edgesim_problems(marker: pytest.Mark, fixturenames: Iterable[str]) -> list[str]:
+def _edgesim_problems(
+    marker: pytest.Mark, fixturenames: Iterable[str], test_dir: Path
+) -> list[str]:
     problems = []
     kwargs = dict(marker.kwargs)
     if len(marker.args) > 1:
@@ -103,11 +150,13 @@ def _edgesim_problems(marker: pytest.Mark, fixturenames: Iterable[str]) -> list[
         if key not in _EDGESIM_KEYWORDS:
             problems.append(
                 f"edgesim(): unknown argument {key}={value!r}; it takes scenario=, gateway=, "
-                "time_scale=, "
+                "broker=, time_scale=, "
                 "overrides={'dotted.path': value} and the shorthands "
                 f"{', '.join(name + '=' for name in SHORTHAND_OVERRIDES)}"
             )
     problems += _gateway_problems(kwargs.get("gateway"), "gateway" in kwargs, fixturenames)
+    if "broker" in kwargs:
+        problems += _broker_problems(kwargs["broker"], fixturenames, test_dir)
     overrides = kwargs.get("overrides")
     if overrides is not None and not (
         isinstance(overrides, Mapping) and all(isinstance(k, str) and k for k in overrides)
@@ -162,6 +211,59 @@ def _gateway_problems(gateway: Any, given: bool, fixturenames: Iterable[str]) ->
     return problems
 
 
+def _broker_problems(broker: Any, fixturenames: Iterable[str], test_dir: Path) -> list[str]:
+    from pytest_edgesim.core.scenario.checks import config_file_problem
+    from pytest_edgesim.core.scenario.schema import BROKER_RELEASES
+
+    releases = ", ".join(BROKER_RELEASES)
+    expected = (
+        f"expected a Debian release ({releases}), a dict with one of release=, image=, build= "
+        "(and config=, id=), or a non-empty list of them"
+    )
+    entries = [broker] if isinstance(broker, (str, Mapping)) else broker
+    if not isinstance(entries, (list, tuple)) or not entries:
+        return [f"edgesim(broker={broker!r}): {expected}"]
+    problems = []
+    for entry in entries:
+        if isinstance(entry, str):
+            entry = {"release": entry}
+        if not isinstance(entry, Mapping):
+            problems.append(f"edgesim(broker=...): {entry!r}: {expected}")
+            continue
+        unknown = [key for key in entry if key not in BROKER_KEYS]
+        if unknown:
+            problems.append(
+                f"edgesim(broker=...): {dict(entry)!r}: unknown key {unknown[0]!r} (the keys "
+                f"are {', '.join(BROKER_KEYS)})"
+            )
+        sources = [key for key in _BROKER_SOURCES if key in entry]
+        if len(sources) > 1:
+            problems.append(
+                f"edgesim(broker=...): {dict(entry)!r}: give one of release, image and build, "
+                f"not {' and '.join(sources)}"
+            )
+        if "release" in entry and entry["release"] not in BROKER_RELEASES:
+            problems.append(
+                f"edgesim(broker=...): unknown release {entry['release']!r} (expected one of "
+                f"{releases})"
+            )
+        for key in ("image", "build", "config", "id"):
+            if key in entry and not (isinstance(entry[key], str) and entry[key]):
+                problems.append(
+                    f"edgesim(broker=...): {key}={entry[key]!r}: expected a non-empty string"
+                )
+            elif key == "config" and key in entry:
+                problem = config_file_problem(entry[key], test_dir)
+                if problem:
+                    problems.append(f"edgesim(broker=...): config={entry[key]!r}: {problem}")
+    if not any(name in fixturenames for name in ("edge_scenario", "mqtt_broker")):
+        problems.append(
+            "edgesim(broker=...) chooses the broker of the edge_scenario and mqtt_broker "
+            "fixtures, and this test uses neither"
+        )
+    return problems
+
+
 def _deterministic_problems(marker: pytest.Mark) -> list[str]:
     problems = []
     if marker.args:
@@ -187,7 +289,7 @@ def marker_problems(node: pytest.Item, fixturenames: Iterable[str]) -> list[str]
     problems = []
     edgesim = node.get_closest_marker("edgesim")
     if edgesim is not None:
-        problems += _edgesim_problems(edgesim, fixturenames)
+        problems += _edgesim_problems(edgesim, fixturenames, Path(node.path).parent)
     deterministic = node.get_closest_marker("deterministic")
     if deterministic is not None:
         problems += _deterministic_problems(deterministic)

@@ -173,6 +173,7 @@ class ScenarioBuilder:
         retry_interval: int | float | str = _UNSET,
         implementation: str = _UNSET,
         docker: dict[str, Any] = _UNSET,
+        config: str = _UNSET,
     ) -> ScenarioBuilder:
         """Settings of the broker (there is always one, called ``broker`` by default)."""
         fields = _given(
@@ -181,6 +182,7 @@ class ScenarioBuilder:
             processing_delay=processing_delay,
             retry_interval=retry_interval,
             docker=docker,
+            config=config,
         )
         self._data.setdefault("broker", {}).update(fields)
         self._calls.append(("broker", ".broker(...)"))

@@ -167,7 +167,28 @@ def check_references(
     for i, device in enumerate(spec.devices):
         if isinstance(device.value, ReplayValue):
             _check_replay(device.value, ("devices", i, "value"), where, problems, base_dir)
+    if spec.broker.config is not None:
+        problem = config_file_problem(spec.broker.config, base_dir)
+        if problem:
+            problems.append(f"{where(('broker', 'config'))}: {problem}")
     return tuple(node_names)
+
+
+def config_file_problem(config: str, base_dir: Path | None) -> str | None:
+    """Why the broker's configuration file cannot be used, or None. It is opened to see that
+    it can be read; its content is never quoted (it may hold secrets)."""
+    path = Path(base_dir or ".", config)
+    where = f"{config!r}" if Path(config) == path else f"{config!r} ({path})"
+    if not path.exists():
+        return f"the broker configuration {where} does not exist"
+    if not path.is_file():
+        return f"the broker configuration {where} is not a file"
+    try:
+        with path.open("rb") as stream:
+            stream.read(1)
+    except OSError as error:
+        return f"the broker configuration {where} cannot be read: {error.strerror or error}"
+    return None
 
 
 def _check_replay(

@@ -516,13 +516,48 @@ class GatewaySpec(_Strict):
         return f"docker_{mode}"
 
 
+#: the Debian releases whose Mosquitto a scenario's broker can run (``docker.release``)
+BROKER_RELEASES: Final = ("bookworm", "trixie", "forky")
+
+
+class BrokerDockerSettings(_Strict):
+    """Which real broker runs in live runs: Mosquitto from a Debian ``release``, the user's
+    ``image`` on the engine, or the user's ``build`` context (relative to the scenario
+    file); at most one of the three (none: the project's broker, Debian bookworm)."""
+
+    release: Literal["bookworm", "trixie", "forky"] | None = None
+    image: Annotated[str, AfterValidator(_image_reference)] | None = None
+    build: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BrokerDockerSettings:
+        given = [name for name in ("release", "image", "build") if getattr(self, name)]
+        if len(given) > 1:
+            raise ValueError(f"give one of release, image and build, not {' and '.join(given)}")
+        return self
+
+
 class BrokerSpec(_Strict):
     name: Name = "broker"
     implementation: Implementation = "python_model"
     processing_delay: Delay = ConstantDelay()
     #: QoS 1: resend an unacknowledged PUBLISH after this long
     retry_interval: PositiveTicks = TICKS_PER_SECOND
-    docker: DockerSettings | None = None
+    docker: BrokerDockerSettings | None = None
+    #: the user's mosquitto.conf (relative to the scenario file), for implementation: docker
+    config: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _real_broker_settings(self) -> BrokerSpec:
+        if self.implementation != "docker":
+            given = [name for name in ("docker", "config") if getattr(self, name) is not None]
+            if given:
+                verb = "applies" if len(given) == 1 else "apply"
+                raise ValueError(
+                    f"{' and '.join(given)} {verb} to a real broker only: add "
+                    "implementation: docker"
+                )
+        return self
 
 
 class CloudSpec(_Strict):
