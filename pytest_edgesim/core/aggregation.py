@@ -70,17 +70,25 @@ class _Group:
     maximum: float = -math.inf
     last: float = 0.0
     first_at: int = 0
+    sources: dict[str, list[list[int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Aggregate:
-    """One emitted summary: its group key, the values of the functions, when it covers."""
+    """One emitted summary: its group key, the values of the functions, when it covers.
+
+    ``sources`` is its lineage: for each origin, the runs ``[first_seq, last_seq]`` of the
+    readings it summarises, in the order they were taken (one run per origin while its
+    readings come in order; never more runs than readings). It is not in :meth:`payload`
+    nor in :meth:`canonical`: a trace does not change with it.
+    """
 
     group: str
     values: dict[str, float | int] = field(hash=False)
     count: int
     first_at: int
     emitted_at: int
+    sources: dict[str, list[list[int]]] = field(default_factory=dict, hash=False, compare=False)
 
     def payload(self, group_by: str) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.values)
@@ -147,8 +155,11 @@ class Aggregator:
             return origin
         return ""
 
-    def add(self, now: int, topic: str, origin: str, value: float) -> Aggregate | None:
-        """Take one reading; returns the group's aggregate if this reading completed it."""
+    def add(
+        self, now: int, topic: str, origin: str, value: float, seq: int | None = None
+    ) -> Aggregate | None:
+        """Take one reading (``seq``: its number, for the aggregate's lineage); returns the
+        group's aggregate if this reading completed it."""
         key = self.group_key(topic, origin)
         group = self._groups.get(key)
         if group is None:
@@ -162,6 +173,14 @@ class Aggregator:
         if value > group.maximum:
             group.maximum = value
         group.last = value
+        if seq is not None:
+            runs = group.sources.get(origin)
+            if runs is None:
+                group.sources[origin] = [[seq, seq]]
+            elif runs[-1][1] + 1 == seq:
+                runs[-1][1] = seq
+            else:
+                runs.append([seq, seq])
         if self.count is not None and group.count >= self.count:
             return self._emit(key, group, now)
         return None
@@ -199,7 +218,8 @@ class Aggregator:
                 values["sum"] = group.total
             else:
                 values["last"] = group.last
-        aggregate = Aggregate(key, values, group.count, group.first_at, now)
+        aggregate = Aggregate(key, values, group.count, group.first_at, now, group.sources)
+        group.sources = {}
         group.count = 0
         group.total = 0.0
         group.minimum = math.inf

@@ -125,6 +125,7 @@ class GatewayLogic(NodeLogic):
                 qos=self.forward_qos,
                 created_at=message["created_at"],
                 detail=f"{message['origin']}#{message['seq']}",
+                sources={message["origin"]: [[message["seq"], message["seq"]]]},
             )
         else:
             value = self.aggregator.value_of(message["payload"])
@@ -132,7 +133,9 @@ class GatewayLogic(NodeLogic):
                 self.rejected += 1
                 self.node.drop(message, NOT_A_NUMBER)
                 return
-            aggregate = self.aggregator.add(t, message["topic"], message["origin"], value)
+            aggregate = self.aggregator.add(
+                t, message["topic"], message["origin"], value, message["seq"]
+            )
             if aggregate is not None:
                 self._forward_aggregate(aggregate)
 
@@ -143,6 +146,7 @@ class GatewayLogic(NodeLogic):
             aggregate.payload(self.aggregator.group_by),
             qos=self.forward_qos,
             detail=aggregate.canonical(),
+            sources=aggregate.sources,
         )
 
     def state(self) -> dict[str, Any]:

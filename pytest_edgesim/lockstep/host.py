@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pytest_edgesim.core._mypyc import mypyc_attr
+from pytest_edgesim.core.metrics.delivery import lineage_from_json
 from pytest_edgesim.core.models.session import Session
 from pytest_edgesim.core.node import Node
 from pytest_edgesim.core.packet import PUBACK, Message
@@ -367,6 +368,10 @@ class HostedGateway(Node):
         super().bind(context)
         self._session = Session(self.name, context, self.retry_interval)
         self._node_counter = context.metrics.node(self.name)
+        ledger = self._ledger = context.metrics.delivery
+        self._destination = ledger.destination(
+            self.name, [s.filter for s in self.spec.subscribe], gateway=True
+        )
         self._record = context.trace.record if context.trace.enabled else None
         self._schedule_at = context.coordinator.schedule_at  # (context.call_at, one call less)
         for subscription in self.spec.subscribe:
@@ -396,6 +401,7 @@ class HostedGateway(Node):
             self._session.reply_puback(packet)
         self.received += 1
         message = packet.message
+        self._ledger.arrive(self._destination, message.origin, message.seq, message.sources)
         context = self.context
         assert context is not None
         now = context.coordinator.now
@@ -536,6 +542,7 @@ class HostedGateway(Node):
             created_at=stamp if created_at is None else created_at,
             qos=int(output.get("qos", 0)),
             size_bytes=forward.payload_bytes,
+            sources=_lineage(output.get("sources")),
         )
         context = self.context
         assert context is not None
@@ -567,6 +574,7 @@ class HostedGateway(Node):
         assert context is not None
         topic = output["topic"]
         context.metrics.topic(topic).drop(cause)
+        self._ledger.drop(output["origin"], output["seq"], None, cause)
         if self._record is not None:
             self._record(
                 stamp,
@@ -619,6 +627,13 @@ class HostedGateway(Node):
     @property
     def processed(self) -> int:
         return int(self.state().get("processed", 0))
+
+
+def _lineage(sources: Any) -> tuple[tuple[str, int, int], ...]:
+    """A publish output's lineage (``sources``, see :meth:`NodeApi.publish`); ``()`` when the
+    logic gave none or a malformed one (the forward is then counted without lineage)."""
+    lineage = lineage_from_json(sources)
+    return () if lineage is None else lineage
 
 
 def _min_latency(profile: Any) -> int:

@@ -106,20 +106,28 @@ class NodeApi:
         qos: int = 0,
         created_at: int | None = None,
         detail: str = "",
+        sources: Mapping[str, list[list[int]]] | None = None,
     ) -> None:
         """Publish ``payload`` on ``topic`` now. ``created_at`` (default: now) is the time
-        end-to-end latency is measured from; ``detail`` is a short text for the trace."""
-        self._outputs.append(
-            {
-                "t": self.now,
-                "kind": "publish",
-                "topic": topic,
-                "payload": payload,
-                "qos": qos,
-                "created_at": created_at,
-                "detail": detail,
+        end-to-end latency is measured from; ``detail`` is a short text for the trace;
+        ``sources`` is the lineage: the readings this message stands for, as runs of seqs
+        per origin (``{"sensor-1": [[first, last], ...]}``), so that the run's delivery
+        accounting can follow them through (without it, the message is counted as a forward
+        whose readings are unknown)."""
+        output: Output = {
+            "t": self.now,
+            "kind": "publish",
+            "topic": topic,
+            "payload": payload,
+            "qos": qos,
+            "created_at": created_at,
+            "detail": detail,
+        }
+        if sources is not None:
+            output["sources"] = {
+                origin: [list(run) for run in runs] for origin, runs in sources.items()
             }
-        )
+        self._outputs.append(output)
 
     def drop(self, message: Message, reason: str) -> None:
         """Record that ``message`` (an inbound one) was dropped, and why."""
