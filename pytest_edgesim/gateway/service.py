@@ -10,14 +10,19 @@ one broker never see each other's messages; the aggregation sees the topics with
 
 Wire format (JSON payloads): a reading is ``{"value": v, "origin": name, "seq": n,
 "created_at_us": t}`` (``t`` in microseconds since the Unix epoch); an aggregate carries the
-aggregate's functions plus ``origin``, ``seq``, ``created_at_us`` and ``count``. What the
+aggregate's functions plus ``origin``, ``seq``, ``created_at_us`` and ``sources``. Every
+forward carries ``sources``, its lineage: the readings it stands for, as runs of seqs per
+origin, ``{"sensor-1": [[first_seq, last_seq], ...], ...}`` (one run ``[seq, seq]`` for a
+forwarded reading; for an aggregate, one run per origin while its readings come in order,
+never more runs than readings), read from the readings' own ``origin`` and ``seq``. What the
 aggregation takes as a reading is the Python model's rule
 (:func:`pytest_edgesim.core.aggregation.reading_value`, with the number in the object field
 ``aggregate.value_field``, ``value`` by default): a payload that is not JSON is read as
 text. A message with no number in it is counted as ``rejected`` and logged (at most one line
 per :data:`REJECT_LOG_INTERVAL_S`), and the gateway goes on. Without ``aggregate`` every
 message is forwarded: a JSON object with the gateway's ``origin``, ``seq`` and
-``created_at_us`` set on it, any other payload unchanged.
+``created_at_us`` set on it (and ``sources`` naming the reading's own), any other payload
+unchanged.
 """
 
 from __future__ import annotations
@@ -259,7 +264,13 @@ class GatewayService:
         if self.aggregator is None:
             if isinstance(reading, dict):
                 created_at_us = reading.get("created_at_us")
-                self._publish(reading, created_at_us if is_number(created_at_us) else None)
+                origin, seq = reading.get("origin"), reading.get("seq")
+                sources = (
+                    {origin: [[seq, seq]]}
+                    if isinstance(origin, str) and isinstance(seq, int)
+                    else None
+                )
+                self._publish(reading, created_at_us if is_number(created_at_us) else None, sources)
             else:
                 self._send(payload)
             return
@@ -272,7 +283,14 @@ class GatewayService:
             )
             return
         origin = str(reading.get("origin", "")) if isinstance(reading, dict) else ""
-        aggregate = self.aggregator.add(self.clock_us(), topic, origin, value)
+        seq = reading.get("seq") if isinstance(reading, dict) else None
+        aggregate = self.aggregator.add(
+            self.clock_us(),
+            topic,
+            origin,
+            value,
+            seq if isinstance(seq, int) and not isinstance(seq, bool) and origin else None,
+        )
         if aggregate is not None:
             self._publish_aggregate(aggregate)
 
@@ -305,14 +323,21 @@ class GatewayService:
 
     def _publish_aggregate(self, aggregate: Aggregate) -> None:
         assert self.aggregator is not None
-        self._publish(aggregate.payload(self.aggregator.group_by), None)
+        self._publish(aggregate.payload(self.aggregator.group_by), None, aggregate.sources)
 
-    def _publish(self, payload: dict[str, Any], created_at_us: float | None) -> None:
+    def _publish(
+        self,
+        payload: dict[str, Any],
+        created_at_us: float | None,
+        sources: Mapping[str, list[list[int]]] | None,
+    ) -> None:
         payload.update(
             origin=self.name,
             seq=self._seq + 1,
             created_at_us=created_at_us if created_at_us is not None else self.clock_us(),
         )
+        if sources is not None:
+            payload["sources"] = sources
         self._send(json.dumps(payload).encode())
 
     def _send(self, payload: bytes) -> None:
