@@ -336,7 +336,7 @@ class GatewayService:
             seq=self._seq + 1,
             created_at_us=created_at_us if created_at_us is not None else self.clock_us(),
         )
-        if sources is not None:
+        if sources:  # (readings that name no origin and seq leave it out)
             payload["sources"] = sources
         self._send(json.dumps(payload).encode())
 
