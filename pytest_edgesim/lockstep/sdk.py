@@ -123,10 +123,8 @@ class NodeApi:
             "created_at": created_at,
             "detail": detail,
         }
-        if sources is not None:
-            output["sources"] = {
-                origin: [list(run) for run in runs] for origin, runs in sources.items()
-            }
+        if sources is not None:  # (read when the advance returns: do not change it after)
+            output["sources"] = sources
         self._outputs.append(output)
 
     def drop(self, message: Message, reason: str) -> None:

@@ -189,6 +189,13 @@ class Destination:
         self.without_lineage: dict[str, int] = {}
 
 
+def _arrived(source: Source, first: int, last: int) -> None:
+    """An arrival supersedes the drops before it (a QoS 1 retry got through)."""
+    for seqs in source.dropped.values():
+        if seqs.ends and first <= seqs.ends[-1]:
+            seqs.remove(first, last)
+
+
 class DeliveryLedger:
     """Where sources, gateways and sinks record what they sent, received and dropped."""
 
@@ -226,12 +233,24 @@ class DeliveryLedger:
         its lineage (None: it is a reading itself). A forward counts as the readings it
         stands for, not as itself; one without lineage is only counted, per gateway."""
         received = destination.received
+        sources_by_name = self.sources
         if sources is None:
             record = received.get(origin)
             if record is None:
                 record = received[origin] = Received()
-            record.add(seq, seq)
-            self._arrived(origin, seq, seq)
+            if seq > record.highest:  # the next reading (Received.add's hot case, inlined)
+                ends = record.seqs.ends
+                if ends and seq == ends[-1] + 1:
+                    ends[-1] = seq
+                else:
+                    record.seqs.starts.append(seq)
+                    ends.append(seq)
+                record.highest = seq
+            else:
+                record.add(seq, seq)
+            source = sources_by_name.get(origin)
+            if source is not None and source.dropped:
+                _arrived(source, seq, seq)
             return
         if not sources:
             destination.without_lineage[origin] = destination.without_lineage.get(origin, 0) + 1
@@ -240,16 +259,19 @@ class DeliveryLedger:
             record = received.get(source_origin)
             if record is None:
                 record = received[source_origin] = Received()
-            record.add(first, last)
-            self._arrived(source_origin, first, last)
-
-    def _arrived(self, origin: str, first: int, last: int) -> None:
-        # an arrival supersedes the drops before it (a QoS 1 retry got through)
-        source = self.sources.get(origin)
-        if source is not None and source.dropped:
-            for seqs in source.dropped.values():
-                if seqs.ends and first <= seqs.ends[-1]:
-                    seqs.remove(first, last)
+            if first > record.highest:  # as above
+                ends = record.seqs.ends
+                if ends and first == ends[-1] + 1:
+                    ends[-1] = last
+                else:
+                    record.seqs.starts.append(first)
+                    ends.append(last)
+                record.highest = last
+            else:
+                record.add(first, last)
+            source = sources_by_name.get(source_origin)
+            if source is not None and source.dropped:
+                _arrived(source, first, last)
 
     def drop(self, origin: str, seq: int, sources: Lineage | None, cause: str) -> None:
         """A message was dropped; every reading it stands for was, last, dropped by ``cause``."""
@@ -520,17 +542,16 @@ def lineage_from_json(value: Any) -> Lineage | None:
         return None
     runs: list[tuple[str, int, int]] = []
     for origin, pairs in value.items():
-        if not isinstance(origin, str) or not isinstance(pairs, list):
+        if type(origin) is not str or type(pairs) is not list:
             return None
         for pair in pairs:
-            if (
-                not isinstance(pair, list)
-                or len(pair) != 2
-                or not all(isinstance(n, int) and not isinstance(n, bool) for n in pair)
-                or pair[0] > pair[1]
-            ):
+            if type(pair) is not list or len(pair) != 2:
                 return None
-            runs.append((origin, pair[0], pair[1]))
+            first, last = pair
+            # (``type(...) is int``: a bool is not a seq)
+            if type(first) is not int or type(last) is not int or first > last:
+                return None
+            runs.append((origin, first, last))
     return tuple(runs)
 
 
