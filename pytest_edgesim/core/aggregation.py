@@ -106,6 +106,18 @@ def _format(value: float | int) -> str:
     return str(value) if isinstance(value, int) else "%.12g" % value
 
 
+def _extend(lineage: dict[str, list[list[int]]], origin: str, first: int, last: int) -> None:
+    """Add the run ``first..last`` of ``origin`` to ``lineage`` (joined to the last run when
+    it follows on)."""
+    runs = lineage.get(origin)
+    if runs is None:
+        lineage[origin] = [[first, last]]
+    elif runs[-1][1] + 1 == first:
+        runs[-1][1] = last
+    else:
+        runs.append([first, last])
+
+
 class Aggregator:
     """Groups readings and emits :class:`Aggregate` values by count and/or window."""
 
@@ -156,10 +168,19 @@ class Aggregator:
         return ""
 
     def add(
-        self, now: int, topic: str, origin: str, value: float, seq: int | None = None
+        self,
+        now: int,
+        topic: str,
+        origin: str,
+        value: float,
+        seq: int | None = None,
+        sources: Mapping[str, list[list[int]]] | None = None,
     ) -> Aggregate | None:
-        """Take one reading (``seq``: its number, for the aggregate's lineage); returns the
-        group's aggregate if this reading completed it."""
+        """Take one reading; returns the group's aggregate if this reading completed it.
+
+        For the aggregate's lineage: ``seq`` is the reading's number, or ``sources`` the
+        readings it stands for itself (another gateway's forward), which then count instead.
+        """
         key = self.group_key(topic, origin)
         group = self._groups.get(key)
         if group is None:
@@ -173,14 +194,12 @@ class Aggregator:
         if value > group.maximum:
             group.maximum = value
         group.last = value
-        if seq is not None:
-            runs = group.sources.get(origin)
-            if runs is None:
-                group.sources[origin] = [[seq, seq]]
-            elif runs[-1][1] + 1 == seq:
-                runs[-1][1] = seq
-            else:
-                runs.append([seq, seq])
+        if sources is not None:
+            for source_origin, source_runs in sources.items():
+                for first, last in source_runs:
+                    _extend(group.sources, source_origin, first, last)
+        elif seq is not None:
+            _extend(group.sources, origin, seq, seq)
         if self.count is not None and group.count >= self.count:
             return self._emit(key, group, now)
         return None

@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_edgesim.core.aggregation import Aggregate, Aggregator
+from pytest_edgesim.core.metrics.delivery import lineage_from_json, lineage_to_json
 
 # the configuration's names are here too, as in 0.1's gateway_service
 from pytest_edgesim.gateway.config import (
@@ -264,12 +265,7 @@ class GatewayService:
         if self.aggregator is None:
             if isinstance(reading, dict):
                 created_at_us = reading.get("created_at_us")
-                origin, seq = reading.get("origin"), reading.get("seq")
-                sources = (
-                    {origin: [[seq, seq]]}
-                    if isinstance(origin, str) and isinstance(seq, int)
-                    else None
-                )
+                sources = _lineage(reading)
                 self._publish(reading, created_at_us if is_number(created_at_us) else None, sources)
             else:
                 self._send(payload)
@@ -283,14 +279,8 @@ class GatewayService:
             )
             return
         origin = str(reading.get("origin", "")) if isinstance(reading, dict) else ""
-        seq = reading.get("seq") if isinstance(reading, dict) else None
-        aggregate = self.aggregator.add(
-            self.clock_us(),
-            topic,
-            origin,
-            value,
-            seq if isinstance(seq, int) and not isinstance(seq, bool) and origin else None,
-        )
+        lineage = _lineage(reading) if isinstance(reading, dict) else None
+        aggregate = self.aggregator.add(self.clock_us(), topic, origin, value, None, lineage)
         if aggregate is not None:
             self._publish_aggregate(aggregate)
 
@@ -376,3 +366,15 @@ class GatewayService:
             thread.join(timeout=2)
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def _lineage(reading: Mapping[str, Any]) -> dict[str, list[list[int]]] | None:
+    """The readings a message stands for: the ``sources`` another gateway wrote in it, else
+    its own ``origin`` and ``seq``; None when it names neither."""
+    sources = lineage_from_json(reading.get("sources"))
+    if sources is not None:
+        return lineage_to_json(sources)
+    origin, seq = reading.get("origin"), reading.get("seq")
+    if isinstance(origin, str) and origin and type(seq) is int:
+        return {origin: [[seq, seq]]}
+    return None

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pytest_edgesim.core._mypyc import mypyc_attr
-from pytest_edgesim.core.metrics.delivery import lineage_from_json
+from pytest_edgesim.core.metrics.delivery import lineage_from_json, lineage_to_json
 from pytest_edgesim.core.models.session import Session
 from pytest_edgesim.core.node import Node
 from pytest_edgesim.core.packet import PUBACK, Message
@@ -405,19 +405,17 @@ class HostedGateway(Node):
         context = self.context
         assert context is not None
         now = context.coordinator.now
-        self._pending.append(
-            (
-                now,
-                {
-                    "topic": message.topic,
-                    "payload": message.payload,
-                    "origin": message.origin,
-                    "seq": message.seq,
-                    "created_at": message.created_at,
-                    "qos": packet.qos,
-                },
-            )
-        )
+        inbound = {
+            "topic": message.topic,
+            "payload": message.payload,
+            "origin": message.origin,
+            "seq": message.seq,
+            "created_at": message.created_at,
+            "qos": packet.qos,
+        }
+        if message.sources is not None:  # another gateway's forward: the readings it carries
+            inbound["sources"] = lineage_to_json(message.sources)
+        self._pending.append((now, inbound))
         if self._flush_at is None and not self.windowed and not self._closed:
             # what _arm decides here without windows: advance at this tick
             self._generation += 1

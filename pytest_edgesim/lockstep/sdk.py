@@ -73,7 +73,8 @@ class NodeLogic:
 
     def on_message(self, t: int, message: Message) -> None:
         """A message was delivered at virtual time ``t`` (ticks). Keys: ``topic``,
-        ``payload``, ``origin``, ``seq``, ``created_at``, ``qos``."""
+        ``payload``, ``origin``, ``seq``, ``created_at``, ``qos``, and ``sources`` on another
+        gateway's forward (the readings it stands for)."""
 
     def on_timer(self, t: int, name: str) -> None:
         """The timer ``name`` set with :meth:`NodeApi.set_timer` is due at ``t``."""

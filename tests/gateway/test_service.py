@@ -222,6 +222,15 @@ def test_an_aggregate_names_the_readings_it_stands_for(start_gateway: Any) -> No
     assert json.loads(forward)["sources"] == {"s1": [[1, 2], [4, 4]], "s2": [[1, 2]]}
 
 
+def test_a_forward_of_another_gateway_passes_its_readings_on(start_gateway: Any) -> None:
+    gateway = start_gateway(aggregate={"count": 2, "functions": ["max"], "value_field": "mean"})
+    for seq, sources in [(1, {"s1": [[1, 5]]}), (2, {"s1": [[6, 10]], "s2": [[1, 3]]})]:
+        forward = {"mean": 1.0, "origin": "edge", "seq": seq, "sources": sources}
+        gateway.client.deliver("in/edge", json.dumps(forward).encode())
+    _, forward = gateway.client.next_forward()
+    assert json.loads(forward)["sources"] == {"s1": [[1, 10]], "s2": [[1, 3]]}
+
+
 def test_an_error_while_processing_one_message_does_not_stop_the_worker(
     start_gateway: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -233,10 +242,10 @@ def test_an_error_while_processing_one_message_does_not_stop_the_worker(
         def __init__(self, aggregator: Any) -> None:
             self._aggregator = aggregator
 
-        def add(self, now: int, topic: str, origin: str, value: float, seq: Any = None) -> Any:
+        def add(self, now: int, topic: str, origin: str, value: float, *lineage: Any) -> Any:
             if value == 1:
                 raise RuntimeError("a bug")
-            return self._aggregator.add(now, topic, origin, value, seq)
+            return self._aggregator.add(now, topic, origin, value, *lineage)
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self._aggregator, name)

@@ -126,6 +126,50 @@ def test_forwards_carry_their_lineage_on_the_message_not_in_the_payload() -> Non
     ]
 
 
+def test_a_gateway_that_aggregates_another_gateways_aggregates_passes_their_lineage_on() -> None:
+    chained = Scenario.from_dict(
+        {
+            "edgesim": 1,
+            "name": "chain",
+            "seed": 3,
+            "duration": "10s",
+            "devices": [
+                {
+                    "name": "s",
+                    "count": 2,
+                    "topic": "site/{name}",
+                    "publish": {"mode": "periodic", "period": "1s", "offset": "0ms"},
+                    "value": {"model": "constant", "value": 1.5},
+                }
+            ],
+            "gateways": [
+                {
+                    "name": "edge",
+                    "subscribe": ["site/#"],
+                    "aggregate": {"count": 2},
+                    "forward": {"to": "broker", "topic": "edge/out"},
+                },
+                {
+                    "name": "hub",
+                    "subscribe": ["edge/out"],
+                    "aggregate": {"count": 5, "value_field": "mean"},
+                    "forward": {"topic": "cloud/hub"},
+                },
+            ],
+            "network": {
+                "default": {"latency": "1ms"},
+                "links": [{"from": "s-1", "to": "broker", "loss": 1.0}],
+            },
+        }
+    )
+    result = simulate(chained)
+    # s-0's ten readings: five aggregates at the edge, one aggregate of five at the hub
+    assert [a.payload["count"] for a in result.arrivals] == [5]
+    assert result.delivery("s-0", "hub").delivered == 10
+    assert result.delivery("s-0", "cloud") == Delivery(sent=10, delivered=10, lost=0)
+    assert result.delivery("s-1", "cloud").lost_by_cause == {"loss": 10}
+
+
 # --- known losses: exact counts and causes -------------------------------------------------
 def test_a_lossless_run_delivers_every_reading_everywhere() -> None:
     result = simulate(scenario(gateway={"aggregate": {"count": 5}}))
