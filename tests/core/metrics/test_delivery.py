@@ -257,6 +257,18 @@ def test_a_reading_the_gateway_rejects_is_lost_with_the_cause_rejected() -> None
     assert result.delivery("s-0", "gw").delivered == 11
 
 
+def test_messages_injected_from_nowhere_are_accounted_as_the_origin_inject() -> None:
+    sim = Simulation(scenario(uplinks=[{"from": "gw", "to": "cloud", "loss": 1.0}]))
+    sim.run("2s")
+    sim.inject("site/extra", 20.5)
+    sim.run()
+    result = sim.result()
+    assert result.delivery("inject", "gw") == Delivery(sent=1, delivered=1, lost=0)
+    assert result.delivery("inject", "cloud") == Delivery(
+        sent=1, delivered=0, lost=1, lost_by_cause={"loss": 1}
+    )
+
+
 def test_a_reading_in_flight_at_the_end_has_an_unknown_cause() -> None:
     result = simulate(
         scenario(uplinks=[{"from": "s-*", "to": "broker", "latency": "600ms"}]),
