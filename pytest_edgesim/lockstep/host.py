@@ -628,9 +628,9 @@ class HostedGateway(Node):
 
 
 def _lineage(sources: Any) -> tuple[tuple[str, int, int], ...]:
-    """A publish output's lineage (``sources``, see :meth:`NodeApi.publish`); ``()`` when the
-    logic gave none or a malformed one (the forward is then counted without lineage)."""
-    lineage = lineage_from_json(sources)
+    """A publish output's lineage (``sources``, see :meth:`NodeApi.publish`, checked with the
+    output); ``()`` when the logic gave none: the forward is counted without lineage."""
+    lineage = lineage_from_json(sources) if sources is not None else None
     return () if lineage is None else lineage
 
 
@@ -687,4 +687,10 @@ def _output_problem(output: Any) -> str | None:
         created_at = output.get("created_at")
         if created_at is not None and (not isinstance(created_at, int) or created_at < 0):
             return f"field 'created_at' must be a virtual time (ticks), got {created_at!r}"
+        sources = output.get("sources")
+        if sources is not None and lineage_from_json(sources) is None:
+            return (
+                "field 'sources' must name readings as {origin: [[first_seq, last_seq], ...]}, "
+                f"got {sources!r}"
+            )
     return None

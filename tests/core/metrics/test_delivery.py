@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from pytest_edgesim import GatewayKind, RunResult, Scenario, register_gateway_kind, simulate
+from pytest_edgesim import (
+    GatewayKind,
+    RunResult,
+    Scenario,
+    SimulationError,
+    register_gateway_kind,
+    simulate,
+)
 from pytest_edgesim.core import gateway_kinds
 from pytest_edgesim.core.aggregation import Aggregator
 from pytest_edgesim.core.metrics.delivery import (
@@ -389,6 +396,27 @@ def test_forwards_without_lineage_are_counted_as_deliveries_of_unknown_readings(
     assert result.delivery("s-1", "cloud") == Delivery(
         sent=10, delivered=0, lost=10, lost_by_cause={"loss": 10}
     )
+
+
+def test_a_logic_that_names_its_readings_wrongly_stops_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Miscounting(NodeLogic):
+        def on_message(self, t: int, message: dict[str, Any]) -> None:
+            self.node.publish("cloud/out", 1, sources={message["origin"]: [message["seq"]]})
+
+    monkeypatch.setattr(gateway_kinds, "_registered", dict(gateway_kinds._registered))
+    register_gateway_kind(
+        GatewayKind(
+            "python_model",
+            "a logic whose lineage is malformed",
+            virtual_time=lambda spec, site: hosted_gateway(
+                spec, site, LocalHost(Miscounting), config_from_spec(spec)
+            ),
+        )
+    )
+    with pytest.raises(SimulationError, match=r"field 'sources' must name readings as"):
+        simulate(scenario())
 
 
 # --- the value ---------------------------------------------------------------------------------
