@@ -572,7 +572,9 @@ class HostedGateway(Node):
         assert context is not None
         topic = output["topic"]
         context.metrics.topic(topic).drop(cause)
-        self._ledger.drop(output["origin"], output["seq"], None, cause)
+        sources = output.get("sources")
+        lineage = lineage_from_json(sources) if sources is not None else None
+        self._ledger.drop(output["origin"], output["seq"], lineage, cause)
         if self._record is not None:
             self._record(
                 stamp,

@@ -130,16 +130,17 @@ class NodeApi:
 
     def drop(self, message: Message, reason: str) -> None:
         """Record that ``message`` (an inbound one) was dropped, and why."""
-        self._outputs.append(
-            {
-                "t": self.now,
-                "kind": "drop",
-                "topic": message["topic"],
-                "origin": message["origin"],
-                "seq": message["seq"],
-                "reason": reason,
-            }
-        )
+        output: Output = {
+            "t": self.now,
+            "kind": "drop",
+            "topic": message["topic"],
+            "origin": message["origin"],
+            "seq": message["seq"],
+            "reason": reason,
+        }
+        if "sources" in message:  # another gateway's forward: its readings are dropped too
+            output["sources"] = message["sources"]
+        self._outputs.append(output)
 
     def set_timer(self, at: int, name: str = "") -> None:
         """Call ``on_timer(at, name)`` at virtual time ``at`` (not before now)."""

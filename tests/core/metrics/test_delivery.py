@@ -177,6 +177,47 @@ def test_a_gateway_that_aggregates_another_gateways_aggregates_passes_their_line
     assert result.delivery("s-1", "cloud").lost_by_cause == {"loss": 10}
 
 
+def test_a_forward_dropped_by_the_next_gateway_loses_its_readings_there() -> None:
+    chained = Scenario.from_dict(
+        {
+            "edgesim": 1,
+            "name": "chain",
+            "seed": 3,
+            "duration": "10s",
+            "devices": [
+                {
+                    "name": "s",
+                    "count": 2,
+                    "topic": "site/{name}",
+                    "publish": {"mode": "periodic", "period": "1s", "offset": "0ms"},
+                    "value": {"model": "constant", "value": 1.5},
+                }
+            ],
+            "gateways": [
+                {
+                    "name": "edge",
+                    "subscribe": ["site/#"],
+                    "forward": {"to": "broker", "topic": "e"},
+                },
+                {
+                    "name": "hub",
+                    "subscribe": ["e"],
+                    "queue": {"capacity": 1},
+                    "processing_delay": "100ms",
+                },
+            ],
+            "network": {"default": {"latency": "1ms"}},
+        }
+    )
+    result = simulate(chained)
+    # the edge forwards both sensors' readings at once; the hub, busy with one, drops the other
+    assert result.metrics.node("hub").dropped["queue_overflow"] == 10
+    assert result.delivery("s-*", "hub").delivered == 20
+    assert result.delivery("s-*", "cloud") == Delivery(
+        sent=20, delivered=10, lost=10, lost_by_cause={"queue_overflow": 10}
+    )
+
+
 # --- known losses: exact counts and causes -------------------------------------------------
 def test_a_lossless_run_delivers_every_reading_everywhere() -> None:
     result = simulate(scenario(gateway={"aggregate": {"count": 5}}))
