@@ -540,7 +540,7 @@ class HostedGateway(Node):
             created_at=stamp if created_at is None else created_at,
             qos=int(output.get("qos", 0)),
             size_bytes=forward.payload_bytes,
-            sources=_lineage(output.get("sources")),
+            sources=self._lineage(output),
         )
         context = self.context
         assert context is not None
@@ -558,6 +558,20 @@ class HostedGateway(Node):
                 str(output.get("detail", "")),
             )
         self._session.publish(forward.to, message, message.qos)
+
+    def _lineage(self, output: Output) -> tuple[tuple[str, int, int], ...]:
+        """A publish output's lineage (``sources``, see :meth:`NodeApi.publish`); ``()`` when
+        the logic gave none: the forward is then counted without lineage."""
+        sources = output.get("sources")
+        if sources is None:
+            return ()
+        lineage = lineage_from_json(sources)
+        if lineage is None:
+            raise self._contract(
+                f"malformed output {output!r}: field 'sources' must name readings as "
+                f"{{origin: [[first_seq, last_seq], ...]}}, got {sources!r}"
+            )
+        return lineage
 
     def _drop(self, stamp: int, output: Output) -> None:
         # a full queue is an overflow; any other reason is the logic's own (a rejection)
@@ -629,13 +643,6 @@ class HostedGateway(Node):
         return int(self.state().get("processed", 0))
 
 
-def _lineage(sources: Any) -> tuple[tuple[str, int, int], ...]:
-    """A publish output's lineage (``sources``, see :meth:`NodeApi.publish`, checked with the
-    output); ``()`` when the logic gave none: the forward is counted without lineage."""
-    lineage = lineage_from_json(sources) if sources is not None else None
-    return () if lineage is None else lineage
-
-
 def _min_latency(profile: Any) -> int:
     """The least latency a link can give a packet (jitter can shorten it; normal jitter to 0)."""
     if profile.jitter == "normal":
@@ -689,10 +696,4 @@ def _output_problem(output: Any) -> str | None:
         created_at = output.get("created_at")
         if created_at is not None and (not isinstance(created_at, int) or created_at < 0):
             return f"field 'created_at' must be a virtual time (ticks), got {created_at!r}"
-        sources = output.get("sources")
-        if sources is not None and lineage_from_json(sources) is None:
-            return (
-                "field 'sources' must name readings as {origin: [[first_seq, last_seq], ...]}, "
-                f"got {sources!r}"
-            )
     return None

@@ -134,24 +134,33 @@ def _overlap(runs: Iterable[tuple[int, int]], other: SeqSet) -> int:
 
 
 class Source:
-    """An origin whose messages are accounted: how many it has published."""
+    """An origin whose messages are accounted: how many it has published (``sent``, or
+    its ``publisher``'s count, read when the ledger is summed up)."""
 
-    __slots__ = ("dropped", "name", "sent", "topic")
+    __slots__ = ("dropped", "name", "publisher", "sent", "topic")
 
     def __init__(self, name: str, topic: str | None):
         self.name = name
         self.topic = topic
         self.sent = 0
+        #: a node that numbers its messages 1, 2, ... in ``published`` (a sensor): its count
+        #: is read at the end, so that publishing costs the ledger nothing
+        self.publisher: Any = None
         #: seqs whose last drop had this cause, by cause (filled only when drops happen)
         self.dropped: dict[str, SeqSet] = {}
 
+    def published(self) -> int:
+        publisher = self.publisher
+        return int(publisher.published) if publisher is not None else self.sent
+
 
 class Received:
-    """What reached one destination from one origin."""
+    """What reached one destination from one origin (``source``: its record, if any)."""
 
-    __slots__ = ("duplicated", "highest", "reordered", "seqs")
+    __slots__ = ("duplicated", "highest", "reordered", "seqs", "source")
 
-    def __init__(self) -> None:
+    def __init__(self, source: Source | None = None) -> None:
+        self.source = source
         self.seqs = SeqSet()
         self.highest = 0
         self.duplicated = 0
@@ -234,11 +243,10 @@ class DeliveryLedger:
         its lineage (None: it is a reading itself). A forward counts as the readings it
         stands for, not as itself; one without lineage is only counted, per gateway."""
         received = destination.received
-        sources_by_name = self.sources
         if sources is None:
             record = received.get(origin)
             if record is None:
-                record = received[origin] = Received()
+                record = received[origin] = Received(self.sources.get(origin))
             if seq > record.highest:  # the next reading (Received.add's hot case, inlined)
                 ends = record.seqs.ends
                 if ends and seq == ends[-1] + 1:
@@ -249,7 +257,7 @@ class DeliveryLedger:
                 record.highest = seq
             else:
                 record.add(seq, seq)
-            source = sources_by_name.get(origin)
+            source = record.source
             if source is not None and source.dropped:
                 _arrived(source, seq, seq)
             return
@@ -259,7 +267,7 @@ class DeliveryLedger:
         for source_origin, first, last in sources:
             record = received.get(source_origin)
             if record is None:
-                record = received[source_origin] = Received()
+                record = received[source_origin] = Received(self.sources.get(source_origin))
             if first > record.highest:  # as above
                 ends = record.seqs.ends
                 if ends and first == ends[-1] + 1:
@@ -270,7 +278,7 @@ class DeliveryLedger:
                 record.highest = last
             else:
                 record.add(first, last)
-            source = sources_by_name.get(source_origin)
+            source = record.source
             if source is not None and source.dropped:
                 _arrived(source, first, last)
 
@@ -321,7 +329,7 @@ class DeliveryLedger:
 
     @staticmethod
     def _expects(destination: Destination, source: Source) -> bool:
-        if source.sent == 0:
+        if source.published() == 0:
             return False
         if destination.filters is None:
             return not destination.gateway and source.topic is not None
@@ -336,7 +344,7 @@ class DeliveryLedger:
         record: Received | None,
         gateways: list[Destination],
     ) -> Delivery:
-        sent = source.sent
+        sent = source.published()
         if record is None:
             record = Received()
         delivered = record.seqs.count_in(1, sent) if sent else 0

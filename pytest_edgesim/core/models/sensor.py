@@ -25,7 +25,6 @@ class SensorModel(Node):
         "_first",
         "_hot",
         "_jitter",
-        "_ledger_source",
         "_mean_gap",
         "_period",
         "_session",
@@ -68,7 +67,7 @@ class SensorModel(Node):
         self._values = make_value_source(self.spec.value, context.stream, self.base_dir)
         self._session = Session(self.name, context, self.retry_interval)
         self._topic_counter = context.metrics.topic(self.topic)
-        self._ledger_source = context.metrics.delivery.source(self.name, self.topic)
+        context.metrics.delivery.source(self.name, self.topic).publisher = self
         # (the recorder, not its bound method: a direct call once compiled)
         self._trace = context.trace if context.trace.enabled else None
         # The hot path's lookups, made once, in one tuple (one unpacking per reading). The
@@ -114,7 +113,6 @@ class SensorModel(Node):
         now = coordinator.now
         value = self._values(now)
         self.published = seq = self.published + 1
-        self._ledger_source.sent = seq
         name = self.name
         topic = self.topic
         message = Message(topic, value, name, seq, now, qos, retain, payload_bytes)
@@ -152,8 +150,6 @@ class SensorModel(Node):
         """Number one more message as this sensor's (an injected one): its next reading
         takes the number after."""
         self.published += 1
-        if self.context is not None:
-            self._ledger_source.sent = self.published
         return self.published
 
     def on_packet(self, packet: Packet) -> None:
