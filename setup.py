@@ -27,6 +27,7 @@ COMPILED = [
     "pytest_edgesim/core/topics.py",
     "pytest_edgesim/core/aggregation.py",
     "pytest_edgesim/core/metrics/recorder.py",
+    "pytest_edgesim/core/metrics/delivery.py",
     "pytest_edgesim/core/node.py",
     "pytest_edgesim/core/models/sensor.py",
     "pytest_edgesim/core/models/broker.py",

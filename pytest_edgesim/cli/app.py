@@ -88,7 +88,7 @@ class _Progress:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pytest_edgesim.core.metrics.tables import metrics_tables
+    from pytest_edgesim.core.metrics.tables import delivery_table, metrics_tables
     from pytest_edgesim.core.simulation import Simulation
 
     # every argument is checked before anything is written or run
@@ -124,6 +124,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     print(metrics_tables(result.metrics, limit=None if args.all else 12, focus=focus))
     print()
+    deliveries = delivery_table(result.deliveries, limit=None if args.all else 12)
+    if deliveries:
+        print(deliveries)
+        print()
     if "json" in outputs:
         _write("json", outputs["json"], result.to_json() + "\n")
         print(f"metrics written to {args.json}")

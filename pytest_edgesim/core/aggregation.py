@@ -70,17 +70,25 @@ class _Group:
     maximum: float = -math.inf
     last: float = 0.0
     first_at: int = 0
+    sources: dict[str, list[list[int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Aggregate:
-    """One emitted summary: its group key, the values of the functions, when it covers."""
+    """One emitted summary: its group key, the values of the functions, when it covers.
+
+    ``sources`` is its lineage: for each origin, the runs ``[first_seq, last_seq]`` of the
+    readings it summarises, in the order they were taken (one run per origin while its
+    readings come in order; never more runs than readings). It is not in :meth:`payload`
+    nor in :meth:`canonical`: a trace does not change with it.
+    """
 
     group: str
     values: dict[str, float | int] = field(hash=False)
     count: int
     first_at: int
     emitted_at: int
+    sources: dict[str, list[list[int]]] = field(default_factory=dict, hash=False, compare=False)
 
     def payload(self, group_by: str) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.values)
@@ -96,6 +104,18 @@ class Aggregate:
 
 def _format(value: float | int) -> str:
     return str(value) if isinstance(value, int) else "%.12g" % value
+
+
+def _extend(lineage: dict[str, list[list[int]]], origin: str, first: int, last: int) -> None:
+    """Add the run ``first..last`` of ``origin`` to ``lineage`` (joined to the last run when
+    it follows on)."""
+    runs = lineage.get(origin)
+    if runs is None:
+        lineage[origin] = [[first, last]]
+    elif runs[-1][1] + 1 == first:
+        runs[-1][1] = last
+    else:
+        runs.append([first, last])
 
 
 class Aggregator:
@@ -147,8 +167,20 @@ class Aggregator:
             return origin
         return ""
 
-    def add(self, now: int, topic: str, origin: str, value: float) -> Aggregate | None:
-        """Take one reading; returns the group's aggregate if this reading completed it."""
+    def add(
+        self,
+        now: int,
+        topic: str,
+        origin: str,
+        value: float,
+        seq: int | None = None,
+        sources: Mapping[str, list[list[int]]] | None = None,
+    ) -> Aggregate | None:
+        """Take one reading; returns the group's aggregate if this reading completed it.
+
+        For the aggregate's lineage: ``seq`` is the reading's number, or ``sources`` the
+        readings it stands for itself (another gateway's forward), which then count instead.
+        """
         key = self.group_key(topic, origin)
         group = self._groups.get(key)
         if group is None:
@@ -162,6 +194,12 @@ class Aggregator:
         if value > group.maximum:
             group.maximum = value
         group.last = value
+        if sources is not None:
+            for source_origin, source_runs in sources.items():
+                for first, last in source_runs:
+                    _extend(group.sources, source_origin, first, last)
+        elif seq is not None:
+            _extend(group.sources, origin, seq, seq)
         if self.count is not None and group.count >= self.count:
             return self._emit(key, group, now)
         return None
@@ -199,7 +237,8 @@ class Aggregator:
                 values["sum"] = group.total
             else:
                 values["last"] = group.last
-        aggregate = Aggregate(key, values, group.count, group.first_at, now)
+        aggregate = Aggregate(key, values, group.count, group.first_at, now, group.sources)
+        group.sources = {}
         group.count = 0
         group.total = 0.0
         group.minimum = math.inf

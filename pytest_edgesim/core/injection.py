@@ -52,6 +52,7 @@ class Injections:
         if source is None:
             self.count += 1
             origin, seq = "inject", self.count
+            metrics.delivery.source(origin, topic).sent = seq
         else:
             self.session_of(source)
             origin, seq = source.name, self._claim_seq(source)

@@ -390,7 +390,9 @@ class NetworkModel:
         link.counter.drop(cause)
         self._node_counters[link.src].drop(cause)
         if packet.kind == PUBLISH:
-            self.metrics.topic(packet.message.topic).drop(cause)
+            message = packet.message
+            self.metrics.topic(message.topic).drop(cause)
+            self.metrics.delivery.drop(message.origin, message.seq, message.sources, cause)
         if self._trace is not None:
             message = packet.message
             self._trace.record(

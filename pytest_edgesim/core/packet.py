@@ -14,7 +14,11 @@ class Message:
 
     ``origin`` and ``seq`` identify it for its whole life (a retransmission or a copy the
     broker forwards is still the same message); ``created_at`` is the virtual time its
-    publisher created it, from which end-to-end latency is measured.
+    publisher created it, from which end-to-end latency is measured. ``sources`` is a
+    forward's lineage: the readings it stands for, as ``(origin, first_seq, last_seq)`` runs
+    (one run for a forwarded reading, several for an aggregate; ``()`` when the gateway did
+    not say); None for a message that is a reading itself. It is not part of the payload, so
+    it never changes what a trace holds.
     """
 
     __slots__ = (
@@ -26,6 +30,7 @@ class Message:
         "retain",
         "seq",
         "size_bytes",
+        "sources",
         "topic",
     )
 
@@ -39,6 +44,7 @@ class Message:
         qos: int = 0,
         retain: bool = False,
         size_bytes: int = 64,
+        sources: tuple[tuple[str, int, int], ...] | None = None,
     ):
         # (the hot paths pass everything by position; elsewhere, name the arguments)
         self.topic = topic
@@ -49,6 +55,7 @@ class Message:
         self.qos = qos
         self.retain = retain
         self.size_bytes = size_bytes
+        self.sources = sources
         #: ``origin#seq``, made once: several trace events name the message
         self.message_id = f"{origin}#{seq}"
 

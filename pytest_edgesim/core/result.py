@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from pytest_edgesim.core.metrics.delivery import Deliveries, Delivery
 from pytest_edgesim.core.metrics.recorder import Metrics
 from pytest_edgesim.core.models.cloud import Arrival
 from pytest_edgesim.core.trace import TraceEvent, write_jsonl
@@ -22,6 +23,8 @@ class RunResult:
     runs (``None`` for a wall-clock run on real components, which is not bit-exact).
     ``trace`` holds the events only when the run kept them (``trace="full"``).
     ``wall_time_s`` is how long the run took; it is informative and not compared.
+    ``deliveries`` says which readings reached the cloud and each gateway (see
+    :meth:`delivery`).
     ``to_dict``/``to_json`` leave out ``arrivals`` and ``trace`` (they can be large; see
     :meth:`write_trace`), so a result read back with ``from_dict`` has neither.
     """
@@ -36,6 +39,13 @@ class RunResult:
     arrivals: tuple[Arrival, ...] = ()
     trace: tuple[TraceEvent, ...] | None = field(default=None, repr=False)
     wall_time_s: float = field(default=0.0, compare=False)
+    deliveries: Deliveries = field(default_factory=Deliveries, repr=False)
+
+    def delivery(self, sources: str | Iterable[str], destination: str) -> Delivery:
+        """How many readings of ``sources`` (an origin's name, a glob such as
+        ``"sensor-*"``, or several) reached ``destination`` (the cloud's name, or a
+        gateway's): sent, delivered, lost by cause, duplicated, reordered."""
+        return self.deliveries.delivery(sources, destination)
 
     @property
     def virtual_time_s(self) -> float:
@@ -51,6 +61,7 @@ class RunResult:
             "wall_time_s": round(self.wall_time_s, 6),
             "nodes": {name: dict(info) for name, info in self.nodes.items()},
             "metrics": self.metrics.to_dict(),
+            "deliveries": self.deliveries.to_dict(),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -67,6 +78,7 @@ class RunResult:
             events=data["events"],
             nodes=data.get("nodes", {}),
             wall_time_s=data.get("wall_time_s", 0.0),
+            deliveries=Deliveries.from_dict(data.get("deliveries", {})),
         )
 
     def write_trace(self, target: IO[str] | str | os.PathLike[str]) -> int:

@@ -182,6 +182,7 @@ class TopologyRun:
             arrivals=tuple(self.cloud.arrivals),
             trace=tracer.kept() if tracer.keep else None,
             wall_time_s=self._wall_time,
+            deliveries=self.metrics.delivery.snapshot(),
         )
 
     # --- acting on a paused run -----------------------------------------------------------------

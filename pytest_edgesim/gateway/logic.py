@@ -125,6 +125,7 @@ class GatewayLogic(NodeLogic):
                 qos=self.forward_qos,
                 created_at=message["created_at"],
                 detail=f"{message['origin']}#{message['seq']}",
+                sources=_lineage(message),
             )
         else:
             value = self.aggregator.value_of(message["payload"])
@@ -132,7 +133,14 @@ class GatewayLogic(NodeLogic):
                 self.rejected += 1
                 self.node.drop(message, NOT_A_NUMBER)
                 return
-            aggregate = self.aggregator.add(t, message["topic"], message["origin"], value)
+            aggregate = self.aggregator.add(
+                t,
+                message["topic"],
+                message["origin"],
+                value,
+                message["seq"],
+                message.get("sources"),
+            )
             if aggregate is not None:
                 self._forward_aggregate(aggregate)
 
@@ -143,6 +151,7 @@ class GatewayLogic(NodeLogic):
             aggregate.payload(self.aggregator.group_by),
             qos=self.forward_qos,
             detail=aggregate.canonical(),
+            sources=aggregate.sources,
         )
 
     def state(self) -> dict[str, Any]:
@@ -154,3 +163,12 @@ class GatewayLogic(NodeLogic):
             "rejected": self.rejected,
             "pending_in_aggregate": self.aggregator.pending if self.aggregator else 0,
         }
+
+
+def _lineage(message: Message) -> dict[str, list[list[int]]]:
+    """The readings an inbound message stands for: its own ``sources`` when it has them (a
+    forward from another gateway), else itself."""
+    sources: dict[str, list[list[int]]] | None = message.get("sources")
+    if sources is not None:
+        return sources
+    return {message["origin"]: [[message["seq"], message["seq"]]]}

@@ -10,14 +10,19 @@ one broker never see each other's messages; the aggregation sees the topics with
 
 Wire format (JSON payloads): a reading is ``{"value": v, "origin": name, "seq": n,
 "created_at_us": t}`` (``t`` in microseconds since the Unix epoch); an aggregate carries the
-aggregate's functions plus ``origin``, ``seq``, ``created_at_us`` and ``count``. What the
+aggregate's functions plus ``origin``, ``seq``, ``created_at_us`` and ``sources``. Every
+forward carries ``sources``, its lineage: the readings it stands for, as runs of seqs per
+origin, ``{"sensor-1": [[first_seq, last_seq], ...], ...}`` (one run ``[seq, seq]`` for a
+forwarded reading; for an aggregate, one run per origin while its readings come in order,
+never more runs than readings), read from the readings' own ``origin`` and ``seq``. What the
 aggregation takes as a reading is the Python model's rule
 (:func:`pytest_edgesim.core.aggregation.reading_value`, with the number in the object field
 ``aggregate.value_field``, ``value`` by default): a payload that is not JSON is read as
 text. A message with no number in it is counted as ``rejected`` and logged (at most one line
 per :data:`REJECT_LOG_INTERVAL_S`), and the gateway goes on. Without ``aggregate`` every
 message is forwarded: a JSON object with the gateway's ``origin``, ``seq`` and
-``created_at_us`` set on it, any other payload unchanged.
+``created_at_us`` set on it (and ``sources`` naming the reading's own), any other payload
+unchanged.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_edgesim.core.aggregation import Aggregate, Aggregator
+from pytest_edgesim.core.metrics.delivery import lineage_from_json, lineage_to_json
 
 # the configuration's names are here too, as in 0.1's gateway_service
 from pytest_edgesim.gateway.config import (
@@ -260,7 +266,8 @@ class GatewayService:
         if self.aggregator is None:
             if isinstance(reading, dict):
                 created_at_us = reading.get("created_at_us")
-                self._publish(reading, created_at_us if is_number(created_at_us) else None)
+                sources = _lineage(reading)
+                self._publish(reading, created_at_us if is_number(created_at_us) else None, sources)
             else:
                 self._send(payload)
             return
@@ -273,7 +280,8 @@ class GatewayService:
             )
             return
         origin = str(reading.get("origin", "")) if isinstance(reading, dict) else ""
-        aggregate = self.aggregator.add(self.clock_us(), topic, origin, value)
+        lineage = _lineage(reading) if isinstance(reading, dict) else None
+        aggregate = self.aggregator.add(self.clock_us(), topic, origin, value, None, lineage)
         if aggregate is not None:
             self._publish_aggregate(aggregate)
 
@@ -306,14 +314,21 @@ class GatewayService:
 
     def _publish_aggregate(self, aggregate: Aggregate) -> None:
         assert self.aggregator is not None
-        self._publish(aggregate.payload(self.aggregator.group_by), None)
+        self._publish(aggregate.payload(self.aggregator.group_by), None, aggregate.sources)
 
-    def _publish(self, payload: dict[str, Any], created_at_us: float | None) -> None:
+    def _publish(
+        self,
+        payload: dict[str, Any],
+        created_at_us: float | None,
+        sources: Mapping[str, list[list[int]]] | None,
+    ) -> None:
         payload.update(
             origin=self.name,
             seq=self._seq + 1,
             created_at_us=created_at_us if created_at_us is not None else self.clock_us(),
         )
+        if sources:  # (readings that name no origin and seq leave it out)
+            payload["sources"] = sources
         self._send(json.dumps(payload).encode())
 
     def _send(self, payload: bytes) -> None:
@@ -358,3 +373,15 @@ class GatewayService:
             thread.join(timeout=2)
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def _lineage(reading: Mapping[str, Any]) -> dict[str, list[list[int]]] | None:
+    """The readings a message stands for: the ``sources`` another gateway wrote in it, else
+    its own ``origin`` and ``seq``; None when it names neither."""
+    sources = lineage_from_json(reading.get("sources"))
+    if sources is not None:
+        return lineage_to_json(sources)
+    origin, seq = reading.get("origin"), reading.get("seq")
+    if isinstance(origin, str) and origin and type(seq) is int:
+        return {origin: [[seq, seq]]}
+    return None

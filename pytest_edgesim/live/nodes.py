@@ -3,7 +3,9 @@
 :class:`BrokerPort` stands where the broker model stands: a sensor's PUBLISH that survives
 its modelled uplink is published, as it arrives, on the real broker. :class:`GatewayUplink`
 stands for a gateway on its modelled link to the cloud: a forward that the cloud subscriber
-took off the real broker is sent over that link (QoS 1 retried as the models do).
+took off the real broker is sent over that link (QoS 1 retried as the models do), with
+the lineage the real gateway wrote in it (its ``sources``), so that the cloud counts the
+readings that really arrived.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from pytest_edgesim.core.metrics.delivery import lineage_from_json
 from pytest_edgesim.core.models.session import Session
 from pytest_edgesim.core.node import Node
 from pytest_edgesim.core.packet import PUBACK, Message
@@ -98,7 +101,15 @@ class GatewayUplink(Node):
     wall_clock = True
 
     def __init__(
-        self, name: str, implementation: str, *, to: str, qos: int, payload_bytes: int, retry: int
+        self,
+        name: str,
+        implementation: str,
+        *,
+        to: str,
+        qos: int,
+        payload_bytes: int,
+        retry: int,
+        filters: tuple[str, ...] = (),
     ):
         super().__init__(name)
         # Node.implementation is a class variable (what compiled code reads it as); this
@@ -108,12 +119,15 @@ class GatewayUplink(Node):
         self.qos = qos
         self.payload_bytes = payload_bytes
         self.retry_interval = retry
+        self.filters = filters
         self.forwarded = 0
         self.runner_state: dict[str, Any] = {}
 
     def bind(self, context: NodeContext) -> None:
         super().bind(context)
         self._session = Session(self.name, context, self.retry_interval)
+        self._ledger = context.metrics.delivery
+        self._destination = self._ledger.destination(self.name, self.filters, gateway=True)
 
     def mqtt_session(self) -> Session | None:
         return self._session if self.context is not None else None
@@ -121,6 +135,14 @@ class GatewayUplink(Node):
     def on_packet(self, packet: Packet) -> None:
         if packet.kind == PUBACK:
             self._session.acknowledge(packet.packet_id)
+
+    def tapped(self, reading: Any) -> None:
+        """The broker delivered ``reading`` (the JSON of a sensor's reading) to a subscriber
+        with this gateway's filters: count it as having reached the gateway."""
+        if isinstance(reading, dict):
+            origin, seq = reading.get("origin"), reading.get("seq")
+            if isinstance(origin, str) and isinstance(seq, int) and not isinstance(seq, bool):
+                self._ledger.arrive(self._destination, origin, seq, None)
 
     def forward(self, topic: str, payload: Any, created_at: int) -> None:
         """Send one forward the real gateway published (``created_at`` in ticks)."""
@@ -136,6 +158,7 @@ class GatewayUplink(Node):
             created_at=created_at,
             qos=self.qos,
             size_bytes=self.payload_bytes,
+            sources=_lineage(payload),
         )
         counter = context.metrics.topic(topic)
         counter.sent += 1
@@ -144,3 +167,10 @@ class GatewayUplink(Node):
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "forwarded": self.forwarded, **self.runner_state}
+
+
+def _lineage(payload: Any) -> tuple[tuple[str, int, int], ...]:
+    """The lineage a real gateway wrote in a forward (``sources``); ``()`` when it wrote none
+    (a black-box gateway): the forward is then counted, its readings are not known."""
+    lineage = lineage_from_json(payload.get("sources")) if isinstance(payload, dict) else None
+    return () if lineage is None else lineage

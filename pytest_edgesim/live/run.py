@@ -234,6 +234,9 @@ class LiveRun(TopologyRun):
         ):
             counter.delivered += 1
             counter.latency.add(latency)
+        uplink = self.nodes[gateway]
+        assert isinstance(uplink, GatewayUplink)
+        uplink.tapped(reading)
 
     def _forwarded(self, item: tuple[str, str, bytes]) -> None:
         gateway, topic, payload = item
@@ -299,6 +302,7 @@ def _uplink(spec: GatewaySpec, site: GatewaySite) -> GatewayUplink:
         qos=forward.qos,
         payload_bytes=forward.payload_bytes,
         retry=site.retry_interval,
+        filters=tuple(s.filter for s in spec.subscribe),
     )
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pytest_edgesim.core._mypyc import mypyc_attr
+from pytest_edgesim.core.metrics.delivery import lineage_from_json, lineage_to_json
 from pytest_edgesim.core.models.session import Session
 from pytest_edgesim.core.node import Node
 from pytest_edgesim.core.packet import PUBACK, Message
@@ -367,6 +368,10 @@ class HostedGateway(Node):
         super().bind(context)
         self._session = Session(self.name, context, self.retry_interval)
         self._node_counter = context.metrics.node(self.name)
+        ledger = self._ledger = context.metrics.delivery
+        self._destination = ledger.destination(
+            self.name, [s.filter for s in self.spec.subscribe], gateway=True
+        )
         self._record = context.trace.record if context.trace.enabled else None
         self._schedule_at = context.coordinator.schedule_at  # (context.call_at, one call less)
         for subscription in self.spec.subscribe:
@@ -396,22 +401,21 @@ class HostedGateway(Node):
             self._session.reply_puback(packet)
         self.received += 1
         message = packet.message
+        self._ledger.arrive(self._destination, message.origin, message.seq, message.sources)
         context = self.context
         assert context is not None
         now = context.coordinator.now
-        self._pending.append(
-            (
-                now,
-                {
-                    "topic": message.topic,
-                    "payload": message.payload,
-                    "origin": message.origin,
-                    "seq": message.seq,
-                    "created_at": message.created_at,
-                    "qos": packet.qos,
-                },
-            )
-        )
+        inbound = {
+            "topic": message.topic,
+            "payload": message.payload,
+            "origin": message.origin,
+            "seq": message.seq,
+            "created_at": message.created_at,
+            "qos": packet.qos,
+        }
+        if message.sources is not None:  # another gateway's forward: the readings it carries
+            inbound["sources"] = lineage_to_json(message.sources)
+        self._pending.append((now, inbound))
         if self._flush_at is None and not self.windowed and not self._closed:
             # what _arm decides here without windows: advance at this tick
             self._generation += 1
@@ -536,6 +540,7 @@ class HostedGateway(Node):
             created_at=stamp if created_at is None else created_at,
             qos=int(output.get("qos", 0)),
             size_bytes=forward.payload_bytes,
+            sources=self._lineage(output),
         )
         context = self.context
         assert context is not None
@@ -554,6 +559,20 @@ class HostedGateway(Node):
             )
         self._session.publish(forward.to, message, message.qos)
 
+    def _lineage(self, output: Output) -> tuple[tuple[str, int, int], ...]:
+        """A publish output's lineage (``sources``, see :meth:`NodeApi.publish`); ``()`` when
+        the logic gave none: the forward is then counted without lineage."""
+        sources = output.get("sources")
+        if sources is None:
+            return ()
+        lineage = lineage_from_json(sources)
+        if lineage is None:
+            raise self._contract(
+                f"malformed output {output!r}: field 'sources' must name readings as "
+                f"{{origin: [[first_seq, last_seq], ...]}}, got {sources!r}"
+            )
+        return lineage
+
     def _drop(self, stamp: int, output: Output) -> None:
         # a full queue is an overflow; any other reason is the logic's own (a rejection)
         reason = str(output.get("reason", ""))
@@ -567,6 +586,9 @@ class HostedGateway(Node):
         assert context is not None
         topic = output["topic"]
         context.metrics.topic(topic).drop(cause)
+        sources = output.get("sources")
+        lineage = lineage_from_json(sources) if sources is not None else None
+        self._ledger.drop(output["origin"], output["seq"], lineage, cause)
         if self._record is not None:
             self._record(
                 stamp,

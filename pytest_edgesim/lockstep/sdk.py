@@ -73,7 +73,8 @@ class NodeLogic:
 
     def on_message(self, t: int, message: Message) -> None:
         """A message was delivered at virtual time ``t`` (ticks). Keys: ``topic``,
-        ``payload``, ``origin``, ``seq``, ``created_at``, ``qos``."""
+        ``payload``, ``origin``, ``seq``, ``created_at``, ``qos``, and ``sources`` on another
+        gateway's forward (the readings it stands for)."""
 
     def on_timer(self, t: int, name: str) -> None:
         """The timer ``name`` set with :meth:`NodeApi.set_timer` is due at ``t``."""
@@ -106,33 +107,40 @@ class NodeApi:
         qos: int = 0,
         created_at: int | None = None,
         detail: str = "",
+        sources: Mapping[str, list[list[int]]] | None = None,
     ) -> None:
         """Publish ``payload`` on ``topic`` now. ``created_at`` (default: now) is the time
-        end-to-end latency is measured from; ``detail`` is a short text for the trace."""
-        self._outputs.append(
-            {
-                "t": self.now,
-                "kind": "publish",
-                "topic": topic,
-                "payload": payload,
-                "qos": qos,
-                "created_at": created_at,
-                "detail": detail,
-            }
-        )
+        end-to-end latency is measured from; ``detail`` is a short text for the trace;
+        ``sources`` is the lineage: the readings this message stands for, as runs of seqs
+        per origin (``{"sensor-1": [[first, last], ...]}``), so that the run's delivery
+        accounting can follow them through (without it, the message is counted as a forward
+        whose readings are unknown)."""
+        output: Output = {
+            "t": self.now,
+            "kind": "publish",
+            "topic": topic,
+            "payload": payload,
+            "qos": qos,
+            "created_at": created_at,
+            "detail": detail,
+        }
+        if sources is not None:  # (read when the advance returns: do not change it after)
+            output["sources"] = sources
+        self._outputs.append(output)
 
     def drop(self, message: Message, reason: str) -> None:
         """Record that ``message`` (an inbound one) was dropped, and why."""
-        self._outputs.append(
-            {
-                "t": self.now,
-                "kind": "drop",
-                "topic": message["topic"],
-                "origin": message["origin"],
-                "seq": message["seq"],
-                "reason": reason,
-            }
-        )
+        output: Output = {
+            "t": self.now,
+            "kind": "drop",
+            "topic": message["topic"],
+            "origin": message["origin"],
+            "seq": message["seq"],
+            "reason": reason,
+        }
+        if "sources" in message:  # another gateway's forward: its readings are dropped too
+            output["sources"] = message["sources"]
+        self._outputs.append(output)
 
     def set_timer(self, at: int, name: str = "") -> None:
         """Call ``on_timer(at, name)`` at virtual time ``at`` (not before now)."""

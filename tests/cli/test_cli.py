@@ -102,6 +102,32 @@ def test_trace_writes_one_json_line_per_event(capsys, tmp_path: Path):
     assert printed_digest(out) == expected.trace_digest == simulate(BASIC, until="20s").trace_digest
 
 
+def test_run_prints_what_reached_where(capsys):
+    code, out, _ = run_cli(capsys, "run", str(SCENARIOS / "lossy.yaml"))
+
+    assert code == EXIT_OK
+    expected = simulate(SCENARIOS / "lossy.yaml").delivery("*", "cloud")
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("delivery "))
+    assert header.split()[1:] == [
+        "sent", "delivered", "lost", "dup", "late", "loss", "cut", "overflow", "rejected",
+        "pending", "unknown", "ratio",
+    ]  # fmt: skip
+    total = next(line for line in lines if line.startswith("cloud <- * "))
+    assert total.split()[3:8] == [
+        str(n)
+        for n in (
+            expected.sent,
+            expected.delivered,
+            expected.lost,
+            expected.duplicated,
+            expected.reordered,
+        )
+    ]
+    assert total.split()[12] == str(expected.lost_by_cause["pending"])
+    assert "cloud <- field-sensor-0 " in out
+
+
 def test_json_and_csv(capsys, tmp_path: Path):
     report, table = tmp_path / "result.json", tmp_path / "metrics.csv"
 
@@ -113,6 +139,9 @@ def test_json_and_csv(capsys, tmp_path: Path):
     data = json.loads(report.read_text())
     assert data["trace_digest"] == printed_digest(out)
     assert (data["seed"], data["virtual_time_s"]) == (42, 5.0)
+    cloud = data["deliveries"]["flows"]["cloud"]
+    assert sorted(cloud) == ["temp-0", "temp-1", "temp-2"]
+    assert set(cloud["temp-0"]) >= {"sent", "delivered", "lost", "lost_by_cause"}
     assert table.read_text().count("\n") > 5
 
 

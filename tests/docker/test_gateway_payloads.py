@@ -92,7 +92,12 @@ def test_a_forwarding_gateway_forwards_any_payload(
     _publish(mqtt_broker, "in/s1", payloads)
     got = [forwards.get(timeout=10) for _ in payloads]
     assert got[:2] == payloads[:2]
-    assert json.loads(got[2]) == {**reading, "origin": "gw", "seq": 3}
+    assert json.loads(got[2]) == {
+        **reading,
+        "origin": "gw",
+        "seq": 3,
+        "sources": {"s1": [[4, 4]]},
+    }
     assert gateway.stop() == {
         "received": 3,
         "processed": 3,

@@ -49,6 +49,9 @@ def test_the_gateway_container_in_lockstep_gives_the_python_models_digest(
     result = simulate(scenario.with_gateways("docker", mode="lockstep"))
     assert result.trace_digest == expected.trace_digest
     assert result.metrics == expected.metrics
+    # the container's forwards name their readings over the protocol as the model's do
+    assert result.deliveries == expected.deliveries
+    assert result.delivery("*", "cloud").delivered > 0
     gateway = scenario.spec.gateways[0].name
     assert result.nodes[gateway]["implementation"] == "docker:lockstep"
     assert result.nodes[gateway]["processed"] == expected.nodes[gateway]["processed"] > 0

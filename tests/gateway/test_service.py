@@ -202,10 +202,33 @@ def test_without_aggregation_every_payload_is_forwarded(start_gateway: Any) -> N
     forwards = [gateway.client.next_forward() for _ in range(len(payloads) + 1)]
     # anything but an object goes on unchanged; an object gets the gateway's origin and seq
     assert forwards[:-1] == [("out", payload) for payload in payloads]
-    assert json.loads(forwards[-1][1]) == {**reading, "origin": "gw", "seq": len(payloads) + 1}
+    assert json.loads(forwards[-1][1]) == {
+        **reading,
+        "origin": "gw",
+        "seq": len(payloads) + 1,
+        "sources": {"s1": [[7, 7]]},  # the reading it forwards
+    }
     gateway.stop()
     assert gateway.counters["forwarded"] == len(payloads) + 1
     assert gateway.counters["rejected"] == 0
+
+
+def test_an_aggregate_names_the_readings_it_stands_for(start_gateway: Any) -> None:
+    gateway = start_gateway(aggregate={"count": 5, "functions": ["count"]})
+    for origin, seq in [("s1", 1), ("s2", 1), ("s1", 2), ("s1", 4), ("s2", 2)]:
+        reading = {"value": 1.0, "origin": origin, "seq": seq, "created_at_us": 5}
+        gateway.client.deliver(f"in/{origin}", json.dumps(reading).encode())
+    _, forward = gateway.client.next_forward()
+    assert json.loads(forward)["sources"] == {"s1": [[1, 2], [4, 4]], "s2": [[1, 2]]}
+
+
+def test_a_forward_of_another_gateway_passes_its_readings_on(start_gateway: Any) -> None:
+    gateway = start_gateway(aggregate={"count": 2, "functions": ["max"], "value_field": "mean"})
+    for seq, sources in [(1, {"s1": [[1, 5]]}), (2, {"s1": [[6, 10]], "s2": [[1, 3]]})]:
+        forward = {"mean": 1.0, "origin": "edge", "seq": seq, "sources": sources}
+        gateway.client.deliver("in/edge", json.dumps(forward).encode())
+    _, forward = gateway.client.next_forward()
+    assert json.loads(forward)["sources"] == {"s1": [[1, 10]], "s2": [[1, 3]]}
 
 
 def test_an_error_while_processing_one_message_does_not_stop_the_worker(
@@ -219,10 +242,10 @@ def test_an_error_while_processing_one_message_does_not_stop_the_worker(
         def __init__(self, aggregator: Any) -> None:
             self._aggregator = aggregator
 
-        def add(self, now: int, topic: str, origin: str, value: float) -> Any:
+        def add(self, now: int, topic: str, origin: str, value: float, *lineage: Any) -> Any:
             if value == 1:
                 raise RuntimeError("a bug")
-            return self._aggregator.add(now, topic, origin, value)
+            return self._aggregator.add(now, topic, origin, value, *lineage)
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self._aggregator, name)

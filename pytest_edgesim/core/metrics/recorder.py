@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_edgesim.core._mypyc import frozen_reduce
+from pytest_edgesim.core.metrics.delivery import DeliveryLedger
 from pytest_edgesim.core.metrics.sketch import LatencySketch
 from pytest_edgesim.core.metrics.summaries import DropCounts, LatencySummary
 from pytest_edgesim.core.units import TICKS_PER_SECOND
@@ -85,11 +86,13 @@ class FlowCounter:
 
 
 class MetricsRecorder:
-    """Where the network and the models count what happens."""
+    """Where the network and the models count what happens (``delivery``: which readings
+    reached which destination, see :mod:`.delivery`)."""
 
-    __slots__ = ("links", "nodes", "topics")
+    __slots__ = ("delivery", "links", "nodes", "topics")
 
     def __init__(self) -> None:
+        self.delivery = DeliveryLedger()
         self.nodes: dict[str, FlowCounter] = {}
         self.links: dict[str, FlowCounter] = {}
         self.topics: dict[str, FlowCounter] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from pytest_edgesim.core.metrics.delivery import LOST_CAUSES, Deliveries, Delivery
 from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
 
 _COLUMNS = (
@@ -41,8 +42,10 @@ def _row(name: str, stats: FlowStats) -> list[str]:
     ]
 
 
-def format_table(title: str, rows: Sequence[Sequence[str]]) -> str:
-    header = [title, *_COLUMNS]
+def format_table(
+    title: str, rows: Sequence[Sequence[str]], columns: Sequence[str] = _COLUMNS
+) -> str:
+    header = [title, *columns]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     lines = []
     for index, row in enumerate([header, *rows]):
@@ -75,3 +78,53 @@ def metrics_tables(metrics: Metrics, *, limit: int | None = 12, focus: Sequence[
         _section("topic", metrics.topics, limit),
     ]
     return "\n\n".join(parts)
+
+
+#: the delivery table's columns: the counts, then the lost readings by cause
+_DELIVERY_COLUMNS = (
+    "sent",
+    "delivered",
+    "lost",
+    "dup",
+    "late",
+    "loss",
+    "cut",
+    "overflow",
+    "rejected",
+    "pending",
+    "unknown",
+    "ratio",
+)
+
+
+def _delivery_row(name: str, delivery: Delivery) -> list[str]:
+    causes = [str(delivery.lost_by_cause.get(cause, 0)) for cause in LOST_CAUSES]
+    ratio = "-" if not delivery.sent else f"{delivery.ratio:.4f}"
+    return [
+        name,
+        str(delivery.sent),
+        str(delivery.delivered),
+        str(delivery.lost),
+        str(delivery.duplicated),
+        str(delivery.reordered),
+        *causes,
+        ratio,
+    ]
+
+
+def delivery_table(deliveries: Deliveries, *, limit: int | None = 12) -> str:
+    """Per destination, every source together (``cloud <- *``), then each source."""
+    rows: list[list[str]] = []
+    hidden = 0
+    for destination, flows in deliveries.flows.items():
+        rows.append(_delivery_row(f"{destination} <- *", deliveries.delivery("*", destination)))
+        origins = list(flows)
+        shown = origins if limit is None else origins[:limit]
+        hidden += len(origins) - len(shown)
+        rows += [_delivery_row(f"{destination} <- {origin}", flows[origin]) for origin in shown]
+    if not rows:
+        return ""
+    text = format_table("delivery", rows, _DELIVERY_COLUMNS)
+    if hidden:
+        text += f"\n... and {hidden} more flows (--all, or --json FILE)"
+    return text

@@ -32,6 +32,8 @@ class CloudSink(Node):
     def bind(self, context: NodeContext) -> None:
         super().bind(context)
         self._session = Session(self.name, context, 1)
+        self._ledger = context.metrics.delivery
+        self._destination = self._ledger.destination(self.name)
 
     def on_packet(self, packet: Packet) -> None:
         if packet.kind == PUBACK:
@@ -39,8 +41,9 @@ class CloudSink(Node):
         if packet.qos == 1:
             self._session.reply_puback(packet)
         self.received += 1
+        message = packet.message
+        self._ledger.arrive(self._destination, message.origin, message.seq, message.sources)
         if len(self.arrivals) < self.record_limit:
-            message = packet.message
             assert self.context is not None
             self.arrivals.append(
                 Arrival(

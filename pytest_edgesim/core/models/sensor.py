@@ -67,6 +67,7 @@ class SensorModel(Node):
         self._values = make_value_source(self.spec.value, context.stream, self.base_dir)
         self._session = Session(self.name, context, self.retry_interval)
         self._topic_counter = context.metrics.topic(self.topic)
+        context.metrics.delivery.source(self.name, self.topic).publisher = self
         # (the recorder, not its bound method: a direct call once compiled)
         self._trace = context.trace if context.trace.enabled else None
         # The hot path's lookups, made once, in one tuple (one unpacking per reading). The
