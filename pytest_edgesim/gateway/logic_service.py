@@ -8,7 +8,8 @@ since the service started, in ticks (microseconds), ``time_scale`` times faster 
 live run is scaled: ``on_message`` is called as each message is taken from the inbox and
 ``on_timer`` when a timer is due. What the logic publishes goes out on the real broker:
 an object payload gets the gateway's ``origin``, ``seq`` and ``created_at_us`` (so the run
-measures end-to-end latency), any other payload is sent as JSON.
+measures end-to-end latency) and the ``sources`` the logic gave (its lineage, see
+:meth:`~pytest_edgesim.lockstep.sdk.NodeApi.publish`), any other payload is sent as JSON.
 
 A reading arrives as the sensors publish it (``{"value", "origin", "seq",
 "created_at_us"}``) and reaches the logic as in a virtual-time run: ``payload`` is the
@@ -93,6 +94,8 @@ class LogicService(GatewayService):
                 "created_at": created_at,
                 "qos": 0,
             }
+            if body.get("sources") is not None:  # another gateway's forward: its lineage
+                message["sources"] = body["sources"]
         else:
             message = {
                 "topic": topic,
@@ -114,6 +117,8 @@ class LogicService(GatewayService):
         if isinstance(payload, dict):
             body = {**payload, "origin": self.name, "seq": self._seq + 1}
             body["created_at_us"] = round(stamp_us)
+            if output.get("sources") is not None:  # the logic said which readings it stands for
+                body["sources"] = output["sources"]
             data = json.dumps(body).encode()
         else:
             data = json.dumps(payload).encode()
