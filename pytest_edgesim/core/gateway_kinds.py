@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_edgesim.errors import SimulationError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pytest_edgesim.core.node import Node
     from pytest_edgesim.core.scenario.schema import GatewaySpec
     from pytest_edgesim.core.topology import GatewaySite
@@ -41,6 +43,8 @@ class WallClockStart:
     endpoint: Any
     client_id: str
     connect_timeout_s: float
+    #: the scenario file's directory (a gateway's ``docker.build`` is relative to it)
+    base_dir: Path | None = None
 
 
 #: ``start -> runner``: the gateway running for real in a live run; the runner has

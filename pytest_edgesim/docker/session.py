@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.docker import labels
@@ -30,6 +31,8 @@ __all__ = [
     "GatewayContainer",
     "connect",
     "docker_available",
+    "gateway_isolation",
+    "gateway_program",
     "kept_by_this_process",
     "labelled_anything",
     "remove_this_session",
@@ -91,10 +94,28 @@ def remove_this_session() -> None:
     remove_own(connect(), labels.session_id())
 
 
-def gateway_launcher(client: docker.DockerClient) -> Callable[[Any, Mapping[str, Any], Any], Any]:
-    """``(spec, config, endpoint) -> GatewayContainer`` on ``client``."""
+def gateway_launcher(
+    client: docker.DockerClient, base_dir: Path | None = None
+) -> Callable[[Any, Mapping[str, Any], Any], Any]:
+    """``(spec, config, endpoint) -> GatewayContainer`` on ``client``; a ``docker.build``
+    is relative to ``base_dir`` (the scenario's directory)."""
 
     def start(spec: Any, config: Mapping[str, Any], endpoint: Any) -> Any:
-        return start_gateway_container(spec, config, endpoint, client)
+        return start_gateway_container(spec, config, endpoint, client, base_dir=base_dir)
 
     return start
+
+
+def gateway_isolation(spec: Any) -> str:
+    """How trials of a ``docker_mqtt`` gateway are kept apart: ``prefix`` or ``restart``."""
+    from pytest_edgesim.docker.user_gateway import isolation
+
+    return isolation(spec)
+
+
+def gateway_program(spec: Any) -> str:
+    """What runs in the gateway's container (image or build context, and command), the key
+    under which the pool remembers whether it answers the control protocol."""
+    from pytest_edgesim.docker.user_gateway import program_key
+
+    return program_key(spec)

@@ -95,7 +95,8 @@ class MqttBroker:
 
         if self.container is not None:
             return BrokerEndpoint(self.host, self.port, self.network, self.container.name)
-        return BrokerEndpoint(self.host, self.port)
+        log_file = str(self.log_path) if self.log_path is not None else None
+        return BrokerEndpoint(self.host, self.port, log_file=log_file)
 
     def new_prefix(self, nodeid: str) -> str:
         """A topic prefix no other test (or other run in this test) uses."""
@@ -274,10 +275,12 @@ def _launch_gateway(
     gateway_config: Mapping[str, Any],
     endpoint: BrokerEndpoint,
     started: list[GatewayContainer],
+    base_dir: Path | None = None,
 ) -> GatewayContainer:
     from pytest_edgesim.docker.session import gateway_launcher
 
-    container = gateway_launcher(_docker_client(item.config))(spec, gateway_config, endpoint)
+    launch = gateway_launcher(_docker_client(item.config), base_dir)
+    container = launch(spec, gateway_config, endpoint)
     started.append(container)
     _log_sources(item).append((f"gateway {spec.name} ({container.name})", container.logs))
     return container
@@ -289,18 +292,22 @@ def _pooled_gateway(
     spec: GatewaySpec,
     gateway_config: Mapping[str, Any],
     endpoint: BrokerEndpoint,
+    base_dir: Path | None = None,
 ) -> PooledGateway:
     """A gateway container for a live run, reused across the trials (and tests) that need
-    the same configuration: the first costs a container start, the next a reset."""
-    from pytest_edgesim.docker.session import gateway_launcher
+    the same configuration: the first costs a container start, the next a reset (or, for a
+    program that does not answer the control protocol, a restart or a new container)."""
+    from pytest_edgesim.docker.session import gateway_isolation, gateway_launcher, gateway_program
 
-    launch = gateway_launcher(_docker_client(item.config))
-    image = spec.docker.image if spec.docker is not None and spec.docker.image else None
+    launch = gateway_launcher(_docker_client(item.config), base_dir)
+    program = gateway_program(spec)
 
     def start(config: Mapping[str, Any]) -> Any:  # a GatewayContainer
         return launch(spec, config, endpoint)
 
-    gateway = broker.gateway_pool.acquire(gateway_config, image, start)
+    gateway = broker.gateway_pool.acquire(
+        gateway_config, program, start, program=program, isolation=gateway_isolation(spec)
+    )
     _log_sources(item).append((f"gateway {spec.name} ({gateway.name})", gateway.logs))
     return gateway
 
@@ -384,6 +391,18 @@ def docker_tier_problem(item: pytest.Item, scenario: Scenario) -> str | None:
     return None
 
 
+def _restart_isolated(scenario: Scenario) -> bool:
+    """Whether a gateway container of ``scenario`` is isolated by restart (``docker.isolation``)."""
+    from pytest_edgesim.core.gateway_kinds import gateway_kind
+
+    docker_gateways = [g for g in scenario.spec.gateways if gateway_kind(g.kind).needs_docker]
+    if not docker_gateways:
+        return False
+    from pytest_edgesim.docker.session import gateway_isolation
+
+    return any(gateway_isolation(g) == "restart" for g in docker_gateways)
+
+
 def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str], LiveRun]:
     """What ``edge_scenario`` builds instead of a Simulation for a wall-clock scenario: a
     :class:`~pytest_edgesim.live.LiveRun` on the session's ``mqtt_broker``."""
@@ -398,18 +417,22 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
     keep = settings.keep_containers(item.config)
     _log_sources(item).append((f"broker ({broker.backend})", broker.logs))
 
-    def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
-        if keep:  # a container of its own, left running (listed at the end of the run)
-            return _launch_gateway(item, spec, config, endpoint, [])
-        return _pooled_gateway(item, broker, spec, config, endpoint)
-
     def build(scenario: Scenario, seed: int, trace: str) -> LiveRun:
+        base_dir = scenario.base_dir
+
+        def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
+            if keep:  # a container of its own, left running (listed at the end of the run)
+                return _launch_gateway(item, spec, config, endpoint, [], base_dir)
+            return _pooled_gateway(item, broker, spec, config, endpoint, base_dir)
+
+        # a gateway isolated by restart keeps its own topics: the run has no prefix
+        prefix = "" if _restart_isolated(scenario) else broker.new_prefix(item.nodeid)
         return LiveRun(
             scenario,
             seed,
             broker=broker.endpoint,
             time_scale=time_scale,
-            topic_prefix=broker.new_prefix(item.nodeid),
+            topic_prefix=prefix,
             launcher=launch,
             keep_containers=keep,
         )
