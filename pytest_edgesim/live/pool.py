@@ -112,6 +112,7 @@ class PooledGateway:
         self._answered.clear()
         self._send(request, "/reply")
         if not self._answered.wait(timeout_s):
+            self._pool.unanswered_waits += 1
             if answers is None:
                 self._pool.note_answer(self.program, False)
             raise NoControlAnswer(
@@ -166,6 +167,8 @@ class GatewayPool:
         self._idle: dict[str, list[PooledGateway]] = {}
         self._all: list[PooledGateway] = []
         self._answers: dict[str, bool] = {}
+        #: how many times a control request was waited on and not answered
+        self.unanswered_waits = 0
         self._lock = threading.Lock()
 
     @staticmethod
