@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import docker
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 
 from pytest_edgesim.docker.container import LOG_TAIL_LINES, ContainerHandle
 from pytest_edgesim.docker.labels import resource_labels, resource_name
@@ -116,17 +116,16 @@ class GatewayContainer(ContainerHandle):
         return wait_ready(self, self.ready_strategy, timeout_s, self.gateway)
 
     def park(self) -> None:
-        """Kill the program (SIGKILL: nothing of it is needed) and wait until it is gone, so
-        that it neither receives nor publishes anything until :meth:`restart`."""
-        with contextlib.suppress(NotFound):
+        """Kill the program (SIGKILL: nothing of it is needed), so that it neither receives
+        nor publishes anything until :meth:`restart`."""
+        with contextlib.suppress(NotFound, APIError):  # APIError: it is not running
             self.client.api.kill(self.container_id)
-            self.client.api.wait(self.container_id, timeout=30)
 
     def restart(self) -> float:
         """Start the program afresh (killing it first if it runs) and wait until it is
         ready again: a gateway isolated by restart begins each trial with no state."""
-        if self.alive() and self.state().get("Status") == "running":
-            self.park()
+        self.park()
+        self.client.api.wait(self.container_id, timeout=30)
         self.ready_strategy.mark(self)
         self.client.api.start(self.container_id)
         return self.wait_ready(self.ready_timeout_s)

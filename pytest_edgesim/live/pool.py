@@ -169,6 +169,8 @@ class GatewayPool:
         self._answers: dict[str, bool] = {}
         #: how many times a control request was waited on and not answered
         self.unanswered_waits = 0
+        self._removals: list[threading.Thread] = []
+        self._removal_errors: list[BaseException] = []
         self._lock = threading.Lock()
 
     @staticmethod
@@ -232,15 +234,27 @@ class GatewayPool:
             self._idle.setdefault(key, []).append(gateway)
 
     def retire(self, gateway: PooledGateway) -> None:
-        """Remove ``gateway``'s container now (it cannot serve another run)."""
+        """Remove ``gateway``'s container (it cannot serve another run), in the background:
+        its topics are its run's alone, so the next run need not wait for the removal."""
         with self._lock:
             if gateway in self._all:
                 self._all.remove(gateway)
-        gateway.close()
+        removal = threading.Thread(target=self._close_quietly, args=(gateway,), daemon=True)
+        removal.start()
+        self._removals.append(removal)
+
+    def _close_quietly(self, gateway: PooledGateway) -> None:
+        try:
+            gateway.close()
+        except Exception as error:  # reported by close()
+            self._removal_errors.append(error)
 
     def close(self) -> None:
         """Remove every container the pool started (all of them, even when one fails)."""
         errors: list[BaseException] = []
+        while self._removals:
+            self._removals.pop().join()
+        errors += self._removal_errors
         while self._all:
             try:
                 self._all.pop().close()
