@@ -159,7 +159,8 @@ def main() -> int:
         f"({scenario_s:.2f} s of wall time each)"
     )
     baseline = statistics.median(results[next(iter(results))][0][1:])
-    print(f"{'gateway':<38} {'first':>7} {'median':>7} {'overhead':>9} {'x project':>9}  aggregates")
+    header = f"{'gateway':<38} {'first':>7} {'median':>7} {'overhead':>9} {'x project':>9}"
+    print(header + "  aggregates")
     for title, (times, seen) in results.items():
         median = statistics.median(times[1:])
         print(

@@ -110,6 +110,26 @@ def test_subscribed_means_a_reading_published_at_once_is_received(
     assert average == {"sensor": prefix + "sensors/t1/temperature", "average": 20.5, "readings": 1}
 
 
+def test_an_image_already_on_the_engine_runs_the_same_way(
+    mqtt_broker: MqttBroker, docker_gateway: Any, docker_client: Any
+) -> None:
+    from pytest_edgesim.docker.images import ensure_image, user_image_spec
+    from pytest_edgesim.docker.lockstep_gateway import BUILD_BASE
+
+    image = ensure_image(user_image_spec(PROGRAM, BUILD_BASE), docker_client)
+    prefix = mqtt_broker.topic_prefix
+    averages: queue.Queue[bytes] = queue.Queue()
+    mqtt_broker.client([(prefix + "averages", 0)], lambda _t, payload: averages.put(payload))
+    spec = _spec({"command": _averager("--window=2")})
+    spec["docker"] = {"image": image, "command": spec["docker"]["command"]}
+    docker_gateway(spec)
+    publisher = mqtt_broker.client(role="pub")
+    for value in (b"1", b"2", b"4"):
+        publisher.publish(prefix + "sensors/t1/temperature", value, qos=1)
+    got = [json.loads(averages.get(timeout=10))["average"] for _ in range(3)]
+    assert got == [1.0, 1.5, 3.0]
+
+
 @pytest.mark.parametrize(
     "command, ready",
     [
