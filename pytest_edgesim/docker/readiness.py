@@ -27,6 +27,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from pytest_edgesim.live.mqtt import BrokerEndpoint
 
 POLL_INTERVAL_S = 0.01
+_MARK_EARLY_S = 0.05
 #: ``command`` and ``port`` cost an exec or a connection: asked less often
 SLOW_POLL_INTERVAL_S = 0.1
 
@@ -200,8 +202,11 @@ class BrokerLog:
             raw = client.api.logs(container, since=since)
             return raw.decode(errors="replace").splitlines()
 
-        # the engine stamps each line; a mark a little early only rereads a line or two
-        return cls(read_since, lambda: time.time() - 0.05)
+        # The engine stamps each line with its own clock, which a remote engine's may not
+        # share with this machine: marks are on the engine's clock. A mark a little early
+        # only rereads a line or two, and no gateway's subscription is that recent.
+        offset_s = engine_time(client) - time.time()
+        return cls(read_since, lambda: time.time() + offset_s - _MARK_EARLY_S)
 
     @classmethod
     def of_file(cls, path: Path) -> BrokerLog:
@@ -211,6 +216,14 @@ class BrokerLog:
                 return log.read().decode(errors="replace").splitlines()
 
         return cls(read_since, lambda: path.stat().st_size if path.exists() else 0)
+
+
+def engine_time(client: docker.DockerClient) -> float:
+    """The engine's clock now, in seconds since the epoch (its ``SystemTime``)."""
+    stamp = str(client.info()["SystemTime"])  # RFC 3339 with up to nine decimals
+    whole, _dot, fraction = stamp.rstrip("Z").partition(".")
+    seconds = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc).timestamp()
+    return seconds + float(f"0.{fraction or 0}")
 
 
 def filter_covers(subscription: str, wanted: str) -> bool:
