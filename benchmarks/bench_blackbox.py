@@ -104,6 +104,7 @@ def trials(
         for index in range(count):
             started = time.perf_counter()
             prefix = "" if restart else f"bench/{index}/"
+            pool.note_activity()  # as the plugin does for each run
             run = LiveRun(
                 built,
                 index,

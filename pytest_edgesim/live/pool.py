@@ -27,7 +27,7 @@ from pytest_edgesim.live import mqtt
 from pytest_edgesim.live.mqtt import BrokerEndpoint
 
 #: starts a container for a configuration: ``(config) -> GatewayContainer`` (with ``name``,
-#: ``logs()``, ``remove()``, and for a restart-isolated one ``park()`` and ``restart()``)
+#: ``logs()``, ``remove()``, and ``restart()`` for a restart-isolated one)
 Starter = Callable[[Mapping[str, Any]], Any]
 
 #: how long a program that has not yet answered the control protocol is given to answer
@@ -67,6 +67,9 @@ class PooledGateway:
         self.broken = False
         #: killed at the end of its run; started afresh by the next (restart isolation)
         self.parked = False
+        self._warming: threading.Thread | None = None
+        self._warm_error: BaseException | None = None
+        self._warm_at = 0
         self._answer: dict[str, int] | None = None
         self._answered = threading.Event()
         self._client = mqtt.connect(
@@ -137,13 +140,43 @@ class PooledGateway:
         if answered_before or self.isolation != "restart":
             self.broken = True  # it stopped answering, or its prefix cannot change: removed
         else:
-            self.container.park()
             self.parked = True
+            self._restart_early()
         return self.counters
 
+    def _restart_early(self) -> None:
+        """Kill the program and start it afresh, in the background, so that the next run
+        (most often the next trial) finds it ready; :meth:`unpark` decides whether it may
+        use it as it is. (Its run has ended: nothing it does now is counted.)"""
+        self._warm_at = self._pool.activity
+        self._warm_error = None
+
+        def restart() -> None:
+            try:
+                self.container.restart()
+            except BaseException as error:
+                self._warm_error = error
+
+        self._warming = threading.Thread(target=restart, daemon=True)
+        self._warming.start()
+
+    def settle(self) -> None:
+        """Wait for a restart begun in the background (before removal)."""
+        if self._warming is not None:
+            self._warming.join()
+
     def unpark(self) -> None:
-        """Start a parked (restart-isolated) container afresh and wait until it is ready."""
-        self.container.restart()
+        """Make a parked (restart-isolated) container ready for a run with no state.
+
+        Restarted in the background when its last run ended, it is used as it is when no
+        other run or test has used the broker since (it can have received nothing, nor
+        published anything anyone heard); else it is restarted again now."""
+        self.settle()
+        error, self._warming, self._warm_error = self._warm_error, None, None
+        if error is not None:
+            raise error  # it did not become ready again: a set-up error
+        if self._pool.activity != self._warm_at + 1:
+            self.container.restart()
         self.parked = False
 
     def remove(self) -> None:
@@ -153,6 +186,7 @@ class PooledGateway:
             self._pool.give_back(self._key, self)
 
     def close(self) -> None:
+        self.settle()
         try:
             mqtt.disconnect(self._client)
         finally:
@@ -169,6 +203,8 @@ class GatewayPool:
         self._answers: dict[str, bool] = {}
         #: how many times a control request was waited on and not answered
         self.unanswered_waits = 0
+        #: how many runs and tests have used the broker (see :meth:`note_activity`)
+        self.activity = 0
         self._removals: list[threading.Thread] = []
         self._removal_errors: list[BaseException] = []
         self._lock = threading.Lock()
@@ -177,6 +213,11 @@ class GatewayPool:
     def key(config: Mapping[str, Any], image: str | None) -> str:
         rest = {k: v for k, v in config.items() if k not in ("topic_prefix", "control_topic")}
         return json.dumps([image, rest], sort_keys=True, default=str)
+
+    def note_activity(self) -> None:
+        """A run or a test is about to use the broker: a gateway restarted in the
+        background before it may have heard it, and is restarted again when next used."""
+        self.activity += 1
 
     def answers_control(self, program: str) -> bool | None:
         """Whether ``program`` answers the control protocol (None: not known yet)."""

@@ -100,6 +100,8 @@ class MqttBroker:
 
     def new_prefix(self, nodeid: str) -> str:
         """A topic prefix no other test (or other run in this test) uses."""
+        if self._pool is not None:
+            self._pool.note_activity()
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         test = f"{zlib.crc32(nodeid.encode()):08x}-{next(_prefix_counter)}"
         return f"edgesim/{worker}-{os.getpid()}/{test}/"
@@ -426,7 +428,11 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
             return _pooled_gateway(item, broker, spec, config, endpoint, base_dir)
 
         # a gateway isolated by restart keeps its own topics: the run has no prefix
-        prefix = "" if _restart_isolated(scenario) else broker.new_prefix(item.nodeid)
+        if _restart_isolated(scenario):
+            broker.gateway_pool.note_activity()
+            prefix = ""
+        else:
+            prefix = broker.new_prefix(item.nodeid)
         return LiveRun(
             scenario,
             seed,
