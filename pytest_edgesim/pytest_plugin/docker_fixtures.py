@@ -78,6 +78,9 @@ class MqttBroker:
     _clients: list[Any] = field(default_factory=list, repr=False)
     _close: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _pool: GatewayPool | None = field(default=None, repr=False)
+    #: kept gateway containers (``--edgesim-keep-containers``) on their own topics: only the
+    #: newest runs, or it would hear the next run's messages
+    _kept_on_own_topics: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def gateway_pool(self) -> GatewayPool:
@@ -314,6 +317,29 @@ def _pooled_gateway(
     return gateway
 
 
+def _kept_gateway(
+    item: pytest.Item,
+    broker: MqttBroker,
+    spec: GatewaySpec,
+    gateway_config: Mapping[str, Any],
+    endpoint: BrokerEndpoint,
+    base_dir: Path | None,
+) -> GatewayContainer:
+    """A gateway container left running after its run (``--edgesim-keep-containers``). One
+    isolated by restart uses its own topics: the one kept before it is stopped (kept, not
+    removed), so that it hears nothing of this run."""
+    from pytest_edgesim.docker.session import gateway_isolation
+
+    own_topics = gateway_isolation(spec) == "restart"
+    if own_topics:
+        while broker._kept_on_own_topics:
+            broker._kept_on_own_topics.pop().park()
+    container = _launch_gateway(item, spec, gateway_config, endpoint, [], base_dir)
+    if own_topics:
+        broker._kept_on_own_topics.append(container)
+    return container
+
+
 def _gateway_spec(spec: Any) -> GatewaySpec:
     from pydantic import ValidationError
 
@@ -424,7 +450,7 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
 
         def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
             if keep:  # a container of its own, left running (listed at the end of the run)
-                return _launch_gateway(item, spec, config, endpoint, [], base_dir)
+                return _kept_gateway(item, broker, spec, config, endpoint, base_dir)
             return _pooled_gateway(item, broker, spec, config, endpoint, base_dir)
 
         # a gateway isolated by restart keeps its own topics: the run has no prefix
