@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 POLL_INTERVAL_S = 0.01
 _MARK_EARLY_S = 0.05
+#: at most this many of the broker's newest lines are read at a time (a gateway's
+#: subscription is among the lines of the last moments)
+_BROKER_TAIL_LINES = 2000
 #: ``command`` and ``port`` cost an exec or a connection: asked less often
 SLOW_POLL_INTERVAL_S = 0.1
 
@@ -199,7 +202,8 @@ class BrokerLog:
     @classmethod
     def of_container(cls, client: docker.DockerClient, container: str) -> BrokerLog:
         def read_since(since: Any) -> list[str]:
-            raw = client.api.logs(container, since=since)
+            # the tail keeps each read short however long the session's log has grown
+            raw = client.api.logs(container, since=since, tail=_BROKER_TAIL_LINES)
             return raw.decode(errors="replace").splitlines()
 
         # The engine stamps each line with its own clock, which a remote engine's may not
