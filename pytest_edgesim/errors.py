@@ -28,3 +28,8 @@ class SimulationError(EdgesimError):
 class RequirementError(EdgesimError):
     """Something a test needs is missing where the run requires it
     (``--edgesim-docker=require`` and no engine answers): the same on every seed and trial."""
+
+
+class SetupError(EdgesimError):
+    """A component a test needs could not be set up (a gateway container that never becomes
+    ready): a set-up error, the same on every seed and trial, never a failed trial."""

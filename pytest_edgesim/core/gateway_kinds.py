@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_edgesim.errors import SimulationError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pytest_edgesim.core.node import Node
     from pytest_edgesim.core.scenario.schema import GatewaySpec
     from pytest_edgesim.core.topology import GatewaySite
@@ -42,7 +44,8 @@ class WallClockStart:
     endpoint: Any
     client_id: str
     connect_timeout_s: float
-    #: the scenario's directory (where a gateway's own logic may be), when it has one
+    #: the scenario file's directory (a gateway's ``docker.build`` is relative to it, and its
+    #: own logic may be there)
     base_dir: Path | None = None
 
 

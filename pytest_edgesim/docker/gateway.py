@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import docker
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 
-from pytest_edgesim.docker.broker import ReadinessError
 from pytest_edgesim.docker.container import LOG_TAIL_LINES, ContainerHandle
 from pytest_edgesim.docker.labels import resource_labels, resource_name
+from pytest_edgesim.docker.readiness import LogLine, WaitStrategy, wait_ready
 
 _POLL_INTERVAL_S = 0.01
 _STOPPED_MARK = " stopped: "
 GATEWAY_LABEL = "edgesim.gateway"
+
+
+def ready_pattern(gateway: str) -> str:
+    """The line the project's gateway prints once subscribed: its ``ready:`` default."""
+    return rf"gateway {re.escape(gateway)} ready"
 
 
 @dataclass
@@ -37,6 +43,8 @@ class GatewayContainer(ContainerHandle):
     client: docker.DockerClient = field(repr=False)
     counters: dict[str, int] | None = None
     final_logs: list[str] | None = field(default=None, repr=False)
+    ready_strategy: WaitStrategy = field(default_factory=lambda: LogLine(""), repr=False)
+    ready_timeout_s: float = 30.0
 
     @classmethod
     def start(
@@ -50,15 +58,19 @@ class GatewayContainer(ContainerHandle):
         network: str | None = None,
         session: str | None = None,
         environment: Mapping[str, str] | None = None,
+        command: list[str] | None = None,
+        ready: WaitStrategy | None = None,
         ready_timeout_s: float = 30.0,
     ) -> GatewayContainer:
-        """Create and start a gateway for ``config`` and wait until it is subscribed.
+        """Create and start a gateway for ``config`` and wait until it is ready.
 
         ``network`` is the Docker network the broker is on (``broker_host`` is then its
         container name there); None runs the gateway in the host's network namespace, for a
         broker that listens on this machine (``--edgesim-broker=process`` or ``external``).
-        On failure the container is removed and :class:`ReadinessError` carries its logs; an
-        ``image`` the engine does not have is an :class:`~.images.ImageError`.
+        ``command`` replaces the image's; ``ready`` says when it is ready (default: the
+        project gateway's ``gateway NAME ready`` line). On failure the container is removed
+        and a :class:`~.readiness.GatewayNotReadyError` carries its logs; an ``image`` the
+        engine does not have is an :class:`~.images.ImageError`.
         """
         from pytest_edgesim.docker.images import require_image
 
@@ -77,6 +89,7 @@ class GatewayContainer(ContainerHandle):
         }
         container = client.containers.create(
             image,
+            command=command,
             name=name,
             labels=resource_labels(
                 "gateway", session=session, **{"edgesim.gateway": config["name"]}
@@ -86,7 +99,10 @@ class GatewayContainer(ContainerHandle):
             network_mode=None if network else "host",
         )
         gateway = cls(container.id, name, str(config["name"]), client)
+        gateway.ready_strategy = ready or LogLine(ready_pattern(gateway.gateway))
+        gateway.ready_timeout_s = ready_timeout_s
         try:
+            gateway.ready_strategy.mark(gateway)
             container.start()
             gateway.wait_ready(ready_timeout_s)
         except BaseException:
@@ -95,25 +111,24 @@ class GatewayContainer(ContainerHandle):
         return gateway
 
     def wait_ready(self, timeout_s: float) -> float:
-        """Wait for the ``ready`` line; fail fast (with the logs) if the container exits."""
-        started = time.monotonic()
-        ready_line = f"gateway {self.gateway} ready"
-        while True:
-            if any(ready_line in line for line in self.logs()):
-                return time.monotonic() - started
-            state = self.state()
-            if state.get("Status") not in ("running", "created"):
-                raise ReadinessError(
-                    f"gateway container {self.name} {state.get('Status')} with exit code "
-                    f"{state.get('ExitCode')} before it was ready",
-                    self.logs(),
-                )
-            if time.monotonic() - started >= timeout_s:
-                raise ReadinessError(
-                    f"gateway container {self.name} was not ready within {timeout_s:g} s",
-                    self.logs(),
-                )
-            time.sleep(_POLL_INTERVAL_S)
+        """Wait until the container is ready (its wait strategy says so); fail fast, with
+        the logs, if it exits first."""
+        return wait_ready(self, self.ready_strategy, timeout_s, self.gateway)
+
+    def park(self) -> None:
+        """Kill the program (SIGKILL: nothing of it is needed), so that it neither receives
+        nor publishes anything until :meth:`restart`."""
+        with contextlib.suppress(NotFound, APIError):  # APIError: it is not running
+            self.client.api.kill(self.container_id)
+
+    def restart(self) -> float:
+        """Start the program afresh (killing it first if it runs) and wait until it is
+        ready again: a gateway isolated by restart begins each trial with no state."""
+        self.park()
+        self.client.api.wait(self.container_id, timeout=30)
+        self.ready_strategy.mark(self)
+        self.client.api.start(self.container_id)
+        return self.wait_ready(self.ready_timeout_s)
 
     def wait_log(self, text: str, count: int = 1, timeout_s: float = 30.0) -> bool:
         """Whether ``count`` log lines contain ``text`` within ``timeout_s`` (for example a

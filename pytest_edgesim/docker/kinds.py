@@ -26,34 +26,44 @@ def start_gateway_container(
     config: Mapping[str, Any],
     endpoint: Any,
     client: Any = None,
-    search: Path | None = None,
+    *,
+    base_dir: Path | None = None,
 ) -> GatewayContainer:
-    """Start the ``edgesim/gateway`` image (or the spec's ``docker.image``) for ``config``,
-    connected to the broker at ``endpoint`` (a :class:`~pytest_edgesim.live.BrokerEndpoint`)."""
+    """Start ``spec``'s gateway image for ``config``, connected to the broker at ``endpoint``
+    (a :class:`~pytest_edgesim.live.BrokerEndpoint`), and wait until it is ready.
+
+    The image is the project's ``edgesim/gateway``, ``docker.image`` (on the engine), or
+    ``docker.build`` built (relative to ``base_dir``, the scenario's directory) as
+    :func:`~.lockstep_gateway.resolve_image` does; ``docker.command``, ``environment`` and
+    ``ready`` are applied as :mod:`.user_gateway` says."""
+    from pytest_edgesim.docker import user_gateway
     from pytest_edgesim.docker.engine import connect
     from pytest_edgesim.docker.gateway import GatewayContainer
-    from pytest_edgesim.docker.images import ensure_image
+    from pytest_edgesim.docker.lockstep_gateway import resolve_image
 
     client = client or connect()
-    image = spec.docker.image if spec.docker is not None and spec.docker.image else None
-    if image is None and spec.logic is not None:
-        from pytest_edgesim.docker.logic_image import ensure_logic_image
-
-        image = ensure_logic_image(spec.logic, client, search)  # runs it (gateway/main.py)
+    image, _lockstep_command = resolve_image(spec, client, base_dir)
     network, host, port = endpoint.for_container()
+    values = user_gateway.placeholder_values(spec, config, host, port)
+    strategy, timeout_s = user_gateway.ready_strategy(spec, config, endpoint, client)
     return GatewayContainer.start(
-        image or ensure_image("gateway", client),
+        image,
         config,
         host,
         port,
         client,
         network=network,
-        environment=spec.docker.environment if spec.docker is not None else None,
+        environment=user_gateway.container_environment(spec, values),
+        command=user_gateway.container_command(spec, values),
+        ready=strategy,
+        ready_timeout_s=timeout_s,
     )
 
 
 def _on_the_wall_clock(start: WallClockStart) -> GatewayContainer:
-    return start_gateway_container(start.spec, start.config, start.endpoint, search=start.base_dir)
+    return start_gateway_container(
+        start.spec, start.config, start.endpoint, base_dir=start.base_dir
+    )
 
 
 def _in_lockstep(spec: GatewaySpec, site: GatewaySite) -> Node:

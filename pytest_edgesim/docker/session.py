@@ -35,6 +35,8 @@ __all__ = [
     "ReadinessError",
     "connect",
     "docker_available",
+    "gateway_isolation",
+    "gateway_program",
     "kept_by_this_process",
     "labelled_anything",
     "remove_this_session",
@@ -98,12 +100,27 @@ def remove_this_session() -> None:
 
 
 def gateway_launcher(
-    client: docker.DockerClient, search: Path | None = None
+    client: docker.DockerClient, base_dir: Path | None = None
 ) -> Callable[[Any, Mapping[str, Any], Any], Any]:
-    """``(spec, config, endpoint) -> GatewayContainer`` on ``client`` (``search``: the
-    scenario's directory, where a gateway's logic may be)."""
+    """``(spec, config, endpoint) -> GatewayContainer`` on ``client``; a ``docker.build``
+    is relative to ``base_dir`` (the scenario's directory)."""
 
     def start(spec: Any, config: Mapping[str, Any], endpoint: Any) -> Any:
-        return start_gateway_container(spec, config, endpoint, client, search)
+        return start_gateway_container(spec, config, endpoint, client, base_dir=base_dir)
 
     return start
+
+
+def gateway_isolation(spec: Any) -> str:
+    """How trials of a ``docker_mqtt`` gateway are kept apart: ``prefix`` or ``restart``."""
+    from pytest_edgesim.docker.user_gateway import isolation
+
+    return isolation(spec)
+
+
+def gateway_program(spec: Any) -> str:
+    """What runs in the gateway's container (image or build context, and command), the key
+    under which the pool remembers whether it answers the control protocol."""
+    from pytest_edgesim.docker.user_gateway import program_key
+
+    return program_key(spec)

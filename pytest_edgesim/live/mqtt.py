@@ -35,6 +35,9 @@ class BrokerEndpoint:
     #: configured with; a live run's broker node reports both
     version: str | None = field(default=None, compare=False)
     configuration: str | None = field(default=None, compare=False)
+    #: the broker's log file, for a local ``mosquitto`` process (a container's log is read
+    #: through the engine)
+    log_file: str | None = None
 
     def for_container(self) -> tuple[str | None, str, int]:
         """``(network, host, port)`` for a gateway container."""
@@ -43,9 +46,20 @@ class BrokerEndpoint:
         return self.network, self.container_host or self.host, self.container_port
 
 
+_own_client_ids: set[str] = set()
+
+
 def client_id(role: str) -> str:
     """A client id unique on a shared broker: ``edgesim-<role>-<8 hex digits>``."""
-    return f"edgesim-{role}-{secrets.token_hex(4)}"
+    new = f"edgesim-{role}-{secrets.token_hex(4)}"
+    _own_client_ids.add(new)
+    return new
+
+
+def is_own_client_id(candidate: str) -> bool:
+    """Whether this process made ``candidate`` (with :func:`client_id`): a client of the
+    tool's, not a gateway's (see :mod:`pytest_edgesim.docker.readiness`)."""
+    return candidate in _own_client_ids
 
 
 def connect(

@@ -48,7 +48,10 @@ class ProcessBroker:
         conf = self.directory / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n"
+            # stderr is unbuffered (2.0.11 buffers stdout that is not a terminal); the
+            # subscriptions are logged for gateways that are ready once subscribed
+            "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+            "log_type subscribe\n"
         )
         self.log_path = self.directory / "mosquitto.log"
         with self.log_path.open("wb") as log:

@@ -136,6 +136,7 @@ class LiveRun(TopologyRun):
         self.time_scale = time_scale
         self.topic_prefix = topic_prefix
         self._launcher = launcher
+        self._base_dir = scenario.base_dir
         self._connect_timeout_s = connect_timeout_s
         self._keep_containers = keep_containers
         self._clients: list[Any] = []
@@ -208,7 +209,7 @@ class LiveRun(TopologyRun):
                 self.broker_endpoint,
                 mqtt.client_id(f"gateway-{spec.name}"),
                 self._connect_timeout_s,
-                self.scenario.base_dir,
+                self._base_dir,
             )
         )
 

@@ -20,11 +20,12 @@ CONFIGURATION_ERROR = "edgesim_configuration_error"
 def configuration_error(error: BaseException) -> bool:
     """Whether ``error`` is the user's configuration, not the behaviour under test: an invalid
     scenario (:class:`~pytest_edgesim.errors.ScenarioError`), a required component that is
-    not here (:class:`~pytest_edgesim.errors.RequirementError`) or an image that cannot be
-    had (:class:`~pytest_edgesim.docker.images.ImageError`: missing, or its build fails)."""
-    from pytest_edgesim.errors import RequirementError, ScenarioError
+    not here (:class:`~pytest_edgesim.errors.RequirementError`), a gateway container that
+    never becomes ready (:class:`~pytest_edgesim.errors.SetupError`) or an image that cannot
+    be had (:class:`~pytest_edgesim.docker.images.ImageError`: missing, or its build fails)."""
+    from pytest_edgesim.errors import RequirementError, ScenarioError, SetupError
 
-    if isinstance(error, (ScenarioError, RequirementError)):
+    if isinstance(error, (ScenarioError, RequirementError, SetupError)):
         return True
     # an ImageError was raised by that module, so it is loaded if the error is one
     images = sys.modules.get("pytest_edgesim.docker.images")

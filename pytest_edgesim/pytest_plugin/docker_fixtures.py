@@ -82,6 +82,9 @@ class MqttBroker:
     _clients: list[Any] = field(default_factory=list, repr=False)
     _close: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _pool: GatewayPool | None = field(default=None, repr=False)
+    #: kept gateway containers (``--edgesim-keep-containers``) on their own topics: only the
+    #: newest runs, or it would hear the next run's messages
+    _kept_on_own_topics: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def version(self) -> str | None:
@@ -111,10 +114,13 @@ class MqttBroker:
                 version=self.container.version,
                 configuration=self.container.configuration,
             )
-        return BrokerEndpoint(self.host, self.port)
+        log_file = str(self.log_path) if self.log_path is not None else None
+        return BrokerEndpoint(self.host, self.port, log_file=log_file)
 
     def new_prefix(self, nodeid: str) -> str:
         """A topic prefix no other test (or other run in this test) uses."""
+        if self._pool is not None:
+            self._pool.note_activity()
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         test = f"{zlib.crc32(nodeid.encode()):08x}-{next(_prefix_counter)}"
         return f"edgesim/{worker}-{os.getpid()}/{test}/"
@@ -431,11 +437,11 @@ def _launch_gateway(
     gateway_config: Mapping[str, Any],
     endpoint: BrokerEndpoint,
     started: list[GatewayContainer],
-    search: Path | None = None,
+    base_dir: Path | None = None,
 ) -> GatewayContainer:
     from pytest_edgesim.docker.session import gateway_launcher
 
-    launch = gateway_launcher(_docker_client(item.config), search)
+    launch = gateway_launcher(_docker_client(item.config), base_dir)
     container = launch(spec, gateway_config, endpoint)
     started.append(container)
     _log_sources(item).append((f"gateway {spec.name} ({container.name})", container.logs))
@@ -448,21 +454,47 @@ def _pooled_gateway(
     spec: GatewaySpec,
     gateway_config: Mapping[str, Any],
     endpoint: BrokerEndpoint,
-    search: Path | None = None,
+    base_dir: Path | None = None,
 ) -> PooledGateway:
     """A gateway container for a live run, reused across the trials (and tests) that need
-    the same configuration: the first costs a container start, the next a reset."""
-    from pytest_edgesim.docker.session import gateway_launcher
+    the same configuration: the first costs a container start, the next a reset (or, for a
+    program that does not answer the control protocol, a restart or a new container)."""
+    from pytest_edgesim.docker.session import gateway_isolation, gateway_launcher, gateway_program
 
-    launch = gateway_launcher(_docker_client(item.config), search)
-    image = spec.docker.image if spec.docker is not None and spec.docker.image else None
+    launch = gateway_launcher(_docker_client(item.config), base_dir)
+    program = gateway_program(spec)
 
     def start(config: Mapping[str, Any]) -> Any:  # a GatewayContainer
         return launch(spec, config, endpoint)
 
-    gateway = broker.gateway_pool.acquire(gateway_config, image, start)
+    gateway = broker.gateway_pool.acquire(
+        gateway_config, program, start, program=program, isolation=gateway_isolation(spec)
+    )
     _log_sources(item).append((f"gateway {spec.name} ({gateway.name})", gateway.logs))
     return gateway
+
+
+def _kept_gateway(
+    item: pytest.Item,
+    broker: MqttBroker,
+    spec: GatewaySpec,
+    gateway_config: Mapping[str, Any],
+    endpoint: BrokerEndpoint,
+    base_dir: Path | None,
+) -> GatewayContainer:
+    """A gateway container left running after its run (``--edgesim-keep-containers``). One
+    isolated by restart uses its own topics: the one kept before it is stopped (kept, not
+    removed), so that it hears nothing of this run."""
+    from pytest_edgesim.docker.session import gateway_isolation
+
+    own_topics = gateway_isolation(spec) == "restart"
+    if own_topics:
+        while broker._kept_on_own_topics:
+            broker._kept_on_own_topics.pop().park()
+    container = _launch_gateway(item, spec, gateway_config, endpoint, [], base_dir)
+    if own_topics:
+        broker._kept_on_own_topics.append(container)
+    return container
 
 
 def _gateway_spec(spec: Any) -> GatewaySpec:
@@ -547,6 +579,18 @@ def docker_tier_problem(item: pytest.Item, scenario: Scenario) -> str | None:
     return None
 
 
+def _restart_isolated(scenario: Scenario) -> bool:
+    """Whether a gateway container of ``scenario`` is isolated by restart (``docker.isolation``)."""
+    from pytest_edgesim.core.gateway_kinds import gateway_kind
+
+    docker_gateways = [g for g in scenario.spec.gateways if gateway_kind(g.kind).needs_docker]
+    if not docker_gateways:
+        return False
+    from pytest_edgesim.docker.session import gateway_isolation
+
+    return any(gateway_isolation(g) == "restart" for g in docker_gateways)
+
+
 def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str], LiveRun]:
     """What ``edge_scenario`` builds instead of a Simulation for a wall-clock scenario: a
     :class:`~pytest_edgesim.live.LiveRun` on the session's ``mqtt_broker``."""
@@ -568,19 +612,25 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
             broker = brokers.get(choice)
         title = f"broker ({broker.backend}{f', {broker.version}' if broker.version else ''})"
         _log_sources(item).append((title, broker.logs))
-        search = scenario.base_dir  # where a gateway's logic may be, beside the scenario
+        base_dir = scenario.base_dir  # a gateway's docker.build and logic are relative to it
 
         def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
             if keep:  # a container of its own, left running (listed at the end of the run)
-                return _launch_gateway(item, spec, config, endpoint, [], search)
-            return _pooled_gateway(item, broker, spec, config, endpoint, search)
+                return _kept_gateway(item, broker, spec, config, endpoint, base_dir)
+            return _pooled_gateway(item, broker, spec, config, endpoint, base_dir)
 
+        # a gateway isolated by restart keeps its own topics: the run has no prefix
+        if _restart_isolated(scenario):
+            broker.gateway_pool.note_activity()
+            prefix = ""
+        else:
+            prefix = broker.new_prefix(item.nodeid)
         return LiveRun(
             scenario,
             seed,
             broker=broker.endpoint,
             time_scale=time_scale,
-            topic_prefix=broker.new_prefix(item.nodeid),
+            topic_prefix=prefix,
             launcher=launch,
             keep_containers=keep,
         )

@@ -417,12 +417,109 @@ def _image_reference(value: str) -> str:
     return value
 
 
+#: what a gateway container's ``command`` and ``environment`` values may name in braces;
+#: the values are filled in per container (see docs/your-system.md)
+PLACEHOLDERS: Final = (
+    "broker_host",
+    "broker_port",
+    "topic_prefix",
+    "name",
+    "client_id",
+    "control_topic",
+)
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def _placeholders(value: str) -> str:
+    """``value`` if every ``{word}`` in it is a placeholder; other braces (JSON) are text."""
+    for match in _PLACEHOLDER.finditer(value):
+        if match.group(1) not in PLACEHOLDERS:
+            known = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+            raise ValueError(
+                f"unknown placeholder {match.group(0)} in {value!r}: the placeholders are {known}"
+            )
+    return value
+
+
+Templated = Annotated[str, AfterValidator(_placeholders)]
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"{value!r} is not a regular expression: {error}") from None
+    return value
+
+
+def _ready_shorthand(value: Any) -> Any:
+    if value == "subscribed":
+        return {"subscribed": True}
+    if isinstance(value, str):
+        raise ValueError(
+            f"must be 'subscribed' or one of {{subscribed: true}}, {{log: REGEX}}, {{port: N}}, "
+            f"{{command: [...]}} (with an optional timeout), got {value!r}"
+        )
+    return value
+
+
+class ReadySettings(_Strict):
+    """When a gateway container is ready (one strategy, as testcontainers' wait strategies),
+    and how long to wait for it. No strategy: the image's default (the project's image: its
+    ``gateway NAME ready`` line; any other image: ``subscribed``)."""
+
+    #: the broker has logged a subscription of the gateway's to each of its ``subscribe``
+    #: filters (under the trial's prefix)
+    subscribed: bool = Field(False, strict=True)
+    #: a line of the container's output matches this regular expression
+    log: Annotated[str, AfterValidator(_regex)] | None = Field(None, min_length=1)
+    #: this TCP port accepts connections at the container's address
+    port: int | None = Field(None, ge=1, le=65535, strict=True)
+    #: this command, run inside the container, exits 0
+    command: list[str] | None = Field(None, min_length=1)
+    timeout: PositiveTicks = 30 * TICKS_PER_SECOND
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> ReadySettings:
+        chosen = self._chosen()
+        if len(chosen) > 1:
+            raise ValueError(
+                f"choose one of subscribed, log, port and command, not {' and '.join(chosen)}"
+            )
+        return self
+
+    @property
+    def strategy(self) -> str | None:
+        """``subscribed``, ``log``, ``port``, ``command``, or None (the image's default)."""
+        chosen = self._chosen()
+        return chosen[0] if chosen else None
+
+    def _chosen(self) -> list[str]:
+        strategies = ("log", "port", "command")
+        chosen = [name for name in strategies if getattr(self, name) is not None]
+        return ["subscribed", *chosen] if self.subscribed else chosen
+
+
 class DockerSettings(_Strict):
     #: "mqtt": real broker, wall clock (statistical); "lockstep": virtual time over a socket
     mode: Literal["mqtt", "lockstep"] = "mqtt"
     image: Annotated[str, AfterValidator(_image_reference)] | None = None
     build: str | None = None
-    environment: dict[str, str] = {}
+    #: the container's command instead of the image's (placeholders filled in; mqtt mode)
+    command: list[Templated] | None = Field(None, min_length=1)
+    environment: dict[str, Templated] = {}
+    #: when the container is ready (mqtt mode)
+    ready: Annotated[ReadySettings, BeforeValidator(_ready_shorthand)] = ReadySettings()
+    #: how trials are kept apart (mqtt mode): "prefix" (each trial its own topic prefix, which
+    #: the program takes through ``{topic_prefix}``) or "restart" (the container restarts
+    #: between trials and keeps its own topics); unset: "prefix" if the command or the
+    #: environment uses ``{topic_prefix}``, else "restart"
+    isolation: Literal["prefix", "restart"] | None = None
+
+    def takes_topic_prefix(self) -> bool:
+        """Whether the command or an environment value uses ``{topic_prefix}``."""
+        values = [*(self.command or []), *self.environment.values()]
+        return any("{topic_prefix}" in value for value in values)
 
 
 Implementation = Literal["python_model", "docker"]
