@@ -28,3 +28,9 @@ class SimulationError(EdgesimError):
 class RequirementError(EdgesimError):
     """Something a test needs is missing where the run requires it
     (``--edgesim-docker=require`` and no engine answers): the same on every seed and trial."""
+
+
+class FaultError(EdgesimError):
+    """A fault (stop, start, restart, kill, pause, resume, disconnect, reconnect) cannot be
+    done: an unknown node, a node that cannot undergo it, an impossible transition (starting
+    a running node), or the engine refused it (the message says which and why)."""

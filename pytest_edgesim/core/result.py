@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from pytest_edgesim.core.faults import AppliedFault
 from pytest_edgesim.core.metrics.recorder import Metrics
 from pytest_edgesim.core.models.cloud import Arrival
 from pytest_edgesim.core.trace import TraceEvent, write_jsonl
@@ -22,6 +23,8 @@ class RunResult:
     runs (``None`` for a wall-clock run on real components, which is not bit-exact).
     ``trace`` holds the events only when the run kept them (``trace="full"``).
     ``wall_time_s`` is how long the run took; it is informative and not compared.
+    ``faults`` lists the restarts, crashes, pauses and disconnects done during the run, in
+    order (empty for a clean run); ``describe_faults()`` says them in one line.
     ``to_dict``/``to_json`` leave out ``arrivals`` and ``trace`` (they can be large; see
     :meth:`write_trace`), so a result read back with ``from_dict`` has neither.
     """
@@ -36,10 +39,15 @@ class RunResult:
     arrivals: tuple[Arrival, ...] = ()
     trace: tuple[TraceEvent, ...] | None = field(default=None, repr=False)
     wall_time_s: float = field(default=0.0, compare=False)
+    faults: tuple[AppliedFault, ...] = ()
 
     @property
     def virtual_time_s(self) -> float:
         return self.virtual_time_ticks / TICKS_PER_SECOND
+
+    def describe_faults(self) -> str:
+        """The faults done during the run in one line (``""`` for a clean run)."""
+        return "; ".join(str(fault) for fault in self.faults)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +59,7 @@ class RunResult:
             "wall_time_s": round(self.wall_time_s, 6),
             "nodes": {name: dict(info) for name, info in self.nodes.items()},
             "metrics": self.metrics.to_dict(),
+            "faults": [fault.to_dict() for fault in self.faults],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -67,6 +76,7 @@ class RunResult:
             events=data["events"],
             nodes=data.get("nodes", {}),
             wall_time_s=data.get("wall_time_s", 0.0),
+            faults=tuple(AppliedFault.from_dict(item) for item in data.get("faults", ())),
         )
 
     def write_trace(self, target: IO[str] | str | os.PathLike[str]) -> int:
