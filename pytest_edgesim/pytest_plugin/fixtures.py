@@ -24,7 +24,7 @@ from pytest_edgesim.pytest_plugin.session_report import (
     SessionReport,
     session_report_key,
 )
-from pytest_edgesim.pytest_plugin.trials import current_trial, record_metric
+from pytest_edgesim.pytest_plugin.trials import current_trial, record_faults, record_metric
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -84,13 +84,16 @@ def _check_components(item: pytest.Item, scenario: Scenario) -> None:
 
 def _run_entry(edge: EdgeScenario) -> dict[str, Any]:
     result = edge.simulation.result()
-    return {
+    entry = {
         "scenario": result.scenario,
         "seed": result.seed,
         "trace_digest": result.trace_digest,
         "metrics": result.metrics.to_dict(),
         "wall_time_s": round(result.wall_time_s, 6),
     }
+    if result.faults:  # a fault run never reads as a clean one
+        entry["faults"] = [fault.to_dict() for fault in result.faults]
+    return entry
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -158,6 +161,8 @@ def edge_scenario(
         yield edge
     finally:
         record.live.remove(edge)
+        if edge.built and edge.simulation.faults:
+            record_faults(item, [str(fault) for fault in edge.simulation.faults])
         if edge.runs:
             item.user_properties.append((RUN_PROPERTY, _run_entry(edge)))
         edge.close()
