@@ -309,7 +309,8 @@ class TopologyRun:
         return self.fault("reconnect", node)
 
     def fault(self, action: str, node: str, *, duration: Any = None) -> AppliedFault:
-        """Do fault ``action`` to ``node`` now (see :data:`~pytest_edgesim.core.faults.FAULT_ACTIONS`)."""
+        """Do fault ``action`` to ``node`` now (one of
+        :data:`~pytest_edgesim.core.faults.FAULT_ACTIONS`)."""
         if self._closed:
             raise SimulationError(f"this {self.noun} is closed")
         if action not in FAULT_ACTIONS:
@@ -332,9 +333,7 @@ class TopologyRun:
             detail = f"{detail}; reconnects at t={reconnect_at / TICKS_PER_SECOND:g}s".lstrip("; ")
         return self._applied(action, node, detail)
 
-    def schedule_fault(
-        self, at: int | float | str, action: str, node: str, **options: Any
-    ) -> None:
+    def schedule_fault(self, at: int | float | str, action: str, node: str, **options: Any) -> None:
         """Do fault ``action`` to ``node`` at virtual time ``at`` (absolute: seconds or
         ``"30s"``), while the run runs. The node and action are checked now; the transition
         (starting a running node) when it falls due."""
@@ -370,12 +369,16 @@ class TopologyRun:
             can = ", ".join(supported) or "no faults"
             raise FaultError(
                 f"cannot {action} {node!r}: a {known.implementation} node of this {self.noun} "
-                f"supports {can}"
+                f"supports {can}{self._fault_hint(node)}"
             )
 
     def _supported_faults(self, node: str) -> tuple[str, ...]:
         """The faults ``node`` can undergo in this run (live runs ask their real components)."""
         return self.nodes[node].supported_faults
+
+    def _fault_hint(self, node: str) -> str:
+        """What to do instead, when ``node`` supports no faults in this run (or ``""``)."""
+        return ""
 
     def _apply_fault(self, node: str, action: str) -> str:
         """Make ``node`` undergo ``action`` (a model: its own hook; live runs override)."""

@@ -86,10 +86,6 @@ class TopicIndex:
         self._subscriptions.append((topic_filter, topic_filter.split("/"), entry))
         self._cache.clear()
 
-    def __len__(self) -> int:
-        """The number of subscriptions."""
-        return len(self._subscriptions)
-
     def unsubscribe(self, topic_filter: str, entry: Hashable) -> None:
         self._subscriptions = [
             item

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import docker
 from docker.errors import NotFound
@@ -37,6 +37,19 @@ class GatewayContainer(ContainerHandle):
     client: docker.DockerClient = field(repr=False)
     counters: dict[str, int] | None = None
     final_logs: list[str] | None = field(default=None, repr=False)
+    #: the Docker network it reaches the broker on (None: the host's network namespace)
+    network: str | None = None
+    partition: Any = field(default=None, repr=False)
+
+    supported_faults: ClassVar[tuple[str, ...]] = (
+        "stop",
+        "kill",
+        "start",
+        "pause",
+        "resume",
+        "disconnect",
+        "reconnect",
+    )
 
     @classmethod
     def start(
@@ -85,7 +98,7 @@ class GatewayContainer(ContainerHandle):
             network=network,
             network_mode=None if network else "host",
         )
-        gateway = cls(container.id, name, str(config["name"]), client)
+        gateway = cls(container.id, name, str(config["name"]), client, network=network)
         try:
             container.start()
             gateway.wait_ready(ready_timeout_s)
@@ -94,12 +107,12 @@ class GatewayContainer(ContainerHandle):
             raise
         return gateway
 
-    def wait_ready(self, timeout_s: float) -> float:
-        """Wait for the ``ready`` line; fail fast (with the logs) if the container exits."""
+    def wait_ready(self, timeout_s: float, count: int = 1) -> float:
+        """Wait for the ``count``-th ``ready`` line (the first: it started; the next: it
+        started again); fail fast (with the logs) if the container exits."""
         started = time.monotonic()
-        ready_line = f"gateway {self.gateway} ready"
         while True:
-            if any(ready_line in line for line in self.logs()):
+            if self._ready_lines(count > 1) >= count:
                 return time.monotonic() - started
             state = self.state()
             if state.get("Status") not in ("running", "created"):
@@ -114,6 +127,54 @@ class GatewayContainer(ContainerHandle):
                     self.logs(),
                 )
             time.sleep(_POLL_INTERVAL_S)
+
+    def _ready_lines(self, every: bool = True) -> int:
+        ready_line = f"gateway {self.gateway} ready"
+        return sum(ready_line in line for line in self.logs("all" if every else LOG_TAIL_LINES))
+
+    # --- faults (what a live run's edge_scenario.stop/kill/... do) ------------------------------
+    def apply_fault(self, action: str, ready_timeout_s: float = 30.0) -> str:
+        """The container's faults, plus ``start`` waiting for its next ready line and
+        ``disconnect``/``reconnect``: off and back on the broker's network (a partition:
+        its TCP connection goes silent; MQTT notices at the keepalive)."""
+        from pytest_edgesim.docker import faults
+
+        if action == "start":
+            before = self._ready_lines()
+            faults.start(self, ready_timeout_s=0)  # (no wait_ready call: counted below)
+            self.wait_ready(ready_timeout_s, count=before + 1)
+            return ""
+        if action == "disconnect":
+            if self.network is None:
+                raise faults.FaultError(
+                    f"gateway container {self.name} runs in the host's network namespace "
+                    "(a broker on this machine): it has no network to be cut off; use a "
+                    "Docker broker (--edgesim-broker=docker)"
+                )
+            self.partition = faults.disconnect(self, self.network)
+            return ""
+        if action == "reconnect":
+            if self.partition is not None:
+                self.partition.heal()
+                self.partition = None
+            return ""
+        return super().apply_fault(action)
+
+    def recover(self) -> bool:
+        """Undo a pause or a network cut (before the container is reused or stopped);
+        whether it runs."""
+        from docker.errors import APIError, NotFound
+
+        try:
+            if self.partition is not None:
+                self.apply_fault("reconnect")
+            status = self.state().get("Status")
+            if status == "paused":
+                self.apply_fault("resume")
+                status = "running"
+        except (NotFound, APIError):
+            return False
+        return status == "running"
 
     def wait_log(self, text: str, count: int = 1, timeout_s: float = 30.0) -> bool:
         """Whether ``count`` log lines contain ``text`` within ``timeout_s`` (for example a
@@ -133,6 +194,8 @@ class GatewayContainer(ContainerHandle):
 
     def stop(self, timeout_s: int = 5) -> dict[str, int] | None:
         """SIGTERM the gateway and return the counters it printed (None if it printed none)."""
+        with contextlib.suppress(Exception):
+            self.recover()  # a paused container takes no signal
         with contextlib.suppress(NotFound):
             self.client.api.stop(self.container_id, timeout=timeout_s)
         for line in reversed(self.logs("all")):

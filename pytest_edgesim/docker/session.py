@@ -56,16 +56,22 @@ def start_broker_on_own_network(
     client: docker.DockerClient, *, keep: bool
 ) -> tuple[BrokerContainer, str, list[Callable[[], None]]]:
     """A Mosquitto container on a labelled bridge network of its own: the container, the
-    network's name, and the steps that remove both (none when ``keep``)."""
+    network's name, and the steps that remove both (none when ``keep``). Its host port is
+    pinned, so that a test can restart it (``edge_scenario.restart("broker")``) and every
+    client finds it again."""
     from docker.errors import NotFound
 
     from pytest_edgesim.docker.broker import start_broker
+    from pytest_edgesim.docker.engine import publish_ip
+    from pytest_edgesim.docker.faults import free_host_port
 
     network = client.networks.create(
         labels.resource_name("network"), labels=labels.resource_labels("network"), driver="bridge"
     )
     try:
-        container = start_broker(client, network=network.name)
+        container = start_broker(
+            client, network=network.name, host_port=free_host_port(publish_ip(client))
+        )
     except BaseException:
         network.remove()
         raise

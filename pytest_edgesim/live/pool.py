@@ -36,6 +36,7 @@ class PooledGateway:
         self.control_topic = control_topic
         self.counters: dict[str, int] | None = None
         self.broken = False
+        self.topic_prefix = ""  # the prefix of the run it is on loan to
         self._answer: dict[str, int] | None = None
         self._answered = threading.Event()
         self._client = mqtt.connect(
@@ -51,6 +52,7 @@ class PooledGateway:
 
     def reset(self, topic_prefix: str, timeout_s: float = 10.0) -> dict[str, int]:
         """Move the gateway to ``topic_prefix``; the counters since the previous reset."""
+        self.topic_prefix = topic_prefix
         return self._ask({"topic_prefix": topic_prefix}, "a reset", timeout_s)
 
     def report(self, timeout_s: float = 10.0) -> dict[str, int]:
@@ -71,7 +73,24 @@ class PooledGateway:
     def logs(self, tail: int | str = 40) -> list[str]:
         return list(self.container.logs(tail))
 
+    @property
+    def supported_faults(self) -> tuple[str, ...]:
+        return tuple(getattr(self.container, "supported_faults", ()))
+
+    def apply_fault(self, action: str) -> str:
+        """The container's fault (stop, kill, start, pause, resume, disconnect, reconnect).
+        A container started again runs the configuration it was created with, so it is
+        moved back to this run's prefix (its counters then count from the start)."""
+        detail: str = self.container.apply_fault(action)
+        if action == "start":
+            self.reset(self.topic_prefix)
+        return detail
+
     def stop(self) -> dict[str, int] | None:
+        recover = getattr(self.container, "recover", None)
+        if recover is not None and not recover():  # stopped or killed by the test: not reused
+            self.broken = True
+            return self.counters
         try:
             self.counters = self.reset(f"edgesim/parked/{secrets.token_hex(4)}/")
         except EdgesimError:
@@ -115,10 +134,12 @@ class GatewayPool:
             gateway.counters = None
             gateway.reset(str(config.get("topic_prefix", "")))
             return gateway
+        prefix = str(config.get("topic_prefix", ""))
         control_topic = f"edgesim/control/{secrets.token_hex(6)}"
         container = start({**config, "control_topic": control_topic})
         try:
             gateway = PooledGateway(self, key, container, control_topic)
+            gateway.topic_prefix = prefix
         except BaseException:
             container.remove()
             raise

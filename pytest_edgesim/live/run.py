@@ -114,6 +114,10 @@ class LiveRun(TopologyRun):
     ``topic_prefix`` isolates this run's topics on a broker shared with other runs;
     ``launcher(spec, config, endpoint)`` starts the gateways whose kind needs Docker (default:
     the kind's own launcher); ``keep_containers`` leaves them running when the run closes.
+    ``broker_control`` is the broker's container (anything with ``supported_faults`` and
+    ``apply_fault(action)``), for ``stop("broker")`` and the like; without it the broker
+    cannot be faulted. A gateway's faults go to its runner (a container: its own
+    ``apply_fault``); a broker left stopped or paused is brought back when the run closes.
     """
 
     bit_exact = False
@@ -131,8 +135,10 @@ class LiveRun(TopologyRun):
         record_limit: int = 100_000,
         connect_timeout_s: float = 30.0,
         keep_containers: bool = False,
+        broker_control: Any = None,
     ):
         self.broker_endpoint = broker
+        self._broker_control = broker_control
         self.time_scale = time_scale
         self.topic_prefix = topic_prefix
         self._launcher = launcher
@@ -254,6 +260,29 @@ class LiveRun(TopologyRun):
         """The real gateway ``name``: a GatewayService or a GatewayContainer."""
         return self._gateways[name]
 
+    # --- faults: on the real components --------------------------------------------------------
+    def _runner_of(self, node: str) -> Any:
+        if node in self._gateways:
+            return self._gateways[node]
+        if node == self.broker.name:
+            return self._broker_control
+        return None
+
+    def _supported_faults(self, node: str) -> tuple[str, ...]:
+        runner = self._runner_of(node)
+        return tuple(getattr(runner, "supported_faults", ())) if runner is not None else ()
+
+    def _fault_hint(self, node: str) -> str:
+        if node == self.broker.name and self._broker_control is None:
+            return " (only a broker container the session started can be faulted)"
+        if node in self._gateways and not self._supported_faults(node):
+            return " (a gateway in this process; a gateway container can be faulted)"
+        return ""
+
+    def _apply_fault(self, node: str, action: str) -> str:
+        detail: str = self._runner_of(node).apply_fault(action)
+        return detail
+
     def close(self) -> None:
         """Stop and remove the gateways (their counters stay in the nodes' descriptions) and
         disconnect the clients."""
@@ -261,6 +290,10 @@ class LiveRun(TopologyRun):
             return
         self._closed = True
         errors: list[BaseException] = []
+        try:
+            self._bring_back_the_broker()
+        except Exception as error:  # the gateways still get stopped
+            errors.append(error)
         try:
             for name, runner in self._gateways.items():
                 container = hasattr(runner, "remove")
@@ -281,6 +314,17 @@ class LiveRun(TopologyRun):
                 mqtt.disconnect(client)
         if errors:
             raise errors[0]
+
+    def _bring_back_the_broker(self) -> None:
+        """The broker serves other runs: one a test left stopped or paused runs again."""
+        topology = getattr(self, "topology", None)
+        if topology is None or self._broker_control is None:
+            return
+        state = self._life.state(self.broker.name)
+        if state == "stopped":
+            self._broker_control.apply_fault("start")
+        elif state == "paused":
+            self._broker_control.apply_fault("resume")
 
 
 def _uplink(spec: GatewaySpec, site: GatewaySite) -> GatewayUplink:

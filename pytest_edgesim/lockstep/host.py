@@ -77,9 +77,7 @@ class LockstepError(SimulationError):
 class LogicHost(Protocol):
     """Where a node's logic runs."""
 
-    def start(
-        self, name: str, seed: int, config: Mapping[str, Any], now: int = 0
-    ) -> int | None:
+    def start(self, name: str, seed: int, config: Mapping[str, Any], now: int = 0) -> int | None:
         """Hello: create the logic (its clock at ``now``); returns its first timer."""
 
     def advance(self, t: int, inbound: Inbound, want_state: bool) -> AdvanceResult:
@@ -100,9 +98,7 @@ class LocalHost:
         self.factory = factory
         self.runtime: NodeRuntime | None = None
 
-    def start(
-        self, name: str, seed: int, config: Mapping[str, Any], now: int = 0
-    ) -> int | None:
+    def start(self, name: str, seed: int, config: Mapping[str, Any], now: int = 0) -> int | None:
         self.runtime = NodeRuntime(self.factory, name, seed, config, now)
         return self.runtime.api.next_timer
 
@@ -226,9 +222,7 @@ class SocketHost:
         sock.settimeout(self.timeout_s)
         self.connection = Connection(sock)
 
-    def start(
-        self, name: str, seed: int, config: Mapping[str, Any], now: int = 0
-    ) -> int | None:
+    def start(self, name: str, seed: int, config: Mapping[str, Any], now: int = 0) -> int | None:
         self.name = name
         request: dict[str, Any] = {
             "type": HELLO,

@@ -412,6 +412,7 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
             topic_prefix=broker.new_prefix(item.nodeid),
             launcher=launch,
             keep_containers=keep,
+            broker_control=broker.container,
         )
 
     return build

@@ -498,10 +498,7 @@ def _faults_note(verdict: dict[str, Any]) -> str:
     if not faulted:
         return ""
     first = next(trial["faults"] for trial in verdict["trials"] if trial.get("faults"))
-    return (
-        f"; faults applied in {faulted} of {verdict['total']} trials "
-        f"(first: {'; '.join(first)})"
-    )
+    return f"; faults applied in {faulted} of {verdict['total']} trials (first: {'; '.join(first)})"
 
 
 def metric_lines(verdict: dict[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 from pytest_edgesim import EdgeScenario, Scenario, Simulation
 from pytest_edgesim.core.faults import AppliedFault
 from pytest_edgesim.core.result import RunResult
-from pytest_edgesim.errors import FaultError, EdgesimError
+from pytest_edgesim.errors import EdgesimError, FaultError
 
 
 def scenario(*, sensor_qos: int = 0, aggregate: dict[str, Any] | None = None) -> Scenario:
@@ -87,7 +87,7 @@ def test_what_is_on_the_way_to_a_gateway_when_it_stops_is_lost_in_flight():
         edge.run("2502ms")  # 2.5 s publish + 1 ms to the broker: on the broker->gw link now
         edge.kill("gw")
 
-    edge, result = run_with(stop_while_a_reading_is_on_its_link)
+    _edge, result = run_with(stop_while_a_reading_is_on_its_link)
     assert drops(result, "gw") == 2
     assert result.metrics.topic("s/s-0").dropped["node_down"] == 1
     lost = [event for event in result.trace or () if event[1] == "drop" and event[2] == "gw"]
