@@ -121,6 +121,7 @@ class TopologyRun:
         self._closed = False
         self._life = LifeStates()
         self._faults: list[AppliedFault] = []
+        self._scenario_faults_due = bool(self.scenario.spec.faults)
 
     # --- the parts ----------------------------------------------------------------------------
     @property
@@ -184,6 +185,11 @@ class TopologyRun:
                 f"cannot run until {shown!r}: virtual time is already "
                 f"{self.now / TICKS_PER_SECOND:g}s"
             )
+        if self._scenario_faults_due:  # (scheduled once every node is there: at the first run)
+            self._scenario_faults_due = False
+            for fault in self.scenario.spec.faults:
+                options = {} if fault.duration is None else {"duration": f"{fault.duration}us"}
+                self.schedule_fault(f"{fault.at}us", fault.action, fault.target, **options)
         started = time.perf_counter()
         try:
             self._advance(target)

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from pytest_edgesim import EdgeScenario, Scenario, Simulation
+from pytest_edgesim import EdgeScenario, Scenario, Simulation, simulate
 from pytest_edgesim.core.faults import AppliedFault
 from pytest_edgesim.core.result import RunResult
-from pytest_edgesim.errors import EdgesimError, FaultError
+from pytest_edgesim.errors import EdgesimError, FaultError, ScenarioError
 
 
 def scenario(*, sensor_qos: int = 0, aggregate: dict[str, Any] | None = None) -> Scenario:
@@ -291,3 +291,67 @@ def test_the_result_carries_the_faults_through_json():
     assert result.to_dict()["faults"] == [
         {"time_s": 3.0, "action": "restart", "target": "gw", "detail": ""}
     ]
+
+
+# --- faults: in a scenario -------------------------------------------------------------------
+SCHEDULED = """\
+edgesim: 1
+name: scheduled
+duration: 10s
+devices:
+  - name: s
+    count: 2
+    topic: "s/{name}"
+    publish: {mode: periodic, period: 1s}
+    value: {model: constant, value: 1}
+gateways:
+  - {name: gw, subscribe: ["s/#"], forward: {to: cloud, topic: up}}
+faults:
+"""
+
+
+def test_a_scenarios_faults_happen_at_their_times_and_repeat(tmp_path):
+    path = tmp_path / "scheduled.yaml"
+    path.write_text(
+        SCHEDULED
+        + "  - {at: 3s, action: restart, target: gw}\n"
+        + "  - {at: 4s, action: disconnect, target: gw, duration: 1s}\n"
+        + "  - {at: 5s, action: kill, target: broker}\n"
+        + "  - {at: 6s, action: start, target: broker}\n"
+    )
+    first, second = simulate(path), simulate(path)
+    assert first.describe_faults() == (
+        "t=3s restart gw; t=4s disconnect gw (reconnects at t=5s); t=5s kill broker; "
+        "t=5s reconnect gw; t=6s start broker"
+    )
+    assert first.trace_digest == second.trace_digest
+    clean = tmp_path / "clean.yaml"
+    clean.write_text(SCHEDULED.replace("faults:\n", ""))
+    assert simulate(clean).trace_digest != first.trace_digest
+    edge = EdgeScenario(Scenario.from_yaml(path), trace="full")
+    edge.run()
+    assert edge.replay_mismatch() is None
+
+
+def test_a_scenarios_faults_are_checked_with_file_line_and_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        SCHEDULED
+        + "  - {at: 3s, action: restart, target: gx}\n"
+        + "  - {at: 4s, action: disconnect, target: broker}\n"
+        + "  - {at: 40s, action: kill, target: s-0}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_yaml(path)
+    assert caught.value.problems == [
+        f"{path}:13: faults[0].target: 'gx' is not a gateway or the broker (did you mean "
+        "'gw'?); faults can target: gw, broker",
+        f"{path}:14: faults[1].action: the broker cannot disconnect (a gateway's connection "
+        "to it can)",
+        f"{path}:15: faults[2].target: 's-0' is not a gateway or the broker; faults can "
+        "target: gw, broker",
+        f"{path}:15: faults[2].at: 40s is not before the end of the run (duration 10s)",
+    ]
+    path.write_text(SCHEDULED + "  - {at: 3s, action: kill, target: gw, duration: 1s}\n")
+    with pytest.raises(ScenarioError, match=r"bad.yaml:13: faults\[0\]: duration is for"):
+        Scenario.from_yaml(path)

@@ -167,7 +167,31 @@ def check_references(
     for i, device in enumerate(spec.devices):
         if isinstance(device.value, ReplayValue):
             _check_replay(device.value, ("devices", i, "value"), where, problems, base_dir)
+    _check_faults(spec, where, problems)
     return tuple(node_names)
+
+
+def _check_faults(spec: ScenarioSpec, where: Where, problems: list[str]) -> None:
+    """A scheduled fault names a gateway or the broker, within the run, and one it can do."""
+    gateways = [gateway.name for gateway in spec.gateways]
+    for i, fault in enumerate(spec.faults):
+        if fault.target == spec.broker.name:
+            if fault.action in ("disconnect", "reconnect"):
+                problems.append(
+                    f"{where(('faults', i, 'action'))}: the broker cannot {fault.action} (a "
+                    "gateway's connection to it can)"
+                )
+        elif fault.target not in gateways:
+            problems.append(
+                f"{where(('faults', i, 'target'))}: {fault.target!r} is not a gateway or the "
+                f"broker{_suggest(fault.target, [*gateways, spec.broker.name])}; faults can "
+                f"target: {_names_list([*gateways, spec.broker.name])}"
+            )
+        if fault.at >= spec.duration:
+            problems.append(
+                f"{where(('faults', i, 'at'))}: {fault.at / 1e6:g}s is not before the end of "
+                f"the run (duration {spec.duration / 1e6:g}s)"
+            )
 
 
 def _check_replay(
