@@ -24,7 +24,7 @@ RUNNING = "running"
 STOPPED = "stopped"
 PAUSED = "paused"
 
-#: action -> (the states it may start from, the state it leaves, what it is called in errors)
+#: action -> (the states it may be done in, the state it leaves the node in)
 _TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "stop": ((RUNNING, PAUSED), STOPPED),
     "kill": ((RUNNING, PAUSED), STOPPED),

@@ -74,6 +74,12 @@ class PooledGateway:
         return list(self.container.logs(tail))
 
     @property
+    def client(self) -> Any:
+        """The container's engine client: with ``container_id``, what the functions of
+        :mod:`pytest_edgesim.docker.faults` take, so they work on a pooled gateway too."""
+        return self.container.client
+
+    @property
     def supported_faults(self) -> tuple[str, ...]:
         return tuple(getattr(self.container, "supported_faults", ()))
 

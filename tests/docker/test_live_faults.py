@@ -80,6 +80,11 @@ def test_kill_and_start(edge_scenario):
 @pytest.mark.statistical(trials=1)
 @pytest.mark.edgesim("faults.yaml", time_scale=2)
 def test_pause_and_resume(edge_scenario):
+    from pytest_edgesim.docker import faults
+
+    pooled = edge_scenario.simulation.gateway("gw")
+    with faults.paused(pooled):  # the functions take a pooled gateway too
+        assert pooled.container.state()["Status"] == "paused"
     edge_scenario.run("1s")
     edge_scenario.pause("gw")
     edge_scenario.run("3s")
