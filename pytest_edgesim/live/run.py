@@ -146,6 +146,7 @@ class LiveRun(TopologyRun):
         self._keep_containers = keep_containers
         self._clients: list[Any] = []
         self._gateways: dict[str, Any] = {}
+        self._restartable: dict[str, WallClockStart] = {}  # in-process gateways: how to start
         self._closed = False
         spec = scenario.spec
         try:
@@ -202,15 +203,15 @@ class LiveRun(TopologyRun):
             raise SimulationError(
                 f"gateway {spec.name!r}: a {kind.name} gateway cannot run in a live run"
             )
-        self._gateways[spec.name] = kind.wall_clock(
-            WallClockStart(
-                spec,
-                config,
-                self.broker_endpoint,
-                mqtt.client_id(f"gateway-{spec.name}"),
-                self._connect_timeout_s,
-            )
+        start = WallClockStart(
+            spec,
+            config,
+            self.broker_endpoint,
+            mqtt.client_id(f"gateway-{spec.name}"),
+            self._connect_timeout_s,
         )
+        self._gateways[spec.name] = kind.wall_clock(start)
+        self._restartable[spec.name] = start
 
     # --- what the real side reports (on the run's thread, via LiveCoordinator.post) ----------
     @property
@@ -270,18 +271,32 @@ class LiveRun(TopologyRun):
 
     def _supported_faults(self, node: str) -> tuple[str, ...]:
         runner = self._runner_of(node)
-        return tuple(getattr(runner, "supported_faults", ())) if runner is not None else ()
+        if runner is None:
+            return ()
+        if not hasattr(runner, "apply_fault") and node in self._restartable:
+            return ("stop", "start")  # a gateway in this process: stopped, or a new one
+        return tuple(getattr(runner, "supported_faults", ()))
 
     def _fault_hint(self, node: str) -> str:
         if node == self.broker.name and self._broker_control is None:
             return " (only a broker container the session started can be faulted)"
-        if node in self._gateways and not self._supported_faults(node):
-            return " (a gateway in this process; a gateway container can be faulted)"
+        if node in self._restartable:
+            return " (a gateway in this process stops and starts; a container can do more)"
         return ""
 
     def _apply_fault(self, node: str, action: str) -> str:
-        detail: str = self._runner_of(node).apply_fault(action)
-        return detail
+        runner = self._runner_of(node)
+        if hasattr(runner, "apply_fault"):
+            detail: str = runner.apply_fault(action)
+            return detail
+        start = self._restartable[node]  # an in-process gateway (see _supported_faults)
+        if action == "stop":
+            runner.stop()
+        else:  # a new gateway, connected and subscribed (its counters start from zero)
+            factory = gateway_kind(start.spec.kind).wall_clock
+            assert factory is not None  # (it started the first one)
+            self._gateways[node] = factory(start)
+        return ""
 
     def close(self) -> None:
         """Stop and remove the gateways (their counters stay in the nodes' descriptions) and
