@@ -14,7 +14,7 @@ modelled). A paused broker holds what reaches it and what waits for processing u
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pytest_edgesim.core.models.delays import make_delay_sampler
 from pytest_edgesim.core.models.session import Session
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class BrokerModel(Node):
-    supported_faults = ("stop", "kill", "start", "pause", "resume")
+    supported_faults: ClassVar[tuple[str, ...]] = ("stop", "kill", "start", "pause", "resume")
 
     def __init__(self, name: str, spec: BrokerSpec):
         super().__init__(name)
