@@ -158,6 +158,13 @@ class GatewayContainer(ContainerHandle):
                 self.partition.heal()
                 self.partition = None
             return ""
+        if action == "stop":  # SIGTERM: it says what it had done (its queue is lost)
+            counters = self.stop() or {}
+            return ", ".join(
+                f"{key} {counters[key]}"
+                for key in ("received", "processed", "forwarded")
+                if key in counters
+            )
         return super().apply_fault(action)
 
     def recover(self) -> bool:

@@ -252,6 +252,8 @@ class LiveRun(TopologyRun):
     def result(self) -> RunResult:
         """The result so far; ``trace_digest`` is None (a wall-clock run is not bit-exact)."""
         for name, runner in self._gateways.items():
+            if self._life.state(name) != "running" or self._life.disconnected(name):
+                continue  # it cannot answer: its last known state stands
             uplink = self.nodes[name]
             assert isinstance(uplink, GatewayUplink)
             uplink.runner_state = _runner_state(runner)
