@@ -56,9 +56,9 @@ def start_broker_on_own_network(
     client: docker.DockerClient, *, keep: bool
 ) -> tuple[BrokerContainer, str, list[Callable[[], None]]]:
     """A Mosquitto container on a labelled bridge network of its own: the container, the
-    network's name, and the steps that remove both (none when ``keep``). Its host port is
-    pinned, so that a test can restart it (``edge_scenario.restart("broker")``) and every
-    client finds it again."""
+    network's name, and the steps that remove both (none when ``keep``). On a local engine
+    its host port is pinned, so that a test can restart it (``edge_scenario.restart(
+    "broker")``) and every client finds it again."""
     from docker.errors import NotFound
 
     from pytest_edgesim.docker.broker import start_broker
@@ -69,8 +69,10 @@ def start_broker_on_own_network(
         labels.resource_name("network"), labels=labels.resource_labels("network"), driver="bridge"
     )
     try:
+        # (a port free here is only known free on the engine's host when that is this one)
+        local = publish_ip(client) == "127.0.0.1"
         container = start_broker(
-            client, network=network.name, host_port=free_host_port(publish_ip(client))
+            client, network=network.name, host_port=free_host_port() if local else None
         )
     except BaseException:
         network.remove()
