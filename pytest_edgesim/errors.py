@@ -33,3 +33,9 @@ class RequirementError(EdgesimError):
 class SetupError(EdgesimError):
     """A component a test needs could not be set up (a gateway container that never becomes
     ready): a set-up error, the same on every seed and trial, never a failed trial."""
+
+
+class FaultError(EdgesimError):
+    """A fault (stop, start, restart, kill, pause, resume, disconnect, reconnect) cannot be
+    done: an unknown node, a node that cannot undergo it, an impossible transition (starting
+    a running node), or the engine refused it (the message says which and why)."""

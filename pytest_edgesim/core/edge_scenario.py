@@ -2,7 +2,8 @@
 
 :class:`EdgeScenario` is what the ``edge_scenario`` fixture hands a test, but it needs no
 pytest: it wraps a :class:`~pytest_edgesim.core.simulation.Simulation` and logs every action
-(run, partition, heal, set_link, inject) with the virtual time it happened at.
+(run, partition, heal, set_link, inject, and the faults: stop, start, restart, kill, pause,
+resume, disconnect, reconnect, at) with the virtual time it happened at.
 :meth:`EdgeScenario.replay_mismatch` performs the same actions on a fresh simulation and says
 where the two traces first differ, which is how ``deterministic(replay_check=True)`` works.
 """
@@ -13,10 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_edgesim.core.faults import FAULT_ACTIONS
 from pytest_edgesim.core.gateway_kinds import gateway_kind
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until
 
 if TYPE_CHECKING:
+    from pytest_edgesim.core.faults import AppliedFault
     from pytest_edgesim.core.models.cloud import Arrival
     from pytest_edgesim.core.network import Cut, NetworkModel
     from pytest_edgesim.core.node import Node
@@ -101,6 +104,10 @@ class Action:
         when = f"t={self.time_ticks / TICKS_PER_SECOND:g}s"
         if self.name == "run":
             return f"{when} run(until='{self.args[0] / TICKS_PER_SECOND:g}s')"
+        if self.name == "at":
+            at_ticks, action, node = self.args
+            options = "".join(f", {key}={value!r}" for key, value in self.kwargs.items())
+            return f"{when} at('{at_ticks / TICKS_PER_SECOND:g}s', {action!r}, {node!r}{options})"
         arguments = [repr(arg) for arg in self.args]
         arguments += [f"{key}={value!r}" for key, value in self.kwargs.items()]
         return f"{when} {self.name}({', '.join(arguments)})"
@@ -242,6 +249,57 @@ class EdgeScenario:
         message: Message = self._act("inject", (topic, payload), options)
         return message
 
+    # --- faults: restarts, crashes and disconnects ----------------------------------------
+    def stop(self, node: str) -> AppliedFault:
+        """Stop ``node`` (a gateway or ``"broker"``) cleanly now; it is down until
+        :meth:`start`. What it held (queue, aggregates, in-flight QoS 1) is lost."""
+        return self._fault("stop", node)
+
+    def start(self, node: str) -> AppliedFault:
+        """Start a stopped or killed ``node`` again, with fresh state; it re-subscribes."""
+        return self._fault("start", node)
+
+    def restart(self, node: str) -> AppliedFault:
+        """Stop and start ``node`` now."""
+        return self._fault("restart", node)
+
+    def kill(self, node: str) -> AppliedFault:
+        """Kill ``node`` now: abrupt, state lost, nothing finished, no clean disconnect."""
+        return self._fault("kill", node)
+
+    def pause(self, node: str) -> AppliedFault:
+        """Freeze ``node``: it keeps its state, processes nothing until :meth:`resume`."""
+        return self._fault("pause", node)
+
+    def resume(self, node: str) -> AppliedFault:
+        """Thaw a paused ``node``; what reached it meanwhile is processed now."""
+        return self._fault("resume", node)
+
+    def disconnect(self, node: str, duration: int | float | str | None = None) -> AppliedFault:
+        """Cut ``node``'s MQTT connection to the broker now; it reconnects and re-subscribes
+        after ``duration`` (seconds, or ``"5s"``) or at :meth:`reconnect`."""
+        return self._fault("disconnect", node, duration=duration)
+
+    def reconnect(self, node: str) -> AppliedFault:
+        """Give a disconnected ``node`` its connection back now."""
+        return self._fault("reconnect", node)
+
+    def at(self, when: int | float | str, action: str, node: str, **options: Any) -> None:
+        """Schedule fault ``action`` (``"restart"``, ``"kill"``...) on ``node`` at virtual
+        time ``when`` (absolute: ``"30s"``); it happens while a later :meth:`run` runs.
+        ``options``: ``duration`` for ``"disconnect"``."""
+        self._act("at", (parse_until(when), action, node), options)
+
+    def _fault(self, action: str, node: str, **options: Any) -> AppliedFault:
+        options = {key: value for key, value in options.items() if value is not None}
+        applied: AppliedFault = self._act(action, (node,), options)
+        return applied
+
+    @property
+    def faults(self) -> tuple[AppliedFault, ...]:
+        """The faults done so far (scheduled ones once they happened), in order."""
+        return self.simulation.faults
+
     @property
     def cloud_arrivals(self) -> list[Arrival]:
         """What reached the cloud so far, in arrival order."""
@@ -325,6 +383,11 @@ def _perform(
         return simulation.run(f"{args[0]}us")
     if name == "inject":
         return simulation.inject(*args, **kwargs)
+    if name == "at":
+        at_ticks, action, node = args
+        return simulation.schedule_fault(f"{at_ticks}us", action, node, **kwargs)
+    if name in FAULT_ACTIONS:
+        return getattr(simulation, name)(*args, **kwargs)
     assert name in ("partition", "heal", "set_link"), name
     return getattr(simulation.network, name)(*args, **kwargs)
 

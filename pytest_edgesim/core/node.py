@@ -87,6 +87,9 @@ class Node:
     implementation: ClassVar[str] = "python_model"
     #: True when the node runs on the wall clock and so cannot take part in a virtual-time run.
     wall_clock: ClassVar[bool] = False
+    #: the faults :meth:`apply_fault` handles (``stop``, ``kill``, ``start``, ``pause``,
+    #: ``resume``, ``disconnect``, ``reconnect``); a run refuses the others with a clear error
+    supported_faults: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str):
         self.name = name
@@ -118,6 +121,22 @@ class Node:
         """Number one more message as this node's (an injected one) and return its number,
         or ``None`` when the node does not number its messages (the run numbers them)."""
         return None
+
+    def apply_fault(self, action: str) -> str:
+        """Undergo fault ``action`` now (one of :attr:`supported_faults`) and return what it
+        cost, in a few words for the trace (``"lost 3 held messages"``) or ``""``.
+
+        The run calls it only in a valid transition (it keeps each node's life state: a
+        ``start`` only after a ``stop`` or ``kill``, a ``resume`` only after a ``pause``,
+        a ``reconnect`` only after a ``disconnect``); a restart is ``stop`` then ``start``.
+        """
+        from pytest_edgesim.errors import FaultError
+
+        raise FaultError(f"node {self.name!r} ({self.implementation}) cannot {action}")
+
+    def broker_restarted(self) -> None:
+        """The broker came back after a stop or kill: a client re-subscribes here (its
+        subscriptions died with a broker without persistence). Called in node order."""
 
     def describe(self) -> dict[str, Any]:
         """A small, JSON-friendly summary of the node's state for people and reports."""

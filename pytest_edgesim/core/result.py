@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from pytest_edgesim.core.faults import AppliedFault
 from pytest_edgesim.core.metrics.delivery import Deliveries, Delivery
 from pytest_edgesim.core.metrics.recorder import Metrics
 from pytest_edgesim.core.models.cloud import Arrival
@@ -25,6 +26,8 @@ class RunResult:
     ``wall_time_s`` is how long the run took; it is informative and not compared.
     ``deliveries`` says which readings reached the cloud and each gateway (see
     :meth:`delivery`).
+    ``faults`` lists the restarts, crashes, pauses and disconnects done during the run, in
+    order (empty for a clean run); ``describe_faults()`` says them in one line.
     ``to_dict``/``to_json`` leave out ``arrivals`` and ``trace`` (they can be large; see
     :meth:`write_trace`), so a result read back with ``from_dict`` has neither.
     """
@@ -47,9 +50,15 @@ class RunResult:
         gateway's): sent, delivered, lost by cause, duplicated, reordered."""
         return self.deliveries.delivery(sources, destination)
 
+    faults: tuple[AppliedFault, ...] = ()
+
     @property
     def virtual_time_s(self) -> float:
         return self.virtual_time_ticks / TICKS_PER_SECOND
+
+    def describe_faults(self) -> str:
+        """The faults done during the run in one line (``""`` for a clean run)."""
+        return "; ".join(str(fault) for fault in self.faults)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +71,7 @@ class RunResult:
             "nodes": {name: dict(info) for name, info in self.nodes.items()},
             "metrics": self.metrics.to_dict(),
             "deliveries": self.deliveries.to_dict(),
+            "faults": [fault.to_dict() for fault in self.faults],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -79,6 +89,7 @@ class RunResult:
             nodes=data.get("nodes", {}),
             wall_time_s=data.get("wall_time_s", 0.0),
             deliveries=Deliveries.from_dict(data.get("deliveries", {})),
+            faults=tuple(AppliedFault.from_dict(item) for item in data.get("faults", ())),
         )
 
     def write_trace(self, target: IO[str] | str | os.PathLike[str]) -> int:

@@ -14,10 +14,11 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from pytest_edgesim.core.faults import FAULT_ACTIONS, STOPPED, AppliedFault, LifeStates
 from pytest_edgesim.core.injection import Injections
 from pytest_edgesim.core.result import RunResult
-from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until
-from pytest_edgesim.errors import SimulationError
+from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_duration, parse_until
+from pytest_edgesim.errors import FaultError, SimulationError
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.engine import Coordinator
@@ -75,6 +76,29 @@ class ScenarioRun(Protocol):
 
     def close(self) -> None: ...
 
+    def stop(self, node: str) -> AppliedFault: ...
+
+    def start(self, node: str) -> AppliedFault: ...
+
+    def restart(self, node: str) -> AppliedFault: ...
+
+    def kill(self, node: str) -> AppliedFault: ...
+
+    def pause(self, node: str) -> AppliedFault: ...
+
+    def resume(self, node: str) -> AppliedFault: ...
+
+    def disconnect(self, node: str, duration: int | float | str | None = None) -> AppliedFault: ...
+
+    def reconnect(self, node: str) -> AppliedFault: ...
+
+    def schedule_fault(
+        self, at: int | float | str, action: str, node: str, **options: Any
+    ) -> None: ...
+
+    @property
+    def faults(self) -> tuple[AppliedFault, ...]: ...
+
 
 class TopologyRun:
     """A run over a built topology: pausable, steerable between runs, closed once.
@@ -95,6 +119,9 @@ class TopologyRun:
         self._injections = Injections()
         self._wall_time = 0.0
         self._closed = False
+        self._life = LifeStates()
+        self._faults: list[AppliedFault] = []
+        self._scenario_faults_due = bool(self.scenario.spec.faults)
 
     # --- the parts ----------------------------------------------------------------------------
     @property
@@ -158,6 +185,11 @@ class TopologyRun:
                 f"cannot run until {shown!r}: virtual time is already "
                 f"{self.now / TICKS_PER_SECOND:g}s"
             )
+        if self._scenario_faults_due:  # (scheduled once every node is there: at the first run)
+            self._scenario_faults_due = False
+            for fault in self.scenario.spec.faults:
+                options = {} if fault.duration is None else {"duration": f"{fault.duration}us"}
+                self.schedule_fault(f"{fault.at}us", fault.action, fault.target, **options)
         started = time.perf_counter()
         try:
             self._advance(target)
@@ -178,12 +210,24 @@ class TopologyRun:
             metrics=self.metrics.snapshot(now),
             trace_digest=tracer.digest if self.bit_exact else None,
             events=self.coordinator.events_processed,
-            nodes={name: node.describe() for name, node in self.nodes.items()},
+            nodes={name: self._describe(name, node) for name, node in self.nodes.items()},
             arrivals=tuple(self.cloud.arrivals),
             trace=tracer.kept() if tracer.keep else None,
             wall_time_s=self._wall_time,
             deliveries=self.metrics.delivery.snapshot(),
+            faults=tuple(self._faults),
         )
+
+    def _describe(self, name: str, node: Node) -> dict[str, Any]:
+        description = dict(node.describe())
+        done = [fault.action for fault in self._faults if fault.target == name]
+        if done:  # a node that underwent a fault says so (never one that did not)
+            description["state"] = self._life.state(name)
+            description["restarts"] = sum(action in ("start", "restart") for action in done)
+            description["faults"] = len(done)
+            if self._life.disconnected(name):
+                description["disconnected"] = True
+        return description
 
     # --- acting on a paused run -----------------------------------------------------------------
     def node(self, name: str) -> Node:
@@ -201,6 +245,8 @@ class TopologyRun:
     ) -> Message:
         """Publish a message now: from node ``source`` over its link, or straight to the broker."""
         node = self.node(source) if source is not None else None
+        if source is not None and self._life.state(source) == STOPPED:
+            raise FaultError(f"cannot inject from {source!r}: it is stopped (start it first)")
         now = self.now
         message = self._injections.message(
             self.metrics,
@@ -213,6 +259,11 @@ class TopologyRun:
             size_bytes=size_bytes,
         )
         broker = self.broker
+        if node is None and self._life.state(broker.name) != "running":
+            raise FaultError(
+                f"cannot inject straight into the broker: it is {self._life.state(broker.name)} "
+                "(inject from a node, source=..., to have the message take its link and session)"
+            )
         if self.tracer.enabled:
             self.tracer.record(
                 now, "inject", message.origin, broker.name, topic, message.message_id, repr(payload)
@@ -222,6 +273,135 @@ class TopologyRun:
         else:
             Injections.send_from(node, broker.name, message)
         return message
+
+    # --- faults: restarts, crashes and disconnects --------------------------------------------
+    @property
+    def faults(self) -> tuple[AppliedFault, ...]:
+        """The faults done so far, in order."""
+        return tuple(self._faults)
+
+    def stop(self, node: str) -> AppliedFault:
+        """Stop ``node`` cleanly now: it finishes what is due, disconnects, and is down (what
+        it still held is lost) until :meth:`start`."""
+        return self.fault("stop", node)
+
+    def start(self, node: str) -> AppliedFault:
+        """Start a stopped or killed ``node`` again: fresh state, subscriptions renewed."""
+        return self.fault("start", node)
+
+    def restart(self, node: str) -> AppliedFault:
+        """Stop and start ``node`` now (at the same virtual time)."""
+        return self.fault("restart", node)
+
+    def kill(self, node: str) -> AppliedFault:
+        """Kill ``node`` now: everything it held is lost, nothing is finished or flushed."""
+        return self.fault("kill", node)
+
+    def pause(self, node: str) -> AppliedFault:
+        """Freeze ``node``: it keeps its state and connections but processes nothing (what
+        reaches it waits) until :meth:`resume`."""
+        return self.fault("pause", node)
+
+    def resume(self, node: str) -> AppliedFault:
+        """Thaw a paused ``node``: what waited is processed now."""
+        return self.fault("resume", node)
+
+    def disconnect(self, node: str, duration: int | float | str | None = None) -> AppliedFault:
+        """Cut ``node``'s MQTT connection to the broker now; it reconnects (and re-subscribes)
+        after ``duration`` (seconds, or ``"5s"``) or at :meth:`reconnect`."""
+        return self.fault("disconnect", node, duration=duration)
+
+    def reconnect(self, node: str) -> AppliedFault:
+        """Give a disconnected ``node`` its connection back now."""
+        return self.fault("reconnect", node)
+
+    def fault(self, action: str, node: str, *, duration: Any = None) -> AppliedFault:
+        """Do fault ``action`` to ``node`` now (one of
+        :data:`~pytest_edgesim.core.faults.FAULT_ACTIONS`)."""
+        if self._closed:
+            raise SimulationError(f"this {self.noun} is closed")
+        if action not in FAULT_ACTIONS:
+            raise FaultError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
+        if duration is not None and action != "disconnect":
+            raise FaultError(f"{action} takes no duration (only disconnect does)")
+        self._check_target(action, node)
+        self._life.check(action, node)
+        reconnect_at = None
+        if duration is not None:
+            reconnect_at = self.now + _duration_ticks(duration)
+        if action == "restart":
+            details = [self._apply_fault(node, "stop"), self._apply_fault(node, "start")]
+            detail = "; ".join(part for part in details if part)
+        else:
+            detail = self._apply_fault(node, action)
+        number = self._life.enter(action, node)  # (a cut connection stays cut across a restart)
+        if reconnect_at is not None:
+            self.coordinator.schedule_at(reconnect_at, self._timed_reconnect, (node, number))
+            detail = f"{detail}; reconnects at t={reconnect_at / TICKS_PER_SECOND:g}s".lstrip("; ")
+        return self._applied(action, node, detail)
+
+    def schedule_fault(self, at: int | float | str, action: str, node: str, **options: Any) -> None:
+        """Do fault ``action`` to ``node`` at virtual time ``at`` (absolute: seconds or
+        ``"30s"``), while the run runs. The node and action are checked now; the transition
+        (starting a running node) when it falls due."""
+        at_ticks = parse_until(at)
+        if at_ticks < self.now:
+            raise FaultError(
+                f"cannot schedule {action} {node!r} at {at!r}: virtual time is already "
+                f"{self.now / TICKS_PER_SECOND:g}s"
+            )
+        if action not in FAULT_ACTIONS:
+            raise FaultError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
+        self._check_target(action, node)
+        self.coordinator.schedule_at(at_ticks, self._scheduled_fault, (action, node, options))
+
+    def _scheduled_fault(self, item: tuple[str, str, dict[str, Any]]) -> None:
+        action, node, options = item
+        self.fault(action, node, **options)
+
+    def _timed_reconnect(self, item: tuple[str, int]) -> None:
+        node, number = item
+        if self._life.disconnection(node) == number:  # not reconnected (or cut again) since
+            self.fault("reconnect", node)
+
+    def _check_target(self, action: str, node: str) -> None:
+        """Raise :class:`FaultError` for an unknown node or one that cannot undergo ``action``."""
+        known = self.nodes.get(node)
+        if known is None:
+            names = ", ".join(sorted(self.nodes))
+            raise FaultError(f"cannot {action} {node!r}: no such node (nodes: {names})")
+        needed = ("stop", "start") if action == "restart" else (action,)
+        supported = self._supported_faults(node)
+        if not all(step in supported for step in needed):
+            can = ", ".join(supported) or "no faults"
+            raise FaultError(
+                f"cannot {action} {node!r}: a {known.implementation} node of this {self.noun} "
+                f"supports {can}{self._fault_hint(node)}"
+            )
+
+    def _supported_faults(self, node: str) -> tuple[str, ...]:
+        """The faults ``node`` can undergo in this run (live runs ask their real components)."""
+        return self.nodes[node].supported_faults
+
+    def _fault_hint(self, node: str) -> str:
+        """What to do instead, when ``node`` supports no faults in this run (or ``""``)."""
+        return ""
+
+    def _apply_fault(self, node: str, action: str) -> str:
+        """Make ``node`` undergo ``action`` (a model: its own hook; live runs override)."""
+        detail = self.nodes[node].apply_fault(action)
+        if action == "start" and node == self.broker.name:
+            for other in self.nodes.values():
+                if other.name != node and self._life.state(other.name) != STOPPED:
+                    other.broker_restarted()
+        return detail
+
+    def _applied(self, action: str, node: str, detail: str) -> AppliedFault:
+        applied = AppliedFault(self.now, action, node, detail)
+        self._faults.append(applied)
+        if self.tracer.enabled:
+            self.tracer.record(self.now, "fault", node, "", "", action, detail)
+        return applied
 
     def close(self) -> None:
         """Close every node (and whatever the run holds); a second call does nothing."""
@@ -236,3 +416,14 @@ class TopologyRun:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _duration_ticks(duration: int | float | str) -> int:
+    """A fault's duration (seconds, or ``"5s"``) in ticks; it must be positive."""
+    try:
+        ticks = parse_duration(duration)
+    except ValueError as error:
+        raise FaultError(f"disconnect duration: {error}") from None
+    if ticks <= 0:
+        raise FaultError(f"a disconnection lasts a positive time, not {duration!r}")
+    return ticks

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import docker
@@ -25,6 +25,30 @@ class ContainerHandle:
 
     container_id: str
     client: docker.DockerClient
+
+    #: the faults :meth:`apply_fault` does (a live run's ``edge_scenario.kill(...)`` etc.)
+    supported_faults: ClassVar[tuple[str, ...]] = ("stop", "kill", "start", "pause", "resume")
+
+    def apply_fault(self, action: str) -> str:
+        """``docker stop``, ``kill`` (SIGKILL), ``start`` (and wait until ready), ``pause``
+        or ``unpause`` (``resume``) the container; see :mod:`pytest_edgesim.docker.faults`."""
+        from pytest_edgesim.docker import faults
+
+        if action in ("stop", "kill") and self.state().get("Status") == "paused":
+            faults.unpause(self)  # (a frozen process would not take the signal)
+        if action == "stop":
+            faults.stop(self)
+        elif action == "kill":
+            faults.kill(self)
+        elif action == "start":
+            faults.start(self)
+        elif action == "pause":
+            faults.pause(self)
+        elif action == "resume":
+            faults.unpause(self)
+        else:
+            raise faults.FaultError(f"container {self.container_id[:12]} cannot {action}")
+        return ""
 
     def state(self) -> dict[str, Any]:
         """The engine's ``State`` of the container (``Status``, ``ExitCode``...)."""

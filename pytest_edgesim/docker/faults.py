@@ -1,4 +1,9 @@
-"""Faults on real containers: kill, pause, restart, and partitions from a Docker network.
+"""Faults on real containers: stop, kill, start, pause, restart, and partitions from a network.
+
+Tests reach these through ``edge_scenario`` (``edge_scenario.kill("gateway")``...; see
+"Restarts, crashes and disconnects" in ``docs/markers-and-options.md``), which calls a
+container's :meth:`~pytest_edgesim.docker.container.ContainerHandle.apply_fault`; the
+functions here are for tests that hold a container themselves.
 
 Every function takes a *target*: anything with ``client`` (a ``docker.DockerClient``) and
 ``container_id``, such as :class:`.broker.BrokerContainer`. When the target also has
@@ -27,13 +32,27 @@ import docker
 from docker.errors import APIError, NotFound
 
 from pytest_edgesim.docker.labels import resource_labels, resource_name
-from pytest_edgesim.errors import EdgesimError
+from pytest_edgesim.errors import FaultError
 
 READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5
 
-
-class FaultError(EdgesimError):
-    """A fault could not be injected or undone (the message says which and why)."""
+__all__ = [
+    "FaultError",
+    "LabelledNetwork",
+    "Partition",
+    "create_network",
+    "disconnect",
+    "free_host_port",
+    "kill",
+    "partitioned",
+    "pause",
+    "paused",
+    "restart",
+    "start",
+    "stop",
+    "unpause",
+]
 
 
 class Target(Protocol):
@@ -50,6 +69,11 @@ def free_host_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def stop(target: Target, timeout_s: int = STOP_TIMEOUT_S) -> None:
+    """``docker stop``: SIGTERM, then SIGKILL after ``timeout_s``; the container stays, stopped."""
+    _api(target, "stop", target.container_id, timeout=timeout_s)
 
 
 def kill(target: Target, signal: str = "SIGKILL") -> None:

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import docker
 from docker.errors import APIError, NotFound
@@ -45,6 +45,19 @@ class GatewayContainer(ContainerHandle):
     final_logs: list[str] | None = field(default=None, repr=False)
     ready_strategy: WaitStrategy = field(default_factory=lambda: LogLine(""), repr=False)
     ready_timeout_s: float = 30.0
+    #: the Docker network it reaches the broker on (None: the host's network namespace)
+    network: str | None = None
+    partition: Any = field(default=None, repr=False)
+
+    supported_faults: ClassVar[tuple[str, ...]] = (
+        "stop",
+        "kill",
+        "start",
+        "pause",
+        "resume",
+        "disconnect",
+        "reconnect",
+    )
 
     @classmethod
     def start(
@@ -98,7 +111,7 @@ class GatewayContainer(ContainerHandle):
             network=network,
             network_mode=None if network else "host",
         )
-        gateway = cls(container.id, name, str(config["name"]), client)
+        gateway = cls(container.id, name, str(config["name"]), client, network=network)
         gateway.ready_strategy = ready or LogLine(ready_pattern(gateway.gateway))
         gateway.ready_timeout_s = ready_timeout_s
         try:
@@ -130,6 +143,57 @@ class GatewayContainer(ContainerHandle):
         self.client.api.start(self.container_id)
         return self.wait_ready(self.ready_timeout_s)
 
+    # --- faults (what a live run's edge_scenario.stop/kill/... do) ------------------------------
+    def apply_fault(self, action: str, ready_timeout_s: float = 30.0) -> str:
+        """The container's faults, plus ``start`` waiting for its next ready line and
+        ``disconnect``/``reconnect``: off and back on the broker's network (a partition:
+        its TCP connection goes silent; MQTT notices at the keepalive)."""
+        from pytest_edgesim.docker import faults
+
+        if action == "start":
+            self.ready_strategy.mark(self)  # ready again: what it says from now on counts
+            faults.start(self, ready_timeout_s=0)  # (no wait_ready call: waited for below)
+            self.wait_ready(ready_timeout_s)
+            return ""
+        if action == "disconnect":
+            if self.network is None:
+                raise faults.FaultError(
+                    f"gateway container {self.name} runs in the host's network namespace "
+                    "(a broker on this machine): it has no network to be cut off; use a "
+                    "Docker broker (--edgesim-broker=docker)"
+                )
+            self.partition = faults.disconnect(self, self.network)
+            return ""
+        if action == "reconnect":
+            if self.partition is not None:
+                self.partition.heal()
+                self.partition = None
+            return ""
+        if action == "stop":  # SIGTERM: it says what it had done (its queue is lost)
+            counters = self.stop() or {}
+            return ", ".join(
+                f"{key} {counters[key]}"
+                for key in ("received", "processed", "forwarded")
+                if key in counters
+            )
+        return super().apply_fault(action)
+
+    def recover(self) -> bool:
+        """Undo a pause or a network cut (before the container is reused or stopped);
+        whether it runs."""
+        from docker.errors import APIError, NotFound
+
+        try:
+            if self.partition is not None:
+                self.apply_fault("reconnect")
+            status = self.state().get("Status")
+            if status == "paused":
+                self.apply_fault("resume")
+                status = "running"
+        except (NotFound, APIError):
+            return False
+        return status == "running"
+
     def wait_log(self, text: str, count: int = 1, timeout_s: float = 30.0) -> bool:
         """Whether ``count`` log lines contain ``text`` within ``timeout_s`` (for example a
         second ``subscribed`` after the broker restarted)."""
@@ -148,6 +212,8 @@ class GatewayContainer(ContainerHandle):
 
     def stop(self, timeout_s: int = 5) -> dict[str, int] | None:
         """SIGTERM the gateway and return the counters it printed (None if it printed none)."""
+        with contextlib.suppress(Exception):
+            self.recover()  # a paused container takes no signal
         with contextlib.suppress(NotFound):
             self.client.api.stop(self.container_id, timeout=timeout_s)
         for line in reversed(self.logs("all")):

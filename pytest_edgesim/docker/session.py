@@ -62,18 +62,28 @@ def labelled_anything() -> bool:
 def start_broker_on_own_network(
     client: docker.DockerClient, *, keep: bool, choice: BrokerChoice | None = None
 ) -> tuple[BrokerContainer, str, list[Callable[[], None]]]:
-    """A Mosquitto container (the project's, or the one ``choice`` names) on a labelled
-    bridge network of its own: the container, the network's name, and the steps that
-    remove both (none when ``keep``)."""
+    """A Mosquitto container on a labelled bridge network of its own: the container, the
+    network's name, and the steps that remove both (none when ``keep``). On a local engine
+    its host port is pinned, so that a test can restart it (``edge_scenario.restart(
+    "broker")``) and every client finds it again."""
     from docker.errors import NotFound
 
     from pytest_edgesim.docker.broker import start_broker
+    from pytest_edgesim.docker.engine import publish_ip
+    from pytest_edgesim.docker.faults import free_host_port
 
     network = client.networks.create(
         labels.resource_name("network"), labels=labels.resource_labels("network"), driver="bridge"
     )
     try:
-        container = start_broker(client, network=network.name, choice=choice)
+        # (a port free here is only known free on the engine's host when that is this one)
+        local = publish_ip(client) == "127.0.0.1"
+        container = start_broker(
+            client,
+            network=network.name,
+            choice=choice,
+            host_port=free_host_port() if local else None,
+        )
     except BaseException:
         network.remove()
         raise

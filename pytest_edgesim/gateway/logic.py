@@ -62,7 +62,7 @@ class GatewayLogic(NodeLogic):
         self.dropped_overflow = 0
         self.rejected = 0  # readings with no number to aggregate
         if self.aggregator is not None and self.aggregator.window is not None:
-            node.set_timer(self.aggregator.window, WINDOW)
+            node.set_timer(node.now + self.aggregator.window, WINDOW)
 
     def on_message(self, t: int, message: Message) -> None:
         self.received += 1

@@ -70,6 +70,7 @@ class PooledGateway:
         self._warming: threading.Thread | None = None
         self._warm_error: BaseException | None = None
         self._warm_at = 0
+        self.topic_prefix = ""  # the prefix of the run it is on loan to
         self._answer: dict[str, int] | None = None
         self._answered = threading.Event()
         self._client = mqtt.connect(
@@ -95,6 +96,7 @@ class PooledGateway:
 
     def reset(self, topic_prefix: str, timeout_s: float = ANSWER_TIMEOUT_S) -> dict[str, int]:
         """Move the gateway to ``topic_prefix``; the counters since the previous reset."""
+        self.topic_prefix = topic_prefix
         return self._ask({"topic_prefix": topic_prefix}, "a reset", timeout_s)
 
     def report(self, timeout_s: float = ANSWER_TIMEOUT_S) -> dict[str, int]:
@@ -128,10 +130,34 @@ class PooledGateway:
     def logs(self, tail: int | str = 40) -> list[str]:
         return list(self.container.logs(tail))
 
+    @property
+    def client(self) -> Any:
+        """The container's engine client: with ``container_id``, what the functions of
+        :mod:`pytest_edgesim.docker.faults` take, so they work on a pooled gateway too."""
+        return self.container.client
+
+    @property
+    def supported_faults(self) -> tuple[str, ...]:
+        return tuple(getattr(self.container, "supported_faults", ()))
+
+    def apply_fault(self, action: str) -> str:
+        """The container's fault (stop, kill, start, pause, resume, disconnect, reconnect).
+        A container started again runs the configuration it was created with, so one that
+        answers the control protocol is moved back to this run's prefix (its counters then
+        count from the start)."""
+        detail: str = self.container.apply_fault(action)
+        if action == "start" and self._pool.answers_control(self.program):
+            self.reset(self.topic_prefix)  # (a black box keeps the prefix of its command)
+        return detail
+
     def stop(self) -> dict[str, int] | None:
         """End the run: reset to a parked prefix if the program answers the control
         protocol, else kill it until the next run (restart isolation) or retire it."""
         answered_before = self._pool.answers_control(self.program)
+        recover = getattr(self.container, "recover", None)
+        if recover is not None and not recover():  # stopped or killed by the test: not reused
+            self.broken = True
+            return self.counters
         try:
             self.counters = self.reset(f"edgesim/parked/{secrets.token_hex(4)}/")
             return self.counters
@@ -257,12 +283,14 @@ class GatewayPool:
                 self.retire(gateway)
                 raise
             return gateway
+        prefix = str(config.get("topic_prefix", ""))
         control_topic = f"edgesim/control/{secrets.token_hex(6)}"
         container = start({**config, "control_topic": control_topic})
         try:
             gateway = PooledGateway(
                 self, key, container, control_topic, program=program, isolation=isolation
             )
+            gateway.topic_prefix = prefix
         except BaseException:
             container.remove()
             raise

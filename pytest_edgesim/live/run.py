@@ -114,6 +114,10 @@ class LiveRun(TopologyRun):
     ``topic_prefix`` isolates this run's topics on a broker shared with other runs;
     ``launcher(spec, config, endpoint)`` starts the gateways whose kind needs Docker (default:
     the kind's own launcher); ``keep_containers`` leaves them running when the run closes.
+    ``broker_control`` is the broker's container (anything with ``supported_faults`` and
+    ``apply_fault(action)``), for ``stop("broker")`` and the like; without it the broker
+    cannot be faulted. A gateway's faults go to its runner (a container: its own
+    ``apply_fault``); a broker left stopped or paused is brought back when the run closes.
     """
 
     bit_exact = False
@@ -131,8 +135,10 @@ class LiveRun(TopologyRun):
         record_limit: int = 100_000,
         connect_timeout_s: float = 30.0,
         keep_containers: bool = False,
+        broker_control: Any = None,
     ):
         self.broker_endpoint = broker
+        self._broker_control = broker_control
         self.time_scale = time_scale
         self.topic_prefix = topic_prefix
         self._launcher = launcher
@@ -141,6 +147,7 @@ class LiveRun(TopologyRun):
         self._keep_containers = keep_containers
         self._clients: list[Any] = []
         self._gateways: dict[str, Any] = {}
+        self._restartable: dict[str, WallClockStart] = {}  # in-process gateways: how to start
         self._closed = False
         spec = scenario.spec
         try:
@@ -202,16 +209,16 @@ class LiveRun(TopologyRun):
             raise SimulationError(
                 f"gateway {spec.name!r}: a {kind.name} gateway cannot run in a live run"
             )
-        self._gateways[spec.name] = kind.wall_clock(
-            WallClockStart(
-                spec,
-                config,
-                self.broker_endpoint,
-                mqtt.client_id(f"gateway-{spec.name}"),
-                self._connect_timeout_s,
-                self._base_dir,
-            )
+        start = WallClockStart(
+            spec,
+            config,
+            self.broker_endpoint,
+            mqtt.client_id(f"gateway-{spec.name}"),
+            self._connect_timeout_s,
+            self._base_dir,
         )
+        self._gateways[spec.name] = kind.wall_clock(start)
+        self._restartable[spec.name] = start
 
     # --- what the real side reports (on the run's thread, via LiveCoordinator.post) ----------
     @property
@@ -255,6 +262,8 @@ class LiveRun(TopologyRun):
     def result(self) -> RunResult:
         """The result so far; ``trace_digest`` is None (a wall-clock run is not bit-exact)."""
         for name, runner in self._gateways.items():
+            if self._life.state(name) != "running" or self._life.disconnected(name):
+                continue  # it cannot answer: its last known state stands
             uplink = self.nodes[name]
             assert isinstance(uplink, GatewayUplink)
             uplink.runner_state = _runner_state(runner)
@@ -264,6 +273,43 @@ class LiveRun(TopologyRun):
         """The real gateway ``name``: a GatewayService or a GatewayContainer."""
         return self._gateways[name]
 
+    # --- faults: on the real components --------------------------------------------------------
+    def _runner_of(self, node: str) -> Any:
+        if node in self._gateways:
+            return self._gateways[node]
+        if node == self.broker.name:
+            return self._broker_control
+        return None
+
+    def _supported_faults(self, node: str) -> tuple[str, ...]:
+        runner = self._runner_of(node)
+        if runner is None:
+            return ()
+        if not hasattr(runner, "apply_fault") and node in self._restartable:
+            return ("stop", "start")  # a gateway in this process: stopped, or a new one
+        return tuple(getattr(runner, "supported_faults", ()))
+
+    def _fault_hint(self, node: str) -> str:
+        if node == self.broker.name and self._broker_control is None:
+            return " (only a broker container the session started can be faulted)"
+        if node in self._restartable:
+            return " (a gateway in this process stops and starts; a container can do more)"
+        return ""
+
+    def _apply_fault(self, node: str, action: str) -> str:
+        runner = self._runner_of(node)
+        if hasattr(runner, "apply_fault"):
+            detail: str = runner.apply_fault(action)
+            return detail
+        start = self._restartable[node]  # an in-process gateway (see _supported_faults)
+        if action == "stop":
+            runner.stop()
+        else:  # a new gateway, connected and subscribed (its counters start from zero)
+            factory = gateway_kind(start.spec.kind).wall_clock
+            assert factory is not None  # (it started the first one)
+            self._gateways[node] = factory(start)
+        return ""
+
     def close(self) -> None:
         """Stop and remove the gateways (their counters stay in the nodes' descriptions) and
         disconnect the clients."""
@@ -271,6 +317,10 @@ class LiveRun(TopologyRun):
             return
         self._closed = True
         errors: list[BaseException] = []
+        try:
+            self._bring_back_the_broker()
+        except Exception as error:  # the gateways still get stopped
+            errors.append(error)
         try:
             for name, runner in self._gateways.items():
                 container = hasattr(runner, "remove")
@@ -291,6 +341,17 @@ class LiveRun(TopologyRun):
                 mqtt.disconnect(client)
         if errors:
             raise errors[0]
+
+    def _bring_back_the_broker(self) -> None:
+        """The broker serves other runs: one a test left stopped or paused runs again."""
+        topology = getattr(self, "topology", None)
+        if topology is None or self._broker_control is None:
+            return
+        state = self._life.state(self.broker.name)
+        if state == "stopped":
+            self._broker_control.apply_fault("start")
+        elif state == "paused":
+            self._broker_control.apply_fault("resume")
 
 
 def _uplink(spec: GatewaySpec, site: GatewaySite) -> GatewayUplink:

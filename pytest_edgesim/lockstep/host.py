@@ -78,11 +78,15 @@ class LockstepError(SimulationError):
 class LogicHost(Protocol):
     """Where a node's logic runs."""
 
-    def start(self, name: str, seed: int, config: Mapping[str, Any]) -> int | None:
-        """Hello: create the logic; returns its first timer."""
+    def start(self, name: str, seed: int, config: Mapping[str, Any], now: int = 0) -> int | None:
+        """Hello: create the logic (its clock at ``now``); returns its first timer."""
 
     def advance(self, t: int, inbound: Inbound, want_state: bool) -> AdvanceResult:
         """Advance to ``t``: ``(outputs, next_timer, state or None)``."""
+
+    def end(self, graceful: bool) -> None:
+        """End the logic's session and drop its state, the host staying usable for a new
+        :meth:`start` (a stop: a clean shutdown; a kill: the session just dropped)."""
 
     def close(self) -> dict[str, Any] | None:
         """Shutdown; returns the final state when there is one."""
@@ -95,9 +99,12 @@ class LocalHost:
         self.factory = factory
         self.runtime: NodeRuntime | None = None
 
-    def start(self, name: str, seed: int, config: Mapping[str, Any]) -> int | None:
-        self.runtime = NodeRuntime(self.factory, name, seed, config)
+    def start(self, name: str, seed: int, config: Mapping[str, Any], now: int = 0) -> int | None:
+        self.runtime = NodeRuntime(self.factory, name, seed, config, now)
         return self.runtime.api.next_timer
+
+    def end(self, graceful: bool) -> None:
+        self.runtime = None
 
     def advance(self, t: int, inbound: Inbound, want_state: bool) -> AdvanceResult:
         runtime = self.runtime
@@ -216,15 +223,17 @@ class SocketHost:
         sock.settimeout(self.timeout_s)
         self.connection = Connection(sock)
 
-    def start(self, name: str, seed: int, config: Mapping[str, Any]) -> int | None:
+    def start(self, name: str, seed: int, config: Mapping[str, Any], now: int = 0) -> int | None:
         self.name = name
-        request = {
+        request: dict[str, Any] = {
             "type": HELLO,
             "protocol": PROTOCOL_VERSION,
             "node": name,
             "seed": seed,
             "config": dict(config),
         }
+        if now:
+            request["now"] = now
         # A published container port accepts connections before the node listens (the
         # engine's proxy does), so a connection closed before the hello is retried.
         deadline = time.monotonic() + self.connect_timeout_s
@@ -280,6 +289,14 @@ class SocketHost:
         state = reply.get("state") if want_state else None
         return outputs, _optional_time(reply.get("next_timer"), self, "next_timer"), state
 
+    def end(self, graceful: bool) -> None:
+        """End the session (a shutdown when ``graceful``, else the connection just dropped);
+        the node process serves the next session, which :meth:`start` opens."""
+        if graceful:
+            SocketHost.close(self)
+        else:
+            self._drop_connection()
+
     def close(self) -> dict[str, Any] | None:
         connection = self.connection
         if connection is None:
@@ -327,6 +344,15 @@ class HostedGateway(Node):
     #: alike, so that both keep giving the same trace)
     #: (a ClassVar, so that setting it on the class reaches compiled code too)
     windowed_default: ClassVar[bool] = False
+    supported_faults: ClassVar[tuple[str, ...]] = (
+        "stop",
+        "kill",
+        "start",
+        "pause",
+        "resume",
+        "disconnect",
+        "reconnect",
+    )
 
     def __init__(
         self,
@@ -362,6 +388,15 @@ class HostedGateway(Node):
         self._link: Link | None = None
         self._state: dict[str, Any] = {}
         self._closed = False
+        # faults (see apply_fault): an impaired gateway's arrivals take _impaired_packet
+        self._impaired = False
+        self._down = False
+        self._paused = False
+        self._connected = True
+        self._held: list[Packet] = []  # what reached it while paused
+        self._not_before = 0  # after a pause: outputs due meanwhile go out at the resume
+        self.restarts = 0
+        self.dropped_down = 0
 
     # --- binding ---------------------------------------------------------------------------
     def bind(self, context: NodeContext) -> None:
@@ -374,8 +409,7 @@ class HostedGateway(Node):
         )
         self._record = context.trace.record if context.trace.enabled else None
         self._schedule_at = context.coordinator.schedule_at  # (context.call_at, one call less)
-        for subscription in self.spec.subscribe:
-            self.broker.subscribe(self.name, subscription.filter, subscription.qos)
+        self._subscribe()
         self._next_timer = self.host.start(self.name, self.seed, self.config)
         self._arm()
 
@@ -394,6 +428,8 @@ class HostedGateway(Node):
 
     # --- arrivals ----------------------------------------------------------------------------
     def on_packet(self, packet: Packet) -> None:
+        if self._impaired and self._impaired_packet(packet):
+            return
         if packet.kind == PUBACK:
             self._session.acknowledge(packet.packet_id)
             return
@@ -496,6 +532,7 @@ class HostedGateway(Node):
         assert context is not None
         coordinator = context.coordinator
         previous = start
+        not_before = self._not_before
         try:
             for output in outputs:
                 problem = _output_problem(output)
@@ -509,6 +546,8 @@ class HostedGateway(Node):
                         "cause: never into the past)"
                     )
                 previous = stamp
+                if stamp < not_before:  # due while it was paused: it goes out now
+                    stamp = not_before
                 coordinator.now = stamp  # the output happens at its own time
                 kind = output.get("kind")
                 if kind == "publish":
@@ -605,7 +644,7 @@ class HostedGateway(Node):
         """The logic's own description, as of its last advance (at most a window behind)."""
         timer = self._next_timer
         timer_due = timer is not None and timer <= self._logic_time
-        if not self._closed and self.context is not None and not timer_due:
+        if not self._closed and not self._down and self.context is not None and not timer_due:
             # advancing to where the logic already is changes nothing; it only asks
             outputs, _, state = self.host.advance(self._logic_time, [], True)
             if outputs:
@@ -636,7 +675,162 @@ class HostedGateway(Node):
             "dropped_overflow": self.dropped_overflow,
             "dropped_rejected": self.dropped_rejected,
             "pending_in_aggregate": state.get("pending_in_aggregate", 0),
+            **({"dropped_node_down": self.dropped_down} if self.dropped_down else {}),
         }
+
+    # --- faults -------------------------------------------------------------------------------
+    def apply_fault(self, action: str) -> str:
+        """Stop, kill, start, pause, resume, disconnect or reconnect the gateway (the run
+        checks the transition; see :class:`~pytest_edgesim.core.run.TopologyRun`).
+
+        * ``stop``: the logic is advanced to now (what was due goes out), then its session
+          ends cleanly (``shutdown``); ``kill``: the session is dropped as it is. Either way
+          the gateway unsubscribes, its QoS 1 in-flight messages are abandoned, and what the
+          logic still held (queued, being processed, in an unfinished aggregate, arrived but
+          not yet handed to it) is lost: counted as ``node_down`` drops of the gateway.
+        * ``start``: a fresh logic (a new runtime or host session, its clock at now);
+          subscriptions renewed. Its message numbers go on from before.
+        * ``pause``: arrivals wait (no PUBACK, no processing), timers and QoS 1 retries wait;
+          ``resume`` processes what waited, and what fell due meanwhile goes out now.
+        * ``disconnect``: unsubscribed at the broker; what the broker sent before reaches a
+          closed connection and is lost; ``reconnect`` subscribes again. Its logic runs on.
+
+        Messages that reach a stopped gateway (or a disconnected one, from the broker) are
+        ``node_down`` drops of the gateway and of their topic, each with a ``drop`` trace event.
+        """
+        if action in ("stop", "kill"):
+            return self._go_down(kill=action == "kill")
+        if action == "start":
+            return self._come_up()
+        if action == "pause":
+            self._paused = self._impaired = True
+            self._session.frozen = True
+            self._generation += 1  # the pending advance waits for the resume
+            self._flush_at = None
+            return ""
+        if action == "resume":
+            return self._resume()
+        if action == "disconnect":
+            self._unsubscribe()
+            self._connected = False
+            self._impaired = True
+            return ""
+        assert action == "reconnect", action
+        self._connected = True
+        self._impaired = self._down or self._paused
+        self._subscribe()
+        return ""
+
+    def broker_restarted(self) -> None:
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        """Subscribe at the broker, when connected, up, and the broker is up too."""
+        if self._connected and not self._down and getattr(self.broker, "up", True):
+            for subscription in self.spec.subscribe:
+                self.broker.subscribe(self.name, subscription.filter, subscription.qos)
+
+    def _unsubscribe(self) -> None:
+        """The connection is gone: the broker forgets the subscriptions and what it had in
+        flight to this gateway (a clean session)."""
+        if self._connected and not self._down and getattr(self.broker, "up", True):
+            for subscription in self.spec.subscribe:
+                self.broker.unsubscribe(self.name, subscription.filter, subscription.qos)
+            self.broker.forget_client(self.name)
+
+    def _impaired_packet(self, packet: Packet) -> bool:
+        """Take a packet that reached a paused, stopped or disconnected gateway; False when
+        it arrives as usual (a disconnected gateway's PUBACK, or a PUBLISH not from the broker)."""
+        if self._paused:
+            self._held.append(packet)
+            return True
+        if packet.kind == PUBACK:
+            return self._down  # (a disconnected gateway's link to the cloud still works)
+        if self._down or packet.src == self.broker.name:
+            self._lose(packet)
+            return True
+        return False
+
+    def _lose(self, packet: Packet) -> None:
+        """A PUBLISH that reached the gateway while it could not take it: a ``node_down`` drop."""
+        context = self.context
+        assert context is not None
+        message = packet.message
+        self.dropped_down += 1
+        self._node_counter.drop("node_down")
+        context.metrics.topic(message.topic).drop("node_down")
+        if self._record is not None:
+            self._record(
+                context.coordinator.now,
+                "drop",
+                self.name,
+                packet.src,
+                message.topic,
+                message.message_id,
+                "node_down",
+            )
+
+    def _go_down(self, kill: bool) -> str:
+        context = self.context
+        assert context is not None
+        now = context.coordinator.now
+        held, self._held = self._held, []
+        was_paused, self._paused = self._paused, False
+        if not kill and not was_paused:
+            self.advance(now)  # a clean stop finishes what is due now
+        state = self.state()
+        unprocessed = state.get("received", 0) - state.get("processed", 0)
+        unprocessed -= state.get("dropped_overflow", 0)
+        lost = max(0, unprocessed) + state.get("pending_in_aggregate", 0) + len(self._pending)
+        self._pending = []
+        if lost:
+            self.dropped_down += lost
+            self._node_counter.dropped_node_down += lost
+        self._unsubscribe()
+        self.host.end(graceful=not kill)
+        self._session.inflight.clear()  # its QoS 1 retries end with it (ids go on)
+        self._session.frozen = False
+        self._generation += 1
+        self._flush_at = None
+        self._next_timer = None
+        self._down = self._impaired = True
+        self._state = {**state, "queued": 0, "pending_in_aggregate": 0}  # (it held nothing now)
+        waiting = 0
+        for packet in held:
+            if packet.kind != PUBACK:
+                self._lose(packet)
+                waiting += 1
+        parts = [f"lost {lost} held message(s)"] if lost else []
+        parts += [f"{waiting} waiting message(s) lost"] if waiting else []
+        return ", ".join(parts)
+
+    def _come_up(self) -> str:
+        context = self.context
+        assert context is not None
+        now = context.coordinator.now
+        self._down = False
+        self._impaired = not self._connected
+        self.restarts += 1
+        self._logic_time = now
+        self._not_before = 0
+        self._state = {}
+        self._next_timer = self.host.start(self.name, self.seed, self.config, now)
+        self._subscribe()
+        self._arm()
+        return ""
+
+    def _resume(self) -> str:
+        context = self.context
+        assert context is not None
+        self._paused = False
+        self._session.frozen = False
+        self._impaired = self._down or not self._connected
+        self._not_before = context.coordinator.now
+        held, self._held = self._held, []
+        for packet in held:
+            self.on_packet(packet)
+        self._arm()
+        return f"{len(held)} waiting packet(s) taken" if held else ""
 
     @property
     def processed(self) -> int:

@@ -173,8 +173,16 @@ class NodeRuntime:
     messages, timers in the order they were set, messages in the order given.
     """
 
-    def __init__(self, factory: LogicFactory, name: str, seed: int, config: Mapping[str, Any]):
+    def __init__(
+        self,
+        factory: LogicFactory,
+        name: str,
+        seed: int,
+        config: Mapping[str, Any],
+        now: int = 0,
+    ):
         self.api = NodeApi(name, seed)
+        self.api.now = now  # a logic started again after a restart starts at that time
         self.logic = factory(self.api, config)
 
     @property
@@ -242,7 +250,13 @@ def serve_connection(connection: Connection, factory: LogicFactory, implementati
                 )
             )
             return
-        runtime = NodeRuntime(factory, str(hello["node"]), int(hello["seed"]), hello["config"])
+        runtime = NodeRuntime(
+            factory,
+            str(hello["node"]),
+            int(hello["seed"]),
+            hello["config"],
+            int(hello.get("now", 0)),
+        )
         first_outputs = runtime.take_outputs()
         if first_outputs:
             raise ProtocolError("a node may not emit before its first advance")

@@ -633,6 +633,7 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
             topic_prefix=prefix,
             launcher=launch,
             keep_containers=keep,
+            broker_control=broker.container,
         )
 
     return build

@@ -24,7 +24,12 @@ from pytest_edgesim.pytest_plugin.session_report import (
     SessionReport,
     session_report_key,
 )
-from pytest_edgesim.pytest_plugin.trials import current_trial, on_real_components, record_metric
+from pytest_edgesim.pytest_plugin.trials import (
+    current_trial,
+    on_real_components,
+    record_faults,
+    record_metric,
+)
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -112,6 +117,8 @@ def _run_entry(edge: EdgeScenario) -> dict[str, Any]:
     }
     broker = result.nodes.get(edge.scenario.spec.broker.name, {})
     entry.update({key: broker[key] for key in ("broker_version", "broker_config") if key in broker})
+    if result.faults:  # a fault run never reads as a clean one
+        entry["faults"] = [fault.to_dict() for fault in result.faults]
     return entry
 
 
@@ -187,6 +194,8 @@ def edge_scenario(
         yield edge
     finally:
         record.live.remove(edge)
+        if edge.built and edge.simulation.faults:
+            record_faults(item, [str(fault) for fault in edge.simulation.faults])
         if edge.runs:
             item.user_properties.append((RUN_PROPERTY, _run_entry(edge)))
         edge.close()

@@ -18,7 +18,7 @@ A trial stopped by a configuration error (an invalid scenario, an image that can
 outcome: the test ends there, as an error with that message, whatever its trial budget.
 
 The plugin calls this module from its hooks and fixtures: :func:`run_protocol`,
-:func:`current_trial`, :func:`record_metric`,
+:func:`current_trial`, :func:`record_metric`, :func:`record_faults`,
 :func:`failure_lines`, :func:`report_status` and :func:`summary_lines`.
 """
 
@@ -108,6 +108,7 @@ class TrialRecord:
     trial: Trial
     outcome: str
     metrics: dict[str, float] = field(default_factory=dict)
+    faults: tuple[str, ...] = ()
 
 
 @dataclass
@@ -118,6 +119,7 @@ class TrialRun:
     base_seed: int | None
     current: Trial | None = None
     current_metrics: dict[str, float] = field(default_factory=dict)
+    current_faults: list[str] = field(default_factory=list)
     records: list[TrialRecord] = field(default_factory=list)
     first_failure: tuple[Trial, str, list[tuple[str, str]]] | None = None
     verdict: dict[str, Any] | None = None
@@ -184,6 +186,14 @@ def record_metric(item: pytest.Item, name: str, value: float) -> None:
     if not math.isfinite(value):
         raise ValueError(f"record({name!r}, {value!r}): expected a finite number")
     run.current_metrics[str(name)] = value
+
+
+def record_faults(item: pytest.Item, faults: list[str]) -> None:
+    """The faults (restarts, kills, pauses, disconnects) a run of the current trial
+    underwent, as ``str(AppliedFault)``; the verdict says how many trials had any."""
+    run = item.stash.get(_run_key, None)
+    if run is not None and run.current is not None:
+        run.current_faults.extend(faults)
 
 
 def _base_seed(item: pytest.Item) -> int:
@@ -278,7 +288,7 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         else:
             assert base_seed is not None
             trial = Trial(index, base_seed if on_real else trial_seed(base_seed, index))
-        run.current, run.current_metrics = trial, {}
+        run.current, run.current_metrics, run.current_faults = trial, {}, []
         properties_before = len(item.user_properties)
 
         def is_last(
@@ -315,7 +325,11 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
             break
         if call is not None and (call.passed or call.failed) and not hasattr(call, "wasxfail"):
             outcomes.append(call.passed)
-            run.records.append(TrialRecord(trial, call.outcome, dict(run.current_metrics)))
+            run.records.append(
+                TrialRecord(
+                    trial, call.outcome, dict(run.current_metrics), tuple(run.current_faults)
+                )
+            )
             if call.failed and run.first_failure is None:
                 run.first_failure = (trial, str(call.longrepr), list(call.sections))
             if call.failed and on_real:
@@ -456,9 +470,15 @@ def _verdict_dict(item: pytest.Item, run: TrialRun, outcome: str) -> dict[str, A
         "trials_to_demonstrate": to_demonstrate,
         "base_seed": run.base_seed,
         "trials": [
-            {"index": record.trial.index, "seed": record.trial.seed, "outcome": record.outcome}
+            {
+                "index": record.trial.index,
+                "seed": record.trial.seed,
+                "outcome": record.outcome,
+                **({"faults": list(record.faults)} if record.faults else {}),
+            }
             for record in run.records
         ],
+        "fault_trials": sum(1 for record in run.records if record.faults),
         "failed_seeds": [trial.seed for trial in failed],
         "metrics": _metric_summaries(run),
         "replay": replay_command(item.nodeid, failed[0].seed) if failed else None,
@@ -554,7 +574,16 @@ def verdict_line(verdict: dict[str, Any]) -> str:
             f"UNDECIDED: neither demonstrated nor refuted min_pass_rate={minimum} within the "
             f"budget ({how_many}); undecided {decides} (--edgesim-undecided)"
         )
-    return f"{counts}, {interval}: {what}"
+    return f"{counts}, {interval}: {what}{_faults_note(verdict)}"
+
+
+def _faults_note(verdict: dict[str, Any]) -> str:
+    """``; faults applied in 3 of 10 trials (first: t=5s restart gw)``, or nothing."""
+    faulted = verdict.get("fault_trials", 0)
+    if not faulted:
+        return ""
+    first = next(trial["faults"] for trial in verdict["trials"] if trial.get("faults"))
+    return f"; faults applied in {faulted} of {verdict['total']} trials (first: {'; '.join(first)})"
 
 
 def metric_lines(verdict: dict[str, Any]) -> list[str]:

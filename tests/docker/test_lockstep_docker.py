@@ -67,6 +67,28 @@ def test_the_same_seed_gives_the_same_digest_again(
     assert simulate(twin, seed=6, until="20s").trace_digest != first.trace_digest
 
 
+def test_a_restarted_lockstep_container_gives_the_python_models_digest(
+    docker_client: docker.DockerClient, gateway_image: str
+) -> None:
+    """A kill drops the container's session, a start opens the next one (the container's
+    node serves sessions one after another): the same trace as the in-process logic."""
+    spec = Scenario.from_yaml(SCENARIOS / "basic.yaml").to_dict()
+    spec["gateways"][0]["aggregate"] = {"window": "5s", "functions": ["mean", "count"]}
+    spec["faults"] = [
+        {"at": "12s", "action": "kill", "target": "gateway"},
+        {"at": "13500ms", "action": "start", "target": "gateway"},
+        {"at": "20s", "action": "restart", "target": "gateway"},
+        {"at": "21s", "action": "pause", "target": "gateway"},
+        {"at": "24s", "action": "resume", "target": "gateway"},
+    ]
+    scenario = Scenario.from_dict(spec)
+    expected = simulate(scenario, until="30s")
+    result = simulate(scenario.with_gateways("docker", mode="lockstep"), until="30s")
+    assert result.trace_digest == expected.trace_digest
+    assert result.nodes["gateway"]["restarts"] == 2
+    assert not lockstep_containers(docker_client)
+
+
 def test_a_container_killed_mid_run_stops_the_run_with_its_logs_and_is_removed(
     docker_client: docker.DockerClient, gateway_image: str
 ) -> None:

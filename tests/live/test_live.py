@@ -124,3 +124,28 @@ def test_a_partition_of_the_modelled_wan_link_holds_back_qos1_forwards(
         run.network.heal()
         healed = run.run()  # QoS 1: the forwards held back are sent again (every 1 s)
     assert healed.metrics.node("cloud").delivered >= 1
+
+
+def test_a_gateway_in_this_process_stops_and_starts_in_a_live_run(mqtt_broker: MqttBroker) -> None:
+    """The in-process gateway of a live run can be stopped and started (a new one); it cannot
+    be killed or paused (it shares the test's process), and says so."""
+    from pytest_edgesim.errors import FaultError
+
+    with LiveRun(
+        _scenario("python_model"),
+        42,
+        broker=mqtt_broker.endpoint,
+        time_scale=TIME_SCALE,
+        topic_prefix=mqtt_broker.new_prefix("test_live::faults"),
+    ) as run:
+        run.run("3s")
+        first = run.gateway("gateway")
+        run.restart("gateway")
+        assert run.gateway("gateway") is not first
+        with pytest.raises(FaultError, match=r"cannot pause 'gateway': .* supports stop, start"):
+            run.pause("gateway")
+        result = run.run()
+    assert [str(fault) for fault in result.faults] == ["t=3s restart gateway"]
+    assert result.nodes["gateway"]["restarts"] == 1
+    # the new gateway forwards: an aggregate of 10 readings after the restart reached the cloud
+    assert any(arrival.created_at > 3_000_000 for arrival in result.arrivals)

@@ -194,6 +194,34 @@ def test_a_node_served_over_a_socket_gives_the_python_models_digest(name, socket
     assert result.nodes[gateway.name]["processed"] == expected.nodes[gateway.name]["processed"]
 
 
+def test_faults_over_a_socket_give_the_in_process_digest(socket_gateways):
+    """A kill ends the node's session without a shutdown, a stop with one; a start opens a
+    new session whose hello says the time, so the node's clock (its aggregation windows)
+    starts there, as the in-process logic's does."""
+    spec = Scenario.from_yaml(SCENARIOS / "basic.yaml").to_dict()
+    spec["gateways"][0]["aggregate"] = {"window": "5s", "functions": ["mean", "count"]}
+    scenario = Scenario.from_dict(spec)
+
+    def with_faults(simulation: Simulation) -> tuple[str | None, tuple[object, ...]]:
+        simulation.run("12s")
+        simulation.kill("gateway")
+        simulation.run("13500ms")
+        simulation.start("gateway")
+        simulation.run("20s")
+        simulation.restart("gateway")
+        simulation.pause("gateway")
+        simulation.run("24s")
+        simulation.resume("gateway")
+        result = simulation.run("30s")
+        return result.trace_digest, result.faults
+
+    with Simulation(scenario) as in_process:
+        expected = with_faults(in_process)
+    with Simulation(scenario.with_gateways("docker", mode="lockstep")) as over_a_socket:
+        assert with_faults(over_a_socket) == expected
+    assert socket_gateways[0].restarts == 2
+
+
 def test_lookahead_windows_give_the_same_digest_in_process_and_over_a_socket(
     socket_gateways, monkeypatch
 ):

@@ -30,6 +30,7 @@ class FlowCounter:
         "bytes",
         "delivered",
         "dropped_loss",
+        "dropped_node_down",
         "dropped_overflow",
         "dropped_partition",
         "dropped_rejected",
@@ -45,6 +46,7 @@ class FlowCounter:
         self.dropped_partition = 0
         self.dropped_overflow = 0
         self.dropped_rejected = 0
+        self.dropped_node_down = 0
         self.redelivered = 0
         self.bytes = 0
         self.latency = LatencySketch()
@@ -56,11 +58,15 @@ class FlowCounter:
             self.dropped_partition += 1
         elif cause == "queue_overflow":
             self.dropped_overflow += 1
+        elif cause == "node_down":
+            self.dropped_node_down += 1
         else:  # a node's own reason
             self.dropped_rejected += 1
 
     def freeze(
-        self, duration_s: float, drops: dict[tuple[int, int, int, int], DropCounts] | None = None
+        self,
+        duration_s: float,
+        drops: dict[tuple[int, int, int, int, int], DropCounts] | None = None,
     ) -> FlowStats:
         """The counters as a value; ``drops`` shares equal (immutable) drop counts."""
         key = (
@@ -68,6 +74,7 @@ class FlowCounter:
             self.dropped_partition,
             self.dropped_overflow,
             self.dropped_rejected,
+            self.dropped_node_down,
         )
         dropped = drops.get(key) if drops is not None else None
         if dropped is None:
@@ -125,10 +132,11 @@ class MetricsRecorder:
             totals.dropped_partition += counter.dropped_partition
             totals.dropped_overflow += counter.dropped_overflow
             totals.dropped_rejected += counter.dropped_rejected
+            totals.dropped_node_down += counter.dropped_node_down
             totals.redelivered += counter.redelivered
             totals.bytes += counter.bytes
             totals.latency.merge(counter.latency)
-        drops: dict[tuple[int, int, int, int], DropCounts] = {}  # most flows drop 0, 1 or 2
+        drops: dict[tuple[int, int, int, int, int], DropCounts] = {}  # most flows drop 0, 1 or 2
         return Metrics(
             duration_s=duration_s,
             nodes={name: c.freeze(duration_s, drops) for name, c in sorted(self.nodes.items())},
@@ -255,6 +263,7 @@ class Metrics:
         "dropped_partition",
         "dropped_queue_overflow",
         "dropped_rejected",
+        "dropped_node_down",
         "redelivered",
         "bytes",
         "throughput_per_s",
@@ -289,6 +298,7 @@ class Metrics:
                         "dropped_partition": stats.dropped.get("partition", 0),
                         "dropped_queue_overflow": stats.dropped.get("queue_overflow", 0),
                         "dropped_rejected": stats.dropped.get("rejected", 0),
+                        "dropped_node_down": stats.dropped.get("node_down", 0),
                         "redelivered": stats.redelivered,
                         "bytes": stats.bytes,
                         "throughput_per_s": stats.throughput_per_s,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-DROP_CAUSES = ("loss", "partition", "queue_overflow", "rejected")
+DROP_CAUSES = ("loss", "partition", "queue_overflow", "rejected", "node_down")
 LATENCY_KEYS = ("count", "min", "mean", "p50", "p95", "p99", "max")
 
 
@@ -59,18 +59,26 @@ def _rebuild(cls: type[_SlottedMapping], items: dict[str, Any]) -> _SlottedMappi
 class DropCounts(_SlottedMapping):
     """Messages dropped, by cause: ``loss`` and ``partition`` on the network,
     ``queue_overflow`` at a full gateway queue, ``rejected`` by a node's own logic (a reading
-    that is not a number, a threshold filter: the trace's drop event says why)."""
+    that is not a number, a threshold filter: the trace's drop event says why), ``node_down``
+    by a fault (a message that reached a stopped, killed or disconnected node, or that a node
+    held when it was stopped or killed; see ``docs/markers-and-options.md``)."""
 
     __slots__ = DROP_CAUSES
     _keys = DROP_CAUSES
 
     def __init__(
-        self, loss: int = 0, partition: int = 0, queue_overflow: int = 0, rejected: int = 0
+        self,
+        loss: int = 0,
+        partition: int = 0,
+        queue_overflow: int = 0,
+        rejected: int = 0,
+        node_down: int = 0,
     ):
         object.__setattr__(self, "loss", loss)
         object.__setattr__(self, "partition", partition)
         object.__setattr__(self, "queue_overflow", queue_overflow)
         object.__setattr__(self, "rejected", rejected)
+        object.__setattr__(self, "node_down", node_down)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, int]) -> DropCounts:

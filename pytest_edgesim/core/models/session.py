@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class Session:
     """One node's sending side: packet ids, the in-flight table, retries, acknowledgements."""
 
-    __slots__ = ("_context", "_next_id", "inflight", "name", "retry_interval", "send")
+    __slots__ = ("_context", "_next_id", "frozen", "inflight", "name", "retry_interval", "send")
 
     def __init__(self, name: str, context: NodeContext, retry_interval: int):
         self.name = name
@@ -27,6 +27,8 @@ class Session:
         self.retry_interval = retry_interval
         self._next_id = 0
         self.inflight: dict[int, tuple[str, Message]] = {}
+        #: a paused node's session sends no retries (they wait for the next interval)
+        self.frozen = False
         #: the context's ``send`` (a QoS 0 publish is just ``send(Packet(PUBLISH, ...))``)
         self.send = context.send
 
@@ -45,6 +47,9 @@ class Session:
         if entry is None:
             return
         dst, message = entry
+        if self.frozen:
+            self._context.call_at(self._context.now + self.retry_interval, self._retry, packet_id)
+            return
         self._context.send(
             Packet(PUBLISH, self.name, dst, message, qos=1, packet_id=packet_id, duplicate=True)
         )

@@ -171,6 +171,7 @@ def check_references(
         problem = config_file_problem(spec.broker.config, base_dir)
         if problem:
             problems.append(f"{where(('broker', 'config'))}: {problem}")
+    _check_faults(spec, where, problems)
     return tuple(node_names)
 
 
@@ -189,6 +190,29 @@ def config_file_problem(config: str, base_dir: Path | None) -> str | None:
     except OSError as error:
         return f"the broker configuration {where} cannot be read: {error.strerror or error}"
     return None
+
+
+def _check_faults(spec: ScenarioSpec, where: Where, problems: list[str]) -> None:
+    """A scheduled fault names a gateway or the broker, within the run, and one it can do."""
+    gateways = [gateway.name for gateway in spec.gateways]
+    for i, fault in enumerate(spec.faults):
+        if fault.target == spec.broker.name:
+            if fault.action in ("disconnect", "reconnect"):
+                problems.append(
+                    f"{where(('faults', i, 'action'))}: the broker cannot {fault.action} (a "
+                    "gateway's connection to it can)"
+                )
+        elif fault.target not in gateways:
+            problems.append(
+                f"{where(('faults', i, 'target'))}: {fault.target!r} is not a gateway or the "
+                f"broker{_suggest(fault.target, [*gateways, spec.broker.name])}; faults can "
+                f"target: {_names_list([*gateways, spec.broker.name])}"
+            )
+        if fault.at >= spec.duration:
+            problems.append(
+                f"{where(('faults', i, 'at'))}: {fault.at / 1e6:g}s is not before the end of "
+                f"the run (duration {spec.duration / 1e6:g}s)"
+            )
 
 
 def _check_replay(

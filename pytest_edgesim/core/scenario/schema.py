@@ -661,6 +661,24 @@ class CloudSpec(_Strict):
     name: Name = "cloud"
 
 
+class FaultSpec(_Strict):
+    """A fault done to a gateway or the broker at virtual time ``at`` (see
+    ``edge_scenario.restart`` and the like); ``duration`` only for ``disconnect``."""
+
+    at: Ticks
+    action: Literal[
+        "stop", "start", "restart", "kill", "pause", "resume", "disconnect", "reconnect"
+    ]
+    target: str
+    duration: PositiveTicks | None = None
+
+    @model_validator(mode="after")
+    def _duration_for_disconnect(self) -> FaultSpec:
+        if self.duration is not None and self.action != "disconnect":
+            raise ValueError(f"duration is for disconnect only, not {self.action}")
+        return self
+
+
 class ScenarioSpec(_Strict):
     edgesim: Literal[1]
     name: str | None = None
@@ -672,3 +690,4 @@ class ScenarioSpec(_Strict):
     devices: list[DeviceSpec] = []
     gateways: list[GatewaySpec] = []
     network: NetworkSpec = NetworkSpec()
+    faults: list[FaultSpec] = []

@@ -13,21 +13,23 @@ LOSSY = Path(__file__).resolve().parents[3] / "scenarios" / "lossy.yaml"
 
 def test_drop_counts_behave_like_the_dict_they_replace():
     drops = DropCounts(3, 0, 1)
-    as_dict = {"loss": 3, "partition": 0, "queue_overflow": 1, "rejected": 0}
+    as_dict = {"loss": 3, "partition": 0, "queue_overflow": 1, "rejected": 0, "node_down": 0}
     assert drops == as_dict
     assert as_dict == drops  # (the dict on the left)
     assert drops != {**as_dict, "queue_overflow": 2}
-    assert list(drops) == ["loss", "partition", "queue_overflow", "rejected"]
-    assert drops["loss"] == 3 and drops.get("nothing", 7) == 7 and len(drops) == 4
+    assert list(drops) == ["loss", "partition", "queue_overflow", "rejected", "node_down"]
+    assert drops["loss"] == 3 and drops.get("nothing", 7) == 7 and len(drops) == 5
     assert sum(drops.values()) == 4
-    assert repr(drops) == "{'loss': 3, 'partition': 0, 'queue_overflow': 1, 'rejected': 0}"
+    assert repr(drops) == (
+        "{'loss': 3, 'partition': 0, 'queue_overflow': 1, 'rejected': 0, 'node_down': 0}"
+    )
     with pytest.raises(KeyError, match="'cut' is not a key here: loss, partition, queue_overflow"):
         drops["cut"]
 
 
 def test_drop_counts_written_before_the_rejected_cause_read_back_with_none_rejected():
     older = {"loss": 1, "partition": 2, "queue_overflow": 3}
-    assert DropCounts.from_mapping(older) == {**older, "rejected": 0}
+    assert DropCounts.from_mapping(older) == {**older, "rejected": 0, "node_down": 0}
 
 
 def test_an_empty_latency_summary_has_only_its_count():
@@ -71,7 +73,13 @@ def test_the_json_report_writes_summaries_as_objects():
     summary = LatencySummary(2, min=1.0, mean=float("nan"), p50=1.0, p95=2.0, p99=2.0, max=2.0)
     written = json.loads(json.dumps(_json_safe({"latency_ms": summary, "drops": DropCounts()})))
     assert written["latency_ms"]["p95"] == 2.0 and written["latency_ms"]["mean"] is None
-    assert written["drops"] == {"loss": 0, "partition": 0, "queue_overflow": 0, "rejected": 0}
+    assert written["drops"] == {
+        "loss": 0,
+        "partition": 0,
+        "queue_overflow": 0,
+        "rejected": 0,
+        "node_down": 0,
+    }
 
 
 def test_a_result_survives_pickle_and_copies():
