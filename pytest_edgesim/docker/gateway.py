@@ -152,8 +152,7 @@ class GatewayContainer(ContainerHandle):
 
         if action == "start":
             self.ready_strategy.mark(self)  # ready again: what it says from now on counts
-            faults.start(self, ready_timeout_s=0)  # (no wait_ready call: waited for below)
-            self.wait_ready(ready_timeout_s)
+            faults.start(self, ready_timeout_s=ready_timeout_s)  # (waits through wait_ready)
             return ""
         if action == "disconnect":
             if self.network is None:
