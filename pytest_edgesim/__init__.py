@@ -29,6 +29,7 @@ _moved.install()
 #: public name -> the module that defines it
 _LAZY = {
     "Scenario": "pytest_edgesim.core.scenario",
+    "Limits": "pytest_edgesim.core.scenario.limits",
     "ScenarioBuilder": "pytest_edgesim.core.scenario.builder",
     "Simulation": "pytest_edgesim.core.simulation",
     "simulate": "pytest_edgesim.core.simulation",
@@ -61,6 +62,7 @@ __all__ = [
     "FlowStats",
     "GatewayKind",
     "LatencyNetworkModel",
+    "Limits",
     "Message",
     "Metrics",
     "NetworkModel",
@@ -95,6 +97,7 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.run import ScenarioRun
     from pytest_edgesim.core.scenario import Scenario
     from pytest_edgesim.core.scenario.builder import ScenarioBuilder
+    from pytest_edgesim.core.scenario.limits import Limits
     from pytest_edgesim.core.simulation import Simulation, simulate
     from pytest_edgesim.lockstep.sdk import NodeApi, NodeLogic
 
