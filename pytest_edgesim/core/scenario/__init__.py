@@ -20,13 +20,13 @@ import yaml
 from pydantic import ValidationError
 
 from pytest_edgesim.core.files import FileProblem, read_text_file
+from pytest_edgesim.core.limits import Limits, check_data, resolve_limits
 from pytest_edgesim.core.scenario.checks import (
     ExpandedDevice,
     check_references,
     device_names,
     expand_devices,
 )
-from pytest_edgesim.core.scenario.limits import Limits, check_data, env_variable, resolve_limits
 from pytest_edgesim.core.scenario.overrides import apply_overrides, normalise
 from pytest_edgesim.core.scenario.problems import format_validation_error
 from pytest_edgesim.core.scenario.schema import ScenarioSpec
@@ -35,10 +35,7 @@ from pytest_edgesim.errors import ScenarioError
 
 __all__ = ["ExpandedDevice", "Limits", "Scenario", "ScenarioSpec"]
 
-_FILE_LIMIT_HINT = (
-    f"raise it with {env_variable('file_bytes')}=N or "
-    "Scenario.from_yaml(..., limits=Limits(file_bytes=N))"
-)
+_FILE_LIMIT_HINT = Limits.hint("file_bytes")
 
 
 class Scenario:
@@ -53,6 +50,7 @@ class Scenario:
         lines: dict[Path_, int] | None = None,
         label: str | None = None,
         limits: Limits | None = None,
+        owned: bool = False,
     ):
         self.limits = resolve_limits(limits)
         self.source = source
@@ -67,7 +65,8 @@ class Scenario:
 
         try:
             check_data(raw, self.limits, where)
-            self.raw: dict[str, Any] = copy.deepcopy(dict(raw))
+            # (data this class has just made, from a file or an override, is not copied)
+            self.raw: dict[str, Any] = dict(raw) if owned else copy.deepcopy(dict(raw))
         except ScenarioError as exc:
             raise ScenarioError(sorted(exc.problems, key=lambda p: _line_in(p, label))) from None
         try:
@@ -80,7 +79,9 @@ class Scenario:
         problems: list[str] = []
         self._device_names = device_names(self.spec, where, problems)
         # independent problems are all reported at once, in the order of the file
-        names = check_references(self.spec, self._device_names, where, problems, base_dir)
+        names = check_references(
+            self.spec, self._device_names, where, problems, base_dir, self.limits
+        )
         if problems:
             raise ScenarioError(sorted(problems, key=lambda problem: _line_in(problem, label)))
         gateways = [g.name for g in self.spec.gateways]
@@ -114,7 +115,12 @@ class Scenario:
             raise ScenarioError(f"{path}{line}: the scenario file {exc.message}") from None
         data, lines = load_yaml(text, str(path), limits)
         return cls(
-            data, source=str(path), base_dir=file.resolve().parent, lines=lines, limits=limits
+            data,
+            source=str(path),
+            base_dir=file.resolve().parent,
+            lines=lines,
+            limits=limits,
+            owned=True,
         )
 
     @classmethod
@@ -137,7 +143,12 @@ class Scenario:
         ``edgesim validate`` and ``edgesim run`` print these."""
         from pytest_edgesim.core.scenario.notes import scenario_notes
 
-        return scenario_notes(self.spec, (device.topic for device in self.devices))
+        topics = (
+            entry.topic.format(name=name, index=index)
+            for entry, names in zip(self.spec.devices, self._device_names, strict=True)
+            for index, name in enumerate(names)
+        )
+        return scenario_notes(self.spec, topics)
 
     def with_gateways(self, implementation: str, *, mode: str | None = None) -> Scenario:
         """A new scenario in which every gateway has ``implementation``: the same system
@@ -189,7 +200,12 @@ class Scenario:
         label = "override " + ", ".join(repr(path) for path, _ in pairs)
         try:
             return Scenario(
-                data, source=self.source, base_dir=self.base_dir, label=label, limits=self.limits
+                data,
+                source=self.source,
+                base_dir=self.base_dir,
+                label=label,
+                limits=self.limits,
+                owned=True,
             )
         except ScenarioError as exc:
             problems = []

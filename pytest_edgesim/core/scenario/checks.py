@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_edgesim.core.limits import Limits
 from pytest_edgesim.core.scenario.schema import DeviceSpec, ReplayValue, ScenarioSpec
 from pytest_edgesim.core.scenario.yaml_source import Path_
 from pytest_edgesim.core.topics import validate_topic_filter, validate_topic_name
@@ -31,13 +33,14 @@ class ExpandedDevice:
     topic: str
 
 
-def _placeholders(template: str) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=4096)
+def _placeholders(template: str) -> tuple[tuple[str, str], ...]:
     try:
-        return [
+        return tuple(
             (field, spec or "")
             for _, field, spec, _ in string.Formatter().parse(template)
             if field is not None
-        ]
+        )
     except ValueError as exc:
         raise ValueError(f"is not a valid template: {exc}") from None
 
@@ -141,6 +144,7 @@ def check_references(
     where: Where,
     problems: list[str],
     base_dir: Path | None,
+    limits: Limits | None = None,
 ) -> tuple[str, ...]:
     """Unique names, patterns that match nodes, topics, forward targets, replay files."""
     named: list[tuple[str, Path_]] = [
@@ -216,7 +220,7 @@ def check_references(
             problems.append(f"{where(('gateways', i, 'forward', 'topic'))}: {exc}")
     for i, device in enumerate(spec.devices):
         if isinstance(device.value, ReplayValue):
-            _check_replay(device.value, ("devices", i, "value"), where, problems, base_dir)
+            _check_replay(device.value, ("devices", i, "value"), where, problems, base_dir, limits)
     return tuple(node_names)
 
 
@@ -245,13 +249,18 @@ def _check_sides(
 
 
 def _check_replay(
-    value: ReplayValue, path: Path_, where: Where, problems: list[str], base_dir: Path | None
+    value: ReplayValue,
+    path: Path_,
+    where: Where,
+    problems: list[str],
+    base_dir: Path | None,
+    limits: Limits | None,
 ) -> None:
     from pytest_edgesim.core.models.values import read_replay_column
     from pytest_edgesim.errors import ScenarioError
 
     try:
-        read_replay_column(value, base_dir)
+        read_replay_column(value, base_dir, limits.file_bytes if limits else None)
     except ScenarioError as exc:
         for problem in exc.problems:
             field, _, message = problem.partition(": ")

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from pytest_edgesim.core.scenario.limits import Limits
+from pytest_edgesim.core.limits import Limits
 from pytest_edgesim.errors import ScenarioError
 
 Path_ = tuple[str | int, ...]
@@ -66,18 +66,20 @@ def _open_path(stack: list[yaml.Node], pending: list[yaml.Node | None]) -> Path_
     return tuple(path)
 
 
-def _compose(loader: Any, limits: Limits) -> yaml.Node | None:
+def _compose(loader: Any, limits: Limits) -> tuple[yaml.Node | None, bool]:
     """The document's node graph, built from the parser's events without recursion, within
-    ``limits`` (depth, nodes as written, string length, digits of a whole number)."""
+    ``limits`` (depth, nodes as written, string length, digits of a whole number); and
+    whether it has aliases."""
     loader.get_event()  # stream start
     if loader.check_event(yaml.StreamEndEvent):
-        return None
+        return None, False
     loader.get_event()  # document start
     anchors: dict[str, yaml.Node] = {}
     stack: list[yaml.Node] = []
     pending: list[yaml.Node | None] = []  # per open mapping: its key waiting for a value
     root: yaml.Node | None = None
     count = 0
+    aliased = False
     while True:
         event = loader.get_event()
         if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
@@ -93,6 +95,7 @@ def _compose(loader: Any, limits: Limits) -> yaml.Node | None:
                     None, None, f"found undefined alias {event.anchor!r}", event.start_mark
                 )
             node = anchors[event.anchor]
+            aliased = True
         else:
             count += 1
             if count > limits.nodes:
@@ -157,7 +160,7 @@ def _compose(loader: Any, limits: Limits) -> yaml.Node | None:
             event.start_mark,
         )
     loader.get_event()
-    return root
+    return root, aliased
 
 
 def _check_scalar(
@@ -326,12 +329,13 @@ def _load(
 ) -> tuple[Any, dict[Path_, int]]:
     loader = loader_class(text)
     try:
-        node = _compose(loader, limits)
+        node, aliased = _compose(loader, limits)
         if node is None:
             raise ScenarioError(
                 f"{source}: the file is empty (a scenario starts with 'edgesim: 1')"
             )
-        _expanded_size(node, limits)
+        if aliased:  # (without aliases the composer has seen every node and level)
+            _expanded_size(node, limits)
         lines: dict[Path_, int] = {}
         problems: list[str] = []
         _walk(node, (), lines, problems, source)

@@ -80,9 +80,14 @@ class Limits:
     def exceeded(self, name: str, what: str) -> str:
         """``what``, then the limit it passes and how to raise it."""
         limit = getattr(self, name)
+        return f"{what}: more than the limit of {limit:,} {_DESCRIPTIONS[name]} ({self.hint(name)})"
+
+    @staticmethod
+    def hint(name: str) -> str:
+        """How to raise the limit ``name``."""
         return (
-            f"{what}: more than the limit of {limit:,} {_DESCRIPTIONS[name]} (raise it with "
-            f"{env_variable(name)}=N or Scenario.from_yaml(..., limits=Limits({name}=N)))"
+            f"raise it with {env_variable(name)}=N or "
+            f"Scenario.from_yaml(..., limits=Limits({name}=N))"
         )
 
 
