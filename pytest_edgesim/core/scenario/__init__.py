@@ -191,7 +191,7 @@ class Scenario:
         # an override's problem names the scenario it was applied to, then the override
         where = f"{self.source}: " if self.source else ""
         try:
-            pairs = normalise(overrides)
+            pairs = normalise(overrides, self.limits)
             if not pairs:
                 return self
             data = apply_overrides(self.raw, pairs)

@@ -324,13 +324,31 @@ def load_yaml(text: str, source: str, limits: Limits | None = None) -> tuple[Any
         raise ScenarioError(f"{source}:{exc.mark.line + 1}:{field} {exc.message}") from None
 
 
+def load_value(text: str, limits: Limits | None = None) -> Any:
+    """One YAML value (an override's ``VALUE``) within ``limits``; ``yaml.YAMLError`` if it
+    is not YAML, :class:`ScenarioError` if it passes a limit."""
+    limits = limits or Limits()
+    _not_printable(text, "the value")
+    try:
+        try:
+            return _load(_Loader, text, "the value", limits, mapping=False)[0]
+        except yaml.MarkedYAMLError:
+            if _Loader is _PyLoader or len(text) > _REPARSE_BYTES:
+                raise
+            return _load(_PyLoader, text, "the value", limits, mapping=False)[0]
+    except _LimitError as exc:
+        raise ScenarioError(exc.message) from None
+
+
 def _load(
-    loader_class: Any, text: str, source: str, limits: Limits
+    loader_class: Any, text: str, source: str, limits: Limits, *, mapping: bool = True
 ) -> tuple[Any, dict[Path_, int]]:
     loader = loader_class(text)
     try:
         node, aliased = _compose(loader, limits)
         if node is None:
+            if not mapping:
+                return None, {}
             raise ScenarioError(
                 f"{source}: the file is empty (a scenario starts with 'edgesim: 1')"
             )
@@ -348,7 +366,7 @@ def _load(
             raise _culprit(loader_class, node, source) from None
     finally:
         loader.dispose()
-    if not isinstance(data, dict):
+    if mapping and not isinstance(data, dict):
         raise ScenarioError(
             f"{source}:1: a scenario must be a mapping of fields (edgesim, devices, ...), "
             f"got {type(data).__name__}"
@@ -357,7 +375,10 @@ def _load(
 
 
 def render_path(path: Path_) -> str:
-    """``("network", "links", 2, "loss")`` -> ``network.links[2].loss``."""
+    """``("network", "links", 2, "loss")`` -> ``network.links[2].loss``; a path of more
+    than 10 parts is shortened in the middle (``a[0][0][0][0]...(57 more)...[0][1]``)."""
+    if len(path) > 10:
+        return f"{render_path(path[:5])}...({len(path) - 7} more)...{render_path(path[-2:])}"
     out = ""
     for part in path:
         if isinstance(part, int):
