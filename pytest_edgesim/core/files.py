@@ -23,7 +23,7 @@ class FileProblem(Exception):
 
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
-        return "a directory"
+        return "a directory"  # (where the system lets a directory be opened)
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -46,10 +46,11 @@ def read_text_file(path: Path, max_bytes: int, *, limit_hint: str) -> str:
         raise FileProblem("is a directory, not a file") from None
     except OSError as exc:
         raise FileProblem(f"cannot be opened ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise FileProblem(f"is {_kind(mode)}, not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise FileProblem(f"is {_kind(mode)}, not a regular file")
         try:
             data = handle.read(max_bytes + 1)
         except OSError as exc:

@@ -43,7 +43,7 @@ def read_replay_column(
         text = read_text_file(path, limit, limit_hint=Limits().hint("file_bytes"))
     except FileProblem as exc:
         where = f"{path}:{exc.line}" if exc.line is not None else str(path)
-        raise ScenarioError(f"value.file: {where} {exc.message}") from None
+        raise ScenarioError(f"value.file: {where}: {exc.message}") from None
     quotable = path.suffix.lower() == ".csv"
     try:
         rows = list(csv.reader(io.StringIO(text, newline="")))
