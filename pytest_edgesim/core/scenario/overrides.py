@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -61,7 +62,7 @@ def normalise(
         pairs = list(overrides.items())
         for path, value in pairs:
             # (a value from code may be anything: a generator, a cycle, a 5,000-deep dict)
-            check_data(value, limits or Limits(), lambda sub, path=path: _where(path, sub))
+            check_data(value, limits or Limits(), functools.partial(_where, path))
         return pairs
     if isinstance(overrides, (str, bytes)) or not isinstance(overrides, Iterable):
         hint = f" (for one override write [{overrides!r}])" if isinstance(overrides, str) else ""

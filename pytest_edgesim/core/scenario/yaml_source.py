@@ -13,22 +13,21 @@ from pytest_edgesim.errors import ScenarioError
 Path_ = tuple[str | int, ...]
 
 
-if yaml.__with_libyaml__:  # libyaml's parser: fast enough for a 100,000-device file
+class _PyLoader(yaml.SafeLoader):
+    """The pure-Python parser: its error messages are the ones people see (and tests read)."""
 
-    class _Loader(yaml.cyaml.CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+
+_Loader: Any = _PyLoader
+if yaml.__with_libyaml__:  # libyaml's parser: fast enough for a 100,000-device file
+    from yaml._yaml import CParser
+
+    class _CLoader(CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
         def __init__(self, text: str):
-            yaml.cyaml.CParser.__init__(self, text)
+            CParser.__init__(self, text)
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
 
-else:  # pragma: no cover - PyYAML built without libyaml
-
-    class _Loader(yaml.SafeLoader):  # type: ignore[no-redef]
-        pass
-
-
-class _PyLoader(yaml.SafeLoader):
-    """The pure-Python parser: its error messages are the ones people see (and tests read)."""
+    _Loader = _CLoader
 
 
 #: a file whose YAML is broken is parsed again by the pure-Python parser (for its clearer
@@ -81,7 +80,7 @@ def _compose(loader: Any, limits: Limits) -> tuple[yaml.Node | None, bool]:
     count = 0
     aliased = False
     while True:
-        event = loader.get_event()
+        event: Any = loader.get_event()
         if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             stack.pop().end_mark = event.end_mark
             pending.pop()
@@ -89,10 +88,11 @@ def _compose(loader: Any, limits: Limits) -> tuple[yaml.Node | None, bool]:
         if isinstance(event, yaml.DocumentEndEvent):
             break
         node: yaml.Node
+        start: Any = event.start_mark  # (libyaml's marks are of their own class)
         if isinstance(event, yaml.AliasEvent):
             if event.anchor not in anchors:
                 raise yaml.composer.ComposerError(
-                    None, None, f"found undefined alias {event.anchor!r}", event.start_mark
+                    None, None, f"found undefined alias {event.anchor!r}", start
                 )
             node = anchors[event.anchor]
             aliased = True
@@ -107,28 +107,23 @@ def _compose(loader: Any, limits: Limits) -> tuple[yaml.Node | None, bool]:
                     f"found duplicate anchor {event.anchor!r}; first occurrence",
                     anchors[event.anchor].start_mark,
                     "second occurrence",
-                    event.start_mark,
+                    start,
                 )
             tag = event.tag
             if isinstance(event, yaml.ScalarEvent):
                 if tag is None or tag == "!":
                     tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
                 _check_scalar(event, tag, limits, stack, pending)
-                node = yaml.ScalarNode(
-                    tag, event.value, event.start_mark, event.end_mark, style=event.style
-                )
+                end: Any = event.end_mark
+                node = yaml.ScalarNode(tag, event.value, start, end, style=event.style)
             elif isinstance(event, yaml.SequenceStartEvent):
                 if tag is None or tag == "!":
                     tag = loader.resolve(yaml.SequenceNode, None, event.implicit)
-                node = yaml.SequenceNode(
-                    tag, [], event.start_mark, None, flow_style=event.flow_style
-                )
+                node = yaml.SequenceNode(tag, [], start, None, flow_style=event.flow_style)
             else:
                 if tag is None or tag == "!":
                     tag = loader.resolve(yaml.MappingNode, None, event.implicit)
-                node = yaml.MappingNode(
-                    tag, [], event.start_mark, None, flow_style=event.flow_style
-                )
+                node = yaml.MappingNode(tag, [], start, None, flow_style=event.flow_style)
             if event.anchor is not None:
                 anchors[event.anchor] = node
         if stack:
