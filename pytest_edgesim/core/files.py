@@ -46,6 +46,8 @@ def read_text_file(path: Path, max_bytes: int, *, limit_hint: str) -> str:
         raise FileProblem("is a directory, not a file") from None
     except OSError as exc:
         raise FileProblem(f"cannot be opened ({exc.strerror})") from None
+    except ValueError:  # a NUL in the path
+        raise FileProblem("is not a valid path") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)

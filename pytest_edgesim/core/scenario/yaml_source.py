@@ -79,6 +79,8 @@ def _compose(loader: Any, limits: Limits) -> tuple[yaml.Node | None, bool]:
     root: yaml.Node | None = None
     count = 0
     aliased = False
+    resolved: dict[tuple[str, Any], str] = {}  # (the same words come again and again)
+    short = min(limits.string_chars, limits.int_digits)  # a scalar no longer passes neither
     while True:
         event: Any = loader.get_event()
         if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
@@ -112,8 +114,14 @@ def _compose(loader: Any, limits: Limits) -> tuple[yaml.Node | None, bool]:
             tag = event.tag
             if isinstance(event, yaml.ScalarEvent):
                 if tag is None or tag == "!":
-                    tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-                _check_scalar(event, tag, limits, stack, pending)
+                    key = (event.value, event.implicit)
+                    tag = resolved.get(key)
+                    if tag is None:
+                        tag = resolved[key] = loader.resolve(
+                            yaml.ScalarNode, event.value, event.implicit
+                        )
+                if len(event.value) > short:
+                    _check_scalar(event, tag, limits, stack, pending)
                 end: Any = event.end_mark
                 node = yaml.ScalarNode(tag, event.value, start, end, style=event.style)
             elif isinstance(event, yaml.SequenceStartEvent):

@@ -308,3 +308,11 @@ _yaml_dir = ""
 def _a_directory_for_generated_files(tmp_path_factory: pytest.TempPathFactory):
     global _yaml_dir
     _yaml_dir = str(tmp_path_factory.mktemp("junk"))
+
+
+def test_a_path_with_a_nul_is_an_error_not_a_traceback():
+    with pytest.raises(ScenarioError, match="the scenario file is not a valid path"):
+        Scenario.from_yaml("a\x00b.yaml")
+    replay = {"model": "replay", "file": "a\x00b.csv"}
+    with pytest.raises(ScenarioError, match=r"devices\[0\]\.value\.file: .*: is not a valid path"):
+        Scenario.from_dict({"edgesim": 1, "devices": [{"name": "t", "value": replay}]})
