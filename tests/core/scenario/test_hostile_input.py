@@ -290,24 +290,19 @@ _yaml_text = st.one_of(
 )
 
 
+@pytest.fixture(scope="module")
+def junk_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("junk") / "junk.yaml"
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_yaml_text)
-def test_from_yaml_raises_nothing_but_a_scenario_error(text: str):
-    path = Path(_yaml_dir) / "junk.yaml"
-    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+@given(text=_yaml_text)
+def test_from_yaml_raises_nothing_but_a_scenario_error(junk_file: Path, text: str):
+    junk_file.write_bytes(text.encode("utf-8", "surrogatepass"))
     try:
-        Scenario.from_yaml(path)
+        Scenario.from_yaml(junk_file)
     except ScenarioError as exc:
-        assert exc.problems and all(problem.startswith(str(path)) for problem in exc.problems)
-
-
-_yaml_dir = ""
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _a_directory_for_generated_files(tmp_path_factory: pytest.TempPathFactory):
-    global _yaml_dir
-    _yaml_dir = str(tmp_path_factory.mktemp("junk"))
+        assert exc.problems and all(problem.startswith(str(junk_file)) for problem in exc.problems)
 
 
 def test_a_path_with_a_nul_is_an_error_not_a_traceback():
