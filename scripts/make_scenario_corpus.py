@@ -186,6 +186,20 @@ def big_cases() -> Iterator[Case]:
         "string-200000-chars", "edgesim: 1\ndescription: " + "x" * 200_000 + "\n", "characters"
     )
     yield _case("alias-bomb-wide", _laughs(6, 100), "aliases expand this value too far")
+    zeros = ",".join(["0"] * 100_000)
+    yield _case(
+        "values-100000",
+        f"edgesim: 1\ndescription: [{zeros}]\n",
+        "description: must be a string, got a list of 100,000 items",
+    )
+    yield _case(
+        "values-1100000", f"edgesim: 1\nx: [{(zeros + ',') * 10}0]\n", "the file is too big"
+    )
+    yield _case(
+        "duration-90000-chars",
+        "edgesim: 1\nduration: " + "x" * 90_000 + "\n",
+        "... (90,000 characters)",
+    )
     devices = "".join(f"  - {{name: d-{index:06d}, qos: 0}}\n" for index in range(100_000))
     yield Case(
         "devices-100000",
