@@ -87,6 +87,16 @@ def test_every_committed_case_is_one_clear_error_within_the_bound():
     _one_error_each(done, cases)
 
 
+def test_edgesim_run_refuses_every_committed_case_as_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+):
+    for name, _, expected in _manifest():
+        assert main(["run", str(CORPUS / name)]) == EXIT_USAGE, name
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.count("\n") == 1 and expected in err, (name, err)
+
+
 def test_no_error_shows_the_content_of_a_file_that_is_not_declared_data():
     done = validate(CORPUS / "replay-secret-not-csv.yaml", CORPUS / "replay-secret-header.yaml")
 
