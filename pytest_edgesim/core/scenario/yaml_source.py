@@ -188,7 +188,7 @@ def _expanded_size(root: yaml.Node, limits: Limits) -> None:
     the sizes of shared nodes are remembered, never expanded."""
     size: dict[int, int] = {}
     height: dict[int, int] = {}
-    on_path: set[int] = set()
+    on_path: set[int] = set()  # (the nodes being finished: the ancestors of the next one)
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, finished = stack.pop()
@@ -198,16 +198,14 @@ def _expanded_size(root: yaml.Node, limits: Limits) -> None:
             size[id(node)] = 1 + sum(size[id(child)] for child in children)
             height[id(node)] = 1 + max((height[id(child)] for child in children), default=0)
             if size[id(node)] > limits.nodes:
+                what = "aliases expand this value too far"
                 raise _LimitError(
-                    limits.exceeded("nodes", "aliases expand this value too far"),
-                    node.start_mark,
-                    (),
+                    limits.exceeded("nodes", what), node.start_mark, _path_to(root, node)
                 )
             if height[id(node)] > limits.depth + 1:
+                what = "aliases nest this value too deep"
                 raise _LimitError(
-                    limits.exceeded("depth", "aliases nest this value too deep"),
-                    node.start_mark,
-                    (),
+                    limits.exceeded("depth", what), node.start_mark, _path_to(root, node)
                 )
             continue
         if id(node) in size:
@@ -220,10 +218,42 @@ def _expanded_size(root: yaml.Node, limits: Limits) -> None:
                     "an alias refers to a value that contains it (a recursive alias): "
                     "the value would be infinite",
                     node.start_mark,
-                    (),
+                    _path_to(root, node),
                 )
             if id(child) not in size:
                 stack.append((child, False))
+
+
+def _path_to(root: yaml.Node, target: yaml.Node) -> Path_:
+    """The field path of the first place ``target`` is written under ``root`` (each node
+    visited once, so aliases are not expanded)."""
+    parents: dict[int, tuple[yaml.Node, str | int | None]] = {id(root): (root, None)}
+    stack = [root]
+    while stack and id(target) not in parents:
+        node = stack.pop()
+        if isinstance(node, yaml.SequenceNode):
+            steps: list[tuple[yaml.Node, str | int | None]] = list(
+                zip(node.value, range(len(node.value)), strict=True)
+            )
+        elif isinstance(node, yaml.MappingNode):
+            steps = []
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else "<non-scalar key>"
+                steps += [(key, None), (value, name)]
+        else:
+            steps = []
+        for child, step in steps:
+            if id(child) not in parents:
+                parents[id(child)] = (node, step)
+                stack.append(child)
+    path: list[str | int] = []
+    node = target
+    while node is not root and id(node) in parents:
+        parent, step = parents[id(node)]
+        if step is not None:
+            path.append(step)
+        node = parent
+    return tuple(reversed(path))
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
