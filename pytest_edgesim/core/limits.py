@@ -22,7 +22,7 @@ from pytest_edgesim.errors import ScenarioError
 
 Where = Callable[[tuple[str | int, ...]], str]
 
-#: (field, unit, what it bounds) for the error messages and the docs
+#: what each limit counts, in the words of its error message
 _DESCRIPTIONS = {
     "file_bytes": "bytes",
     "depth": "levels of nesting",
