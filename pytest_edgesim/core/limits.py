@@ -31,6 +31,8 @@ _DESCRIPTIONS = {
     "int_digits": "digits in a whole number",
     "string_chars": "characters in a string",
 }
+#: the highest depth limit: copying and validating go this deep in Python's recursion
+MAX_DEPTH = 400
 #: at most this many problems of the same scan are listed
 _PROBLEMS_SHOWN = 10
 
@@ -59,6 +61,11 @@ class Limits:
                 raise ScenarioError(
                     f"Limits({field.name}=...): must be a whole number of at least 1, got {value!r}"
                 )
+        if self.depth > MAX_DEPTH:
+            raise ScenarioError(
+                f"Limits(depth=...): must be at most {MAX_DEPTH} (deeper data would pass "
+                f"Python's own recursion limit), got {self.depth}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:

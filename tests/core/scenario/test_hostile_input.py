@@ -192,15 +192,24 @@ def test_overrides_keep_the_scenario_limits():
 
 @pytest.mark.parametrize(
     ("limits", "variable"),
-    [({"depth": 0}, None), ({"nodes": True}, None), ({}, "x"), ({}, "-3")],
+    [({"depth": 0}, None), ({"nodes": True}, None), ({}, "x"), ({}, "-3"), ({"depth": 401}, None)],
 )
 def test_a_bad_limit_is_a_scenario_error(
     monkeypatch: pytest.MonkeyPatch, limits: dict[str, object], variable: str | None
 ):
     if variable is not None:
         monkeypatch.setenv("EDGESIM_LIMIT_NODES", variable)
-    with pytest.raises(ScenarioError, match="must be a whole number of at least 1"):
+    with pytest.raises(ScenarioError, match=r"must be (a whole number of at least 1|at most 400)"):
         Scenario.from_dict({"edgesim": 1}, limits=Limits(**limits) if limits else None)
+
+
+def test_the_deepest_limit_allowed_is_safe():
+    deep: object = "x"
+    for _ in range(399):
+        deep = {"a": deep}
+
+    with pytest.raises(ScenarioError, match="description: must be a string, got"):
+        Scenario.from_dict({"edgesim": 1, "description": deep}, limits=Limits(depth=400))
 
 
 def test_a_count_expanded_fleet_is_named_not_built():
