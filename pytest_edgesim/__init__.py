@@ -29,6 +29,7 @@ _moved.install()
 #: public name -> the module that defines it
 _LAZY = {
     "Scenario": "pytest_edgesim.core.scenario",
+    "Limits": "pytest_edgesim.core.limits",
     "ScenarioBuilder": "pytest_edgesim.core.scenario.builder",
     "Simulation": "pytest_edgesim.core.simulation",
     "simulate": "pytest_edgesim.core.simulation",
@@ -61,6 +62,7 @@ __all__ = [
     "FlowStats",
     "GatewayKind",
     "LatencyNetworkModel",
+    "Limits",
     "Message",
     "Metrics",
     "NetworkModel",
@@ -87,6 +89,7 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.edge_scenario import EdgeScenario
     from pytest_edgesim.core.engine import Coordinator
     from pytest_edgesim.core.gateway_kinds import GatewayKind, register_gateway_kind
+    from pytest_edgesim.core.limits import Limits
     from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
     from pytest_edgesim.core.network import DirectNetworkModel, LatencyNetworkModel, NetworkModel
     from pytest_edgesim.core.node import Node, NodeContext

@@ -16,6 +16,8 @@ TICKS_PER_MS: Final = 1_000
 #: the longest duration (2**63-1 microseconds, about 292,000 years): anything longer is a
 #: mistake, and would overflow wherever time meets a float or a 64-bit integer
 MAX_TICKS: Final = 2**63 - 1
+#: the highest bandwidth, 1 Pbit/s
+MAX_BITS_PER_SECOND: Final = 10**15
 #: the highest event rate: one event per tick
 MAX_RATE_PER_SECOND: Final = float(TICKS_PER_SECOND)
 
@@ -108,7 +110,13 @@ def parse_bandwidth(value: object) -> int:
         raise ValueError(f"must be a bandwidth such as '1Mbps', got {value!r}")
     if bits <= 0:
         raise ValueError(f"must be positive, got {value!r}")
-    return int(bits.to_integral_value())
+    rounded = int(bits.to_integral_value())
+    if rounded < 1:
+        # (0 bit/s is how a link says "unlimited": a nearly dead link would deliver everything)
+        raise ValueError(f"must be at least 1 bit/s (it is rounded to whole bits), got {value!r}")
+    if rounded > MAX_BITS_PER_SECOND:
+        raise ValueError(f"must be at most 1Pbps (10**15 bit/s), got {value!r}")
+    return rounded
 
 
 def parse_rate(value: object) -> float:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_edgesim.core.files import FileProblem, read_text_file
+from pytest_edgesim.core.limits import Limits
 from pytest_edgesim.core.units import TICKS_PER_SECOND
 from pytest_edgesim.errors import ScenarioError
 
@@ -19,16 +22,33 @@ if TYPE_CHECKING:
 ValueSource = Callable[[int], float]
 
 
-def read_replay_column(spec: ReplayValue, base_dir: Path | None) -> list[float]:
-    """The numbers of one CSV column (by header name or 0-based index)."""
+#: how much of a declared CSV file's cell an error may quote
+_EXCERPT_CHARS = 40
+
+
+def read_replay_column(
+    spec: ReplayValue, base_dir: Path | None, max_bytes: int | None = None
+) -> list[float]:
+    """The numbers of one CSV column (by header name or 0-based index).
+
+    Errors name the file, the line and the kind of problem. They quote the file (a short,
+    escaped excerpt) only if it is a ``.csv`` file, a file declared as data: a scenario
+    that points ``file`` at ``/etc/shadow`` learns which line is not a number, not what
+    the line says."""
     path = Path(spec.file)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
+    limit = Limits.from_env().file_bytes if max_bytes is None else max_bytes
     try:
-        with path.open(newline="") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as exc:
-        raise ScenarioError(f"value.file: cannot read {path}: {exc.strerror}") from None
+        text = read_text_file(path, limit, limit_hint=Limits().hint("file_bytes"))
+    except FileProblem as exc:
+        where = f"{path}:{exc.line}" if exc.line is not None else str(path)
+        raise ScenarioError(f"value.file: {where}: {exc.message}") from None
+    quotable = path.suffix.lower() == ".csv"
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ScenarioError(f"value.file: {path} is not a CSV file ({exc})") from None
     if not rows:
         raise ScenarioError(f"value.file: {path} is empty")
     column = spec.column
@@ -36,7 +56,8 @@ def read_replay_column(spec: ReplayValue, base_dir: Path | None) -> list[float]:
     if isinstance(column, str):
         header = [cell.strip() for cell in rows[0]]
         if column not in header:
-            raise ScenarioError(f"value.column: {path} has no column {column!r} (has {header})")
+            has = f" (has {_excerpt(', '.join(header))})" if quotable else ""
+            raise ScenarioError(f"value.column: {path} has no column {column!r}{has}")
         index, start = header.index(column), 1
     else:
         index = column
@@ -45,16 +66,29 @@ def read_replay_column(spec: ReplayValue, base_dir: Path | None) -> list[float]:
         if not row or index >= len(row):
             continue
         try:
-            values.append(float(row[index]))
+            number = float(row[index])
         except ValueError:
             if line_number == 1 and isinstance(column, int):
                 continue  # a header line
+            quoted = f": {_excerpt(row[index])}" if quotable else ""
             raise ScenarioError(
-                f"value.file: {path}:{line_number}: not a number: {row[index]!r}"
+                f"value.file: {path}:{line_number}: column {column!r} is not a number{quoted}"
             ) from None
+        if not math.isfinite(number):
+            raise ScenarioError(
+                f"value.file: {path}:{line_number}: column {column!r} is not a finite number"
+            )
+        values.append(number)
     if not values:
         raise ScenarioError(f"value.file: {path} has no numbers in column {column!r}")
     return values
+
+
+def _excerpt(text: str) -> str:
+    """``text`` quoted and escaped (no control character reaches a terminal), cut short."""
+    if len(text) > _EXCERPT_CHARS:
+        return ascii(text[:_EXCERPT_CHARS]) + "..."
+    return ascii(text)
 
 
 def make_value_source(

@@ -10,22 +10,32 @@ lines each name the file, the line and the field path, and say what would be rig
 from __future__ import annotations
 
 import copy
+import functools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from pytest_edgesim.core.scenario.checks import ExpandedDevice, check_references, expand_devices
+from pytest_edgesim.core.files import FileProblem, read_text_file
+from pytest_edgesim.core.limits import Limits, check_data, resolve_limits
+from pytest_edgesim.core.scenario.checks import (
+    ExpandedDevice,
+    check_references,
+    device_names,
+    expand_devices,
+)
 from pytest_edgesim.core.scenario.overrides import apply_overrides, normalise
 from pytest_edgesim.core.scenario.problems import format_validation_error
 from pytest_edgesim.core.scenario.schema import ScenarioSpec
 from pytest_edgesim.core.scenario.yaml_source import Path_, line_of, load_yaml, render_path
 from pytest_edgesim.errors import ScenarioError
 
-__all__ = ["ExpandedDevice", "Scenario", "ScenarioSpec"]
+__all__ = ["ExpandedDevice", "Limits", "Scenario", "ScenarioSpec"]
+
+_FILE_LIMIT_HINT = Limits.hint("file_bytes")
 
 
 class Scenario:
@@ -39,8 +49,10 @@ class Scenario:
         base_dir: Path | None = None,
         lines: dict[Path_, int] | None = None,
         label: str | None = None,
+        limits: Limits | None = None,
+        owned: bool = False,
     ):
-        self.raw: dict[str, Any] = copy.deepcopy(dict(raw))
+        self.limits = resolve_limits(limits)
         self.source = source
         self.base_dir = base_dir
         label = label or source or "<dict>"
@@ -52,51 +64,91 @@ class Scenario:
             return f"{location}: {render_path(path)}"
 
         try:
+            check_data(raw, self.limits, where)
+            # (data this class has just made, from a file or an override, is not copied)
+            self.raw: dict[str, Any] = dict(raw) if owned else copy.deepcopy(dict(raw))
+        except ScenarioError as exc:
+            raise ScenarioError(sorted(exc.problems, key=lambda p: _line_in(p, label))) from None
+        try:
             self.spec = ScenarioSpec.model_validate(self.raw)
         except ValidationError as exc:
             raise ScenarioError(
                 format_validation_error(exc, ScenarioSpec, self.raw, label, where_lines)
             ) from None
+        _check_fleet_size(self.spec, self.limits, where)
         problems: list[str] = []
-        self.devices: tuple[ExpandedDevice, ...] = expand_devices(self.spec, where, problems)
+        self._device_names = device_names(self.spec, where, problems)
         # independent problems are all reported at once, in the order of the file
-        names = check_references(self.spec, self.devices, where, problems, base_dir)
+        names = check_references(
+            self.spec, self._device_names, where, problems, base_dir, self.limits
+        )
         if problems:
             raise ScenarioError(sorted(problems, key=lambda problem: _line_in(problem, label)))
         gateways = [g.name for g in self.spec.gateways]
-        devices = [d.name for d in self.devices]
-        self.node_names = (self.spec.broker.name, self.spec.cloud.name, *devices, *gateways)
-        assert set(names) == set(self.node_names)
+        self.node_names = (
+            self.spec.broker.name,
+            self.spec.cloud.name,
+            *(name for names in self._device_names for name in names),
+            *gateways,
+        )
+        assert len(names) == len(self.node_names)
+
+    @functools.cached_property
+    def devices(self) -> tuple[ExpandedDevice, ...]:
+        """Every device after ``count`` expansion (made when first asked for: validating a
+        fleet needs only its names)."""
+        return expand_devices(self.spec, self._device_names)
 
     # --- constructors ----------------------------------------------------------------------
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str]) -> Scenario:
-        """Load a scenario file (``edgesim: 1``)."""
+    def from_yaml(cls, path: str | os.PathLike[str], *, limits: Limits | None = None) -> Scenario:
+        """Load a scenario file (``edgesim: 1``), within ``limits`` (default: ``Limits()``
+        with any ``EDGESIM_LIMIT_*`` environment variable applied)."""
+        limits = resolve_limits(limits)
         file = Path(path)
         try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ScenarioError(f"{path}: no such scenario file") from None
-        except IsADirectoryError:
-            raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ScenarioError(f"{path}: cannot read the scenario file: {exc}") from None
-        data, lines = load_yaml(text, str(path))
-        return cls(data, source=str(path), base_dir=file.resolve().parent, lines=lines)
+            text = read_text_file(file, limits.file_bytes, limit_hint=_FILE_LIMIT_HINT)
+        except FileProblem as exc:
+            if exc.message == "no such file":
+                raise ScenarioError(f"{path}: no such scenario file") from None
+            line = f":{exc.line}" if exc.line is not None else ""
+            raise ScenarioError(f"{path}{line}: the scenario file {exc.message}") from None
+        data, lines = load_yaml(text, str(path), limits)
+        return cls(
+            data,
+            source=str(path),
+            base_dir=file.resolve().parent,
+            lines=lines,
+            limits=limits,
+            owned=True,
+        )
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Scenario:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        base_dir: str | Path | None = None,
+        limits: Limits | None = None,
+    ) -> Scenario:
         """A scenario from a dict shaped like the YAML (e.g. from ``yaml.safe_load`` or code)."""
         if not isinstance(data, Mapping):
             raise ScenarioError(f"<dict>: a scenario must be a mapping, got {type(data).__name__}")
-        return cls(data, base_dir=Path(base_dir) if base_dir is not None else Path.cwd())
+        return cls(
+            data, base_dir=Path(base_dir) if base_dir is not None else Path.cwd(), limits=limits
+        )
 
     def notes(self) -> list[str]:
         """What is allowed but usually a mistake (a subscription no published topic matches);
         ``edgesim validate`` and ``edgesim run`` print these."""
         from pytest_edgesim.core.scenario.notes import scenario_notes
 
-        return scenario_notes(self.spec, (device.topic for device in self.devices))
+        topics = (
+            entry.topic.format(name=name, index=index)
+            for entry, names in zip(self.spec.devices, self._device_names, strict=True)
+            for index, name in enumerate(names)
+        )
+        return scenario_notes(self.spec, topics)
 
     def with_gateways(self, implementation: str, *, mode: str | None = None) -> Scenario:
         """A new scenario in which every gateway has ``implementation``: the same system
@@ -139,7 +191,7 @@ class Scenario:
         # an override's problem names the scenario it was applied to, then the override
         where = f"{self.source}: " if self.source else ""
         try:
-            pairs = normalise(overrides)
+            pairs = normalise(overrides, self.limits)
             if not pairs:
                 return self
             data = apply_overrides(self.raw, pairs)
@@ -147,7 +199,14 @@ class Scenario:
             raise ScenarioError([where + problem for problem in exc.problems]) from None
         label = "override " + ", ".join(repr(path) for path, _ in pairs)
         try:
-            return Scenario(data, source=self.source, base_dir=self.base_dir, label=label)
+            return Scenario(
+                data,
+                source=self.source,
+                base_dir=self.base_dir,
+                label=label,
+                limits=self.limits,
+                owned=True,
+            )
         except ScenarioError as exc:
             problems = []
             for problem in exc.problems:
@@ -228,6 +287,18 @@ _ReadableDumper.add_representer(_TopLevel, _represent_mapping)
 _ReadableDumper.add_representer(dict, _represent_mapping)
 _ReadableDumper.add_representer(list, _represent_sequence)
 _ReadableDumper.add_representer(tuple, _represent_sequence)
+
+
+def _check_fleet_size(spec: ScenarioSpec, limits: Limits, where: Callable[[Path_], str]) -> None:
+    """Refuse more devices than ``limits.devices`` before any is named."""
+    total = 0
+    for position, entry in enumerate(spec.devices):
+        total += entry.count
+        if total > limits.devices:
+            raise ScenarioError(
+                f"{where(('devices', position, 'count'))}: "
+                + limits.exceeded("devices", f"the scenario has {total:,} devices by this entry")
+            )
 
 
 def _line_in(problem: str, label: str) -> int:

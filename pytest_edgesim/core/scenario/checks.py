@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_edgesim.core.limits import Limits
 from pytest_edgesim.core.scenario.schema import DeviceSpec, ReplayValue, ScenarioSpec
 from pytest_edgesim.core.scenario.yaml_source import Path_
 from pytest_edgesim.core.topics import validate_topic_filter, validate_topic_name
@@ -31,13 +33,14 @@ class ExpandedDevice:
     topic: str
 
 
-def _placeholders(template: str) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=4096)
+def _placeholders(template: str) -> tuple[tuple[str, str], ...]:
     try:
-        return [
+        return tuple(
             (field, spec or "")
             for _, field, spec, _ in string.Formatter().parse(template)
             if field is not None
-        ]
+        )
     except ValueError as exc:
         raise ValueError(f"is not a valid template: {exc}") from None
 
@@ -58,38 +61,71 @@ def _fill(template: str, allowed: set[str], **values: object) -> str:
     return template.format(**values)
 
 
-def expand_devices(
-    spec: ScenarioSpec, where: Where, problems: list[str]
-) -> tuple[ExpandedDevice, ...]:
-    """Every device after ``count`` expansion. A bad topic is reported once per entry (its
-    devices are still named, so the checks that follow can run); an entry whose name
-    template is bad has no devices."""
-    devices: list[ExpandedDevice] = []
+def _name_template(device: DeviceSpec) -> str:
+    if device.count > 1 and "{index" not in device.name:
+        width = len(str(device.count - 1))
+        return f"{device.name}-{{index:0{width}d}}"
+    return device.name
+
+
+def device_names(spec: ScenarioSpec, where: Where, problems: list[str]) -> list[list[str]]:
+    """The names of every ``devices`` entry's devices after ``count`` expansion (an entry
+    whose name template is bad has none), checking every device's topic as it goes. A bad
+    topic is reported once per entry. Linear in the devices, and nothing per device is kept
+    but its name: a fleet of a million is validated without building a million objects."""
+    entries: list[list[str]] = []
     for position, device in enumerate(spec.devices):
-        count = device.count
-        template = device.name
-        if count > 1 and "{index" not in template:
-            width = len(str(count - 1))
-            template = f"{template}-{{index:0{width}d}}"
-        topic_is_bad = False
-        for index in range(count):
-            try:
-                name = _fill(template, {"index"}, index=index)
-            except (ValueError, KeyError) as exc:
-                problems.append(f"{where(('devices', position, 'name'))}: {exc}")
-                break
-            topic = device.topic
-            if not topic_is_bad:
-                try:
-                    topic = _fill(device.topic, {"name", "index"}, name=name, index=index)
-                    problem = validate_topic_name(topic)
-                except (ValueError, KeyError) as exc:
-                    problem = str(exc)
-                if problem:
-                    problems.append(f"{where(('devices', position, 'topic'))}: {problem}")
-                    topic_is_bad = True
-            devices.append(ExpandedDevice(name, index, device, topic))
+        names: list[str] = []
+        entries.append(names)
+        template = _name_template(device)
+        try:
+            _fill(template, {"index"}, index=0)
+            names.extend(template.format(index=index) for index in range(device.count))
+        except (ValueError, KeyError, OverflowError) as exc:
+            problems.append(f"{where(('devices', position, 'name'))}: {exc}")
+            names.clear()
+            continue
+        problem = _first_topic_problem(device, names)
+        if problem:
+            problems.append(f"{where(('devices', position, 'topic'))}: {problem}")
+    return entries
+
+
+def _first_topic_problem(device: DeviceSpec, names: list[str]) -> str | None:
+    try:
+        _fill(device.topic, {"name", "index"}, name=names[0], index=0)
+        if not _placeholders(device.topic):
+            return validate_topic_name(device.topic)
+        topic_format = device.topic.format
+        for index, name in enumerate(names):
+            problem = validate_topic_name(topic_format(name=name, index=index))
+            if problem:
+                return problem
+    except (ValueError, KeyError, OverflowError) as exc:
+        return str(exc)
+    return None
+
+
+def expand_devices(spec: ScenarioSpec, names: list[list[str]]) -> tuple[ExpandedDevice, ...]:
+    """Every device after ``count`` expansion (from :func:`device_names` of a valid
+    scenario): its name, index, spec and topic."""
+    devices: list[ExpandedDevice] = []
+    for device, entry_names in zip(spec.devices, names, strict=True):
+        topic_format = device.topic.format
+        devices += [
+            ExpandedDevice(name, index, device, topic_format(name=name, index=index))
+            for index, name in enumerate(entry_names)
+        ]
     return tuple(devices)
+
+
+def _twice(names: list[str]) -> str:
+    met: set[str] = set()
+    for name in names:
+        if name in met:
+            return name
+        met.add(name)
+    raise AssertionError("no name is used twice")
 
 
 def _suggest(word: str, names: list[str]) -> str:
@@ -104,10 +140,11 @@ def _names_list(names: list[str]) -> str:
 
 def check_references(
     spec: ScenarioSpec,
-    devices: tuple[ExpandedDevice, ...],
+    device_names: list[list[str]],
     where: Where,
     problems: list[str],
     base_dir: Path | None,
+    limits: Limits | None = None,
 ) -> tuple[str, ...]:
     """Unique names, patterns that match nodes, topics, forward targets, replay files."""
     named: list[tuple[str, Path_]] = [
@@ -115,12 +152,24 @@ def check_references(
         (spec.cloud.name, ("cloud", "name")),
     ]
     # name the ``devices`` entry each device came from (an entry with a bad template has none)
-    entries = {id(entry): position for position, entry in enumerate(spec.devices)}
-    named += [(d.name, ("devices", entries[id(d.spec)], "name")) for d in devices]
-    every_device_named = len(devices) == sum(entry.count for entry in spec.devices)
+    every_device_named = all(
+        len(names) == entry.count for names, entry in zip(device_names, spec.devices, strict=True)
+    )
     named += [(g.name, ("gateways", i, "name")) for i, g in enumerate(spec.gateways)]
     seen: dict[str, Path_] = {}
-    for name, path in named:
+    for name, path in named[:2]:
+        seen.setdefault(name, path)
+    for position, names in enumerate(device_names):
+        path = ("devices", position, "name")
+        fresh = dict.fromkeys(names, path)
+        clashing = seen.keys() & fresh.keys()
+        if clashing or len(fresh) < len(names):  # said once per entry, not once per device
+            twice = next(name for name in names if name in clashing) if clashing else _twice(names)
+            problems.append(f"{where(path)}: the node name {twice!r} is used twice")
+            for name in clashing:
+                del fresh[name]
+        seen.update(fresh)
+    for name, path in named[2:]:
         if name in seen:
             problems.append(f"{where(path)}: the node name {name!r} is used twice")
         seen.setdefault(name, path)
@@ -142,6 +191,11 @@ def check_references(
         for side_index, side in enumerate(partition.between):
             for pattern in side:
                 check_pattern(pattern, ("network", "partitions", i, "between", side_index))
+    for i, partition in enumerate(spec.network.partitions):
+        if every_device_named:
+            _check_sides(
+                partition.between, node_names, ("network", "partitions", i), where, problems
+            )
     for i, gateway in enumerate(spec.gateways):
         if gateway.forward.to == gateway.name:
             problems.append(
@@ -166,7 +220,7 @@ def check_references(
             problems.append(f"{where(('gateways', i, 'forward', 'topic'))}: {exc}")
     for i, device in enumerate(spec.devices):
         if isinstance(device.value, ReplayValue):
-            _check_replay(device.value, ("devices", i, "value"), where, problems, base_dir)
+            _check_replay(device.value, ("devices", i, "value"), where, problems, base_dir, limits)
     if spec.broker.config is not None:
         problem = config_file_problem(spec.broker.config, base_dir)
         if problem:
@@ -215,14 +269,43 @@ def _check_faults(spec: ScenarioSpec, where: Where, problems: list[str]) -> None
             )
 
 
+def _check_sides(
+    between: tuple[list[str], list[str]],
+    node_names: list[str],
+    path: Path_,
+    where: Where,
+    problems: list[str],
+) -> None:
+    """A partition cuts one group of nodes from another: no node may be on both sides."""
+    if between[0] == between[1]:
+        problems.append(f"{where((*path, 'between'))}: both sides are {between[0]!r}")
+        return
+    first, second = (
+        {name for name in node_names if any(fnmatch.fnmatchcase(name, p) for p in side)}
+        for side in between
+    )
+    both = [name for name in node_names if name in first and name in second]
+    if both:
+        problems.append(
+            f"{where((*path, 'between'))}: {both[0]!r} is on both sides"
+            + (f" (and {len(both) - 1} more)" if len(both) > 1 else "")
+            + "; a node cannot be cut off from itself"
+        )
+
+
 def _check_replay(
-    value: ReplayValue, path: Path_, where: Where, problems: list[str], base_dir: Path | None
+    value: ReplayValue,
+    path: Path_,
+    where: Where,
+    problems: list[str],
+    base_dir: Path | None,
+    limits: Limits | None,
 ) -> None:
     from pytest_edgesim.core.models.values import read_replay_column
     from pytest_edgesim.errors import ScenarioError
 
     try:
-        read_replay_column(value, base_dir)
+        read_replay_column(value, base_dir, limits.file_bytes if limits else None)
     except ScenarioError as exc:
         for problem in exc.problems:
             field, _, message = problem.partition(": ")

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
 
+from pytest_edgesim.core.limits import Limits, check_data
 from pytest_edgesim.errors import ScenarioError
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
@@ -35,14 +37,16 @@ def parse_path(path: str) -> list[str | int]:
     return parts
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str, limits: Limits | None = None) -> Any:
     """A command-line value, read as YAML (``0.05`` -> float, ``[a, b]`` -> list).
 
     Text that is not YAML stays a string (``a: b: c``), except where it starts as a list,
     a mapping or a quoted string: ``[sites/#`` is a list with its ``]`` missing, and
     reading it as the string "[sites/#" would hide the mistake (``ValueError``)."""
+    from pytest_edgesim.core.scenario.yaml_source import load_value
+
     try:
-        return yaml.safe_load(text) if text.strip() else ""
+        return load_value(text, limits) if text.strip() else ""
     except yaml.YAMLError as exc:
         if text.lstrip()[:1] in ("[", "{", "'", '"'):
             problem = getattr(exc, "problem", None) or "not valid YAML"
@@ -50,10 +54,16 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def normalise(overrides: Mapping[str, Any] | Iterable[str]) -> list[tuple[str, Any]]:
+def normalise(
+    overrides: Mapping[str, Any] | Iterable[str], limits: Limits | None = None
+) -> list[tuple[str, Any]]:
     """Dict of path -> value, or ``"path=value"`` strings (values parsed as YAML)."""
     if isinstance(overrides, Mapping):
-        return list(overrides.items())
+        pairs = list(overrides.items())
+        for path, value in pairs:
+            # (a value from code may be anything: a generator, a cycle, a 5,000-deep dict)
+            check_data(value, limits or Limits(), functools.partial(_where, path))
+        return pairs
     if isinstance(overrides, (str, bytes)) or not isinstance(overrides, Iterable):
         hint = f" (for one override write [{overrides!r}])" if isinstance(overrides, str) else ""
         raise TypeError(
@@ -66,10 +76,16 @@ def normalise(overrides: Mapping[str, Any] | Iterable[str]) -> list[tuple[str, A
         if not sep:
             raise ScenarioError(f"override {item!r}: expected PATH=VALUE, e.g. duration=30s")
         try:
-            pairs.append((path.strip(), parse_value(value)))
-        except ValueError as exc:
+            pairs.append((path.strip(), parse_value(value, limits)))
+        except (ValueError, ScenarioError) as exc:
             raise ScenarioError(f"override {path.strip()!r}: {exc}") from None
     return pairs
+
+
+def _where(path: object, sub: tuple[str | int, ...]) -> str:
+    from pytest_edgesim.core.scenario.yaml_source import render_path
+
+    return f"override {path!r}" + (f" at {render_path(sub)}" if sub else "")
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -114,6 +114,7 @@ def _close_field(word: str, choices: list[str]) -> str | None:
 def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: Any) -> str:
     kind = error["type"]
     value = error.get("input")
+    shown = _shown(value)
     context = error.get("ctx") or {}
     if kind == "extra_forbidden":
         name = str(path[-1]) if path else "?"
@@ -128,7 +129,7 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
         kind == "missing" and isinstance(value, list)
     )
     if path and path[-1] == "between" and short_pair:
-        return f"must name two sides (each a node pattern or a list of them), got {value!r}"
+        return f"must name two sides (each a node pattern or a list of them), got {shown}"
     if kind == "missing":
         return "is required"
     if kind in ("literal_error", "enum"):
@@ -141,8 +142,8 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
             matches = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
             hint = f" (did you mean {matches[0]!r}?)" if matches else ""
         if path and path[-1] == "edgesim":
-            return f"unsupported scenario version {value!r} (this pytest-edgesim reads version 1)"
-        return f"must be one of {expected}, got {value!r}{hint}"
+            return f"unsupported scenario version {shown} (this pytest-edgesim reads version 1)"
+        return f"must be one of {expected}, got {shown}{hint}"
     if kind == "union_tag_invalid":
         tag = context.get("tag")
         expected = context.get("expected_tags", "")
@@ -155,6 +156,8 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
         text = str(error.get("msg", ""))
         for prefix in ("Value error, ", "Assertion failed, "):
             text = text.removeprefix(prefix)
+        if len(text) > _SHOWN_CHARS * 2 and isinstance(value, (str, list, dict)):
+            text = text.replace(repr(value), shown)  # (a validator's "got ...")
         return text
     if kind == "invalid_key":  # (``path`` ends at the mapping holding the key)
         key = error["loc"][-1]
@@ -177,7 +180,7 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
             "model_type": "a mapping",
             "tuple_type": "a list of two sides",
         }.get(kind, kind.replace("_", " "))
-        return f"must be {wanted}, got {value!r}"
+        return f"must be {wanted}, got {shown}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         bound = next(iter(context.values()), "?")
         words = {
@@ -186,9 +189,9 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
             "less_than_equal": "at most",
             "less_than": "less than",
         }[kind]
-        return f"must be {words} {bound}, got {value!r}"
+        return f"must be {words} {bound}, got {shown}"
     if kind == "finite_number":
-        return f"must be a finite number, got {value!r}"
+        return f"must be a finite number, got {shown}"
     if kind in ("too_short", "too_long"):
         bound = context.get("min_length" if kind == "too_short" else "max_length")
         words = "at least" if kind == "too_short" else "at most"
@@ -196,17 +199,34 @@ def _message(error: dict[str, Any], model: type[BaseModel], path: Path_, data: A
         return f"must have {words} {bound} {items}, got {context.get('actual_length')}"
     if kind == "string_pattern_mismatch":
         return (
-            f"{value!r} is not a valid name (use letters, digits and . _ - : only; "
+            f"{shown} is not a valid name (use letters, digits and . _ - : only; "
             "no spaces or slashes)"
         )
     if kind == "string_too_short":
         return "must not be empty"
     if kind == "string_too_long":
-        return f"must be at most {context.get('max_length')} characters long, got {value!r}"
+        return f"must be at most {context.get('max_length')} characters long, got {shown}"
     text = str(error.get("msg", kind))
     if text.startswith("Input should be "):  # any other pydantic check, in our words
-        return f"must be {text.removeprefix('Input should be ')}, got {value!r}"
+        return f"must be {text.removeprefix('Input should be ')}, got {shown}"
     return text
+
+
+#: how much of a value an error repeats
+_SHOWN_CHARS = 60
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, or a description of it where that would be long (an error about a
+    value of a million items is one short line)."""
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        return f"{value[:_SHOWN_CHARS]!r}... ({len(value):,} characters)"
+    if isinstance(value, (list, tuple)) and len(value) > 8:
+        return f"a list of {len(value):,} items"
+    if isinstance(value, dict) and len(value) > 8:
+        return f"a mapping of {len(value):,} fields"
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS * 2 else text[: _SHOWN_CHARS * 2] + "..."
 
 
 def _step(node: Any, part: str | int) -> Any:

@@ -28,6 +28,10 @@ from pytest_edgesim.errors import ScenarioError
 
 #: the largest root seed (seeds are 0 .. 2**63-1, whole numbers)
 MAX_SEED: Final = 2**63 - 1
+#: the largest MQTT payload (the protocol's remaining-length limit)
+MAX_PAYLOAD_BYTES: Final = 268_435_455
+#: the largest aggregation count and queue capacity
+MAX_COUNT: Final = 1_000_000_000
 
 
 def _probability(value: object) -> float:
@@ -309,6 +313,12 @@ class RandomWalkValue(_Strict):
     min: float | None = None
     max: float | None = None
 
+    @model_validator(mode="after")
+    def _ordered(self) -> RandomWalkValue:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) must not be above max ({self.max:g})")
+        return self
+
 
 class SineValue(_Strict):
     model: Literal["sine"]
@@ -324,9 +334,15 @@ class ReplayValue(_Strict):
     """Values read from a CSV file (path relative to the scenario file)."""
 
     model: Literal["replay"]
-    file: str
+    file: str = Field(min_length=1)
     column: str | int = 0
     loop: bool = Field(True, strict=True)
+
+    @model_validator(mode="after")
+    def _column_index(self) -> ReplayValue:
+        if isinstance(self.column, int) and self.column < 0:
+            raise ValueError(f"column must be a header name or an index from 0, got {self.column}")
+        return self
 
 
 ValueModel = Annotated[
@@ -346,7 +362,7 @@ class DeviceSpec(_Strict):
     topic: str = Field("sensors/{name}", min_length=1)
     qos: QoS = 0
     retain: bool = Field(False, strict=True)
-    payload_bytes: int = Field(64, ge=0, le=268_435_455, strict=True)
+    payload_bytes: int = Field(64, ge=0, le=MAX_PAYLOAD_BYTES, strict=True)
     publish: Publish = PeriodicPublish()
     value: ValueModel = ConstantValue()
 
@@ -360,7 +376,7 @@ class Subscription(_Strict):
 class AggregateSpec(_Strict):
     """Emit an aggregate every ``count`` readings and/or every ``window``, whichever first."""
 
-    count: int | None = Field(None, ge=1, strict=True)
+    count: int | None = Field(None, ge=1, le=MAX_COUNT, strict=True)
     window: PositiveTicks | None = None
     functions: list[Literal["mean", "min", "max", "count", "sum", "last"]] = [
         "mean",
@@ -383,7 +399,7 @@ class AggregateSpec(_Strict):
 
 
 class QueueSpec(_Strict):
-    capacity: int = Field(1000, ge=1, strict=True)
+    capacity: int = Field(1000, ge=1, le=MAX_COUNT, strict=True)
     #: when full: "newest" drops the arriving message, "oldest" drops the head of the queue
     drop: Literal["newest", "oldest"] = "newest"
 
@@ -392,7 +408,7 @@ class ForwardSpec(_Strict):
     to: str = "cloud"
     topic: str = Field("cloud/{gateway}/aggregate", min_length=1)
     qos: QoS = 0
-    payload_bytes: int = Field(128, ge=0, strict=True)
+    payload_bytes: int = Field(128, ge=0, le=MAX_PAYLOAD_BYTES, strict=True)
 
 
 #: Docker's image reference grammar (github.com/distribution/reference):
@@ -679,9 +695,31 @@ class FaultSpec(_Strict):
         return self
 
 
+def _version(value: object) -> object:
+    # ``edgesim: 1.0`` or ``edgesim: true`` equal 1 to Python, but the version is the integer
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            f"unsupported scenario version {value!r} (write edgesim: 1, a whole number)"
+        )
+    return value
+
+
+def _scenario_name(value: object) -> object:
+    # (a bytes value, or a Python bytes literal pasted as text, ``b'basic'``, is a mistake)
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {type(value).__name__} {value!r}")
+    if not value.isprintable() or any(quote in value for quote in "'\"`"):
+        raise ValueError(
+            f"must be printable text without quotes or control characters, got {value!r}"
+        )
+    return value
+
+
 class ScenarioSpec(_Strict):
-    edgesim: Literal[1]
-    name: str | None = None
+    edgesim: Annotated[Literal[1], BeforeValidator(_version)]
+    name: (
+        Annotated[str, BeforeValidator(_scenario_name), Field(min_length=1, max_length=128)] | None
+    ) = None
     description: str = ""
     seed: Seed = 0
     duration: PositiveTicks = 60 * TICKS_PER_SECOND
