@@ -4,10 +4,24 @@ The broker is a single FIFO server (as Mosquitto is single-threaded): each PUBLI
 for the ones before it, then takes one processing delay, then is routed to every matching
 subscription at ``min(publish QoS, subscription QoS)``. Sessions and subscriptions are set
 up at the start of the run (SUBSCRIBE packets are not simulated).
+
+A subscriber whose MQTT session is modelled (:meth:`BrokerModel.open_session`, a gateway's
+``session:``) or any subscriber when ``max_inflight_messages`` is set has a
+:class:`ClientSession` here, as Mosquitto keeps one per client: at most
+``max_inflight_messages`` QoS 1 messages in flight to it, the rest queued in order up to
+``max_queued_messages`` (dropped beyond: ``queue_full``). A modelled session goes offline
+when a partition has cut the client off from the broker for 1.5 x its keep-alive, and
+comes back the moment the partition heals (the client reconnects). Offline, a persistent
+session (``clean: false``) keeps its subscriptions, holds its in-flight messages and queues
+QoS 1 messages (QoS 0 too with ``queue_qos0_messages``), all delivered in order on
+reconnection; a clean session loses what it had in flight or queued (``session_lost``) and
+what is published while it is away (``offline``), and on reconnection subscribes again,
+which delivers the retained messages again.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from pytest_edgesim.core.models.delays import make_delay_sampler
@@ -22,6 +36,42 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.scenario.schema import BrokerSpec
 
 
+class ClientSession:
+    """The broker's state of one client: in flight, queued, online or not (see the module)."""
+
+    __slots__ = (
+        "clean",
+        "connected",
+        "filters",
+        "generation",
+        "grace",
+        "held",
+        "inflight",
+        "modelled",
+        "name",
+        "queue",
+        "reachable",
+    )
+
+    def __init__(self, name: str, *, modelled: bool, clean: bool = True, grace: int = 0):
+        self.name = name
+        #: whether the connection is modelled (it can go offline); else only the limits hold
+        self.modelled = modelled
+        self.clean = clean
+        #: how long a partition must last before the broker gives up on the client
+        self.grace = grace
+        self.connected = True
+        self.reachable = True
+        self.generation = 0  # bumped at each change of reachability (stale timers see it)
+        #: packet id -> message: QoS 1 messages sent and not yet acknowledged, in send order
+        self.inflight: dict[int, Message] = {}
+        #: what was in flight when the client went offline, sent again on reconnection
+        self.held: list[Message] = []
+        #: (message, QoS) waiting for an in-flight slot or for the client to come back
+        self.queue: deque[tuple[Message, int]] = deque()
+        self.filters: list[tuple[str, int]] = []
+
+
 class BrokerModel(Node):
     def __init__(self, name: str, spec: BrokerSpec):
         super().__init__(name)
@@ -30,6 +80,9 @@ class BrokerModel(Node):
         self.retained: dict[str, Message] = {}
         self.routed = 0
         self._busy_until = 0
+        #: the clients with a session here (empty unless sessions or limits are used)
+        self.clients: dict[str, ClientSession] = {}
+        self._watching = False
 
     def bind(self, context: NodeContext) -> None:
         super().bind(context)
@@ -39,20 +92,57 @@ class BrokerModel(Node):
             self.spec.processing_delay.distribution == "constant"
             and self.spec.processing_delay.value == 0
         )
+        self._broker_counter = context.metrics.node(self.name)
+
+    def open_session(self, client: str, *, clean: bool, keepalive: int) -> ClientSession:
+        """Model ``client``'s connection: it goes offline after a partition of 1.5 x
+        ``keepalive`` ticks, and ``clean`` says what its session keeps meanwhile."""
+        session = self._client(client)
+        session.modelled = True
+        session.clean = clean
+        session.grace = keepalive * 3 // 2
+        context = self.context
+        if not self._watching and context is not None and context.network is not None:
+            context.network.watch_cuts(self._cuts_changed)
+            self._watching = True
+        return session
+
+    def _client(self, name: str) -> ClientSession:
+        session = self.clients.get(name)
+        if session is None:
+            session = self.clients[name] = ClientSession(name, modelled=False)
+        return session
 
     def subscribe(self, subscriber: str, topic_filter: str, qos: int) -> None:
         """Add a subscription; retained messages that match are delivered at once."""
         self.index.subscribe(topic_filter, (subscriber, qos))
+        client = self.clients.get(subscriber)
+        if client is None and self.spec.max_inflight_messages:
+            client = self._client(subscriber)
+        if client is not None:
+            client.filters.append((topic_filter, qos))
+        self._deliver_retained(subscriber, topic_filter, qos)
+
+    def _deliver_retained(self, subscriber: str, topic_filter: str, qos: int) -> None:
+        client = self.clients.get(subscriber)
         for topic in sorted(self.retained):
             if topic_matches(topic_filter, topic):
                 message = self.retained[topic]
-                self._session.publish(subscriber, message, min(message.qos, qos))
+                if client is not None:
+                    self._offer(client, message, min(message.qos, qos))
+                else:
+                    self._session.publish(subscriber, message, min(message.qos, qos))
 
     def unsubscribe(self, subscriber: str, topic_filter: str, qos: int) -> None:
         self.index.unsubscribe(topic_filter, (subscriber, qos))
+        client = self.clients.get(subscriber)
+        if client is not None and (topic_filter, qos) in client.filters:
+            client.filters.remove((topic_filter, qos))
 
     def on_packet(self, packet: Packet) -> None:
         if packet.kind == PUBACK:
+            if self.clients:
+                self._acknowledged(packet.packet_id)
             self._session.acknowledge(packet.packet_id)
             return
         if packet.qos == 1:
@@ -79,12 +169,146 @@ class BrokerModel(Node):
         qos = message.qos
         # the index holds (subscriber, qos) entries (see subscribe)
         entries: tuple[tuple[str, int], ...] = self.index.matching(message.topic)  # type: ignore[assignment]
+        clients = self.clients
         for subscriber, subscription_qos in entries:
+            if clients:
+                client = clients.get(subscriber)
+                if client is not None:
+                    self._offer(client, message, 0 if qos == 0 or subscription_qos == 0 else 1)
+                    continue
             if qos == 0 or subscription_qos == 0:
                 # QoS 0: what Session.publish does, without the call
                 session.send(Packet(PUBLISH, session.name, subscriber, message))
             else:
                 session.publish(subscriber, message, 1)
+
+    # --- client sessions ---------------------------------------------------------------------
+    def _offer(self, client: ClientSession, message: Message, qos: int) -> None:
+        """Send ``message`` to ``client`` now, queue it, or drop it (by cause)."""
+        if not client.connected:
+            if client.clean:
+                self._drop(client, message, "offline")
+            elif qos == 1 or self.spec.queue_qos0_messages:
+                self._enqueue(client, message, qos)
+            else:
+                self._drop(client, message, "offline")
+            return
+        if qos == 0:
+            self._session.send(Packet(PUBLISH, self.name, client.name, message))
+            return
+        limit = self.spec.max_inflight_messages
+        if client.queue or (limit and len(client.inflight) >= limit):
+            self._enqueue(client, message, qos)
+            return
+        client.inflight[self._session.publish(client.name, message, 1)] = message
+
+    def _enqueue(self, client: ClientSession, message: Message, qos: int) -> None:
+        limit = self.spec.max_queued_messages
+        if limit and len(client.queue) >= limit:
+            self._drop(client, message, "queue_full")
+        else:
+            client.queue.append((message, qos))
+
+    def _pump(self, client: ClientSession) -> None:
+        """Send queued messages while the client is online and has in-flight slots."""
+        limit = self.spec.max_inflight_messages
+        queue = client.queue
+        while queue and client.connected and not (limit and len(client.inflight) >= limit):
+            message, qos = queue.popleft()
+            if qos == 0:
+                self._session.send(Packet(PUBLISH, self.name, client.name, message))
+            else:
+                client.inflight[self._session.publish(client.name, message, 1)] = message
+
+    def _acknowledged(self, packet_id: int) -> None:
+        entry = self._session.inflight.get(packet_id)
+        if entry is None:
+            return
+        client = self.clients.get(entry[0])
+        if client is not None and client.inflight.pop(packet_id, None) is not None:
+            self._pump(client)
+
+    def _drop(self, client: ClientSession, message: Message, cause: str) -> None:
+        context = self.context
+        assert context is not None
+        self._broker_counter.drop(cause)
+        context.metrics.link(f"{self.name}->{client.name}").drop(cause)
+        context.metrics.topic(message.topic).drop(cause)
+        if context.trace.enabled:
+            context.trace.record(
+                context.now,
+                "drop",
+                self.name,
+                client.name,
+                message.topic,
+                message.message_id,
+                f"{PUBLISH}:{cause}",
+            )
+
+    def _cuts_changed(self) -> None:
+        context = self.context
+        assert context is not None and context.network is not None
+        network = context.network
+        for client in self.clients.values():
+            if not client.modelled:
+                continue
+            reachable = not (
+                network.is_partitioned(self.name, client.name)
+                or network.is_partitioned(client.name, self.name)
+            )
+            if reachable == client.reachable:
+                continue
+            client.reachable = reachable
+            client.generation += 1
+            if not reachable:
+                context.call_at(
+                    context.now + client.grace, self._expire, (client.name, client.generation)
+                )
+            elif not client.connected:
+                self._reconnect(client)
+
+    def _expire(self, timer: tuple[str, int]) -> None:
+        """The keep-alive ran out: the client is offline (unless it was reached meanwhile)."""
+        name, generation = timer
+        client = self.clients[name]
+        if generation != client.generation or not client.connected:
+            return
+        context = self.context
+        assert context is not None
+        client.connected = False
+        if context.trace.enabled:
+            context.trace.record(context.now, "session", self.name, name, "", "", "offline")
+        inflight = self._session.inflight
+        held = list(client.inflight.values())
+        for packet_id in client.inflight:
+            inflight.pop(packet_id, None)
+        client.inflight.clear()
+        if client.clean:
+            for message in held:
+                self._drop(client, message, "session_lost")
+            for message, _qos in client.queue:
+                self._drop(client, message, "session_lost")
+            client.queue.clear()
+        else:
+            client.held = held
+
+    def _reconnect(self, client: ClientSession) -> None:
+        context = self.context
+        assert context is not None
+        client.connected = True
+        if context.trace.enabled:
+            kind = "clean" if client.clean else "resumed"
+            context.trace.record(context.now, "session", self.name, client.name, "", "", kind)
+        if client.clean:
+            for topic_filter, qos in client.filters:
+                self._deliver_retained(client.name, topic_filter, qos)
+            return
+        held, client.held = client.held, []
+        for message in held:
+            client.inflight[self._session.publish(client.name, message, 1, duplicate=True)] = (
+                message
+            )
+        self._pump(client)
 
     def mqtt_session(self) -> Session | None:
         return self._session if self.context is not None else None
@@ -95,4 +319,18 @@ class BrokerModel(Node):
             "routed": self.routed,
             "retained": len(self.retained),
             "inflight": len(self._session.inflight) if self.context else 0,
+            **(
+                {
+                    "sessions": {
+                        name: {
+                            "connected": client.connected,
+                            "inflight": len(client.inflight) + len(client.held),
+                            "queued": len(client.queue),
+                        }
+                        for name, client in self.clients.items()
+                    }
+                }
+                if self.clients
+                else {}
+            ),
         }
