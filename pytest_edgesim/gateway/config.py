@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from pytest_edgesim.core.aggregation import FUNCTIONS, VALUE_FIELD, is_value_field
+from pytest_edgesim.core.units import TICKS_PER_SECOND
 from pytest_edgesim.errors import EdgesimError
 
 
@@ -71,6 +72,7 @@ class _ConfigProblems(list[str]):
             self.check(key, value, value is None or isinstance(value, str), "a string")
         self.check_aggregate(config.get("aggregate"))
         self.check_delay(config.get("processing_delay_us"))
+        self.check_session(config.get("session"))
         queue_config = config.get("queue") or {}
         if self.check("queue", queue_config, isinstance(queue_config, dict), "an object"):
             value = queue_config.get("capacity", 1000)
@@ -104,6 +106,17 @@ class _ConfigProblems(list[str]):
         value = aggregate.get("value_field", VALUE_FIELD)
         ok = is_value_field(value)
         self.check("aggregate.value_field", value, ok, 'a field name or dotted path ("value")')
+
+    def check_session(self, session: Any) -> None:
+        if session is None or not self.check(
+            "session", session, isinstance(session, dict), '{"clean": false, "keepalive_s": 60}'
+        ):
+            return
+        value = session.get("clean", True)
+        self.check("session.clean", value, isinstance(value, bool), "true or false")
+        value = session.get("keepalive_s", 60)
+        ok = _is_int(value) and 1 <= value <= 65535
+        self.check("session.keepalive_s", value, ok, "an integer from 1 to 65535 (seconds)")
 
     def check_delay(self, delay: Any) -> None:
         where = "processing_delay_us"
@@ -189,4 +202,12 @@ def config_from_spec(spec: Any, topic_prefix: str = "") -> dict[str, Any]:
             "topic": spec.forward_topic,
             "qos": spec.forward.qos,
         },
+        **({} if spec.session is None else {"session": session_config(spec.session)}),
     }
+
+
+def session_config(session: Any, time_scale: float = 1.0) -> dict[str, Any]:
+    """A ``SessionSpec`` as the service takes it: the keep-alive in whole seconds (MQTT's
+    unit) of the wall clock at ``time_scale``, at least 1."""
+    keepalive_s = session.keepalive / TICKS_PER_SECOND / time_scale
+    return {"clean": session.clean, "keepalive_s": max(1, math.ceil(keepalive_s))}

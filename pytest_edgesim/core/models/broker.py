@@ -14,7 +14,8 @@ when a partition has cut the client off from the broker for 1.5 x its keep-alive
 comes back the moment the partition heals (the client reconnects). Offline, a persistent
 session (``clean: false``) keeps its subscriptions, holds its in-flight messages and queues
 QoS 1 messages (QoS 0 too with ``queue_qos0_messages``), all delivered in order on
-reconnection; a clean session loses what it had in flight or queued (``session_lost``) and
+reconnection (offline, what it holds counts towards ``max_queued_messages``, as Mosquitto
+counts it); a clean session loses what it had in flight or queued (``session_lost``) and
 what is published while it is away (``offline``), and on reconnection subscribes again,
 which delivers the retained messages again.
 """
@@ -203,8 +204,11 @@ class BrokerModel(Node):
         client.inflight[self._session.publish(client.name, message, 1)] = message
 
     def _enqueue(self, client: ClientSession, message: Message, qos: int) -> None:
+        # Mosquitto's count: beyond what is in flight for a client online; everything it
+        # holds (in flight when it went away, then queued) for a client offline
         limit = self.spec.max_queued_messages
-        if limit and len(client.queue) >= limit:
+        held = 0 if client.connected else len(client.held)
+        if limit and held + len(client.queue) >= limit:
             self._drop(client, message, "queue_full")
         else:
             client.queue.append((message, qos))
