@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_edgesim import Scenario, simulate
+from pytest_edgesim import Scenario, ScenarioError, simulate
 from pytest_edgesim.core.units import TICKS_PER_MS
 
 #: a reading every 100 ms from 0 s; the gateway is cut off from the broker from 5 s to 15 s
@@ -225,3 +225,22 @@ def test_every_reading_is_delivered_once_or_dropped_with_a_session_cause(
     # a reading in flight at the end of the run is neither
     in_flight_at_end = published(first) - len(set(seqs)) - session_drops
     assert 0 <= in_flight_at_end <= 1
+
+
+def test_wrong_session_and_limit_fields_are_named_with_their_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "edgesim: 1\n"
+        "broker:\n"
+        "  max_inflight_messages: -1\n"
+        "gateways:\n"
+        "  - name: gw\n"
+        "    subscribe: ['sensors/#']\n"
+        "    session: {clean: 'no', keepalive: 0}\n"
+    )
+    with pytest.raises(ScenarioError) as error:
+        Scenario.from_yaml(path)
+    message = str(error.value)
+    assert f"{path}:3: broker.max_inflight_messages: must be at least 0, got -1" in message
+    assert f"{path}:7: gateways[0].session.clean: must be true or false, got 'no'" in message
+    assert f"{path}:7: gateways[0].session.keepalive: must be longer than zero" in message

@@ -141,17 +141,19 @@ class ScenarioBuilder:
         forward_qos: int = _UNSET,
         implementation: str = _UNSET,
         docker: dict[str, Any] = _UNSET,
+        session: dict[str, Any] = _UNSET,
     ) -> ScenarioBuilder:
         """A gateway subscribing to ``subscribe`` (filters), aggregating and forwarding.
 
-        ``forward_to``/``forward_topic``/``forward_qos`` fill ``forward`` field by field.
+        ``forward_to``/``forward_topic``/``forward_qos`` fill ``forward`` field by field;
+        ``session`` (``{"clean": False, "keepalive": "2s"}``) models its MQTT session.
         """
         gateway = _given(name=name, implementation=implementation, subscribe=subscribe)
         gateway.update(_given(aggregate=aggregate, processing_delay=processing_delay, queue=queue))
         forward_fields = _given(to=forward_to, topic=forward_topic, qos=forward_qos)
         if forward is not _UNSET or forward_fields:
             gateway["forward"] = {**(forward if forward is not _UNSET else {}), **forward_fields}
-        gateway.update(_given(docker=docker))
+        gateway.update(_given(session=session, docker=docker))
         return self._append("gateways", gateway, f".gateway({name!r})")
 
     def broker(
@@ -162,6 +164,9 @@ class ScenarioBuilder:
         retry_interval: int | float | str = _UNSET,
         implementation: str = _UNSET,
         docker: dict[str, Any] = _UNSET,
+        max_inflight_messages: int = _UNSET,
+        max_queued_messages: int = _UNSET,
+        queue_qos0_messages: bool = _UNSET,
     ) -> ScenarioBuilder:
         """Settings of the broker (there is always one, called ``broker`` by default)."""
         fields = _given(
@@ -169,6 +174,9 @@ class ScenarioBuilder:
             implementation=implementation,
             processing_delay=processing_delay,
             retry_interval=retry_interval,
+            max_inflight_messages=max_inflight_messages,
+            max_queued_messages=max_queued_messages,
+            queue_qos0_messages=queue_qos0_messages,
             docker=docker,
         )
         self._data.setdefault("broker", {}).update(fields)
