@@ -117,6 +117,9 @@ class _ConfigProblems(list[str]):
         value = session.get("keepalive_s", 60)
         ok = _is_int(value) and 1 <= value <= 65535
         self.check("session.keepalive_s", value, ok, "an integer from 1 to 65535 (seconds)")
+        value = session.get("expiry_s")
+        ok = value is None or (_is_int(value) and 0 <= value <= 0xFFFFFFFF)
+        self.check("session.expiry_s", value, ok, "null or an integer >= 0 (seconds)")
 
     def check_delay(self, delay: Any) -> None:
         where = "processing_delay_us"
@@ -207,7 +210,10 @@ def config_from_spec(spec: Any, topic_prefix: str = "") -> dict[str, Any]:
 
 
 def session_config(session: Any, time_scale: float = 1.0) -> dict[str, Any]:
-    """A ``SessionSpec`` as the service takes it: the keep-alive in whole seconds (MQTT's
-    unit) of the wall clock at ``time_scale``, at least 1."""
+    """A ``SessionSpec`` as the service takes it: the keep-alive (at least 1) and the session
+    expiry interval in whole seconds (MQTT's unit) of the wall clock at ``time_scale``."""
     keepalive_s = session.keepalive / TICKS_PER_SECOND / time_scale
-    return {"clean": session.clean, "keepalive_s": max(1, math.ceil(keepalive_s))}
+    config: dict[str, Any] = {"clean": session.clean, "keepalive_s": max(1, math.ceil(keepalive_s))}
+    if session.expiry is not None:
+        config["expiry_s"] = math.ceil(session.expiry / TICKS_PER_SECOND / time_scale)
+    return config

@@ -131,6 +131,8 @@ class GatewayService:
         #: MQTT's clean session flag; false: the broker keeps the session while it is away
         self.clean_session: bool = session.get("clean", True)
         self.keepalive_s: int = session.get("keepalive_s", 10)
+        #: MQTT 5's session expiry interval (seconds); None: MQTT 3.1.1, no expiry
+        self.session_expiry_s: int | None = session.get("expiry_s")
         self.client = self._make_client(
             client_id or default_client_id(self.name, persistent=not self.clean_session)
         )
@@ -148,9 +150,16 @@ class GatewayService:
     def _make_client(self, client_id: str):
         import paho.mqtt.client as mqtt
 
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=self.clean_session
-        )
+        if self.session_expiry_s is None:
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                clean_session=self.clean_session,
+            )
+        else:  # the session expiry interval is MQTT 5's
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -341,7 +350,21 @@ class GatewayService:
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self, connect_timeout_s: float = 10.0) -> None:
-        self.client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+        if self.session_expiry_s is None:
+            self.client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+        else:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.session_expiry_s
+            self.client.connect_async(
+                self.host,
+                self.port,
+                keepalive=self.keepalive_s,
+                clean_start=self.clean_session,
+                properties=properties,
+            )
         self.client.loop_start()
         self._spawn(self._worker)
         if self.aggregator is not None and self.aggregator.window is not None:

@@ -60,6 +60,9 @@ def scale_config(config: Mapping[str, Any], time_scale: float) -> dict[str, Any]
     if scaled.get("session"):
         keepalive_s = max(1, math.ceil(scaled["session"]["keepalive_s"] / time_scale))
         scaled["session"] = {**scaled["session"], "keepalive_s": keepalive_s}
+        if scaled["session"].get("expiry_s") is not None:
+            expiry_s = math.ceil(scaled["session"]["expiry_s"] / time_scale)
+            scaled["session"] = {**scaled["session"], "expiry_s": expiry_s}
     return scaled
 
 

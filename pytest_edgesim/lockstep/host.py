@@ -371,7 +371,9 @@ class HostedGateway(Node):
         self._schedule_at = context.coordinator.schedule_at  # (context.call_at, one call less)
         session = self.spec.session
         if session is not None:
-            self.broker.open_session(self.name, clean=session.clean, keepalive=session.keepalive)
+            self.broker.open_session(
+                self.name, clean=session.clean, keepalive=session.keepalive, expiry=session.expiry
+            )
         for subscription in self.spec.subscribe:
             self.broker.subscribe(self.name, subscription.filter, subscription.qos)
         self._next_timer = self.host.start(self.name, self.seed, self.config)

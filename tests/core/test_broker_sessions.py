@@ -244,3 +244,35 @@ def test_wrong_session_and_limit_fields_are_named_with_their_line(tmp_path):
     assert f"{path}:3: broker.max_inflight_messages: must be at least 0, got -1" in message
     assert f"{path}:7: gateways[0].session.clean: must be true or false, got 'no'" in message
     assert f"{path}:7: gateways[0].session.keepalive: must be longer than zero" in message
+
+
+def test_a_persistent_session_that_outlives_its_expiry_interval_ends_as_a_clean_one():
+    expiry_s = 3
+    result = run(
+        sessions_scenario(
+            {"clean": False, "keepalive": f"{KEEPALIVE_S}s", "expiry": f"{expiry_s}s"}
+        )
+    )
+    offline_s = CUT_START_S + 1.5 * KEEPALIVE_S
+    dropped = result.metrics.node("broker").dropped
+    # held (5-8 s) and queued (8-11 s) until it expired, then nothing kept (11-15 s)
+    assert dropped["session_lost"] == readings_in(CUT_START_S, offline_s + expiry_s)
+    assert dropped["offline"] == readings_in(offline_s + expiry_s, CUT_END_S)
+    sessions = [event[6] for event in result.trace if event[1] == "session"]
+    assert sessions == ["offline", "expired", "clean"]
+    seqs = received_by_gateway(result)
+    assert seqs == sorted(set(seqs))
+    assert len(seqs) == published(result) - readings_in(CUT_START_S, CUT_END_S)
+
+
+def test_a_session_reconnected_before_its_expiry_is_resumed():
+    result = run(
+        sessions_scenario({"clean": False, "keepalive": f"{KEEPALIVE_S}s", "expiry": "1h"})
+    )
+    assert [event[6] for event in result.trace if event[1] == "session"] == ["offline", "resumed"]
+    assert len(received_by_gateway(result)) == published(result)
+
+
+def test_expiry_needs_a_persistent_session():
+    with pytest.raises(ScenarioError, match="expiry is for a persistent session"):
+        sessions_scenario({"clean": True, "expiry": "10s"})

@@ -1,4 +1,4 @@
-"""Persistent and clean MQTT sessions across an outage: the broker model's counts and real
+"""Persistent, clean and expiring MQTT sessions across an outage: the broker model's counts and real
 Mosquitto's, for the same scenario fields, are the same numbers.
 
 The outage on the real side is the gateway's connection closed by the test while readings
@@ -31,7 +31,17 @@ OFFLINE_READINGS = 30
 SENTINEL = 1000.0
 
 
-def outage_scenario(clean: bool) -> Scenario:
+#: session -> what the model and Mosquitto do with the readings of the outage that the
+#: gateway never gets and Mosquitto does not count as dropped
+CASES = {
+    "persistent": ({"clean": False}, "offline"),  # (none: it gets them, or they are full)
+    "clean": ({"clean": True}, "offline"),
+    # expires at 13 s in the model, after the readings; on the real broker, awaited
+    "expiring": ({"clean": False, "expiry": "5s"}, "session_lost"),
+}
+
+
+def outage_scenario(session: dict[str, Any]) -> Scenario:
     return Scenario.from_dict(
         {
             "edgesim": 1,
@@ -49,7 +59,7 @@ def outage_scenario(clean: bool) -> Scenario:
                 {
                     "name": "gw",
                     "subscribe": [{"filter": "sensors/#", "qos": 1}],
-                    "session": {"clean": clean, "keepalive": "2s"},
+                    "session": {**session, "keepalive": "2s"},
                     "forward": {"topic": "cloud/gw", "qos": 1},
                 }
             ],
@@ -68,14 +78,14 @@ def broker() -> Iterator[ProcessBroker]:
         pytest.skip("no mosquitto binary (set EDGESIM_MOSQUITTO or install mosquitto)")
     # (both scenarios have the same broker fields)
     started = ProcessBroker.start(
-        binary, settings=mosquitto_settings(outage_scenario(True).spec.broker)
+        binary, settings=mosquitto_settings(outage_scenario({}).spec.broker)
     )
     yield started
     started.stop()
 
 
-def model_counts(clean: bool) -> dict[str, int]:
-    result = simulate(outage_scenario(clean))
+def model_counts(session: dict[str, Any]) -> dict[str, int]:
+    result = simulate(outage_scenario(session))
     return {
         "published": result.metrics.node("s").sent - result.metrics.node("s").redelivered,
         "received": result.metrics.node("gw").delivered,
@@ -100,14 +110,27 @@ def dropped_count(sys_probe: Probe, last: int | None = None) -> int:
     return dropped
 
 
-def live_counts(broker: ProcessBroker, clean: bool, tag: str) -> dict[str, int]:
+DISCONNECTED_TOPIC = "$SYS/broker/clients/disconnected"
+
+
+def wait_for_sys_value(probe: Probe, value: int, timeout_s: float) -> None:
+    """Until the one ``$SYS`` topic ``probe`` subscribes to reads ``value``."""
+    while int(probe.receive(timeout_s).payload) != value:
+        pass
+
+
+def live_counts(broker: ProcessBroker, session: dict[str, Any], tag: str) -> dict[str, int]:
     prefix = f"{PREFIX}{tag}/"
-    spec = outage_scenario(clean).spec.gateways[0]
+    spec = outage_scenario(session).spec.gateways[0]
     config: dict[str, Any] = config_from_spec(spec, prefix)
     sys_probe = Probe(
         broker.host, broker.port, name="sys", subscribe=((SYS_DROPPED_TOPIC, 0), (UPTIME_TOPIC, 0))
     )
     dropped_before = dropped_count(sys_probe)
+    sessions_probe = Probe(
+        broker.host, broker.port, name="sessions", subscribe=((DISCONNECTED_TOPIC, 0),)
+    )
+    disconnected_before = int(sessions_probe.receive(10).payload)
     cloud = Probe(broker.host, broker.port, name="cloud", subscribe=((prefix + "cloud/gw", 1),))
     sensor = Probe(broker.host, broker.port, name="sensor")
     service = GatewayService(config, broker.host, broker.port, client_id=f"edgesim-gw-{tag}")
@@ -119,6 +142,10 @@ def live_counts(broker: ProcessBroker, clean: bool, tag: str) -> dict[str, int]:
             sent = sensor.publish(prefix + "sensors/s", reading(value), 1)
             sent.wait_for_publish(10)  # (its PUBACK: the broker has routed it)
             assert sent.is_published()
+        if spec.session is not None and spec.session.expiry is not None:
+            # the broker discards the session: its count of sessions away goes back
+            expiry_s = config["session"]["expiry_s"]
+            wait_for_sys_value(sessions_probe, disconnected_before, expiry_s + 10)
         service.client.reconnect()
         service.client.loop_start()
         assert service.wait_until_connected(10)
@@ -131,29 +158,25 @@ def live_counts(broker: ProcessBroker, clean: bool, tag: str) -> dict[str, int]:
         queue_full = dropped_count(sys_probe, dropped_before) - dropped_before
     finally:
         service.stop()
-        for probe in (sys_probe, cloud, sensor):
+        for probe in (sys_probe, sessions_probe, cloud, sensor):
             probe.close()
-    # Mosquitto keeps nothing for a clean session that is away, and counts nothing: what
-    # the gateway did not receive was lost because it was offline
-    return {
-        "published": OFFLINE_READINGS,
-        "received": received,
-        "queue_full": queue_full,
-        "offline": OFFLINE_READINGS - received - queue_full,
-    }
+    return {"published": OFFLINE_READINGS, "received": received, "queue_full": queue_full}
 
 
-@pytest.mark.parametrize("clean", [False, True], ids=["persistent", "clean"])
-def test_the_real_broker_queues_and_drops_as_the_model_does(broker, clean):
-    model = model_counts(clean)
-    tag = "clean" if clean else "persistent"
-    live = live_counts(broker, clean, tag)
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_real_broker_queues_and_drops_as_the_model_does(broker, case):
+    session, uncounted_cause = CASES[case]
+    model = model_counts(session)
+    live = live_counts(broker, session, case)
     assert model["published"] == live["published"] == OFFLINE_READINGS
     assert live["received"] == model["received"]
     assert live["queue_full"] == model.get("queue_full", 0)
-    assert live["offline"] == model.get("offline", 0)
-    if clean:
-        assert live["received"] == 0
-    else:
-        assert live["received"] == QUEUE_LIMIT
-        assert live["queue_full"] == OFFLINE_READINGS - QUEUE_LIMIT
+    # what the gateway did not get and Mosquitto did not count as dropped
+    uncounted = OFFLINE_READINGS - live["received"] - live["queue_full"]
+    assert uncounted == model.get(uncounted_cause, 0)
+    expected = {
+        "persistent": (QUEUE_LIMIT, OFFLINE_READINGS - QUEUE_LIMIT, 0),
+        "clean": (0, 0, OFFLINE_READINGS),
+        "expiring": (0, OFFLINE_READINGS - QUEUE_LIMIT, QUEUE_LIMIT),
+    }[case]
+    assert (live["received"], live["queue_full"], uncounted) == expected

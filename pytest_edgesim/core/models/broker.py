@@ -17,7 +17,8 @@ QoS 1 messages (QoS 0 too with ``queue_qos0_messages``), all delivered in order 
 reconnection (offline, what it holds counts towards ``max_queued_messages``, as Mosquitto
 counts it); a clean session loses what it had in flight or queued (``session_lost``) and
 what is published while it is away (``offline``), and on reconnection subscribes again,
-which delivers the retained messages again.
+which delivers the retained messages again. A persistent session with an ``expiry`` (MQTT
+5's session expiry interval) that stays offline that long ends as a clean one does.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class ClientSession:
     __slots__ = (
         "clean",
         "connected",
+        "expired",
+        "expiry",
         "filters",
         "generation",
         "grace",
@@ -56,6 +59,10 @@ class ClientSession:
 
     def __init__(self, name: str, *, modelled: bool, clean: bool = True, grace: int = 0):
         self.name = name
+        #: MQTT 5's session expiry interval (ticks) of a persistent session, or None
+        self.expiry: int | None = None
+        #: the broker discarded the session (it expired while the client was away)
+        self.expired = False
         #: whether the connection is modelled (it can go offline); else only the limits hold
         self.modelled = modelled
         self.clean = clean
@@ -95,13 +102,17 @@ class BrokerModel(Node):
         )
         self._broker_counter = context.metrics.node(self.name)
 
-    def open_session(self, client: str, *, clean: bool, keepalive: int) -> ClientSession:
+    def open_session(
+        self, client: str, *, clean: bool, keepalive: int, expiry: int | None = None
+    ) -> ClientSession:
         """Model ``client``'s connection: it goes offline after a partition of 1.5 x
-        ``keepalive`` ticks, and ``clean`` says what its session keeps meanwhile."""
+        ``keepalive`` ticks, and ``clean`` says what its session keeps meanwhile (for
+        ``expiry`` ticks at most, MQTT 5's session expiry interval)."""
         session = self._client(client)
         session.modelled = True
         session.clean = clean
         session.grace = keepalive * 3 // 2
+        session.expiry = expiry
         context = self.context
         if not self._watching and context is not None and context.network is not None:
             context.network.watch_cuts(self._cuts_changed)
@@ -187,7 +198,7 @@ class BrokerModel(Node):
     def _offer(self, client: ClientSession, message: Message, qos: int) -> None:
         """Send ``message`` to ``client`` now, queue it, or drop it (by cause)."""
         if not client.connected:
-            if client.clean:
+            if client.clean or client.expired:
                 self._drop(client, message, "offline")
             elif qos == 1 or self.spec.queue_qos0_messages:
                 self._enqueue(client, message, qos)
@@ -287,23 +298,44 @@ class BrokerModel(Node):
         for packet_id in client.inflight:
             inflight.pop(packet_id, None)
         client.inflight.clear()
+        client.held = held
         if client.clean:
-            for message in held:
-                self._drop(client, message, "session_lost")
-            for message, _qos in client.queue:
-                self._drop(client, message, "session_lost")
-            client.queue.clear()
-        else:
-            client.held = held
+            self._discard(client)
+        elif client.expiry is not None:
+            context.call_at(context.now + client.expiry, self._expire_session, timer)
+
+    def _expire_session(self, timer: tuple[str, int]) -> None:
+        """A persistent session's expiry interval ran out while its client was away."""
+        name, generation = timer
+        client = self.clients[name]
+        if generation != client.generation or client.connected:
+            return
+        context = self.context
+        assert context is not None
+        if context.trace.enabled:
+            context.trace.record(context.now, "session", self.name, name, "", "", "expired")
+        self._discard(client)
+        client.expired = True
+
+    def _discard(self, client: ClientSession) -> None:
+        """The session ends: what it held or queued is lost."""
+        for message in client.held:
+            self._drop(client, message, "session_lost")
+        for message, _qos in client.queue:
+            self._drop(client, message, "session_lost")
+        client.held = []
+        client.queue.clear()
 
     def _reconnect(self, client: ClientSession) -> None:
         context = self.context
         assert context is not None
         client.connected = True
+        fresh = client.clean or client.expired
+        client.expired = False
         if context.trace.enabled:
-            kind = "clean" if client.clean else "resumed"
+            kind = "clean" if fresh else "resumed"
             context.trace.record(context.now, "session", self.name, client.name, "", "", kind)
-        if client.clean:
+        if fresh:
             for topic_filter, qos in client.filters:
                 self._deliver_retained(client.name, topic_filter, qos)
             return

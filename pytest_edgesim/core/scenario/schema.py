@@ -429,6 +429,15 @@ class SessionSpec(_Strict):
     clean: bool = Field(True, strict=True)
     #: the client's keep-alive interval; the broker gives up on it after 1.5 times this
     keepalive: PositiveTicks = 60 * TICKS_PER_SECOND
+    #: MQTT 5's session expiry interval: the broker discards a persistent session that has
+    #: been offline this long (None: never, as MQTT 3.1.1)
+    expiry: Ticks | None = None
+
+    @model_validator(mode="after")
+    def _expiry_is_persistent(self) -> SessionSpec:
+        if self.expiry is not None and self.clean:
+            raise ValueError("expiry is for a persistent session: give clean: false with it")
+        return self
 
 
 def _subscriptions(value: Any) -> Any:
