@@ -3,6 +3,10 @@ offline queue and its limit, the in-flight limit, retained messages on reconnect
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -276,3 +280,23 @@ def test_a_session_reconnected_before_its_expiry_is_resumed():
 def test_expiry_needs_a_persistent_session():
     with pytest.raises(ScenarioError, match="expiry is for a persistent session"):
         sessions_scenario({"clean": True, "expiry": "10s"})
+
+
+def test_a_session_run_gives_the_same_digest_in_another_process_and_hash_seed():
+    scenario = sessions_scenario(
+        {"clean": False, "keepalive": f"{KEEPALIVE_S}s", "expiry": "4s"},
+        broker={"max_inflight_messages": 3, "max_queued_messages": 40},
+    )
+    child = (
+        "import json, sys\n"
+        "from pytest_edgesim import Scenario, simulate\n"
+        "print(simulate(Scenario.from_dict(json.loads(sys.argv[1]))).trace_digest)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child, json.dumps(scenario.to_dict())],
+        env=dict(os.environ, PYTHONHASHSEED="4242"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == simulate(scenario).trace_digest
