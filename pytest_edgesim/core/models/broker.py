@@ -57,17 +57,17 @@ class ClientSession:
         "reachable",
     )
 
-    def __init__(self, name: str, *, modelled: bool, clean: bool = True, grace: int = 0):
+    def __init__(self, name: str):
         self.name = name
+        #: whether the connection is modelled (it can go offline); else only the limits hold
+        self.modelled = False
+        self.clean = True
+        #: how long a partition must last before the broker gives up on the client (ticks)
+        self.grace = 0
         #: MQTT 5's session expiry interval (ticks) of a persistent session, or None
         self.expiry: int | None = None
         #: the broker discarded the session (it expired while the client was away)
         self.expired = False
-        #: whether the connection is modelled (it can go offline); else only the limits hold
-        self.modelled = modelled
-        self.clean = clean
-        #: how long a partition must last before the broker gives up on the client
-        self.grace = grace
         self.connected = True
         self.reachable = True
         self.generation = 0  # bumped at each change of reachability (stale timers see it)
@@ -122,7 +122,7 @@ class BrokerModel(Node):
     def _client(self, name: str) -> ClientSession:
         session = self.clients.get(name)
         if session is None:
-            session = self.clients[name] = ClientSession(name, modelled=False)
+            session = self.clients[name] = ClientSession(name)
         return session
 
     def subscribe(self, subscriber: str, topic_filter: str, qos: int) -> None:
