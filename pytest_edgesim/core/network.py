@@ -235,6 +235,7 @@ class NetworkModel:
         self.relays = frozenset(relays)
         self.links: dict[tuple[str, str], Link] = {}
         self.cuts: list[Cut] = []
+        self._cut_watchers: list[Callable[[], None]] = []
         self._pinned: list[tuple[frozenset[str], frozenset[str], LinkProfile]] = []
         self._node_counters = {name: metrics.node(name) for name in nodes}
         self._topic_counters = metrics.topics  # read-only here: a miss goes through metrics
@@ -370,14 +371,22 @@ class NetworkModel:
                 healed += 1
         return healed
 
+    def watch_cuts(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` each time a cut goes down or heals (after the change)."""
+        self._cut_watchers.append(callback)
+
     def cut_down(self, cut: Cut) -> None:
         if cut.down_since is None:
             cut.down_since = self.coordinator.now
+            for watcher in self._cut_watchers:
+                watcher()
 
     def cut_up(self, cut: Cut) -> None:
         if cut.down_since is not None:
             cut.down_since = None
             cut.last_healed_at = self.coordinator.now
+            for watcher in self._cut_watchers:
+                watcher()
 
     def is_partitioned(self, src: str, dst: str) -> bool:
         return any(c.down_since is not None and c.separates(src, dst) for c in self.cuts)

@@ -23,19 +23,24 @@ if TYPE_CHECKING:
 
 
 class NetworkView(Protocol):
-    """What a node may read of the network it is on (a ``NetworkModel``): its open links and
-    the profile a link between two nodes would have."""
+    """What a node may read of the network it is on (a ``NetworkModel``): its open links,
+    the profile a link between two nodes would have, whether a partition cuts two nodes off
+    now, and a call each time a partition goes down or heals."""
 
     @property
     def links(self) -> Mapping[tuple[str, str], Any]: ...
 
     def profile_for(self, src: str, dst: str) -> Any: ...
 
+    def is_partitioned(self, src: str, dst: str) -> bool: ...
+
+    def watch_cuts(self, callback: Callable[[], None]) -> None: ...
+
 
 class PublishingSession(Protocol):
     """A node's MQTT sending side (packet ids, QoS 1 retries); see ``Node.mqtt_session``."""
 
-    def publish(self, to: str, message: Message, qos: int) -> None: ...
+    def publish(self, to: str, message: Message, qos: int) -> object: ...
 
 
 class NodeContext:

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from pytest_edgesim.core.aggregation import FUNCTIONS, VALUE_FIELD, is_value_field
+from pytest_edgesim.core.units import TICKS_PER_SECOND
 from pytest_edgesim.errors import EdgesimError
 
 
@@ -76,6 +77,7 @@ class _ConfigProblems(list[str]):
             self.check(key, value, value is None or isinstance(value, str), "a string")
         self.check_aggregate(config.get("aggregate"))
         self.check_delay(config.get("processing_delay_us"))
+        self.check_session(config.get("session"))
         queue_config = config.get("queue") or {}
         if self.check("queue", queue_config, isinstance(queue_config, dict), "an object"):
             value = queue_config.get("capacity", 1000)
@@ -109,6 +111,20 @@ class _ConfigProblems(list[str]):
         value = aggregate.get("value_field", VALUE_FIELD)
         ok = is_value_field(value)
         self.check("aggregate.value_field", value, ok, 'a field name or dotted path ("value")')
+
+    def check_session(self, session: Any) -> None:
+        if session is None or not self.check(
+            "session", session, isinstance(session, dict), '{"clean": false, "keepalive_s": 60}'
+        ):
+            return
+        value = session.get("clean", True)
+        self.check("session.clean", value, isinstance(value, bool), "true or false")
+        value = session.get("keepalive_s", 60)
+        ok = _is_int(value) and 1 <= value <= 65535
+        self.check("session.keepalive_s", value, ok, "an integer from 1 to 65535 (seconds)")
+        value = session.get("expiry_s")
+        ok = value is None or (_is_int(value) and 0 <= value <= 0xFFFFFFFF)
+        self.check("session.expiry_s", value, ok, "null or an integer >= 0 (seconds)")
 
     def check_delay(self, delay: Any) -> None:
         where = "processing_delay_us"
@@ -199,6 +215,7 @@ def config_from_spec(spec: Any, topic_prefix: str = "") -> dict[str, Any]:
             if getattr(spec, "logic", None) is None
             else {"logic": spec.logic, "logic_config": logic_config(spec)}
         ),
+        **({} if spec.session is None else {"session": session_config(spec.session)}),
     }
 
 
@@ -206,3 +223,13 @@ def logic_config(spec: Any) -> dict[str, Any]:
     """What a user's logic (``logic: 'module:Name'``) gets as its ``config``: the gateway's
     ``config:`` block, with ``forward_topic`` and ``forward_qos`` added unless it sets them."""
     return {"forward_topic": spec.forward_topic, "forward_qos": spec.forward.qos, **spec.config}
+
+
+def session_config(session: Any, time_scale: float = 1.0) -> dict[str, Any]:
+    """A ``SessionSpec`` as the service takes it: the keep-alive (at least 1) and the session
+    expiry interval in whole seconds (MQTT's unit) of the wall clock at ``time_scale``."""
+    keepalive_s = session.keepalive / TICKS_PER_SECOND / time_scale
+    config: dict[str, Any] = {"clean": session.clean, "keepalive_s": max(1, math.ceil(keepalive_s))}
+    if session.expiry is not None:
+        config["expiry_s"] = math.ceil(session.expiry / TICKS_PER_SECOND / time_scale)
+    return config

@@ -77,10 +77,14 @@ def decode_payload(payload: bytes) -> Any:
         return payload
 
 
-def default_client_id(name: str) -> str:
+def default_client_id(name: str, persistent: bool = False) -> str:
     """The gateway's MQTT client id unless it is given one: its name, host and process. Two
     gateways of one name on one broker (two containers: the host name is the container's id)
-    must not share an id, or the broker closes one connection each time the other connects."""
+    must not share an id, or the broker closes one connection each time the other connects.
+    A ``persistent`` session's id leaves the process out, so that the gateway restarted on
+    the same host finds its session again."""
+    if persistent:
+        return f"edgesim-gateway-{name}-{socket.gethostname()}"
     return f"edgesim-gateway-{name}-{socket.gethostname()}-{os.getpid()}"
 
 
@@ -129,7 +133,15 @@ class GatewayService:
         self._subscribe_mid: int | None = None
         self._threads: list[threading.Thread] = []
         self._seq = 0
-        self.client = self._make_client(client_id or default_client_id(self.name))
+        session = config.get("session") or {}
+        #: MQTT's clean session flag; false: the broker keeps the session while it is away
+        self.clean_session: bool = session.get("clean", True)
+        self.keepalive_s: int = session.get("keepalive_s", 10)
+        #: MQTT 5's session expiry interval (seconds); None: MQTT 3.1.1, no expiry
+        self.session_expiry_s: int | None = session.get("expiry_s")
+        self.client = self._make_client(
+            client_id or default_client_id(self.name, persistent=not self.clean_session)
+        )
 
     def _start_afresh(self) -> None:
         """Make the state a run starts from (at start and at each reset): the aggregator."""
@@ -145,9 +157,16 @@ class GatewayService:
     def _make_client(self, client_id: str):
         import paho.mqtt.client as mqtt
 
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True
-        )
+        if self.session_expiry_s is None:
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                clean_session=self.clean_session,
+            )
+        else:  # the session expiry interval is MQTT 5's
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -156,9 +175,15 @@ class GatewayService:
         client.max_queued_messages_set(0)
         return client
 
-    def _on_connect(self, client, _userdata, _flags, reason_code, _properties=None) -> None:
+    def _on_connect(self, client, _userdata, flags, reason_code, _properties=None) -> None:
         if getattr(reason_code, "is_failure", False):
             log.warning("%s: connection refused: %s", self.name, reason_code)
+            return
+        if not self.clean_session and getattr(flags, "session_present", False):
+            # the broker kept the subscriptions (and queued for them): subscribing again
+            # would only have it send the retained messages once more
+            log.info("%s: connected to %s:%s, session resumed", self.name, self.host, self.port)
+            self._connected.set()
             return
         filters = self._filters()
         if self.control_topic:
@@ -341,7 +366,21 @@ class GatewayService:
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self, connect_timeout_s: float = 10.0) -> None:
-        self.client.connect_async(self.host, self.port, keepalive=10)
+        if self.session_expiry_s is None:
+            self.client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+        else:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.session_expiry_s
+            self.client.connect_async(
+                self.host,
+                self.port,
+                keepalive=self.keepalive_s,
+                clean_start=self.clean_session,
+                properties=properties,
+            )
         self.client.loop_start()
         self._spawn(self._worker)
         for task in self._background_tasks():

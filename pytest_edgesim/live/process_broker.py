@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from pytest_edgesim.errors import EdgesimError
@@ -40,18 +41,19 @@ def _free_port() -> int:
 class ProcessBroker:
     """A running mosquitto process: ``host``, ``port``, its ``logs()``, and ``stop()``."""
 
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, settings: Mapping[str, str] | None = None):
         self.binary = binary
         self.directory = Path(tempfile.mkdtemp(prefix="edgesim-mosquitto-"))
         self.host = "127.0.0.1"
         self.port = _free_port()
         conf = self.directory / "mosquitto.conf"
+        extra = "".join(f"{option} {value}\n" for option, value in (settings or {}).items())
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             # stderr is unbuffered (2.0.11 buffers stdout that is not a terminal); the
             # subscriptions are logged for gateways that are ready once subscribed
             "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
-            "log_type subscribe\n"
+            "log_type subscribe\n" + extra
         )
         self.log_path = self.directory / "mosquitto.log"
         with self.log_path.open("wb") as log:
@@ -60,9 +62,13 @@ class ProcessBroker:
             )
 
     @classmethod
-    def start(cls, binary: str, timeout_s: float = 10.0) -> ProcessBroker:
-        """Run ``binary`` and wait for its first CONNACK; an error carries its log."""
-        broker = cls(binary)
+    def start(
+        cls, binary: str, timeout_s: float = 10.0, settings: Mapping[str, str] | None = None
+    ) -> ProcessBroker:
+        """Run ``binary`` and wait for its first CONNACK; an error carries its log.
+        ``settings``: more options for its ``mosquitto.conf`` (``{"max_queued_messages":
+        "100"}``, see :func:`pytest_edgesim.live.broker_config.mosquitto_settings`)."""
+        broker = cls(binary, settings)
         deadline = time.monotonic() + timeout_s
         while True:
             # our process must be alive for a CONNACK to be its own: under xdist another

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import queue
 import threading
 import time
@@ -56,6 +57,12 @@ def scale_config(config: Mapping[str, Any], time_scale: float) -> dict[str, Any]
         if key != "distribution" and isinstance(value, (int, float)):
             delay[key] = value / time_scale
     scaled["processing_delay_us"] = delay
+    if scaled.get("session"):
+        keepalive_s = max(1, math.ceil(scaled["session"]["keepalive_s"] / time_scale))
+        scaled["session"] = {**scaled["session"], "keepalive_s": keepalive_s}
+        if scaled["session"].get("expiry_s") is not None:
+            expiry_s = math.ceil(scaled["session"]["expiry_s"] / time_scale)
+            scaled["session"] = {**scaled["session"], "expiry_s": expiry_s}
     return scaled
 
 

@@ -409,6 +409,11 @@ class HostedGateway(Node):
         )
         self._record = context.trace.record if context.trace.enabled else None
         self._schedule_at = context.coordinator.schedule_at  # (context.call_at, one call less)
+        session = self.spec.session
+        if session is not None:
+            self.broker.open_session(
+                self.name, clean=session.clean, keepalive=session.keepalive, expiry=session.expiry
+            )
         self._subscribe()
         self._next_timer = self.host.start(self.name, self.seed, self.config)
         self._arm()

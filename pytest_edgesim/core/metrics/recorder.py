@@ -19,7 +19,11 @@ from typing import Any
 from pytest_edgesim.core._mypyc import frozen_reduce
 from pytest_edgesim.core.metrics.delivery import DeliveryLedger
 from pytest_edgesim.core.metrics.sketch import LatencySketch
-from pytest_edgesim.core.metrics.summaries import DropCounts, LatencySummary
+from pytest_edgesim.core.metrics.summaries import (
+    SESSION_DROP_CAUSES,
+    DropCounts,
+    LatencySummary,
+)
 from pytest_edgesim.core.units import TICKS_PER_SECOND
 
 
@@ -34,6 +38,7 @@ class FlowCounter:
         "dropped_overflow",
         "dropped_partition",
         "dropped_rejected",
+        "dropped_session",
         "latency",
         "redelivered",
         "sent",
@@ -47,6 +52,8 @@ class FlowCounter:
         self.dropped_overflow = 0
         self.dropped_rejected = 0
         self.dropped_node_down = 0
+        #: the broker's session causes (queue_full, offline, session_lost); None until one
+        self.dropped_session: list[int] | None = None
         self.redelivered = 0
         self.bytes = 0
         self.latency = LatencySketch()
@@ -60,22 +67,33 @@ class FlowCounter:
             self.dropped_overflow += 1
         elif cause == "node_down":
             self.dropped_node_down += 1
+        elif cause in SESSION_DROP_CAUSES:
+            if self.dropped_session is None:
+                self.dropped_session = [0] * len(SESSION_DROP_CAUSES)
+            self.dropped_session[SESSION_DROP_CAUSES.index(cause)] += 1
         else:  # a node's own reason
             self.dropped_rejected += 1
 
+    def add_session_drops(self, other: FlowCounter) -> None:
+        if other.dropped_session is not None:
+            if self.dropped_session is None:
+                self.dropped_session = [0] * len(SESSION_DROP_CAUSES)
+            for index, count in enumerate(other.dropped_session):
+                self.dropped_session[index] += count
+
     def freeze(
-        self,
-        duration_s: float,
-        drops: dict[tuple[int, int, int, int, int], DropCounts] | None = None,
+        self, duration_s: float, drops: dict[tuple[int, ...], DropCounts] | None = None
     ) -> FlowStats:
         """The counters as a value; ``drops`` shares equal (immutable) drop counts."""
-        key = (
+        key: tuple[int, ...] = (
             self.dropped_loss,
             self.dropped_partition,
             self.dropped_overflow,
             self.dropped_rejected,
             self.dropped_node_down,
         )
+        if self.dropped_session is not None:
+            key += tuple(self.dropped_session)
         dropped = drops.get(key) if drops is not None else None
         if dropped is None:
             dropped = DropCounts(*key)
@@ -133,10 +151,11 @@ class MetricsRecorder:
             totals.dropped_overflow += counter.dropped_overflow
             totals.dropped_rejected += counter.dropped_rejected
             totals.dropped_node_down += counter.dropped_node_down
+            totals.add_session_drops(counter)
             totals.redelivered += counter.redelivered
             totals.bytes += counter.bytes
             totals.latency.merge(counter.latency)
-        drops: dict[tuple[int, int, int, int, int], DropCounts] = {}  # most flows drop 0, 1 or 2
+        drops: dict[tuple[int, ...], DropCounts] = {}  # most flows drop 0, 1 or 2
         return Metrics(
             duration_s=duration_s,
             nodes={name: c.freeze(duration_s, drops) for name, c in sorted(self.nodes.items())},
@@ -264,6 +283,9 @@ class Metrics:
         "dropped_queue_overflow",
         "dropped_rejected",
         "dropped_node_down",
+        "dropped_queue_full",
+        "dropped_offline",
+        "dropped_session_lost",
         "redelivered",
         "bytes",
         "throughput_per_s",
@@ -299,6 +321,10 @@ class Metrics:
                         "dropped_queue_overflow": stats.dropped.get("queue_overflow", 0),
                         "dropped_rejected": stats.dropped.get("rejected", 0),
                         "dropped_node_down": stats.dropped.get("node_down", 0),
+                        **{
+                            f"dropped_{cause}": stats.dropped.get(cause, 0)
+                            for cause in SESSION_DROP_CAUSES
+                        },
                         "redelivered": stats.redelivered,
                         "bytes": stats.bytes,
                         "throughput_per_s": stats.throughput_per_s,

@@ -13,6 +13,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 DROP_CAUSES = ("loss", "partition", "queue_overflow", "rejected", "node_down")
+#: the broker's causes (MQTT sessions, see docs/results.md): a key only where it is not 0,
+#: so that results of runs without them read as before
+SESSION_DROP_CAUSES = ("queue_full", "offline", "session_lost")
 LATENCY_KEYS = ("count", "min", "mean", "p50", "p95", "p99", "max")
 
 
@@ -61,10 +64,12 @@ class DropCounts(_SlottedMapping):
     ``queue_overflow`` at a full gateway queue, ``rejected`` by a node's own logic (a reading
     that is not a number, a threshold filter: the trace's drop event says why), ``node_down``
     by a fault (a message that reached a stopped, killed or disconnected node, or that a node
-    held when it was stopped or killed; see ``docs/markers-and-options.md``)."""
+    held when it was stopped or killed; see ``docs/markers-and-options.md``); at the broker,
+    for a subscriber with an MQTT session, ``queue_full``, ``offline`` and ``session_lost``
+    (these three are keys only when not 0)."""
 
-    __slots__ = DROP_CAUSES
-    _keys = DROP_CAUSES
+    __slots__ = DROP_CAUSES + SESSION_DROP_CAUSES
+    _keys = DROP_CAUSES + SESSION_DROP_CAUSES
 
     def __init__(
         self,
@@ -73,18 +78,25 @@ class DropCounts(_SlottedMapping):
         queue_overflow: int = 0,
         rejected: int = 0,
         node_down: int = 0,
+        queue_full: int = 0,
+        offline: int = 0,
+        session_lost: int = 0,
     ):
         object.__setattr__(self, "loss", loss)
         object.__setattr__(self, "partition", partition)
         object.__setattr__(self, "queue_overflow", queue_overflow)
         object.__setattr__(self, "rejected", rejected)
         object.__setattr__(self, "node_down", node_down)
+        for cause, count in zip(SESSION_DROP_CAUSES, (queue_full, offline, session_lost)):
+            if count:
+                object.__setattr__(self, cause, count)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, int]) -> DropCounts:
-        unknown = sorted(set(data) - set(DROP_CAUSES))
+        known = DROP_CAUSES + SESSION_DROP_CAUSES
+        unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown drop causes {unknown} (known: {', '.join(DROP_CAUSES)})")
+            raise ValueError(f"unknown drop causes {unknown} (known: {', '.join(known)})")
         return cls(**data)
 
 

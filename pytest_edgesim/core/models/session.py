@@ -32,15 +32,22 @@ class Session:
         #: the context's ``send`` (a QoS 0 publish is just ``send(Packet(PUBLISH, ...))``)
         self.send = context.send
 
-    def publish(self, dst: str, message: Message, qos: int) -> None:
+    def publish(self, dst: str, message: Message, qos: int, duplicate: bool = False) -> int:
+        """Send ``message``; a QoS 1 one is kept in flight and its packet id returned (0 for
+        QoS 0). ``duplicate``: a redelivery (the DUP flag) of one sent before."""
         if qos == 0:
             self.send(Packet(PUBLISH, self.name, dst, message))
-            return
+            return 0
         self._next_id += 1
         packet_id = self._next_id
         self.inflight[packet_id] = (dst, message)
-        self._context.send(Packet(PUBLISH, self.name, dst, message, qos=1, packet_id=packet_id))
+        self._context.send(
+            Packet(
+                PUBLISH, self.name, dst, message, qos=1, packet_id=packet_id, duplicate=duplicate
+            )
+        )
         self._context.call_at(self._context.now + self.retry_interval, self._retry, packet_id)
+        return packet_id
 
     def _retry(self, packet_id: int) -> None:
         entry = self.inflight.get(packet_id)

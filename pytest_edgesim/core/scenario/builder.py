@@ -143,12 +143,14 @@ class ScenarioBuilder:
         docker: dict[str, Any] = _UNSET,
         logic: str | type = _UNSET,
         config: dict[str, Any] = _UNSET,
+        session: dict[str, Any] = _UNSET,
     ) -> ScenarioBuilder:
         """A gateway subscribing to ``subscribe`` (filters), aggregating and forwarding.
 
         ``forward_to``/``forward_topic``/``forward_qos`` fill ``forward`` field by field.
         ``logic`` (``"module:Name"``, or the class itself) makes it your own logic, run in
         this process unless ``implementation`` says otherwise; ``config`` is its settings.
+        ``session`` (``{"clean": False, "keepalive": "2s"}``) models its MQTT session.
         """
         if logic is not _UNSET and not isinstance(logic, str):
             logic = f"{logic.__module__}:{logic.__qualname__}"
@@ -162,7 +164,7 @@ class ScenarioBuilder:
         forward_fields = _given(to=forward_to, topic=forward_topic, qos=forward_qos)
         if forward is not _UNSET or forward_fields:
             gateway["forward"] = {**(forward if forward is not _UNSET else {}), **forward_fields}
-        gateway.update(_given(docker=docker))
+        gateway.update(_given(session=session, docker=docker))
         return self._append("gateways", gateway, f".gateway({name!r})")
 
     def broker(
@@ -174,6 +176,9 @@ class ScenarioBuilder:
         implementation: str = _UNSET,
         docker: dict[str, Any] = _UNSET,
         config: str = _UNSET,
+        max_inflight_messages: int = _UNSET,
+        max_queued_messages: int = _UNSET,
+        queue_qos0_messages: bool = _UNSET,
     ) -> ScenarioBuilder:
         """Settings of the broker (there is always one, called ``broker`` by default)."""
         fields = _given(
@@ -181,6 +186,9 @@ class ScenarioBuilder:
             implementation=implementation,
             processing_delay=processing_delay,
             retry_interval=retry_interval,
+            max_inflight_messages=max_inflight_messages,
+            max_queued_messages=max_queued_messages,
+            queue_qos0_messages=queue_qos0_messages,
             docker=docker,
             config=config,
         )

@@ -558,6 +558,26 @@ def _logic_reference(value: str) -> str:
 _PROJECT_GATEWAY_SETTINGS = ("aggregate", "processing_delay", "queue")
 
 
+class SessionSpec(_Strict):
+    """A gateway's MQTT session at the broker. Without it the connection is not modelled
+    (the subscriber never goes offline); with it, a partition between the gateway and the
+    broker that lasts 1.5 x ``keepalive`` disconnects it, and ``clean`` says what survives."""
+
+    #: MQTT's clean session flag: false keeps subscriptions and queues messages while offline
+    clean: bool = Field(True, strict=True)
+    #: the client's keep-alive interval; the broker gives up on it after 1.5 times this
+    keepalive: PositiveTicks = 60 * TICKS_PER_SECOND
+    #: MQTT 5's session expiry interval: the broker discards a persistent session that has
+    #: been offline this long (None: never, as MQTT 3.1.1)
+    expiry: Ticks | None = None
+
+    @model_validator(mode="after")
+    def _expiry_is_persistent(self) -> SessionSpec:
+        if self.expiry is not None and self.clean:
+            raise ValueError("expiry is for a persistent session: give clean: false with it")
+        return self
+
+
 def _subscriptions(value: Any) -> Any:
     if isinstance(value, (str, dict)):
         value = [value]
@@ -575,6 +595,8 @@ class GatewaySpec(_Strict):
     processing_delay: Delay = ConstantDelay()
     queue: QueueSpec = QueueSpec()
     forward: ForwardSpec = ForwardSpec()
+    #: the MQTT session at the broker; None: the connection is not modelled
+    session: SessionSpec | None = None
     docker: DockerSettings | None = None
     #: the user's own gateway logic, ``module:Name`` (``implementation: python``, or
     #: ``docker``: a container built with the user's package)
@@ -656,6 +678,14 @@ class BrokerSpec(_Strict):
     processing_delay: Delay = ConstantDelay()
     #: QoS 1: resend an unacknowledged PUBLISH after this long
     retry_interval: PositiveTicks = TICKS_PER_SECOND
+    #: Mosquitto's options of these names. QoS 1 messages in flight to one client at once
+    #: (0: no limit; Mosquitto's default is 20, the model's is 0 so that scenarios written
+    #: before the limit existed run as they did)
+    max_inflight_messages: int = Field(0, ge=0, strict=True)
+    #: messages queued for one offline or busy client beyond those in flight (0: no limit)
+    max_queued_messages: int = Field(1000, ge=0, strict=True)
+    #: queue QoS 0 messages for an offline persistent client too
+    queue_qos0_messages: bool = Field(False, strict=True)
     docker: BrokerDockerSettings | None = None
     #: the user's mosquitto.conf (relative to the scenario file), for implementation: docker
     config: str | None = Field(None, min_length=1)
