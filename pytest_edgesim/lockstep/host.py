@@ -762,6 +762,7 @@ class HostedGateway(Node):
         assert context is not None
         message = packet.message
         self.dropped_down += 1
+        self._ledger.drop(message.origin, message.seq, message.sources, "node_down")
         self._node_counter.drop("node_down")
         context.metrics.topic(message.topic).drop("node_down")
         if self._record is not None:
@@ -791,6 +792,7 @@ class HostedGateway(Node):
         if lost:
             self.dropped_down += lost
             self._node_counter.dropped_node_down += lost
+        self._ledger.abandon(self.name, "node_down")  # what it held is gone
         self._unsubscribe()
         self.host.end(graceful=not kill)
         self._session.inflight.clear()  # its QoS 1 retries end with it (ids go on)

@@ -90,6 +90,7 @@ def test_a_persistent_session_gets_what_was_published_while_it_was_offline_in_or
         "partition",
         "queue_overflow",
         "rejected",
+        "node_down",
     }, "no session drops"
 
 

@@ -24,13 +24,28 @@ from typing import Any
 from pytest_edgesim.core._mypyc import frozen_reduce
 from pytest_edgesim.core.topics import topic_matches
 
-#: why a reading did not reach a destination. The first four are where the model dropped it
-#: (the drop causes of :class:`~pytest_edgesim.core.metrics.summaries.DropCounts`);
-#: ``pending``: it reached a gateway that had not forwarded it (queued, being processed, in an
-#: aggregate still open, or on its way on) when the run ended; ``unknown``: no drop of it was
-#: seen (in flight at the end, or lost where nothing counts: a real broker, a real gateway).
-LOST_CAUSES = ("loss", "partition", "queue_overflow", "rejected", "pending", "unknown")
-_DROP_CAUSES = LOST_CAUSES[:4]
+#: why a reading did not reach a destination. All but the last three are where the model
+#: dropped it (the drop causes of :class:`~pytest_edgesim.core.metrics.summaries.DropCounts`:
+#: ``node_down`` a stopped, killed or disconnected node, ``queue_full``, ``offline`` and
+#: ``session_lost`` the broker's MQTT sessions); ``no_subscriber``: the broker routed it to
+#: nobody (no subscription matched it then: a gateway that was down, say); ``pending``: it
+#: reached a gateway that had not forwarded it (queued, being processed, in an aggregate
+#: still open, or on its way on) when the run ended; ``unknown``: no drop of it was seen (in
+#: flight at the end, or lost where nothing counts: a real broker, a real gateway).
+LOST_CAUSES = (
+    "loss",
+    "partition",
+    "queue_overflow",
+    "rejected",
+    "node_down",
+    "queue_full",
+    "offline",
+    "session_lost",
+    "no_subscriber",
+    "pending",
+    "unknown",
+)
+_DROP_CAUSES = LOST_CAUSES[:-2]
 
 #: a message's lineage: ``(origin, first_seq, last_seq)`` runs; ``()`` for a forward that
 #: says nothing of what it stands for (a gateway that emits no lineage)
@@ -199,6 +214,22 @@ class Destination:
         self.without_lineage: dict[str, int] = {}
 
 
+def _minus(run: tuple[int, int], seqs: SeqSet) -> list[tuple[int, int]]:
+    """The parts of ``run`` (first, last) that ``seqs`` does not hold."""
+    first, last = run
+    pieces = []
+    for start, end in seqs.runs():
+        if end < first or start > last:
+            continue
+        if start > first:
+            pieces.append((first, start - 1))
+        first = max(first, end + 1)
+        if first > last:
+            return pieces
+    pieces.append((first, last))
+    return pieces
+
+
 def _arrived(source: Source, first: int, last: int) -> None:
     """An arrival supersedes the drops before it (a QoS 1 retry got through)."""
     for seqs in source.dropped.values():
@@ -291,6 +322,27 @@ class DeliveryLedger:
             return
         for source_origin, first, last in sources:
             self._dropped(source_origin, first, last, cause)
+
+    def abandon(self, destination_name: str, cause: str) -> None:
+        """Everything that reached gateway ``destination_name`` and was not dropped already
+        is, last, dropped by ``cause`` (it was stopped or killed: what it held is gone). A
+        reading that it had forwarded and that arrives later supersedes this, as any
+        arrival supersedes an earlier drop."""
+        destination = self.destinations.get(destination_name)
+        if destination is None:
+            return
+        for origin, record in destination.received.items():
+            source = self.source(origin)
+            pieces = list(record.seqs.runs())
+            for other, seqs in source.dropped.items():
+                if other != cause:
+                    pieces = [piece for run in pieces for piece in _minus(run, seqs)]
+            if pieces:
+                target = source.dropped.get(cause)
+                if target is None:
+                    target = source.dropped[cause] = SeqSet()
+                for first, last in pieces:
+                    target.add(first, last)
 
     def _dropped(self, origin: str, first: int, last: int, cause: str) -> None:
         source = self.source(origin)

@@ -82,25 +82,25 @@ def metrics_tables(metrics: Metrics, *, limit: int | None = 12, focus: Sequence[
     return "\n\n".join(parts)
 
 
-#: the delivery table's columns: the counts, then the lost readings by cause
-_DELIVERY_COLUMNS = (
-    "sent",
-    "delivered",
-    "lost",
-    "dup",
-    "late",
-    "loss",
-    "cut",
-    "overflow",
-    "rejected",
-    "pending",
-    "unknown",
-    "ratio",
-)
+#: the delivery table's heading of each cause of loss
+_CAUSE_HEADINGS = {
+    "loss": "loss",
+    "partition": "cut",
+    "queue_overflow": "overflow",
+    "rejected": "rejected",
+    "node_down": "down",
+    "queue_full": "q-full",
+    "offline": "offline",
+    "session_lost": "s-lost",
+    "no_subscriber": "no-sub",
+    "pending": "pending",
+    "unknown": "unknown",
+}
+#: the causes shown even at 0; the others (faults, MQTT sessions) only in a run that has them
+_ALWAYS_SHOWN = ("loss", "partition", "queue_overflow", "rejected", "pending", "unknown")
 
 
-def _delivery_row(name: str, delivery: Delivery) -> list[str]:
-    causes = [str(delivery.lost_by_cause.get(cause, 0)) for cause in LOST_CAUSES]
+def _delivery_row(name: str, delivery: Delivery, causes: tuple[str, ...]) -> list[str]:
     ratio = "-" if not delivery.sent else f"{delivery.ratio:.4f}"
     return [
         name,
@@ -109,24 +109,37 @@ def _delivery_row(name: str, delivery: Delivery) -> list[str]:
         str(delivery.lost),
         str(delivery.duplicated),
         str(delivery.reordered),
-        *causes,
+        *(str(delivery.lost_by_cause.get(cause, 0)) for cause in causes),
         ratio,
     ]
 
 
 def delivery_table(deliveries: Deliveries, *, limit: int | None = 12) -> str:
     """Per destination, every source together (``cloud <- *``), then each source."""
+    present = {
+        cause
+        for flows in deliveries.flows.values()
+        for delivery in flows.values()
+        for cause, count in delivery.lost_by_cause.items()
+        if count
+    }
+    causes = tuple(c for c in LOST_CAUSES if c in _ALWAYS_SHOWN or c in present)
     rows: list[list[str]] = []
     hidden = 0
     for destination, flows in deliveries.flows.items():
-        rows.append(_delivery_row(f"{destination} <- *", deliveries.delivery("*", destination)))
+        total = deliveries.delivery("*", destination)
+        rows.append(_delivery_row(f"{destination} <- *", total, causes))
         origins = list(flows)
         shown = origins if limit is None else origins[:limit]
         hidden += len(origins) - len(shown)
-        rows += [_delivery_row(f"{destination} <- {origin}", flows[origin]) for origin in shown]
+        rows += [
+            _delivery_row(f"{destination} <- {origin}", flows[origin], causes) for origin in shown
+        ]
     if not rows:
         return ""
-    text = format_table("delivery", rows, _DELIVERY_COLUMNS)
+    columns: tuple[str, ...] = ("sent", "delivered", "lost", "dup", "late")
+    columns += (*(_CAUSE_HEADINGS[cause] for cause in causes), "ratio")
+    text = format_table("delivery", rows, columns)
     if hidden:
         text += f"\n... and {hidden} more flows (--all, or --json FILE)"
     return text

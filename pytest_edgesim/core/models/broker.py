@@ -214,6 +214,13 @@ class BrokerModel(Node):
         qos = message.qos
         # the index holds (subscriber, qos) entries (see subscribe)
         entries: tuple[tuple[str, int], ...] = self.index.matching(message.topic)  # type: ignore[assignment]
+        if not entries:  # MQTT discards what no subscription matches (the ledger says so)
+            context = self.context
+            assert context is not None
+            context.metrics.delivery.drop(
+                message.origin, message.seq, message.sources, "no_subscriber"
+            )
+            return
         clients = self.clients
         for subscriber, subscription_qos in entries:
             if clients:
@@ -279,6 +286,7 @@ class BrokerModel(Node):
     def _drop(self, client: ClientSession, message: Message, cause: str) -> None:
         context = self.context
         assert context is not None
+        context.metrics.delivery.drop(message.origin, message.seq, message.sources, cause)
         self._broker_counter.drop(cause)
         context.metrics.link(f"{self.name}->{client.name}").drop(cause)
         context.metrics.topic(message.topic).drop(cause)
@@ -464,6 +472,7 @@ class BrokerModel(Node):
         assert context is not None
         message = packet.message
         self.dropped_down += 1
+        context.metrics.delivery.drop(message.origin, message.seq, message.sources, "node_down")
         self._node_counter().drop("node_down")
         context.metrics.topic(message.topic).drop("node_down")
         if context.trace.enabled:

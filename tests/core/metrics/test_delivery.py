@@ -8,6 +8,7 @@ import math
 import pickle
 from collections import defaultdict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -515,3 +516,41 @@ def test_at_qos0_a_gateway_receives_each_reading_once(scenario: Scenario, seed: 
         delivery = result.delivery("*", gateway.name)
         assert delivery.duplicated == 0
         assert delivery.delivered == result.metrics.node(gateway.name).delivered
+
+
+def test_a_killed_gateway_s_losses_are_counted_by_cause() -> None:
+    """What the gateway held when killed is lost to ``node_down``; what was published while
+    it was down matched no subscription (``no_subscriber``); nothing is left ``unknown``."""
+    from pytest_edgesim import EdgeScenario, Scenario
+
+    basic = Path(__file__).resolve().parents[3] / "scenarios" / "basic.yaml"
+    scenario = Scenario.from_yaml(basic).with_overrides({"duration": "20s"})
+    edge = EdgeScenario(scenario)
+    edge.run("5s")
+    edge.kill("gateway")
+    edge.run("8s")
+    edge.start("gateway")
+    delivery = edge.run().delivery("*", "cloud")
+
+    causes = delivery.lost_by_cause
+    assert causes.get("node_down", 0) > 0 and causes.get("no_subscriber", 0) > 0
+    assert "unknown" not in causes
+    assert delivery.delivered + delivery.lost == delivery.sent
+    assert sum(causes.values()) == delivery.lost
+
+
+def test_a_clean_session_s_offline_losses_are_counted_as_such() -> None:
+    from pytest_edgesim import Scenario, simulate
+
+    basic = Path(__file__).resolve().parents[3] / "scenarios" / "basic.yaml"
+    scenario = Scenario.from_yaml(basic).with_overrides(
+        {
+            "duration": "20s",
+            "gateways.0.session": {"clean": True, "keepalive": "1s"},
+            "network.partitions": [{"between": ["gateway", "broker"], "start": "5s", "end": "9s"}],
+        }
+    )
+    delivery = simulate(scenario).delivery("*", "gateway")
+    assert delivery.lost_by_cause.get("offline", 0) > 0
+    assert "unknown" not in delivery.lost_by_cause
+    assert sum(delivery.lost_by_cause.values()) == delivery.lost
