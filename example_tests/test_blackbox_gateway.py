@@ -34,3 +34,22 @@ def test_the_program_averages_every_reading_it_receives(edge_scenario):
     assert {average["sensor"].rsplit("/", 2)[-2] for average in averages} == {
         f"temp-{index}" for index in range(SENSORS)
     }
+
+
+@pytest.mark.statistical(trials=2)
+@pytest.mark.edgesim(scenario="blackbox-gateway.yaml", time_scale=3)
+def test_after_a_restart_the_program_goes_on_averaging(edge_scenario):
+    edge_scenario.run("1s")
+    edge_scenario.restart("averager")  # the container: SIGTERM, started again, subscribed
+    result = edge_scenario.run()
+
+    # the run says it was not a clean one
+    assert [(fault.action, fault.target) for fault in result.faults] == [("restart", "averager")]
+    # the scenario's clock stands still while the container restarts (the sensors wait),
+    # so only what was in flight at that moment can be lost: at most a reading a sensor
+    received = result.metrics.node("averager").delivered
+    averages = [arrival.payload for arrival in result.arrivals]
+    assert received - SENSORS <= len(averages) <= received
+    # and it averages afresh: its windows started empty after the restart
+    after = [arrival.payload for arrival in result.arrivals if arrival.time > 1_000_000]
+    assert after and min(average["readings"] for average in after) == 1
