@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_edgesim.core.faults import FAULT_ACTIONS
+from pytest_edgesim.core.faults import FAULT_ACTIONS, FaultControls
 from pytest_edgesim.core.gateway_kinds import gateway_kind
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until
 
@@ -149,7 +149,7 @@ class RecordedNetwork:
         return getattr(self._network, name)
 
 
-class EdgeScenario:
+class EdgeScenario(FaultControls):
     """A scenario run a test can pause, steer and inspect; see the ``edge_scenario`` fixture.
 
     The simulation is built on first use. ``seed`` is the seed it runs with; ``trace`` is
@@ -250,48 +250,15 @@ class EdgeScenario:
         return message
 
     # --- faults: restarts, crashes and disconnects ----------------------------------------
-    def stop(self, node: str) -> AppliedFault:
-        """Stop ``node`` (a gateway or ``"broker"``) cleanly now; it is down until
-        :meth:`start`. What it held (queue, aggregates, in-flight QoS 1) is lost."""
-        return self._fault("stop", node)
-
-    def start(self, node: str) -> AppliedFault:
-        """Start a stopped or killed ``node`` again, with fresh state; it re-subscribes."""
-        return self._fault("start", node)
-
-    def restart(self, node: str) -> AppliedFault:
-        """Stop and start ``node`` now."""
-        return self._fault("restart", node)
-
-    def kill(self, node: str) -> AppliedFault:
-        """Kill ``node`` now: abrupt, state lost, nothing finished, no clean disconnect."""
-        return self._fault("kill", node)
-
-    def pause(self, node: str) -> AppliedFault:
-        """Freeze ``node``: it keeps its state, processes nothing until :meth:`resume`."""
-        return self._fault("pause", node)
-
-    def resume(self, node: str) -> AppliedFault:
-        """Thaw a paused ``node``; what reached it meanwhile is processed now."""
-        return self._fault("resume", node)
-
-    def disconnect(self, node: str, duration: int | float | str | None = None) -> AppliedFault:
-        """Cut ``node``'s MQTT connection to the broker now; it reconnects and re-subscribes
-        after ``duration`` (seconds, or ``"5s"``) or at :meth:`reconnect`."""
-        return self._fault("disconnect", node, duration=duration)
-
-    def reconnect(self, node: str) -> AppliedFault:
-        """Give a disconnected ``node`` its connection back now."""
-        return self._fault("reconnect", node)
-
     def at(self, when: int | float | str, action: str, node: str, **options: Any) -> None:
         """Schedule fault ``action`` (``"restart"``, ``"kill"``...) on ``node`` at virtual
         time ``when`` (absolute: ``"30s"``); it happens while a later :meth:`run` runs.
         ``options``: ``duration`` for ``"disconnect"``."""
         self._act("at", (parse_until(when), action, node), options)
 
-    def _fault(self, action: str, node: str, **options: Any) -> AppliedFault:
-        options = {key: value for key, value in options.items() if value is not None}
+    def fault(self, action: str, node: str, *, duration: Any = None) -> AppliedFault:
+        """Do fault ``action`` to ``node`` now, and record it (``replay_check`` does it too)."""
+        options = {} if duration is None else {"duration": duration}
         applied: AppliedFault = self._act(action, (node,), options)
         return applied
 

@@ -128,3 +128,47 @@ class LifeStates:
 
     def disconnection(self, node: str) -> int | None:
         return self._disconnected.get(node)
+
+
+class FaultControls:
+    """The faults by name, each one :meth:`fault` call: what every run and the
+    ``edge_scenario`` handle offer a test (they say what :meth:`fault` does)."""
+
+    def fault(self, action: str, node: str, *, duration: Any = None) -> AppliedFault:
+        """Do fault ``action`` (one of :data:`FAULT_ACTIONS`) to ``node`` now."""
+        raise NotImplementedError
+
+    def stop(self, node: str) -> AppliedFault:
+        """Stop ``node`` cleanly now: it finishes what is due, disconnects, and is down (what
+        it still held is lost) until :meth:`start`."""
+        return self.fault("stop", node)
+
+    def start(self, node: str) -> AppliedFault:
+        """Start a stopped or killed ``node`` again: fresh state, subscriptions renewed."""
+        return self.fault("start", node)
+
+    def restart(self, node: str) -> AppliedFault:
+        """Stop and start ``node`` now (at the same virtual time)."""
+        return self.fault("restart", node)
+
+    def kill(self, node: str) -> AppliedFault:
+        """Kill ``node`` now: everything it held is lost, nothing is finished or flushed."""
+        return self.fault("kill", node)
+
+    def pause(self, node: str) -> AppliedFault:
+        """Freeze ``node``: it keeps its state and connections but processes nothing (what
+        reaches it waits) until :meth:`resume`."""
+        return self.fault("pause", node)
+
+    def resume(self, node: str) -> AppliedFault:
+        """Thaw a paused ``node``: what waited is processed now."""
+        return self.fault("resume", node)
+
+    def disconnect(self, node: str, duration: int | float | str | None = None) -> AppliedFault:
+        """Cut ``node``'s MQTT connection to the broker now; it reconnects (and re-subscribes)
+        after ``duration`` (seconds, or ``"5s"``) or at :meth:`reconnect`."""
+        return self.fault("disconnect", node, duration=duration)
+
+    def reconnect(self, node: str) -> AppliedFault:
+        """Give a disconnected ``node`` its connection back now."""
+        return self.fault("reconnect", node)

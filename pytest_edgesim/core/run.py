@@ -14,7 +14,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from pytest_edgesim.core.faults import FAULT_ACTIONS, STOPPED, AppliedFault, LifeStates
+from pytest_edgesim.core.faults import (
+    FAULT_ACTIONS,
+    STOPPED,
+    AppliedFault,
+    FaultControls,
+    LifeStates,
+)
 from pytest_edgesim.core.injection import Injections
 from pytest_edgesim.core.result import RunResult
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_duration, parse_until
@@ -100,7 +106,7 @@ class ScenarioRun(Protocol):
     def faults(self) -> tuple[AppliedFault, ...]: ...
 
 
-class TopologyRun:
+class TopologyRun(FaultControls):
     """A run over a built topology: pausable, steerable between runs, closed once.
 
     Subclasses say how time advances (:meth:`_advance`) and whether the result carries a
@@ -279,41 +285,6 @@ class TopologyRun:
     def faults(self) -> tuple[AppliedFault, ...]:
         """The faults done so far, in order."""
         return tuple(self._faults)
-
-    def stop(self, node: str) -> AppliedFault:
-        """Stop ``node`` cleanly now: it finishes what is due, disconnects, and is down (what
-        it still held is lost) until :meth:`start`."""
-        return self.fault("stop", node)
-
-    def start(self, node: str) -> AppliedFault:
-        """Start a stopped or killed ``node`` again: fresh state, subscriptions renewed."""
-        return self.fault("start", node)
-
-    def restart(self, node: str) -> AppliedFault:
-        """Stop and start ``node`` now (at the same virtual time)."""
-        return self.fault("restart", node)
-
-    def kill(self, node: str) -> AppliedFault:
-        """Kill ``node`` now: everything it held is lost, nothing is finished or flushed."""
-        return self.fault("kill", node)
-
-    def pause(self, node: str) -> AppliedFault:
-        """Freeze ``node``: it keeps its state and connections but processes nothing (what
-        reaches it waits) until :meth:`resume`."""
-        return self.fault("pause", node)
-
-    def resume(self, node: str) -> AppliedFault:
-        """Thaw a paused ``node``: what waited is processed now."""
-        return self.fault("resume", node)
-
-    def disconnect(self, node: str, duration: int | float | str | None = None) -> AppliedFault:
-        """Cut ``node``'s MQTT connection to the broker now; it reconnects (and re-subscribes)
-        after ``duration`` (seconds, or ``"5s"``) or at :meth:`reconnect`."""
-        return self.fault("disconnect", node, duration=duration)
-
-    def reconnect(self, node: str) -> AppliedFault:
-        """Give a disconnected ``node`` its connection back now."""
-        return self.fault("reconnect", node)
 
     def fault(self, action: str, node: str, *, duration: Any = None) -> AppliedFault:
         """Do fault ``action`` to ``node`` now (one of
