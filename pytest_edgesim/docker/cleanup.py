@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
@@ -43,7 +44,8 @@ class RemovedResource:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (a process we may not signal counts)."""
+    """Whether process ``pid`` runs on this host (a process we may not signal counts; a
+    zombie, dead but not yet waited for, as a SIGKILLed xdist worker can be, does not)."""
     if pid <= 0:
         return False
     try:
@@ -52,7 +54,17 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` is a zombie (Linux: its state in /proc; elsewhere, never known)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "Z"
 
 
 def is_stale(

@@ -39,6 +39,7 @@ __all__ = [
     "gateway_program",
     "kept_by_this_process",
     "labelled_anything",
+    "reap_dead_sessions",
     "remove_this_session",
     "set_keep",
     "start_broker_on_own_network",
@@ -100,6 +101,13 @@ def kept_by_this_process() -> list[tuple[str, str]]:
     from pytest_edgesim.docker.cleanup import kept_by_this_process as kept
 
     return kept(connect())
+
+
+def reap_dead_sessions() -> None:
+    """Remove what sessions whose process is gone left on this host (not what was kept)."""
+    from pytest_edgesim.docker.cleanup import reap_stale
+
+    reap_stale(connect())
 
 
 def remove_this_session() -> None:

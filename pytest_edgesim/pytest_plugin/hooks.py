@@ -9,12 +9,12 @@ and nothing of Docker: the hooks import what they need when they run.
 from __future__ import annotations
 
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
 
-from pytest_edgesim.pytest_plugin import markers, settings, trials
+from pytest_edgesim.pytest_plugin import markers, settings, signals, trials
 from pytest_edgesim.pytest_plugin.configuration_errors import (
     CONFIGURATION_ERROR,
     configuration_error,
@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 _tier_key = pytest.StashKey[str]()
+_restore_signals_key = pytest.StashKey[Callable[[], None]]()
+_worker_died_key = pytest.StashKey[bool]()
 _keep_before_key = pytest.StashKey[bool]()
 _kept_key = pytest.StashKey[list[tuple[str, str]]]()
 _DOCKER_TIER = "Docker tier: "
@@ -181,6 +183,8 @@ class XdistHooks:
         node.config.stash.setdefault(_kept_key, []).extend(
             (str(kind), str(name)) for kind, name in kept
         )
+        if error:  # a worker that died (SIGKILL, a crash) could not remove its containers
+            node.config.stash[_worker_died_key] = True
 
 
 #: pytest sessions running in this process now: more than one means a run inside a run
@@ -200,6 +204,8 @@ def pytest_configure(config: pytest.Config) -> None:
         register_profiles()
     markers.register(config)
     settings.validate(config)
+    if _configured_sessions == 1:  # (a run inside a run leaves them to the outer one)
+        config.stash[_restore_signals_key] = signals.interrupt_on_termination()
     if settings.keep_containers(config):
         from pytest_edgesim.docker import session as docker_session
 
@@ -431,12 +437,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     inside another run in this process leaves them to the outer one, which owns them too."""
     global _configured_sessions
     _configured_sessions -= 1
+    if _restore_signals_key in config.stash:
+        config.stash[_restore_signals_key]()
     if _keep_before_key in config.stash:
         from pytest_edgesim.docker import session as docker_session
 
         docker_session.set_keep(config.stash[_keep_before_key])
     if _configured_sessions > 0:
         return
+    if config.stash.get(_worker_died_key, False) and settings.docker_mode(config) != "off":
+        _reap_dead_workers()
     if not _docker_used() or settings.keep_containers(config):
         return
     from pytest_edgesim.docker import session as docker_session
@@ -445,6 +455,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         docker_session.remove_this_session()
     except Exception as error:  # the engine went away: the next session reaps
         sys.stderr.write(f"edgesim: could not remove this session's containers: {error}\n")
+
+
+def _reap_dead_workers() -> None:
+    """Remove what dead xdist workers of this session left (their process is gone), by
+    the end of the session rather than at the start of the next."""
+    from pytest_edgesim.docker import session as docker_session
+
+    try:
+        docker_session.reap_dead_sessions()
+    except Exception as error:  # the engine went away: the next session reaps
+        sys.stderr.write(f"edgesim: could not remove what dead workers left: {error}\n")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -156,3 +158,20 @@ def test_staleness_rules(labels: dict[str, str], stale: bool) -> None:
         include_kept=True,
     )
     assert verdict is stale
+
+
+def test_a_zombie_process_is_not_alive() -> None:
+    """A child that exited and was not waited for (a SIGKILLed xdist worker, say) still
+    answers ``kill(pid, 0)``: it must not keep its containers from being reaped."""
+    from pytest_edgesim.docker.cleanup import pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never became a zombie"
+            time.sleep(0.01)
+        assert not pid_alive(child.pid)
+    finally:
+        child.wait()
+    assert pid_alive(os.getpid())

@@ -96,6 +96,63 @@ def test_ctrl_c_leaves_nothing(client: docker.DockerClient, tmp_path: Path) -> N
     assert containers_of(client, process.pid) == []
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_terminated_session_cleans_up_as_after_ctrl_c(
+    client: docker.DockerClient, tmp_path: Path, signum: int
+) -> None:
+    """A CI runner cancels with SIGTERM, a closed terminal sends SIGHUP: either ends the
+    session as Ctrl-C does, its containers removed before it exits."""
+    process = start_pytest(tmp_path, WAITING_TEST)
+    wait_until_ready(tmp_path, process)
+    assert containers_of(client, process.pid), "the session should hold a broker container"
+
+    process.send_signal(signum)
+    output, _ = process.communicate(timeout=120)
+    assert f"KeyboardInterrupt: {signal.Signals(signum).name} received" in output.decode()
+    assert containers_of(client, process.pid) == []
+
+
+KILLED_WORKER_TEST = """
+import os, pathlib, signal
+
+def test_a_worker_killed_while_it_holds_a_broker(mqtt_broker):
+    mqtt_broker.client().disconnect()
+    pathlib.Path("worker.pid").write_text(str(os.getpid()))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def test_another_one(edgesim_seed):
+    pass
+"""
+
+
+def test_a_killed_xdist_worker_is_reaped_by_the_end_of_its_session(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
+    (tmp_path / "test_session.py").write_text(KILLED_WORKER_TEST)
+    env = {key: value for key, value in os.environ.items() if key != "EDGESIM_SESSION_ID"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--edgesim-broker=docker",
+            "-n",
+            "2",
+            "test_session.py",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    worker = int((tmp_path / "worker.pid").read_text())
+    assert "worker" in done.stdout and "crashed" in done.stdout, done.stdout
+    assert containers_of(client, worker) == [], "the dead worker's broker outlived the session"
+
+
 def test_a_killed_session_is_reaped_by_the_next(
     client: docker.DockerClient, tmp_path: Path
 ) -> None:
