@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
@@ -27,6 +26,7 @@ from pytest_edgesim.docker.labels import (
     hostname,
     session_id,
 )
+from pytest_edgesim.live.processes import pid_alive
 
 STALE_AFTER_HOURS = 24.0
 
@@ -41,30 +41,6 @@ class RemovedResource:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name} (session {self.session})"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host (a process we may not signal counts; a
-    zombie, dead but not yet waited for, as a SIGKILLed xdist worker can be, does not)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """Whether ``pid`` is a zombie (Linux: its state in /proc; elsewhere, never known)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # "pid (command) state ...": the command may hold spaces and parentheses
-    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "Z"
 
 
 def is_stale(

@@ -7,8 +7,11 @@ directory, logs there, and is ready at its first CONNACK. Found through
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from pytest_edgesim.errors import EdgesimError
 from pytest_edgesim.live.probe import mqtt_connack
+from pytest_edgesim.live.processes import command_line, pid_alive
 
 MOSQUITTO_ENV = "EDGESIM_MOSQUITTO"
 LOG_TAIL_LINES = 40
@@ -38,12 +42,48 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+#: where each process broker keeps its configuration, log and owner record
+DIRECTORY_PREFIX = "edgesim-mosquitto-"
+OWNER_FILE = "owner.json"
+
+
+def reap_dead_process_brokers(root: Path | None = None) -> list[Path]:
+    """Stop the mosquitto processes, and remove the directories, that process brokers of
+    sessions that are gone (SIGKILLed) left on this host; returns the directories removed.
+
+    A broker's directory records its owner's and its own process ids; a broker whose owner
+    no longer runs is stopped only if its command line still names its directory's
+    configuration (so a reused pid is never signalled).
+    """
+    removed = []
+    for directory in sorted((root or Path(tempfile.gettempdir())).glob(DIRECTORY_PREFIX + "*")):
+        try:
+            record = json.loads((directory / OWNER_FILE).read_text())
+            owner, broker = int(record["owner_pid"]), int(record["broker_pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not one of ours, or still being written
+        if record.get("host") != socket.gethostname() or pid_alive(owner):
+            continue
+        arguments = command_line(broker) if pid_alive(broker) else None
+        if arguments is not None and str(directory / "mosquitto.conf") in arguments:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(broker, signal.SIGKILL)
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
+
+
 class ProcessBroker:
-    """A running mosquitto process: ``host``, ``port``, its ``logs()``, and ``stop()``."""
+    """A running mosquitto process: ``host``, ``port``, its ``logs()``, and ``stop()``.
+
+    Its directory (configuration, log, and the owner record that lets a later session reap
+    it when this one is killed) is ``$TMPDIR/edgesim-mosquitto-*``.
+    """
 
     def __init__(self, binary: str, settings: Mapping[str, str] | None = None):
         self.binary = binary
-        self.directory = Path(tempfile.mkdtemp(prefix="edgesim-mosquitto-"))
+        reap_dead_process_brokers()
+        self.directory = Path(tempfile.mkdtemp(prefix=DIRECTORY_PREFIX))
         self.host = "127.0.0.1"
         self.port = _free_port()
         conf = self.directory / "mosquitto.conf"
@@ -60,6 +100,10 @@ class ProcessBroker:
             self.process = subprocess.Popen(
                 [binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
             )
+        record = {"owner_pid": os.getpid(), "broker_pid": self.process.pid}
+        (self.directory / OWNER_FILE).write_text(
+            json.dumps({**record, "host": socket.gethostname()})
+        )
 
     @classmethod
     def start(

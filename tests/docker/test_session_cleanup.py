@@ -195,3 +195,51 @@ def test_a_process_removes_only_its_own_share_of_a_shared_session(
         for container_id in created.values():
             with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_container(container_id, force=True)
+
+
+def test_a_killed_session_s_process_broker_is_reaped_by_the_next(tmp_path: Path) -> None:
+    """The process backend's mosquitto outlives a SIGKILLed session (it is not its child's
+    keeper); the next process broker stops it and removes its directory."""
+    from pytest_edgesim.live.process_broker import ProcessBroker, mosquitto_binary
+    from pytest_edgesim.live.processes import pid_alive
+
+    binary = mosquitto_binary()
+    assert binary is not None, "the process backend's tests need mosquitto (see .ci/run)"
+    (tmp_path / "test_session.py").write_text(
+        WAITING_TEST.replace(
+            "mqtt_broker):",
+            "mqtt_broker):\n    import os\n"
+            "    pathlib.Path('broker.pid').write_text(str(mqtt_broker.process.pid))",
+        )
+    )
+    env = {key: value for key, value in os.environ.items() if key != "EDGESIM_SESSION_ID"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--edgesim-broker=process",
+            "-q",
+            "test_session.py",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    wait_until_ready(tmp_path, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    broker_pid = int((tmp_path / "broker.pid").read_text())
+    assert pid_alive(broker_pid), "a SIGKILLed session cannot stop its mosquitto"
+
+    following = ProcessBroker.start(binary)  # the next session's broker reaps first
+    try:
+        deadline = time.monotonic() + 10
+        while pid_alive(broker_pid):
+            assert time.monotonic() < deadline, "the dead session's mosquitto still runs"
+            time.sleep(0.01)
+    finally:
+        following.stop()
