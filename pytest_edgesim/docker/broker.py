@@ -29,6 +29,7 @@ from pytest_edgesim.docker.engine import (
     published_port,
 )
 from pytest_edgesim.docker.labels import resource_labels, resource_name
+from pytest_edgesim.docker.limits import container_limits
 from pytest_edgesim.errors import EdgesimError
 from pytest_edgesim.live.probe import mqtt_connack
 
@@ -90,6 +91,7 @@ class BrokerContainer(PublishedContainer):
             network=network,
             cap_add=cap_add,
             volumes=volumes,
+            **container_limits(),
         )
         broker = cls(container.id, name, published_host(client), 0, client)
         try:

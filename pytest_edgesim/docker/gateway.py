@@ -21,6 +21,7 @@ from docker.errors import APIError, NotFound
 
 from pytest_edgesim.docker.container import LOG_TAIL_LINES, ContainerHandle
 from pytest_edgesim.docker.labels import resource_labels, resource_name
+from pytest_edgesim.docker.limits import container_limits
 from pytest_edgesim.docker.readiness import LogLine, WaitStrategy, wait_ready
 
 _POLL_INTERVAL_S = 0.01
@@ -110,6 +111,7 @@ class GatewayContainer(ContainerHandle):
             environment=env,
             network=network,
             network_mode=None if network else "host",
+            **container_limits(),
         )
         gateway = cls(container.id, name, str(config["name"]), client, network=network)
         gateway.ready_strategy = ready or LogLine(ready_pattern(gateway.gateway))

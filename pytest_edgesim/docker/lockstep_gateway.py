@@ -56,6 +56,7 @@ class NodeContainer(PublishedContainer):
             published_port,
         )
         from pytest_edgesim.docker.labels import resource_labels, resource_name
+        from pytest_edgesim.docker.limits import container_limits
 
         client = client or connect()
         name = resource_name(ROLE, session=session)
@@ -66,6 +67,7 @@ class NodeContainer(PublishedContainer):
             labels=resource_labels(ROLE, session=session),
             environment={PORT_ENV: str(DEFAULT_PORT), **(environment or {})},
             ports={f"{DEFAULT_PORT}/tcp": (publish_ip(client), None)},
+            **container_limits(),
         )
         node = cls(container.id, name, published_host(client), 0, client)
         try:

@@ -22,6 +22,7 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from pytest_edgesim.docker.labels import resource_labels, resource_name
+from pytest_edgesim.docker.limits import container_limits
 from pytest_edgesim.errors import EdgesimError
 
 DEFAULT_INTERFACE = "eth0"
@@ -181,6 +182,7 @@ def _run_helper(
             network_mode=network_mode,
             cap_add=["NET_ADMIN"],
             entrypoint=[],
+            **container_limits(),
         )
     except ImageNotFound as error:
         raise EdgesimError(f"netem helper image {image} is missing: {error}") from error
