@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pytest_edgesim.gateway.config import is_number
@@ -42,8 +43,10 @@ class LogicService(GatewayService):
         client_id: str | None = None,
         clock_us: Callable[[], int] = now_us,
         seed: int = 0,
+        search: Path | None = None,
     ):
-        self._factory = load_logic(str(config.get("logic")), str(config.get("name", "")))
+        """``search``: the scenario's directory, where the logic may be besides ``sys.path``."""
+        self._factory = load_logic(str(config.get("logic")), str(config.get("name", "")), search)
         self._seed = seed
         self._time_scale = float(config.get("time_scale") or 1.0)
         self._started_us = clock_us()
@@ -68,13 +71,12 @@ class LogicService(GatewayService):
     def _wall_us(self, ticks: int) -> float:
         return self._started_us + ticks / self._time_scale
 
-    def _advance(self, inbound: list[tuple[int, dict[str, Any]]]) -> None:
-        """Advance the logic to now (under the lock) and publish what it emits."""
+    def _advance(self, messages: list[dict[str, Any]]) -> None:
+        """Advance the logic to now with ``messages`` delivered now (under the lock), and
+        publish what it emits."""
         runtime = self.runtime
         now = max(self._ticks(self.clock_us()), runtime.time)
-        if inbound:
-            inbound = [(max(now, runtime.time), message) for _, message in inbound]
-        outputs, _next = runtime.advance(now, inbound)
+        outputs, _next = runtime.advance(now, [(now, message) for message in messages])
         for output in outputs:
             self._emit(output)
         self._timer_changed.set()
@@ -105,7 +107,7 @@ class LogicService(GatewayService):
                 "created_at": now,
                 "qos": 0,
             }
-        self._advance([(now, message)])
+        self._advance([message])
 
     def _emit(self, output: Output) -> None:
         if output.get("kind") == "drop":

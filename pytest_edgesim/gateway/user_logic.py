@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_edgesim.core.gateway_kinds import GatewayKind, WallClockStart
 from pytest_edgesim.gateway.config import logic_config
 from pytest_edgesim.gateway.logic_loading import load_logic
-from pytest_edgesim.lockstep.host import HostedGateway, LocalHost
+from pytest_edgesim.lockstep.host import HostedGateway, LocalHost, hosted_gateway
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.scenario.schema import GatewaySpec
@@ -35,27 +35,21 @@ class UserLogicGateway(HostedGateway):
     implementation = "python"
 
 
-def _in_virtual_time(spec: GatewaySpec, site: GatewaySite) -> UserLogicGateway:
+def _in_virtual_time(spec: GatewaySpec, site: GatewaySite) -> HostedGateway:
     assert spec.logic is not None
     factory = load_logic(spec.logic, spec.name, site.scenario.base_dir)
-    return UserLogicGateway(
-        spec.name,
-        spec,
-        LocalHost(factory),
-        broker=site.broker,
-        retry_interval=site.retry_interval,
-        seed=site.seed,
-        config=logic_config(spec),
-    )
+    return hosted_gateway(spec, site, LocalHost(factory), logic_config(spec), UserLogicGateway)
 
 
 def _on_the_wall_clock(start: WallClockStart) -> Any:
     from pytest_edgesim.gateway.logic_service import LogicService  # paho: live runs only
 
-    # (found beside the scenario too: that puts its directory on sys.path for the service)
-    load_logic(str(start.config.get("logic")), start.spec.name, start.base_dir)
     service = LogicService(
-        start.config, start.endpoint.host, start.endpoint.port, client_id=start.client_id
+        start.config,
+        start.endpoint.host,
+        start.endpoint.port,
+        client_id=start.client_id,
+        search=start.base_dir,
     )
     service.start(connect_timeout_s=start.connect_timeout_s)
     return service
