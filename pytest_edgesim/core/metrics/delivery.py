@@ -299,16 +299,7 @@ class DeliveryLedger:
             record = received.get(source_origin)
             if record is None:
                 record = received[source_origin] = Received(self.sources.get(source_origin))
-            if first > record.highest:  # as above
-                ends = record.seqs.ends
-                if ends and first == ends[-1] + 1:
-                    ends[-1] = last
-                else:
-                    record.seqs.starts.append(first)
-                    ends.append(last)
-                record.highest = last
-            else:
-                record.add(first, last)
+            record.add(first, last)  # (one per forward's run: not worth inlining)
             source = record.source
             if source is not None and source.dropped:
                 _arrived(source, first, last)
