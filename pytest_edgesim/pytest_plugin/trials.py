@@ -347,18 +347,32 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         or hasattr(reports.call, "wasxfail")
         or is_configuration_error(reports.call)
     )
-    if not reports.setup.passed or not played_all:
-        # a setup or configuration error, a skip or an xfail ends the test as it ended this trial
-        run.verdict = _verdict_dict(item, run, _early_outcome(reports))
-        logged = [reports.setup] if reports.call is None else [first_setup, reports.call]
-    else:
-        run.verdict = _judge(item, run, outcomes, replay_seed)
-        logged = [first_setup, _verdict_report(item, run)]
-    item.user_properties.append((VERDICT_PROPERTY, run.verdict))
     teardown = reports.teardown
     if extra_teardown is not None and not teardown.failed:
         teardown = extra_teardown
-    logged.append(teardown)
+    if not reports.setup.passed or not played_all:
+        # a setup or configuration error, a skip or an xfail ends the test as it ended this trial
+        verdict = _verdict_dict(item, run, _early_outcome(reports))
+        logged = [reports.setup] if reports.call is None else [first_setup, reports.call]
+        return _with_verdict(item, run, verdict, logged, teardown)
+    run.verdict = _judge(item, run, outcomes, replay_seed)
+    return _with_verdict(
+        item, run, run.verdict, [first_setup, _verdict_report(item, run)], teardown
+    )
+
+
+def _with_verdict(
+    item: pytest.Item,
+    run: TrialRun,
+    verdict: dict[str, Any],
+    logged: list[pytest.TestReport],
+    teardown: pytest.TestReport,
+) -> list[pytest.TestReport]:
+    """The reports to log for a test whose trials are over: ``logged`` and ``teardown``,
+    the last two carrying the verdict (and everything else the test recorded)."""
+    run.verdict = verdict
+    item.user_properties.append((VERDICT_PROPERTY, verdict))
+    logged = [*logged, teardown]
     for report in logged[-2:]:
         report.user_properties = list(item.user_properties)
     return logged
@@ -377,13 +391,9 @@ def _reference_run(
     item.stash[_on_real_key] = "real"
     call = reports.call
     if reports.last or call is None:
-        run.verdict = _verdict_dict(item, run, _early_outcome(reports))
-        item.user_properties.append((VERDICT_PROPERTY, run.verdict))
+        verdict = _verdict_dict(item, run, _early_outcome(reports))
         logged = [reports.setup] if call is None else [reports.setup, call]
-        logged.append(reports.teardown)
-        for report in logged[-2:]:
-            report.user_properties = list(item.user_properties)
-        return logged
+        return _with_verdict(item, run, verdict, logged, reports.teardown)
     if call.failed:
         run.reference = _crash_site(call)
     return None
