@@ -11,7 +11,6 @@ was labelled before it connects to clean up (:func:`labelled_anything`).
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,10 +53,8 @@ def set_keep(keep: bool) -> bool:
 
 
 def labelled_anything() -> bool:
-    """Whether this process labelled any container, network or volume (without importing
-    the Docker SDK when it never did)."""
-    module = sys.modules.get("pytest_edgesim.docker.labels")
-    return module is not None and module.session_started()
+    """Whether this process labelled any container, network or volume."""
+    return labels.session_started()
 
 
 def start_broker_on_own_network(
