@@ -10,6 +10,7 @@ where the two traces first differ, which is how ``deterministic(replay_check=Tru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -209,11 +210,11 @@ class EdgeScenario(FaultControls):
     def run(self, until: int | float | str | None = None) -> RunResult:
         """Run to virtual time ``until`` (seconds, or ``"500ms"``; None: the scenario's
         duration) and pause there. ``until`` is absolute: each call continues the same run."""
-        from pytest_edgesim.errors import SimulationError
+        from pytest_edgesim.errors import UsageError
 
         target = self.scenario.duration_ticks if until is None else parse_until(until)
         if target < self.now:
-            raise SimulationError(
+            raise UsageError(
                 f"cannot run until {until!r} ({target / TICKS_PER_SECOND:g}s): virtual time is "
                 f"already {self.now_s:g}s (until is absolute; each run() continues the same run)"
             )
@@ -288,7 +289,16 @@ class EdgeScenario(FaultControls):
         return self.runs[-1] if self.runs else None
 
     def record(self, name: str, value: float) -> None:
-        """Record a per-trial metric (statistical tests report its mean and interval)."""
+        """Record a per-trial metric (statistical tests report its mean and interval); a
+        value that is not a finite number is a :class:`~pytest_edgesim.errors.UsageError`."""
+        from pytest_edgesim.errors import UsageError
+
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise UsageError(f"record({name!r}, {value!r}): expected a finite number")
         self.recorded.setdefault(name, []).append(float(value))
         if self._on_record is not None:
             self._on_record(name, float(value))

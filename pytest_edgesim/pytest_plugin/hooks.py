@@ -20,6 +20,7 @@ from pytest_edgesim.pytest_plugin.configuration_errors import (
     configuration_error,
     configuration_error_text,
     is_configuration_error,
+    usage_error,
 )
 from pytest_edgesim.pytest_plugin.docker_fixtures import (
     _edgesim_brokers,
@@ -304,7 +305,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    """A test body stopped by a configuration error is an error, not a failure; a
+    """A test body stopped by a configuration or usage error is an error, not a failure; a
     statistical test whose verdict is *undecided* (and does not fail) is shown as such."""
     if report.when == "call" and report.failed and is_configuration_error(report):
         return "error", "E", "ERROR"
@@ -332,13 +333,16 @@ def pytest_runtest_makereport(
     """A failing edgesim test's report gets an "edgesim" section: seeds, scenario, replay.
 
     A configuration error (:func:`configuration_error`) is reported as its message alone:
-    no traceback through edgesim, no seeds (another seed would not change it).
+    no traceback through edgesim, no seeds (another seed would not change it). A usage
+    error (:func:`usage_error`) keeps its traceback; both make the test an ERROR.
     """
     report = yield
     excinfo = call.excinfo
     if report.failed and excinfo is not None and configuration_error(excinfo.value):
         report.longrepr = configuration_error_text(item.nodeid, excinfo.value)
         setattr(report, CONFIGURATION_ERROR, True)
+    elif report.failed and excinfo is not None and usage_error(excinfo.value):
+        setattr(report, CONFIGURATION_ERROR, True)  # an ERROR, with its traceback
     elif report.failed and _tier_key in item.stash:
         report.sections.append(("edgesim", _failure_section(item)))
     if report.failed:

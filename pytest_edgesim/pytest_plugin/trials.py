@@ -39,7 +39,13 @@ from pytest_edgesim.core.rng import derive_seed
 from pytest_edgesim.pytest_plugin import settings
 from pytest_edgesim.pytest_plugin.configuration_errors import is_configuration_error
 from pytest_edgesim.pytest_plugin.items import item_scenario
-from pytest_edgesim.pytest_plugin.rerun import begin_run, clear_sections, end_run, run_phase
+from pytest_edgesim.pytest_plugin.rerun import (
+    begin_run,
+    clear_sections,
+    end_run,
+    run_phase,
+    xfail_in_force,
+)
 from pytest_edgesim.pytest_plugin.session_report import (
     SEED_PROPERTY,
     VERDICT_PROPERTY,
@@ -122,6 +128,8 @@ class TrialRun:
     current_faults: list[str] = field(default_factory=list)
     records: list[TrialRecord] = field(default_factory=list)
     first_failure: tuple[Trial, str, list[tuple[str, str]]] | None = None
+    #: a trial failed in a way an ``xfail(raises=...)`` mark does not expect
+    unexpected_failure: bool = False
     verdict: dict[str, Any] | None = None
     #: --edgesim-on-real: how the models' run ended (None: passed), and each real failure
     reference: tuple[str, str] | None = None
@@ -184,7 +192,9 @@ def record_metric(item: pytest.Item, name: str, value: float) -> None:
         return
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"record({name!r}, {value!r}): expected a finite number")
+        from pytest_edgesim.errors import UsageError
+
+        raise UsageError(f"record({name!r}, {value!r}): expected a finite number")
     run.current_metrics[str(name)] = value
 
 
@@ -211,6 +221,32 @@ def _base_seed(item: pytest.Item) -> int:
 
 
 # --- running the trials -----------------------------------------------------------------------
+def trial_outcome(item: pytest.Item, call: pytest.TestReport | None) -> str | None:
+    """How a trial's body ended, as the pass rate counts it: ``"passed"`` or ``"failed"``;
+    None when it ends the test instead (no body run, a skip, an imperative
+    ``pytest.xfail()``, an error of the test).
+
+    Under an ``xfail`` mark pytest has already turned the body's outcome into an xfail or an
+    xpass; this undoes that, so that the mark meets the trials' verdict, not one trial."""
+    if call is None or is_configuration_error(call):
+        return None
+    xfailed = xfail_in_force(item)
+    if hasattr(call, "wasxfail"):
+        if not xfailed:
+            return None  # pytest.xfail() in the body: the test is xfailed, as pytest has it
+        return "failed" if call.skipped else "passed"
+    if call.skipped:
+        return None
+    if (
+        call.failed
+        and xfailed
+        and xfailed.strict
+        and str(call.longrepr).startswith("[XPASS(strict)]")
+    ):
+        return "passed"
+    return "passed" if call.passed else "failed"
+
+
 def run_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """``pytest_runtest_protocol`` for a statistical test; None leaves it to pytest."""
     if not isinstance(item, pytest.Function) or item.config.getoption("setuponly", False):
@@ -294,14 +330,13 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         def is_last(
             setup: pytest.TestReport, call: pytest.TestReport | None, index: int = index
         ) -> bool:
-            if call is None or not (call.passed or call.failed) or hasattr(call, "wasxfail"):
-                return True  # setup failed or skipped, the body skipped, or xfail
-            if is_configuration_error(call):
-                return True
+            outcome = trial_outcome(item, call)
+            if outcome is None:
+                return True  # setup failed or skipped, the body skipped, or an error
             if index + 1 >= budget:
                 return True
             if trial_settings_.sequential:
-                played = [*outcomes, call.passed]
+                played = [*outcomes, outcome == "passed"]
                 decision = stats.sequential_decision(
                     sum(played),
                     len(played),
@@ -321,19 +356,21 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         ):
             item.user_properties.append((SEED_PROPERTY, trial.seed))
         call = reports.call
-        if call is not None and is_configuration_error(call):
+        outcome = trial_outcome(item, call)
+        if call is not None and outcome is None:
             break
-        if call is not None and (call.passed or call.failed) and not hasattr(call, "wasxfail"):
-            outcomes.append(call.passed)
+        if call is not None and outcome is not None:
+            outcomes.append(outcome == "passed")
             run.records.append(
-                TrialRecord(
-                    trial, call.outcome, dict(run.current_metrics), tuple(run.current_faults)
-                )
+                TrialRecord(trial, outcome, dict(run.current_metrics), tuple(run.current_faults))
             )
-            if call.failed and run.first_failure is None:
-                run.first_failure = (trial, str(call.longrepr), list(call.sections))
-            if call.failed and on_real:
-                run.real_failures.append(_crash_site(call))
+            if outcome == "failed":
+                if not hasattr(call, "wasxfail"):
+                    run.unexpected_failure = True  # (under xfail(raises=...): not one raised)
+                if run.first_failure is None:
+                    run.first_failure = (trial, str(call.longrepr), list(call.sections))
+                if on_real:
+                    run.real_failures.append(_crash_site(call))
         if reports.last:
             break
         if reports.teardown.failed:
@@ -342,11 +379,7 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
             break
 
     assert reports is not None and first_setup is not None
-    played_all = reports.call is not None and not (
-        reports.call.skipped
-        or hasattr(reports.call, "wasxfail")
-        or is_configuration_error(reports.call)
-    )
+    played_all = trial_outcome(item, reports.call) is not None
     teardown = reports.teardown
     if extra_teardown is not None and not teardown.failed:
         teardown = extra_teardown
@@ -400,12 +433,14 @@ def _reference_run(
 
 
 def _early_outcome(reports: _TrialReports) -> str:
-    """How a trial that ended the test early ended: error, skipped, xfailed or xpassed."""
+    """How a trial that ended the test early ended: error, skipped or xfailed (an
+    ``xfail(run=False)`` mark, or ``pytest.xfail()`` in the body)."""
     call = reports.call
     if reports.setup.failed or (call is not None and is_configuration_error(call)):
         return "error"
-    if call is not None and hasattr(call, "wasxfail"):
-        return "xfailed" if call.skipped else "xpassed"
+    ended = reports.setup if call is None else call
+    if hasattr(ended, "wasxfail"):
+        return "xfailed" if ended.skipped else "xpassed"
     return "skipped"
 
 
@@ -525,6 +560,17 @@ def _verdict_report(item: pytest.Function, run: TrialRun) -> pytest.TestReport:
     clear_sections(item)
     call = pytest.CallInfo.from_call(judge, when="call")
     report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    xfailed = xfail_in_force(item)
+    if xfailed and verdict["fails"]:
+        # pytest's rule, applied to the verdict: a failing test is xfailed, unless a trial
+        # failed with an exception the mark's raises= does not name
+        if run.unexpected_failure and xfailed.raises is not None:
+            report.outcome = "failed"
+            if hasattr(report, "wasxfail"):
+                del report.wasxfail
+        else:
+            report.outcome = "skipped"
+            report.wasxfail = xfailed.reason
     if report.failed and run.first_failure is not None:
         trial, _, sections = run.first_failure
         report.sections.extend(
@@ -555,10 +601,9 @@ def verdict_line(verdict: dict[str, Any]) -> str:
     if verdict["rule"] == "on-real":
         return on_real_line(verdict)
     if outcome in ("error", "skipped", "xfailed", "xpassed"):
-        return (
-            f"{outcome} in trial {verdict['total'] + 1} of {verdict['budget']} "
-            f"({verdict['passed']}/{verdict['total']} passed before it)"
-        )
+        passed, total = verdict["passed"], verdict["total"]
+        before = f" ({passed}/{total} passed before it)" if total else ""
+        return f"{outcome} in trial {total + 1} of {verdict['budget']}{before}"
     passed, total = verdict["passed"], verdict["total"]
     low, high = verdict["interval"]
     counts = f"{passed}/{total} trials passed (rate {_rate(verdict['rate'])})"
@@ -694,7 +739,7 @@ def _verdict_of(report: pytest.TestReport) -> dict[str, Any] | None:
 
 def report_status(report: pytest.TestReport) -> tuple[str, str, str] | None:
     """``pytest_report_teststatus``: a passing undecided test is counted as *undecided*."""
-    if report.when != "call" or not report.passed:
+    if report.when != "call" or not report.passed or hasattr(report, "wasxfail"):
         return None
     verdict = _verdict_of(report)
     if verdict is not None and verdict["outcome"] == stats.UNDECIDED:

@@ -1,0 +1,187 @@
+"""A trial ends as pass, fail or error, and only passes and failures make the verdict.
+
+An error of the test (a :class:`~pytest_edgesim.errors.UsageError`, a Hypothesis health
+check, a set-up that never becomes ready) ends the test as an ERROR with the first error's
+traceback; ``xfail`` meets the verdict of every trial, not trial 1.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_edgesim import SimulationError, UsageError
+from pytest_edgesim.errors import FaultError, FaultUsageError
+
+USAGE_ERRORS = """
+import math
+import pytest
+
+@pytest.mark.statistical(trials=10)
+def test_loss(edge_scenario):
+    edge_scenario.network.set_link("gateway", "cloud", loss=1.5)
+
+@pytest.mark.statistical(trials=10)
+def test_partition(edge_scenario):
+    edge_scenario.network.partition("nosuch", "broker")
+
+@pytest.mark.statistical(trials=10)
+def test_record(edge_scenario):
+    edge_scenario.record("latency_ms", math.nan)
+
+@pytest.mark.statistical(trials=10)
+def test_fault(edge_scenario):
+    edge_scenario.restart("nosuch")
+
+@pytest.mark.statistical(trials=10)
+def test_run_back(edge_scenario):
+    edge_scenario.run("2s")
+    edge_scenario.run("1s")
+
+PLAYED = {"trials": 0}
+
+@pytest.mark.statistical(trials=10, sequential=True)
+def test_later_trial(edge_scenario):
+    PLAYED["trials"] += 1
+    if PLAYED["trials"] == 3:
+        edge_scenario.network.set_link("gateway", "cloud", loss=-1)
+
+def test_deterministic(edge_scenario):
+    edge_scenario.network.set_link("gateway", "cloud", loss=1.5)
+"""
+
+NAMES = [
+    "test_loss",
+    "test_partition",
+    "test_record",
+    "test_fault",
+    "test_run_back",
+    "test_later_trial",
+    "test_deterministic",
+]
+
+
+@pytest.mark.parametrize("workers", [None, 2], ids=["serial", "xdist"])
+def test_usage_errors_are_errors_with_their_traceback_not_refutations(
+    pytester: pytest.Pytester, workers: int | None
+) -> None:
+    pytester.makepyfile(test_usage=USAGE_ERRORS)
+    arguments = ["--edgesim-report=report.json", "--edgesim-summary"]
+    if workers is None:
+        result = pytester.runpytest(*arguments)
+    else:
+        result = pytester.runpytest_subprocess("-n", str(workers), *arguments)
+    result.assert_outcomes(errors=len(NAMES))
+    output = result.stdout.str()
+    assert "refuted" not in output and "trials passed" not in output
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at call of test_loss*",
+            '>*edge_scenario.network.set_link("gateway", "cloud", loss=1.5)',  # the test's line
+            "E*UsageError: loss must be between 0 and 1, got 1.5",
+        ]
+    )
+    for message in (
+        "'nosuch' matches no node*",
+        "record('latency_ms', nan): expected a finite number",
+        "cannot restart 'nosuch': no such node*",
+        "cannot run until '1s'*",
+    ):
+        result.stdout.fnmatch_lines([f"E*UsageError: {message}"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    outcomes = {test["nodeid"].rsplit("::", 1)[1]: test for test in report["tests"]}
+    assert {name: outcomes[name]["outcome"] for name in NAMES} == dict.fromkeys(NAMES, "error")
+    later = outcomes["test_later_trial"]["verdict"]
+    # trials before the error passed; the error is no trial and the test ends at it
+    assert later["outcome"] == "error" and later["passed"] == later["total"] == 2
+    assert outcomes["test_loss"]["verdict"]["total"] == 0
+
+
+def test_a_usage_error_is_a_simulation_error_and_a_value_error() -> None:
+    """(What these calls raised before, so code catching those still does.)"""
+    assert issubclass(UsageError, SimulationError) and issubclass(UsageError, ValueError)
+    assert issubclass(FaultUsageError, FaultError) and issubclass(FaultUsageError, UsageError)
+
+
+def test_a_hypothesis_health_check_is_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from hypothesis import given, strategies as st
+
+        @given(st.integers())
+        def test_property(edge_scenario, n):
+            pass
+
+        @pytest.mark.statistical(trials=5)
+        @given(st.integers())
+        def test_statistical_property(edge_scenario, n):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*FailedHealthCheck*function-scoped fixture 'edge_scenario'*"])
+    assert "refuted" not in result.stdout.str()
+
+
+def test_a_set_up_that_never_becomes_ready_is_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_edgesim.errors import SetupError
+
+        @pytest.mark.statistical(trials=5)
+        def test_gateway(edgesim_seed):
+            raise SetupError("gateway 'gw' never became ready within 30s")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*gateway 'gw' never became ready within 30s"])
+    assert "refuted" not in result.stdout.str()
+
+
+XFAIL_ON_TRIALS = """
+import pytest
+
+TRIALS = {"played": 0}
+
+@pytest.mark.xfail(reason="flaky")
+@pytest.mark.statistical(trials=20)
+def test_passes_first_then_fails():
+    TRIALS["played"] += 1
+    assert TRIALS["played"] == 1
+
+@pytest.mark.xfail(reason="flaky", strict=True)
+@pytest.mark.statistical(trials=20)
+def test_strict_passes_19_of_20():
+    TRIALS["played"] += 1
+    assert TRIALS["played"] != 25
+
+@pytest.mark.xfail(reason="flaky", strict=True)
+@pytest.mark.statistical(trials=20)
+def test_strict_fails_every_trial():
+    assert False
+"""
+
+
+def test_xfail_meets_the_verdict_of_every_trial(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(XFAIL_ON_TRIALS)
+    result = pytester.runpytest("-rxXf", "--edgesim-report=report.json")
+    result.assert_outcomes(xfailed=2, failed=1)
+    result.stdout.fnmatch_lines(["[[]XPASS(strict)[]] flaky"])
+    result.stdout.fnmatch_lines(
+        [
+            "XFAIL *::test_passes_first_then_fails - flaky",
+            "XFAIL *::test_strict_fails_every_trial - flaky",
+            "FAILED *::test_strict_passes_19_of_20",
+        ]
+    )
+    assert "in trial 1 of 20" not in result.stdout.str()
+    report = json.loads((pytester.path / "report.json").read_text())
+    verdicts = {test["nodeid"].rsplit("::", 1)[1]: test["verdict"] for test in report["tests"]}
+    assert verdicts["test_passes_first_then_fails"]["passed"] == 1
+    assert verdicts["test_passes_first_then_fails"]["total"] == 20
+    assert verdicts["test_strict_passes_19_of_20"]["passed"] == 19
