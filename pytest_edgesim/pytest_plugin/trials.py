@@ -482,6 +482,7 @@ def _judge(
         verdict["fails"] = True
     elif rate_verdict.outcome == stats.UNDECIDED:
         verdict["fails"] = settings.undecided_fails(item.config)
+        verdict["undecided_mode"] = settings.undecided_mode(item.config)
     return verdict
 
 
@@ -492,14 +493,13 @@ def _verdict_dict(item: pytest.Item, run: TrialRun, outcome: str) -> dict[str, A
     total = len(run.records)
     sequential = trial_settings_.sequential
     failed = [record.trial for record in run.records if record.outcome == "failed"]
+    rate, confidence = trial_settings_.min_pass_rate, trial_settings_.confidence
     if sequential:
-        to_demonstrate = stats.sequential_trials_to_demonstrate(
-            trial_settings_.min_pass_rate, trial_settings_.confidence
-        )
+        to_demonstrate = stats.sequential_trials_to_demonstrate(rate, confidence)
+        more = stats.sequential_more_trials_to_demonstrate(passed, total, rate, confidence)
     else:
-        to_demonstrate = stats.trials_to_demonstrate(
-            trial_settings_.min_pass_rate, trial_settings_.confidence
-        )
+        to_demonstrate = stats.trials_to_demonstrate(rate, confidence)
+        more = stats.more_trials_to_demonstrate(passed, total, rate, confidence)
     return {
         "rule": "sequential" if sequential else "fixed",
         "outcome": outcome,
@@ -512,7 +512,9 @@ def _verdict_dict(item: pytest.Item, run: TrialRun, outcome: str) -> dict[str, A
         "min_pass_rate": trial_settings_.min_pass_rate,
         "interval": None,
         "interval_kind": "confidence sequence" if sequential else "wilson",
+        #: all-passing trials that demonstrate the rate from scratch, and after these trials
         "trials_to_demonstrate": to_demonstrate,
+        "more_trials_to_demonstrate": more,
         "base_seed": run.base_seed,
         "trials": [
             {
@@ -612,11 +614,14 @@ def verdict_line(verdict: dict[str, Any]) -> str:
         interval = f"{confidence} confidence sequence [{_rate(low)}, {_rate(high)}]"
     else:
         interval = f"{confidence} Wilson interval [{_rate(low)}, {_rate(high)}]"
-    to_demonstrate = verdict["trials_to_demonstrate"]
-    if to_demonstrate is None:
+    more = verdict.get("more_trials_to_demonstrate", verdict["trials_to_demonstrate"])
+    if more is None:
         how_many = f"a pass rate of {minimum} cannot be demonstrated by finitely many trials"
     else:
-        how_many = f"{to_demonstrate} trials, all passing, would demonstrate it"
+        how_many = (
+            f"{more} more trial{'s' if more != 1 else ''}, all passing, would demonstrate it: "
+            f"trials={total + more}"
+        )
     if outcome == stats.DEMONSTRATED:
         what = f"demonstrated: the pass rate is at least {minimum} at {confidence} confidence"
     elif outcome == stats.REFUTED:
@@ -624,12 +629,21 @@ def verdict_line(verdict: dict[str, Any]) -> str:
     elif outcome == stats.NOT_REFUTED:
         what = f"not refuted, not demonstrated: min_pass_rate={minimum} ({how_many})"
     else:
-        decides = "fails" if verdict["fails"] else "passes"
         what = (
-            f"UNDECIDED: neither demonstrated nor refuted min_pass_rate={minimum} within the "
-            f"budget ({how_many}); undecided {decides} (--edgesim-undecided)"
+            f"UNDECIDED: the {total} trials neither demonstrate nor refute min_pass_rate="
+            f"{minimum} ({how_many}); {_undecided_rule(verdict)}"
         )
     return f"{counts}, {interval}: {what}{_faults_note(verdict)}"
+
+
+def _undecided_rule(verdict: dict[str, Any]) -> str:
+    """``the test fails: --edgesim-undecided=auto and CI is set``, and so on."""
+    decides = "fails" if verdict["fails"] else "passes"
+    mode = verdict.get("undecided_mode", "auto")
+    why = f"--edgesim-undecided={mode}"
+    if mode == "auto":
+        why += " and CI is set" if verdict["fails"] else " and CI is not set"
+    return f"an undecided test {decides} here: {why}"
 
 
 def _faults_note(verdict: dict[str, Any]) -> str:

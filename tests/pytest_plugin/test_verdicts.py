@@ -185,3 +185,34 @@ def test_xfail_meets_the_verdict_of_every_trial(pytester: pytest.Pytester) -> No
     assert verdicts["test_passes_first_then_fails"]["passed"] == 1
     assert verdicts["test_passes_first_then_fails"]["total"] == 20
     assert verdicts["test_strict_passes_19_of_20"]["passed"] == 19
+
+
+def test_after_a_failure_the_verdict_gives_the_trials_still_needed(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        PLAYED = {"trials": 0}
+
+        @pytest.mark.statistical(trials=20)
+        def test_one_failure():
+            PLAYED["trials"] += 1
+            assert PLAYED["trials"] != 4
+        """
+    )
+    result = pytester.runpytest("-v", "--edgesim-report=report.json")
+    result.assert_outcomes(passed=1)
+    from pytest_edgesim.core import stats
+
+    more = stats.more_trials_to_demonstrate(19, 20, 0.95)
+    assert more is not None and 20 + more > stats.trials_to_demonstrate(0.95)  # not 73
+    result.stdout.fnmatch_lines(
+        [
+            "*: 19/20 trials passed*: not refuted, not demonstrated: min_pass_rate=0.95 "
+            f"({more} more trials, all passing, would demonstrate it: trials={20 + more})"
+        ]
+    )
+    verdict = json.loads((pytester.path / "report.json").read_text())["tests"][0]["verdict"]
+    assert verdict["more_trials_to_demonstrate"] == more
