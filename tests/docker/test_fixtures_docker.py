@@ -66,13 +66,6 @@ def test_mqtt_broker_external(pytester: pytest.Pytester, mqtt_broker: MqttBroker
     result.assert_outcomes(passed=3)
 
 
-def test_an_unreachable_external_broker_skips(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(ROUNDTRIP)
-    result = pytester.runpytest_subprocess("--edgesim-broker=external=127.0.0.1:1", "-rs")
-    result.assert_outcomes(skipped=3)
-    result.stdout.fnmatch_lines(["SKIPPED*external broker 127.0.0.1:1: no CONNACK*"])
-
-
 def test_a_bad_broker_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--edgesim-broker=rabbit")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -216,3 +216,53 @@ def test_after_a_failure_the_verdict_gives_the_trials_still_needed(
     )
     verdict = json.loads((pytester.path / "report.json").read_text())["tests"][0]["verdict"]
     assert verdict["more_trials_to_demonstrate"] == more
+
+
+def test_docker_off_stops_docker_gateway_before_any_container(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ``--edgesim-docker=off`` the fixture skips, even with an engine that answers."""
+    from pytest_edgesim.docker import session
+
+    def no_container(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a container was started under --edgesim-docker=off")
+
+    monkeypatch.setattr(session, "docker_available", lambda: (True, "a fake engine"))
+    monkeypatch.setattr(session, "gateway_launcher", no_container)
+    monkeypatch.setattr(session, "connect", no_container)
+    pytester.makeconftest(
+        """
+        import pytest
+
+        from pytest_edgesim.pytest_plugin.docker_fixtures import MqttBroker
+
+        @pytest.fixture(scope="session")
+        def mqtt_broker():  # (no broker needed: nothing may connect to it)
+            return MqttBroker("external", "127.0.0.1", 1)
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_gateway(docker_gateway):
+            docker_gateway({"name": "gw", "subscribe": "s/#", "implementation": "docker"})
+        """
+    )
+    result = pytester.runpytest("--edgesim-docker=off", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*docker_gateway: Docker items are off (--edgesim-docker=off)"])
+
+
+def test_an_explicit_external_broker_that_is_down_is_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_one(mqtt_broker):
+            pass
+
+        def test_two(mqtt_broker):
+            pass
+        """
+    )
+    # port 1 on the loopback: nothing listens there, the connection is refused at once
+    result = pytester.runpytest("--edgesim-broker=external=127.0.0.1:1")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*external broker 127.0.0.1:1 (--edgesim-broker): no CONNACK*"])
