@@ -337,12 +337,8 @@ class EdgeScenario(FaultControls):
             divergence = first_divergence(original.trace, replayed.trace)
             if divergence is not None:
                 index, first, second = divergence
-                where = first or second
-                assert where is not None
-                lines.append(
-                    f"first divergence: event #{index} at t={where[0] / TICKS_PER_SECOND:.6f}s, "
-                    f"node {where[2]}, event {where[1]}"
-                )
+                agree = f"events #0 to #{index - 1} agree" if index else "no event agrees"
+                lines.append(f"the runs first differ at event #{index} ({agree}):")
                 lines.append(f"  first run: {_describe_event(first)}")
                 lines.append(f"  replay:    {_describe_event(second)}")
         lines.append(f"digests: first run {original.trace_digest}")
@@ -372,8 +368,9 @@ def _perform(
 def _describe_event(event: TraceEvent | None) -> str:
     if event is None:
         return "(no event: this trace ended here)"
+    # read forwards: when, the node the event happens at, what it does, to whom
     time, kind, node, peer, topic, message, detail = event
-    text = f"t={time / TICKS_PER_SECOND:.6f}s {kind} {node}"
+    text = f"t={time / TICKS_PER_SECOND:.6f}s at {node}: {kind}"
     text += f" -> {peer}" if peer else ""
     text += f" topic {topic}" if topic else ""
     text += f" message {message}" if message else ""
