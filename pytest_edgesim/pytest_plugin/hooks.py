@@ -317,6 +317,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """After a passing body, ``deterministic(replay_check=True)`` replays each scenario run
     and compares traces."""
     record = item_record(item)
+    _falsifying_scenarios()  # (forget those of an earlier test)
     result = yield
     if markers.replay_check_requested(item) and not trials.on_real_components(item):
         for edge in list(record.live):
@@ -347,7 +348,29 @@ def pytest_runtest_makereport(
         report.sections.append(("edgesim", _failure_section(item)))
     if report.failed:
         report.sections.extend(container_log_sections(item))
+    if report.when == "call" and (report.failed or hasattr(report, "wasxfail")):
+        report.sections.extend(_falsifying_sections())
     return report
+
+
+def _falsifying_scenarios() -> list[Any]:
+    """The scenarios of the falsifying example the running test's Hypothesis found (when
+    ``pytest_edgesim.strategies`` is in use)."""
+    strategies = sys.modules.get("pytest_edgesim.strategies")
+    return [] if strategies is None else strategies.falsifying_scenarios()
+
+
+def _falsifying_sections() -> list[tuple[str, str]]:
+    """Each scenario of the falsifying example as a YAML file that ``edgesim run`` takes
+    as it is (a report section: no ``E`` prefix to strip)."""
+    return [
+        (
+            f"edgesim: falsifying scenario {scenario.name!r} (YAML: save it and run "
+            "edgesim run FILE)",
+            scenario.to_yaml(),
+        )
+        for scenario in _falsifying_scenarios()
+    ]
 
 
 def _failure_section(item: pytest.Item) -> str:

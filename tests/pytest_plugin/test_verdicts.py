@@ -266,3 +266,42 @@ def test_an_explicit_external_broker_that_is_down_is_an_error(pytester: pytest.P
     result = pytester.runpytest("--edgesim-broker=external=127.0.0.1:1")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*external broker 127.0.0.1:1 (--edgesim-broker): no CONNACK*"])
+
+
+def test_a_falsifying_scenario_is_shown_as_a_file_edgesim_run_takes(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile(
+        """
+        from hypothesis import Phase, given, settings
+        from pytest_edgesim.strategies import small_scenarios
+
+        @settings(database=None, max_examples=20, derandomize=True,
+                  phases=[Phase.generate, Phase.shrink])
+        @given(small_scenarios(sensor_groups=(1, 2), gateways=(1, 1), partitions=False))
+        def test_one_group(scenario):
+            assert len(scenario.devices) < 2
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    lines = result.stdout.lines
+    header = next(
+        index
+        for index, line in enumerate(lines)
+        if "edgesim: falsifying scenario 'generated' (YAML: save it and run edgesim run FILE)"
+        in line
+    )
+    end = next(index for index in range(header + 1, len(lines)) if lines[index].startswith("="))
+    text = "\n".join(lines[header + 1 : end]) + "\n"
+    assert not any(line.startswith("E ") for line in lines[header + 1 : end])
+    assert "\nE   " not in "\n".join(line for line in lines if "edgesim: 1" in line)
+    # copied as it is, the text is a scenario file edgesim run accepts
+    path = pytester.path / "counterexample.yaml"
+    path.write_text(text)
+    from pytest_edgesim import Scenario
+    from pytest_edgesim.cli.app import EXIT_OK, main
+
+    capsys.readouterr()
+    assert main(["run", str(path)]) == EXIT_OK
+    assert len(Scenario.from_yaml(path).devices) == 2  # the shrunk example
