@@ -164,6 +164,18 @@ def link_configs(
     if not 0.0 <= max_loss <= 1.0:
         raise ValueError(f"link_configs: max_loss must be between 0 and 1, got {max_loss!r}")
     jitter_ms = _ms(max_jitter, "link_configs: max_jitter")
+    if bandwidth and not (
+        isinstance(min_bandwidth_kbps, int)
+        and isinstance(max_bandwidth_kbps, int)
+        and 1 <= min_bandwidth_kbps <= max_bandwidth_kbps
+    ):
+        # (a link's bandwidth is positive: 0 would be refused when the scenario is built,
+        # at draw time, far from this call)
+        raise ValueError(
+            f"link_configs: expected whole numbers 1 <= min_bandwidth_kbps <= "
+            f"max_bandwidth_kbps, got {min_bandwidth_kbps!r} and {max_bandwidth_kbps!r} "
+            "(bandwidth=False leaves links unlimited)"
+        )
     unknown = set(jitter) - {"uniform", "normal"} | set(loss) - {"bernoulli", "gilbert_elliott"}
     if unknown:
         raise ValueError(f"link_configs: unknown jitter or loss kind(s) {sorted(unknown)}")

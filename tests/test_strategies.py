@@ -291,3 +291,10 @@ def test_the_ci_profile_loads_from_the_command_line(tmp_path: Path):
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+@pytest.mark.parametrize(("low", "high"), [(0, 10_000), (-5, 10), (20, 10), (1.5, 10)])
+def test_link_configs_refuses_a_bandwidth_range_when_called_not_when_drawn(low, high):
+    with pytest.raises(ValueError, match="1 <= min_bandwidth_kbps <= max_bandwidth_kbps"):
+        link_configs(min_bandwidth_kbps=low, max_bandwidth_kbps=high)
+    link_configs(min_bandwidth_kbps=low, max_bandwidth_kbps=high, bandwidth=False)  # unused

@@ -672,10 +672,15 @@ def metric_lines(verdict: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _seed_list(seeds: list[int]) -> str:
+def _seed_list(seeds: list[int], config: pytest.Config) -> str:
     shown = ", ".join(map(str, seeds[:SEEDS_SHOWN]))
     if len(seeds) > SEEDS_SHOWN:
-        shown += f", ... ({len(seeds)} in all; every seed is in the JSON report)"
+        where = (
+            f"every seed is in the JSON report {settings.report_path(config)}"
+            if settings.report_path(config) is not None
+            else "--edgesim-report=PATH writes every seed to a JSON report"
+        )
+        shown += f", ... ({len(seeds)} in all; {where})"
     return shown
 
 
@@ -697,12 +702,12 @@ def failure_lines(item: pytest.Item) -> list[str]:
     if verdict["base_seed"] is not None:
         lines.append(
             f"trial seeds derive from base seed {verdict['base_seed']}: "
-            + _seed_list([trial["seed"] for trial in verdict["trials"]])
+            + _seed_list([trial["seed"] for trial in verdict["trials"]], item.config)
         )
     if verdict["failed_seeds"]:
         lines.append(
             f"failing trials' seeds ({len(verdict['failed_seeds'])}): "
-            + _seed_list(verdict["failed_seeds"])
+            + _seed_list(verdict["failed_seeds"], item.config)
         )
     lines += metric_lines(verdict)
     if verdict["rule"] == "on-real":
@@ -776,7 +781,8 @@ def summary_lines(terminalreporter: Any) -> list[str]:
         verdict = record.verdict
         lines.append(f"  {record.nodeid}: {verdict_line(verdict)}")
         if verdict["failed_seeds"]:
-            lines.append(f"    failing trials' seeds: {_seed_list(verdict['failed_seeds'])}")
+            seeds = _seed_list(verdict["failed_seeds"], terminalreporter.config)
+            lines.append(f"    failing trials' seeds: {seeds}")
         lines += [f"    {line}" for line in metric_lines(verdict)]
         if verdict["replay"]:
             lines.append(f"    replay: {verdict['replay']}")

@@ -305,3 +305,36 @@ def test_a_falsifying_scenario_is_shown_as_a_file_edgesim_run_takes(
     capsys.readouterr()
     assert main(["run", str(path)]) == EXIT_OK
     assert len(Scenario.from_yaml(path).devices) == 2  # the shrunk example
+
+
+@pytest.mark.parametrize("report", [None, "report.json"])
+def test_the_seed_list_points_to_every_seed_only_where_it_is(
+    pytester: pytest.Pytester, report: str | None
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.statistical(trials=12, min_pass_rate=1.0)
+        def test_fails_every_trial():
+            assert False
+        """
+    )
+    arguments = [] if report is None else [f"--edgesim-report={report}"]
+    result = pytester.runpytest(*arguments)
+    result.assert_outcomes(failed=1)
+    if report is None:
+        result.stdout.fnmatch_lines(
+            [
+                "trial seeds derive from *, ... (12 in all; --edgesim-report=PATH writes every "
+                "seed to a JSON report)"
+            ]
+        )
+        assert "every seed is in the JSON report" not in result.stdout.str()
+    else:
+        result.stdout.fnmatch_lines(
+            [
+                "trial seeds derive from *, ... (12 in all; every seed is in the JSON report "
+                f"*{report})"
+            ]
+        )
