@@ -39,14 +39,18 @@ def configuration_error(error: BaseException) -> bool:
     return images is not None and isinstance(error, images.ImageError)
 
 
-def usage_error(error: BaseException) -> bool:
+def usage_error(error: BaseException, *, edgesim_test: bool) -> bool:
     """Whether ``error`` says the test itself is written wrongly: a
-    :class:`~pytest_edgesim.errors.UsageError`, or Hypothesis' ``FailedHealthCheck`` or
-    ``InvalidArgument`` (a ``@given`` test that uses ``edge_scenario`` fails a health check)."""
+    :class:`~pytest_edgesim.errors.UsageError`, or, in an edgesim test, Hypothesis'
+    ``FailedHealthCheck`` or ``InvalidArgument`` (a ``@given`` test that uses
+    ``edge_scenario`` fails a health check). Other tests' Hypothesis errors stay as pytest
+    reports them."""
     from pytest_edgesim.errors import UsageError
 
     if isinstance(error, UsageError):
         return True
+    if not edgesim_test:
+        return False
     # a Hypothesis error was raised by Hypothesis, so it is loaded if the error is one
     hypothesis_errors = sys.modules.get("hypothesis.errors")
     return hypothesis_errors is not None and isinstance(

@@ -342,7 +342,11 @@ def pytest_runtest_makereport(
     if report.failed and excinfo is not None and configuration_error(excinfo.value):
         report.longrepr = configuration_error_text(item.nodeid, excinfo.value)
         setattr(report, CONFIGURATION_ERROR, True)
-    elif report.failed and excinfo is not None and usage_error(excinfo.value):
+    elif (
+        report.failed
+        and excinfo is not None
+        and usage_error(excinfo.value, edgesim_test=_tier_key in item.stash)
+    ):
         setattr(report, CONFIGURATION_ERROR, True)  # an ERROR, with its traceback
     elif report.failed and _tier_key in item.stash:
         report.sections.append(("edgesim", _failure_section(item)))

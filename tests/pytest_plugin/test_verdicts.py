@@ -338,3 +338,23 @@ def test_the_seed_list_points_to_every_seed_only_where_it_is(
                 f"*{report})"
             ]
         )
+
+
+def test_a_health_check_of_a_test_edgesim_has_nothing_to_do_with_stays_a_failure(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from hypothesis import given, strategies as st
+
+        @pytest.fixture
+        def plain():
+            return 1
+
+        @given(st.integers())
+        def test_plain_property(plain, n):
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(failed=1)  # as pytest and Hypothesis have it
