@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import sys
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -195,7 +196,15 @@ class _SessionBrokers:
 
     def default(self) -> MqttBroker:
         if "" not in self.by_key:
-            self.by_key[""] = _start_broker(self.config)
+            try:
+                self.by_key[""] = _start_broker(self.config)
+            except Exception as error:
+                # a broker container that never answers: a set-up error, not a failed trial
+                # (a ReadinessError comes from that module, so it is loaded if this is one)
+                session = sys.modules.get("pytest_edgesim.docker.session")
+                if session is None or not isinstance(error, session.ReadinessError):
+                    raise
+                raise RequirementError(f"the session's broker did not start: {error}") from None
         return self.by_key[""]
 
     def get(self, choice: BrokerChoice) -> MqttBroker:

@@ -13,9 +13,12 @@ as the user property ``edgesim_verdict``.
 ``--edgesim-trial-seed=SEED`` replays one trial: every selected statistical test runs once
 with that seed and passes or fails as that trial did.
 
-A trial stopped by a configuration error (an invalid scenario, an image that cannot be had:
-:func:`~pytest_edgesim.pytest_plugin.configuration_errors.configuration_error`) is no trial
-outcome: the test ends there, as an error with that message, whatever its trial budget.
+A trial ends as pass, fail or error (:func:`trial_outcome`). An error of the test (a
+configuration error, a :class:`~pytest_edgesim.errors.UsageError`, a Hypothesis health
+check, a set-up that fails: :mod:`~pytest_edgesim.pytest_plugin.configuration_errors`) is
+no trial outcome: the test ends there, as an ERROR with that error, whatever its budget.
+An ``xfail`` mark meets the verdict, as pytest's rules say (strict, ``raises=``), not the
+first trial; ``skip``, ``skipif`` and ``xfail(run=False)`` end the test at once.
 
 The plugin calls this module from its hooks and fixtures: :func:`run_protocol`,
 :func:`current_trial`, :func:`record_metric`, :func:`record_faults`,

@@ -358,3 +358,30 @@ def test_a_health_check_of_a_test_edgesim_has_nothing_to_do_with_stays_a_failure
         """
     )
     pytester.runpytest().assert_outcomes(failed=1)  # as pytest and Hypothesis have it
+
+
+def test_a_broker_that_never_becomes_ready_is_an_error_not_a_failed_trial(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live run asks for the session's broker inside the trial: one that never answers
+    is a set-up error, as a gateway that never becomes ready is."""
+    from pytest_edgesim.docker import session
+    from pytest_edgesim.pytest_plugin import docker_fixtures
+
+    def never_ready(config: object) -> None:
+        raise session.ReadinessError("the broker did not answer within 30 s", [])
+
+    monkeypatch.setattr(docker_fixtures, "_start_broker", never_ready)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.statistical(trials=5)
+        def test_live(request, edgesim_seed):
+            request.getfixturevalue("mqtt_broker")  # as a live run does
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*the session's broker did not start: the broker did not answer*"])
+    assert "refuted" not in result.stdout.str()
