@@ -280,15 +280,33 @@ def sequential_more_trials_to_demonstrate(
 ) -> int | None:
     """The fewest further trials that, all passing, make :func:`sequential_decision` say
     *demonstrated* after ``passed`` of ``total`` (None for ``rate >= 1``, or beyond
-    ``limit``). Each further pass only raises the estimate, so none of them can refute."""
+    ``limit``). Each further pass only raises the estimate, so none of them can refute.
+
+    Once the estimate is at least ``rate`` a further pass multiplies ``M_n(rate)`` by
+    ``(a + S) / (a + b + n) / rate >= 1`` (the prior's mean is ``rate``), so once
+    demonstrated, more passes stay demonstrated: a galloping search finds the first."""
     _check_counts(passed, total)
     _check_confidence(confidence)
     if rate >= 1.0:
         return None
-    for more in range(limit + 1):
-        if sequential_decision(passed + more, total + more, rate, confidence) == DEMONSTRATED:
-            return more
-    return None
+
+    def demonstrates(more: int) -> bool:
+        return sequential_decision(passed + more, total + more, rate, confidence) == DEMONSTRATED
+
+    if demonstrates(0):
+        return 0
+    low, high = 0, 1
+    while not demonstrates(high):
+        if high >= limit:
+            return None
+        low, high = high, min(high * 2, limit)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if demonstrates(middle):
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def sequential_verdict(

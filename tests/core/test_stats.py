@@ -254,3 +254,16 @@ def test_sequential_more_trials_to_demonstrate() -> None:
     assert stats.sequential_decision(9 + more, 10 + more, 0.95) == stats.DEMONSTRATED
     assert stats.sequential_decision(8 + more, 9 + more, 0.95) == stats.CONTINUE
     assert stats.sequential_more_trials_to_demonstrate(1, 1, 1.0) is None
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.9, 0.95])
+def test_sequential_more_trials_is_the_first_all_passing_demonstration(rate: float) -> None:
+    """(The galloping search against a plain walk, over every count up to 12 trials.)"""
+    for total in range(13):
+        for passed in range(total + 1):
+            more = 0
+            while stats.sequential_decision(passed + more, total + more, rate) != (
+                stats.DEMONSTRATED
+            ):
+                more += 1
+            assert stats.sequential_more_trials_to_demonstrate(passed, total, rate) == more
