@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Generator
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pytest
@@ -348,6 +350,8 @@ def pytest_runtest_makereport(
         and usage_error(excinfo.value, edgesim_test=_tier_key in item.stash)
     ):
         setattr(report, CONFIGURATION_ERROR, True)  # an ERROR, with its traceback
+        if isinstance(item, pytest.Function):
+            report.longrepr = _usage_error_repr(item, excinfo)
     elif report.failed and _tier_key in item.stash:
         report.sections.append(("edgesim", _failure_section(item)))
     if report.failed:
@@ -355,6 +359,35 @@ def pytest_runtest_makereport(
     if report.when == "call" and (report.failed or hasattr(report, "wasxfail")):
         report.sections.extend(_falsifying_sections())
     return report
+
+
+def _usage_error_repr(item: pytest.Function, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+    """A usage error's traceback down to the test's own line that made the call: the frames
+    inside edgesim that checked it say no more than the message."""
+    import pytest_edgesim
+
+    package = Path(pytest_edgesim.__file__).parent
+    frames: list[TracebackType] = []
+    raw: TracebackType | None = excinfo.tb
+    while raw is not None:
+        frames.append(raw)
+        raw = raw.tb_next
+    own = [
+        index
+        for index, frame in enumerate(frames)
+        if package not in Path(frame.tb_frame.f_code.co_filename).parents
+    ]
+    if not own or own[-1] == len(frames) - 1:
+        return item.repr_failure(excinfo)
+    shortened: TracebackType | None = (
+        None  # a new chain that ends at the test's frame (the exception is unchanged)
+    )
+    for frame in reversed(frames[: own[-1] + 1]):
+        shortened = TracebackType(shortened, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    assert shortened is not None
+    return item.repr_failure(
+        pytest.ExceptionInfo.from_exc_info((excinfo.type, excinfo.value, shortened))
+    )
 
 
 def _falsifying_scenarios() -> list[Any]:

@@ -7,6 +7,7 @@ traceback; ``xfail`` meets the verdict of every trial, not trial 1.
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -80,8 +81,11 @@ def test_usage_errors_are_errors_with_their_traceback_not_refutations(
             "*ERROR at call of test_loss*",
             '>*edge_scenario.network.set_link("gateway", "cloud", loss=1.5)',  # the test's line
             "E*UsageError: loss must be between 0 and 1, got 1.5",
+            "",
+            "test_usage.py:6: UsageError",  # and no frame of edgesim's own after it
         ]
     )
+    assert "pytest_edgesim/core" not in output
     for message in (
         "'nosuch' matches no node*",
         "record('latency_ms', nan): expected a finite number",
@@ -222,7 +226,8 @@ def test_docker_off_stops_docker_gateway_before_any_container(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Under ``--edgesim-docker=off`` the fixture skips, even with an engine that answers."""
-    from pytest_edgesim.docker import session
+    # (the module as sys.modules has it now: pytester's runs may have imported it afresh)
+    session = importlib.import_module("pytest_edgesim.docker.session")
 
     def no_container(*args: object, **kwargs: object) -> None:
         raise AssertionError("a container was started under --edgesim-docker=off")
@@ -365,7 +370,8 @@ def test_a_broker_that_never_becomes_ready_is_an_error_not_a_failed_trial(
 ) -> None:
     """A live run asks for the session's broker inside the trial: one that never answers
     is a set-up error, as a gateway that never becomes ready is."""
-    from pytest_edgesim.docker import session
+    # (the module as sys.modules has it now: pytester's runs may have imported it afresh)
+    session = importlib.import_module("pytest_edgesim.docker.session")
     from pytest_edgesim.pytest_plugin import docker_fixtures
 
     def never_ready(config: object) -> None:
