@@ -245,19 +245,22 @@ def _number(metric: str, value: float) -> str:
     return f"{value:.4f}" if not metric.endswith("_ms") else f"{value:.2f}"
 
 
-def _change(row: dict[str, Any]) -> str:
+def _change(row: dict[str, Any], separator: str = " ") -> str:
     metric = row["metric"]
     text = f"{row['change']:+.4f}" if not metric.endswith("_ms") else f"{row['change']:+.2f}"
     if row["change_ratio"] is not None:
-        text += f" ({row['change_ratio'] * 100:+.1f}%)"
+        percent = f"{row['change_ratio'] * 100:+.1f}%"
+        text += f"{separator}{percent}" if separator != " " else f" ({percent})"
     return text
 
 
-def comparison_lines(comparison: dict[str, Any]) -> list[str]:
-    """The comparison as the terminal shows it: a table, then each regression."""
+def comparison_lines(comparison: dict[str, Any], every_row: bool = False) -> list[str]:
+    """The comparison as the terminal shows it: a table of the values that changed (of
+    every value with ``every_row``), then each regression."""
     rules = ", ".join(comparison["thresholds"]) or "none (--edgesim-compare-fail)"
     lines = [f"baseline {comparison['baseline']} ({comparison['file']}); fail on: {rules}"]
-    rows = comparison["rows"]
+    rows = [row for row in comparison["rows"] if every_row or row["change"] != 0]
+    unchanged = len(comparison["rows"]) - len(rows)
     table = [("test", "metric", "baseline", "now", "change", "")]
     for row in rows:
         metric = row["metric"] + (f" [{row['flow']}]" if row["flow"] else "")
@@ -282,8 +285,10 @@ def comparison_lines(comparison: dict[str, Any]) -> list[str]:
             lines.append(("  ".join(cells) + "  " + line[5]).rstrip())
             if number == 0:
                 lines.append("  ".join("-" * width for width in widths[:5]))
-    else:
+    elif not comparison["rows"]:
         lines.append("no test of this session has values in the baseline")
+    if unchanged:
+        lines.append(f"{unchanged} unchanged value{'s' if unchanged > 1 else ''} not shown (-v)")
     if comparison["new"]:
         lines.append(f"not in the baseline: {', '.join(comparison['new'])}")
     if comparison["missing"]:
@@ -293,7 +298,12 @@ def comparison_lines(comparison: dict[str, Any]) -> list[str]:
             metric = row["metric"] + (f" of flow {row['flow']}" if row["flow"] else "")
             lines.append(
                 f"REGRESSION {row['nodeid']}: {metric} {_number(row['metric'], row['baseline'])}"
-                f" -> {_number(row['metric'], row['current'])} ({_change(row)}), beyond "
+                f" -> {_number(row['metric'], row['current'])} ({_change(row, ', ')}), beyond "
                 f"{', '.join(row['thresholds'])}"
             )
+    if comparison["regressions"]:
+        lines.append(
+            f"{comparison['regressions']} regression(s) beyond --edgesim-compare-fail: "
+            "the session fails"
+        )
     return lines

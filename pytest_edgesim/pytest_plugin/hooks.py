@@ -551,7 +551,8 @@ def _write_baselines(terminalreporter: Any, config: pytest.Config, report: Sessi
         if regressions:
             title += f" ({regressions} regression{'s' if regressions > 1 else ''})"
         terminalreporter.write_sep("=", title, red=bool(regressions))
-        for line in baselines.comparison_lines(report.comparison):
+        every_row = int(config.getoption("verbose", default=0) or 0) > 0
+        for line in baselines.comparison_lines(report.comparison, every_row):
             terminalreporter.write_line(line)
     saved = baselines.save_name(config)
     if saved is not None:
