@@ -9,6 +9,7 @@ and nothing of Docker: the hooks import what they need when they run.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -222,6 +223,10 @@ class XdistHooks:
 
     def __init__(self) -> None:
         self.down: dict[str, str] = {}
+        self.started: dict[str, float] = {}
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.started[nodeid] = time.perf_counter()
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput.update(settings.worker_input(node.config))
@@ -247,6 +252,8 @@ class XdistHooks:
             "out of memory, or a crash of the interpreter)"
         )
         report.when = "call"
+        if crashitem in self.started:  # (JUnit's time: how long it ran before it died)
+            report.duration = time.perf_counter() - self.started[crashitem]
         setattr(report, CRASH_ATTRIBUTE, True)
 
 

@@ -262,6 +262,10 @@ def _one_trial(
     begin_run(item)
     try:
         setup = run_phase(item, "setup")
+        run = item.stash.get(_run_key, None)
+        if run is not None and run.logged_setup is None:
+            run.logged_setup = setup
+            item.ihook.pytest_runtest_logreport(report=setup)
         call = run_phase(item, "call") if setup.passed else None
         session = item.session
         last = is_last(setup, call) or bool(session.shouldfail or session.shouldstop)
@@ -331,8 +335,7 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         reports = _one_trial(item, nextitem, is_last)
         run.current = None
         if first_setup is None:
-            first_setup = run.logged_setup = reports.setup
-            item.ihook.pytest_runtest_logreport(report=first_setup)
+            first_setup = run.logged_setup or reports.setup
         if not any(
             key == SEED_PROPERTY and value == trial.seed
             for key, value in item.user_properties[properties_before:]
