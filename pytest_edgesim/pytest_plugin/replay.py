@@ -5,8 +5,9 @@ Every tier prints its command through :func:`replay_command`, so every command h
 :func:`shlex.join`. The test is named by an absolute path, so the command works from any
 working directory: pytest finds the same ini file from there, and ``--rootdir=ROOT`` is added
 when the rootdir did not come from one. The edgesim options that change what a run does (the
-scenario directory, the broker, the time scale) are repeated, paths made absolute, whether
-they came from the command line or the ini file.
+scenario directory, the Docker mode, the broker, the time scale) are repeated, paths made
+absolute, whether they came from the command line, the environment or the ini file; an ini
+file given with ``-c`` is given again (``--config-file``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def run_options(config: pytest.Config) -> list[str]:
     directory = settings.scenario_dir(config)
     if directory is not None:
         options.append(f"--edgesim-scenario-dir={directory}")
+    docker = settings.docker_mode(config)
+    if docker != "auto":  # (require: a missing engine is an error, not a skip)
+        options.append(f"--edgesim-docker={docker}")
     broker = settings.docker_broker(config)
     if broker is not None:
         options.append(f"--edgesim-broker={broker}")
@@ -43,6 +47,8 @@ def replay_command(item: pytest.Item, *options: str) -> str:
     it), the run options in force and the rootdir if needed, quoted for a POSIX shell."""
     config = item.config
     arguments = ["pytest", absolute_nodeid(item), *options, *run_options(config)]
+    if config.inipath is not None and config.getoption("inifilename", None):
+        arguments.append(f"--config-file={config.inipath}")  # (given with -c)
     if config.inipath is None or config.inipath.parent != config.rootpath:
         arguments.append(f"--rootdir={config.rootpath}")
     return shlex.join(arguments)

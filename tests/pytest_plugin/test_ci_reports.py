@@ -99,6 +99,22 @@ def test_replay_commands_reproduce_from_another_directory(
     assert f"trial with seed {trial_seed}" in again.stdout
 
 
+def test_replay_commands_repeat_settings_from_an_ini_file_given_with_c(
+    pytester: pytest.Pytester, scenario_dir_suite: Path
+) -> None:
+    (pytester.path / "ci.ini").write_text("[pytest]\nedgesim_scenario_dir = scenarios\n")
+    result = pytester.runpytest("-c", "ci.ini", "--edgesim-docker=off")
+    result.assert_outcomes(failed=2)
+    command = _command(result, "replay: ")
+    arguments = shlex.split(command)
+    assert f"--edgesim-scenario-dir={pytester.path / 'scenarios'}" in arguments
+    assert f"--config-file={pytester.path / 'ci.ini'}" in arguments
+    assert "--edgesim-docker=off" in arguments
+    assert not any(argument.startswith("--rootdir") for argument in arguments)  # (the ini's)
+    again = _run_elsewhere(command, scenario_dir_suite)
+    assert again.returncode == 1 and "1 failed" in again.stdout, again.stdout + again.stderr
+
+
 def test_no_replay_command_for_a_missing_scenario_file(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
