@@ -430,3 +430,39 @@ def test_a_bad_threshold_is_named(pytester: pytest.Pytester) -> None:
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--edgesim-compare-fail: expected METRIC:AMOUNT*'p97:1'*"])
+
+
+def test_thresholds_and_the_comparisons_shape() -> None:
+    from pytest_edgesim.pytest_plugin.baselines import Threshold, compare
+    from pytest_edgesim.pytest_plugin.session_report import RecordedTest, SessionReport
+
+    assert Threshold("p95_ms", 10, relative=True).exceeded(20.0, 2.5)
+    assert not Threshold("p95_ms", 10, relative=True).exceeded(20.0, 2.0)
+    assert Threshold("p95_ms", 0, relative=True).exceeded(0.0, 0.1)  # from 0, any is beyond
+    assert Threshold("delivery_ratio", 0.01, relative=False).exceeded(0.9, 0.02)
+    assert not Threshold("delivery_ratio", 0.01, relative=False).exceeded(0.9, 0.005)
+
+    def run(ratio: float, p95: float) -> dict:
+        flow = {"delivery_ratio": ratio, "p50_ms": 1.0, "p95_ms": p95, "p99_ms": None}
+        return {"flows": {"cloud": flow}}
+
+    report = SessionReport(None)
+    report.tests["t::a"] = RecordedTest("t::a", "deterministic", "passed", runs=[run(0.9, 30)])
+    report.tests["t::new"] = RecordedTest("t::new", "deterministic", "passed")
+    saved = {
+        "tests": {
+            "t::a": {"pass_rate": 1.0, "flows": {"cloud": {"delivery_ratio": 1.0, "p95_ms": 20}}},
+            "t::gone": {"pass_rate": 1.0, "flows": {}},
+        }
+    }
+    rules = [Threshold("delivery_ratio", 5, relative=True), Threshold("p95_ms", 20, False)]
+    comparison = compare(report, saved, "b", Path("b.json"), rules)
+    assert comparison["new"] == ["t::new"] and comparison["missing"] == ["t::gone"]
+    rows = {(row["metric"], row["flow"]): row for row in comparison["rows"]}
+    assert set(rows) == {("pass_rate", None), ("delivery_ratio", "cloud"), ("p95_ms", "cloud")}
+    ratio = rows[("delivery_ratio", "cloud")]
+    assert ratio["worse"] and ratio["regressed"] and ratio["thresholds"] == ["delivery_ratio:5%"]
+    assert ratio["change"] == pytest.approx(-0.1) and ratio["change_ratio"] == pytest.approx(-0.1)
+    latency = rows[("p95_ms", "cloud")]
+    assert latency["worse"] and not latency["regressed"]  # +10 ms, within 20 ms
+    assert comparison["regressions"] == 1
