@@ -307,6 +307,8 @@ def test_a_crashed_workers_tests_are_failures_in_the_reports(pytester: pytest.Py
         assert failure is not None, ET.tostring(cases[name])
         assert "died while running" in failure.get("message", "")
     assert cases["test_fine"].find("failure") is None
+    properties = [p.get("name") for p in cases["test_fine"].iter("property")]
+    assert properties == ["edgesim"]  # (from a worker too: the record stays on the controller)
 
 
 # --- baselines ---------------------------------------------------------------------------------
