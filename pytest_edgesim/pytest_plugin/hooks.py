@@ -18,6 +18,7 @@ import pytest
 from pytest_edgesim.pytest_plugin import (
     artifacts,
     baselines,
+    html_report,
     markers,
     replay,
     settings,
@@ -109,6 +110,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--edgesim-report",
         "edgesim_report",
         "write a JSON report of every scenario run to PATH",
+        metavar="PATH",
+    )
+    add(
+        "--edgesim-html",
+        "edgesim_html",
+        "write a self-contained HTML report with charts to PATH (verdicts, pass rate, "
+        "latency, messages over time; needs the [html] extra)",
         metavar="PATH",
     )
     add(
@@ -285,6 +293,7 @@ def pytest_configure(config: pytest.Config) -> None:
     report = config.stash[session_report_key] = SessionReport(settings.session_seed(config))
     if not _is_worker(config):
         config.pluginmanager.register(report, "edgesim-report")
+        html_report.configure(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "edgesim-xdist")
 
