@@ -3,7 +3,7 @@
 Each function takes plain data (what the JSON report and ``RunResult.to_dict()`` hold) and
 returns one ``<svg>`` element: text stays text (``svg.fonttype = none``), so a browser
 renders it with its own fonts and the titles and legends can be found in the page. Ids
-inside each SVG are salted with the chart's own name, so several charts share a page
+inside each SVG are prefixed with the chart's own name, so several charts share a page
 without clashing, and no date is written, so the same data gives the same file.
 
 matplotlib is the ``[html]`` extra: :func:`require_matplotlib` says how to install it.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +76,16 @@ def _svg(figure: Figure, salt: str) -> str:
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    return _own_ids(text[text.index("<svg") :], salt)
+
+
+_ID = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
+
+
+def _own_ids(svg: str, prefix: str) -> str:
+    """Every id in ``svg`` (and every reference to one) prefixed with ``prefix``: matplotlib
+    names its groups ``figure_1``, ``axes_1``... in every file, and ids are page-wide."""
+    return _ID.sub(lambda match: f"{match[1]}{prefix}-{match[2]}", svg)
 
 
 def _legend_outside(axes: Axes) -> None:
@@ -87,7 +97,10 @@ def _plain_log_ticks(axes: Axes) -> None:
     """Tick labels of a log axis as plain numbers (``20``, ``0.5``), not powers of ten."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axes.xaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    low, high = axes.get_xlim()
+    decades = math.log10(high / low) if low > 0 and high > low else 0.0
+    subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)
+    axes.xaxis.set_major_locator(LogLocator(base=10.0, subs=subs))
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axes.xaxis.set_minor_formatter(NullFormatter())
 
