@@ -57,8 +57,7 @@ def require_matplotlib(option: str) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise ChartsUnavailable(
-            f"{option} draws its charts with matplotlib, which is not installed: "
-            f"{INSTALL_HINT}"
+            f"{option} draws its charts with matplotlib, which is not installed: {INSTALL_HINT}"
         ) from None
 
 
@@ -142,7 +141,9 @@ def pass_rate_chart(verdict: Mapping[str, Any], salt: str) -> str:
     figure = _figure()
     axes = figure.add_subplot()
     confidence = float(verdict.get("confidence", 0.95))
-    kind = "confidence sequence" if verdict.get("interval_kind") == "confidence sequence" else "Wilson"
+    kind = (
+        "confidence sequence" if verdict.get("interval_kind") == "confidence sequence" else "Wilson"
+    )
     if points:
         trials = [point[0] for point in points]
         axes.fill_between(

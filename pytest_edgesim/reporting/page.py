@@ -90,7 +90,7 @@ def _figure(svg: str, kind: str, caption: str) -> str:
 
 def _format(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
+        return "-"
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
@@ -149,7 +149,9 @@ def _verdict_text(test: Mapping[str, Any]) -> str:
     verdict = test.get("verdict")
     if not isinstance(verdict, Mapping) or verdict.get("total") is None:
         seeds = ", ".join(map(str, test.get("seeds", ()))) or "none"
-        digests = {run.get("trace_digest") for run in test.get("runs", ()) if run.get("trace_digest")}
+        digests = {
+            run.get("trace_digest") for run in test.get("runs", ()) if run.get("trace_digest")
+        }
         digest = f"; trace digest {next(iter(digests))[:16]}…" if len(digests) == 1 else ""
         return f"{test.get('outcome', '?')} (seed {seeds}{digest})"
     passed, total = verdict.get("passed", 0), verdict.get("total", 0)
@@ -160,9 +162,7 @@ def _verdict_text(test: Mapping[str, Any]) -> str:
     if interval:
         kind = verdict.get("interval_kind", "")
         confidence = float(verdict.get("confidence", 0.95))
-        text += (
-            f"; {confidence * 100:g}% interval [{interval[0]:.3f}, {interval[1]:.3f}] ({kind})"
-        )
+        text += f"; {confidence * 100:g}% interval [{interval[0]:.3f}, {interval[1]:.3f}] ({kind})"
     if verdict.get("min_pass_rate") is not None:
         text += f"; required pass rate {verdict['min_pass_rate']:g}"
     if verdict.get("budget") is not None:
@@ -186,7 +186,11 @@ def _p95_ms(runs: Sequence[Mapping[str, Any]]) -> tuple[float | None, str]:
 def _outcome(test: Mapping[str, Any]) -> str:
     outcome = str(test.get("outcome", "not run"))
     verdict = test.get("verdict")
-    if outcome == "passed" and isinstance(verdict, Mapping) and verdict.get("outcome") == "undecided":
+    if (
+        outcome == "passed"
+        and isinstance(verdict, Mapping)
+        and verdict.get("outcome") == "undecided"
+    ):
         return "undecided"
     return outcome
 
@@ -203,13 +207,13 @@ def summary_table(tests: Sequence[Mapping[str, Any]]) -> str:
         trials = (
             f"{verdict.get('passed')}/{verdict.get('total')}"
             if verdict and verdict.get("total") is not None
-            else "–"
+            else "-"
         )
         interval = verdict.get("interval") if verdict else None
         rate = (
             f"{verdict['rate']:.3g} [{interval[0]:.3f}, {interval[1]:.3f}]"
             if verdict and verdict.get("rate") is not None and interval
-            else "–"
+            else "-"
         )
         outcome = _outcome(test)
         rows.append(
@@ -266,10 +270,7 @@ def _rows_table(rows: Sequence[Any]) -> str:
     head = "".join(f"<th>{_escape(column)}</th>" for column in columns)
     body = "".join(
         "<tr>"
-        + "".join(
-            f"<td>{_escape(_format(row.get(column)))}</td>"
-            for column in columns
-        )
+        + "".join(f"<td>{_escape(_format(row.get(column)))}</td>" for column in columns)
         + "</tr>"
         for row in rows
         if isinstance(row, Mapping)
@@ -296,9 +297,14 @@ def test_section(test: Mapping[str, Any], number: int) -> str:
         f'<span class="muted">({_escape(test.get("tier", ""))} tier)</span></p>',
     ]
     verdict = test.get("verdict")
-    if isinstance(verdict, Mapping) and verdict.get("trials") and verdict.get("rule") in (
-        "fixed",
-        "sequential",
+    if (
+        isinstance(verdict, Mapping)
+        and verdict.get("trials")
+        and verdict.get("rule")
+        in (
+            "fixed",
+            "sequential",
+        )
     ):
         parts.append(
             _figure(
@@ -325,9 +331,7 @@ def test_section(test: Mapping[str, Any], number: int) -> str:
             )
         )
         histograms = _histograms(shown) if len(runs) == 1 else _merged_flows(runs)
-        faint = (
-            [_histograms(run).get(ALL_FLOWS, []) for run in runs] if len(runs) > 1 else []
-        )
+        faint = [_histograms(run).get(ALL_FLOWS, []) for run in runs] if len(runs) > 1 else []
         title = "Latency distribution per flow" + (
             f" (all {len(runs)} runs together)" if len(runs) > 1 else ""
         )
@@ -392,9 +396,7 @@ def parameters_section(tests: Sequence[Mapping[str, Any]]) -> str:
     for number, (base, members) in enumerate(sorted(groups.items())):
         parts.append(
             _figure(
-                charts.latency_chart(
-                    members, f"p{number}-latency", f"Latency, all topics: {base}"
-                ),
+                charts.latency_chart(members, f"p{number}-latency", f"Latency, all topics: {base}"),
                 "latency-comparison",
                 "Cumulative latency distribution over all topics for each parameter of the "
                 "same test (gateway implementations, brokers), every run together.",
@@ -408,9 +410,8 @@ def session_page(session: Mapping[str, Any], title: str = "edgesim report") -> s
     """The session's HTML page: summary table, baseline comparison, one section per test."""
     tests = [test for test in session.get("tests", ()) if isinstance(test, Mapping)]
     seed = session.get("seed")
-    subtitle = (
-        f"{len(tests)} edgesim test{'s' if len(tests) != 1 else ''}; "
-        + (f"seed {seed} for every scenario" if seed is not None else "each scenario's own seed")
+    subtitle = f"{len(tests)} edgesim test{'s' if len(tests) != 1 else ''}; " + (
+        f"seed {seed} for every scenario" if seed is not None else "each scenario's own seed"
     )
     body = [summary_table(tests), comparison_section(session.get("comparison"))]
     body.append(parameters_section(tests))
@@ -470,6 +471,4 @@ def run_page(run: Mapping[str, Any], command: str | None = None) -> str:
     if command:
         body.append(f'<h3>Command</h3><pre class="replay"><code>{_escape(command)}</code></pre>')
     body.append("</section>")
-    return _page(
-        f"edgesim run: {run.get('scenario')}", f"seed {run.get('seed')}", body
-    )
+    return _page(f"edgesim run: {run.get('scenario')}", f"seed {run.get('seed')}", body)

@@ -7,8 +7,8 @@ import re
 
 # Imported here, once: pytester's in-process runs forget the modules a run imported, and
 # matplotlib cannot be imported a second time in one process.
-import matplotlib.backends.backend_svg  # noqa: F401
-import matplotlib.figure  # noqa: F401
+import matplotlib.backends.backend_svg
+import matplotlib.figure
 import matplotlib.ticker  # noqa: F401
 import pytest
 

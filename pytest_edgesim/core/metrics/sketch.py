@@ -140,7 +140,9 @@ class LatencySketch:
         for position, hits in enumerate(self._buckets):
             if hits:
                 estimate = 2.0 * _GAMMA ** (position + self._offset) / (_GAMMA + 1.0)
-                occupied.append((min(max(estimate, float(self.minimum)), float(self.maximum)), hits))
+                occupied.append(
+                    (min(max(estimate, float(self.minimum)), float(self.maximum)), hits)
+                )
         return occupied
 
     def summary_ms(self) -> LatencySummary:

@@ -167,9 +167,7 @@ class TimelineRecorder:
             for column, value, before in zip(columns, sample, previous):
                 column.append(value - before)
             previous = sample
-        open_spans = [
-            PartitionSpan(down, None, between) for down, between in self._down.values()
-        ]
+        open_spans = [PartitionSpan(down, None, between) for down, between in self._down.values()]
         spans = sorted([*self._spans, *open_spans], key=lambda span: span.down_ticks)
         return Timeline(
             bucket_ticks=self.bucket_ticks,

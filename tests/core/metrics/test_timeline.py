@@ -100,7 +100,7 @@ def test_the_grid_is_fixed() -> None:
     assert latency_bin(10.0) == 10
     assert latency_bin(12.0) == 10
     low, high = bin_edges_ms(10)
-    assert low == pytest.approx(10.0) and high == pytest.approx(10 ** 1.1)
+    assert low == pytest.approx(10.0) and high == pytest.approx(10**1.1)
     sketch = LatencySketch()
     for ticks in (0, 1000, 1000, 12_000, 250_000):
         sketch.add(ticks)
