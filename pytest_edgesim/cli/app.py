@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -62,9 +64,9 @@ def _load(path: str, overrides: list[str] | None = None):  # -> Scenario
 class _Progress:
     """A one-line progress bar on a terminal, shown only once a run has taken a while."""
 
-    def __init__(self, stream: TextIO, total_ticks: int):
+    def __init__(self, stream: TextIO, total_ticks: int, shown: bool = True):
         self.stream = stream
-        self.enabled = stream.isatty()
+        self.enabled = shown and stream.isatty()
         self.total = max(total_ticks, 1)
         self.started = time.perf_counter()
         self.shown = False
@@ -85,6 +87,23 @@ class _Progress:
         if self.shown:
             self.stream.write("\r" + " " * 72 + "\r")
             self.stream.flush()
+
+
+@contextlib.contextmanager
+def _phases_on_stderr(quiet: bool) -> Iterator[None]:
+    """While a run is built and runs, the steps of what makes it wait (an image build for a
+    gateway in a container) are lines on stderr (none with ``--quiet``)."""
+    from pytest_edgesim.core import progress
+
+    def sink(line: str, is_phase: bool) -> None:
+        if is_phase:
+            print(f"edgesim: {line}", file=sys.stderr, flush=True)
+
+    previous = progress.set_sink(None if quiet else sink)
+    try:
+        yield
+    finally:
+        progress.set_sink(previous)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -109,12 +128,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     plot = _plot_target(args.plot) if args.plot else None
     _print_notes(args.scenario, scenario)
     trace_mode = "full" if args.trace else "digest"
-    with Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:
-        progress = _Progress(sys.stderr, target)
-        for now in simulation.run_in_steps(target, steps=200):
-            progress.update(now, 0)
-        progress.done()
-        result = simulation.result()
+    with _phases_on_stderr(args.quiet):
+        with Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:
+            progress = _Progress(sys.stderr, target, shown=not args.quiet)
+            for now in simulation.run_in_steps(target, steps=200):
+                progress.update(now, 0)
+            progress.done()
+            result = simulation.result()
     gateways = [g.name for g in scenario.spec.gateways]
     focus = [*gateways, scenario.spec.broker.name, scenario.spec.cloud.name]
     print(
@@ -257,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw the run's charts (messages over time, latency per flow): a folder gets "
         "report.html and one SVG per chart, a .html file the page alone (needs the [html] "
         "extra)",
+    )
+    run.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress on stderr (image build steps, the progress bar of a long run)",
     )
     run.add_argument("--all", action="store_true", help="show every node, link and topic")
     run.set_defaults(handler=cmd_run)

@@ -20,6 +20,7 @@ from pytest_edgesim.pytest_plugin import (
     baselines,
     html_report,
     markers,
+    progress,
     replay,
     settings,
     signals,
@@ -284,6 +285,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.validate(config)
     if not _is_worker(config):
         baselines.validate(config)
+    progress.configure(config)
     if _configured_sessions == 1:  # (a run inside a run leaves them to the outer one)
         config.stash[_restore_signals_key] = signals.interrupt_on_termination()
     if settings.keep_containers(config):
@@ -528,6 +530,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     inside another run in this process leaves them to the outer one, which owns them too."""
     global _configured_sessions
     _configured_sessions -= 1
+    progress.unconfigure(config)
     if _restore_signals_key in config.stash:
         config.stash[_restore_signals_key]()
     if _keep_before_key in config.stash:
