@@ -128,13 +128,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     plot = _plot_target(args.plot) if args.plot else None
     _print_notes(args.scenario, scenario)
     trace_mode = "full" if args.trace else "digest"
-    with _phases_on_stderr(args.quiet):
-        with Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:
-            progress = _Progress(sys.stderr, target, shown=not args.quiet)
-            for now in simulation.run_in_steps(target, steps=200):
-                progress.update(now, 0)
-            progress.done()
-            result = simulation.result()
+    with (
+        _phases_on_stderr(args.quiet),
+        Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation,
+    ):
+        progress = _Progress(sys.stderr, target, shown=not args.quiet)
+        for now in simulation.run_in_steps(target, steps=200):
+            progress.update(now, 0)
+        progress.done()
+        result = simulation.result()
     gateways = [g.name for g in scenario.spec.gateways]
     focus = [*gateways, scenario.spec.broker.name, scenario.spec.cloud.name]
     print(
