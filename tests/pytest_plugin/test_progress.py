@@ -96,3 +96,34 @@ def test_the_sink_is_restored_after_the_session(pytester: pytest.Pytester) -> No
     pytester.makepyfile(BUILD)
     pytester.runpytest("-p", "no:randomly")
     assert progress.set_sink(before) is before
+
+
+def test_on_a_terminal_a_status_line_ends_saying_how_many_trials_ran(
+    pytester: pytest.Pytester, small_scenario: str
+) -> None:
+    pytester.makepyfile(TRIALS)
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_edgesim.pytest_plugin import progress
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_configure(config):
+            progress.STATUS_AFTER_S = 0.0  # (no wait for the status line in this test)
+            reporter = config.pluginmanager.getplugin("terminalreporter")
+            reporter.isatty = lambda: True
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    # one line rewritten in place ("\r" parts: pytester splits them into lines), which ends
+    # saying how many trials ran; the file's name then starts the line of the outcome
+    result.stdout.fnmatch_lines(
+        [
+            "*.py::test_trials: trial 1/3",
+            "*.py::test_trials: trial 2/3",
+            "*.py::test_trials: trial 3/3",
+            "*.py::test_trials: 3 trials run",
+            "test_on_a_terminal_*.py [.F]*[[]100%[]]",
+        ],
+        consecutive=True,
+    )
