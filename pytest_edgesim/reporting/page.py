@@ -31,6 +31,7 @@ table { border-collapse: collapse; font-size: 13px; width: 100%; }
 th, td { border-bottom: 1px solid #e4e7eb; padding: 5px 8px; text-align: left;
   vertical-align: top; }
 th { background: #eef1f5; font-weight: 600; }
+details { margin: 8px 0; font-size: 13px; } summary { cursor: pointer; color: #374151; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
   font-weight: 600; color: #fff; background: #6b7280; }
@@ -247,6 +248,8 @@ def comparison_section(comparison: Any) -> str:
             '<p class="muted">No baseline was compared in this session '
             "(--edgesim-compare NAME).</p>"
         )
+    elif isinstance(comparison, Mapping) and _is_baseline_comparison(comparison):
+        parts.append(_baseline_comparison(comparison))
     elif isinstance(comparison, Mapping) and isinstance(comparison.get("rows"), list):
         parts.append(_rows_table(comparison["rows"]))
         extra = {key: value for key, value in comparison.items() if key != "rows"}
@@ -260,6 +263,80 @@ def comparison_section(comparison: Any) -> str:
         parts.append(f"<pre>{_escape(comparison)}</pre>")
     parts.append("</section>")
     return "".join(parts)
+
+
+_COMPARISON_ROW_KEYS = ("nodeid", "metric", "baseline", "current", "change")
+
+
+def _is_baseline_comparison(comparison: Mapping[str, Any]) -> bool:
+    """Whether ``comparison`` is what ``--edgesim-compare`` makes (the plugin's baselines)."""
+    rows = comparison.get("rows")
+    return isinstance(rows, list) and all(
+        isinstance(row, Mapping) and all(key in row for key in _COMPARISON_ROW_KEYS) for row in rows
+    )
+
+
+def _change_text(row: Mapping[str, Any]) -> str:
+    change = row.get("change")
+    if not isinstance(change, (int, float)):
+        return "-"
+    text = f"{change:+.4g}"
+    ratio = row.get("change_ratio")
+    if isinstance(ratio, (int, float)):
+        text += f" ({ratio * 100:+.1f}%)"
+    return text
+
+
+def _baseline_comparison(comparison: Mapping[str, Any]) -> str:
+    """``--edgesim-compare``'s comparison: the baseline and the rules, a row per test,
+    metric and flow (regressions first), then the tests only one side has."""
+    rules = ", ".join(map(str, comparison.get("thresholds") or ())) or "none"
+    parts = [
+        f"<p>Baseline <strong>{_escape(comparison.get('baseline', '?'))}</strong> "
+        f'<span class="muted">({_escape(comparison.get("file", ""))})</span>; '
+        f"fails on: {_escape(rules)}.</p>"
+    ]
+    rows = sorted(
+        comparison["rows"],
+        key=lambda row: (not row.get("regressed"), not row.get("worse"), str(row["nodeid"])),
+    )
+    changed = [row for row in rows if row.get("change")]
+    unchanged = [row for row in rows if not row.get("change")]
+    if changed:
+        parts.append(_comparison_table(changed))
+    if unchanged:
+        parts.append(
+            f"<details><summary>{len(unchanged)} unchanged "
+            f"value{'s' if len(unchanged) != 1 else ''}</summary>"
+            f"{_comparison_table(unchanged)}</details>"
+        )
+    if not rows:
+        parts.append('<p class="muted">No test of this session has values in the baseline.</p>')
+    for key, label in (("new", "Not in the baseline"), ("missing", "In the baseline, not run now")):
+        names = comparison.get(key) or ()
+        if names:
+            parts.append(f'<p class="muted">{label}: {_escape(", ".join(map(str, names)))}.</p>')
+    return "".join(parts)
+
+
+def _comparison_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    body = []
+    for row in rows:
+        status = "regressed" if row.get("regressed") else ("worse" if row.get("worse") else "")
+        metric = str(row["metric"]) + (f" [{row['flow']}]" if row.get("flow") else "")
+        badge = f'<span class="badge failed">{status}</span>' if status == "regressed" else status
+        body.append(
+            "<tr>"
+            f"<td>{_escape(row['nodeid'])}</td><td>{_escape(metric)}</td>"
+            f'<td class="num">{_format(row["baseline"], 4)}</td>'
+            f'<td class="num">{_format(row["current"], 4)}</td>'
+            f'<td class="num">{_escape(_change_text(row))}</td><td>{badge}</td>'
+            "</tr>"
+        )
+    return (
+        "<table><tr><th>test</th><th>metric [flow]</th><th>baseline</th><th>now</th>"
+        f"<th>change</th><th></th></tr>{''.join(body)}</table>"
+    )
 
 
 def _rows_table(rows: Sequence[Any]) -> str:

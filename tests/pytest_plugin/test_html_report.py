@@ -100,27 +100,30 @@ def test_xdist_controller_writes_the_same_page(
     assert parallel == serial
 
 
-def test_a_comparison_has_its_place(pytester: pytest.Pytester, small_scenario: str) -> None:
-    """The baseline comparison (--edgesim-compare) is shown when the session has one."""
+def test_the_baseline_comparison_is_shown(pytester: pytest.Pytester, small_scenario: str) -> None:
+    """--edgesim-compare's comparison has its section, regressions first."""
     pytester.makepyfile(SUITE)
-    pytester.makeconftest(
-        """
-        import pytest
-        from pytest_edgesim.pytest_plugin.session_report import session_report_key
-
-        @pytest.hookimpl(tryfirst=True)
-        def pytest_sessionfinish(session):
-            session.config.stash[session_report_key].comparison = [
-                {"test": "test_small", "metric": "p95_ms", "baseline": 4.0, "now": 4.4,
-                 "change": "+10%", "fails": False},
-            ]
-        """
+    pytester.runpytest("--edgesim-save=before", "-p", "no:randomly")
+    pytester.makepyfile(SUITE.replace("latency=latency", 'latency="80ms"'))  # slower now
+    pytester.runpytest(
+        "--edgesim-compare=before",
+        "--edgesim-compare-fail=p95_ms:10%",
+        "--edgesim-html=report.html",
+        "-p",
+        "no:randomly",
     )
-    pytester.runpytest("--edgesim-html=report.html", "-p", "no:randomly")
     page = (pytester.path / "report.html").read_text()
-    section = page[page.index('id="comparison"') :]
-    assert "<th>metric</th>" in section and "p95_ms" in section and "+10%" in section
+    section = page[page.index('id="comparison"') : page.index('id="parameters"')]
+    assert "Baseline <strong>before</strong>" in section
+    assert "fails on: p95_ms:10%." in section
+    assert "<th>metric [flow]</th>" in section
     assert "No baseline was compared" not in page
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td>", section)
+    assert rows and all(nodeid.startswith("test_the_baseline") for nodeid, _ in rows)
+    # the regressions (test_latency's, at 80 ms now) come first, marked
+    first = section.index("<tr><td>")
+    assert "test_latency[" in section[first : first + 300]
+    assert '<span class="badge failed">regressed</span>' in section[first : first + 600]
 
 
 def test_without_matplotlib_the_run_stops_with_the_install_command(

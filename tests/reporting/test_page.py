@@ -60,6 +60,47 @@ def test_parameters_of_one_test_are_compared() -> None:
         ({"rows": [{"metric": "delivered"}], "baseline": "main"}, ["delivered", "main"]),
         ({"baseline": "nightly", "fails": True}, ["nightly", "True"]),
         ("compared with main: no change", ["compared with main: no change"]),
+        (
+            {
+                "baseline": "main",
+                "file": "/x/main.json",
+                "thresholds": ["p95_ms:10%"],
+                "rows": [
+                    {
+                        "nodeid": "t::a",
+                        "metric": "p95_ms",
+                        "flow": "cloud",
+                        "baseline": 10.0,
+                        "current": 10.0,
+                        "change": 0.0,
+                        "change_ratio": 0.0,
+                        "worse": False,
+                        "regressed": False,
+                    },
+                    {
+                        "nodeid": "t::b",
+                        "metric": "p95_ms",
+                        "flow": "cloud",
+                        "baseline": 10.0,
+                        "current": 12.5,
+                        "change": 2.5,
+                        "change_ratio": 0.25,
+                        "worse": True,
+                        "regressed": True,
+                    },
+                ],
+                "regressions": 1,
+                "new": ["t::c"],
+                "missing": [],
+            },
+            [
+                "fails on: p95_ms:10%",
+                "<td>t::b</td><td>p95_ms [cloud]</td>",
+                "+2.5 (+25.0%)",
+                "regressed",
+                "Not in the baseline: t::c",
+            ],
+        ),
     ],
 )
 def test_a_comparison_of_any_shape_is_shown(comparison: object, shown: list[str]) -> None:
