@@ -94,14 +94,14 @@ def _legend_outside(axes: Axes) -> None:
 
 def _plain_log_ticks(axes: Axes) -> None:
     """Tick labels of a log axis as plain numbers (``20``, ``0.5``), not powers of ten."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     low, high = axes.get_xlim()
     decades = math.log10(high / low) if low > 0 and high > low else 0.0
     subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)
     axes.xaxis.set_major_locator(LogLocator(base=10.0, subs=subs))
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.xaxis.set_minor_locator(NullLocator())  # (and no minor ticks to lay out)
 
 
 def _style(axes: Axes, title: str, xlabel: str, ylabel: str) -> None:
