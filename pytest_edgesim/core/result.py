@@ -11,6 +11,7 @@ from typing import IO, Any
 from pytest_edgesim.core.faults import AppliedFault
 from pytest_edgesim.core.metrics.delivery import Deliveries, Delivery
 from pytest_edgesim.core.metrics.recorder import Metrics
+from pytest_edgesim.core.metrics.timeline import RunProfile
 from pytest_edgesim.core.models.cloud import Arrival
 from pytest_edgesim.core.trace import TraceEvent, write_jsonl
 from pytest_edgesim.core.units import TICKS_PER_SECOND
@@ -28,6 +29,10 @@ class RunResult:
     :meth:`delivery`).
     ``faults`` lists the restarts, crashes, pauses and disconnects done during the run, in
     order (empty for a clean run); ``describe_faults()`` says them in one line.
+    ``profile`` is the run over time and its latencies' spread, in fixed-size summaries (a
+    :class:`~pytest_edgesim.core.metrics.timeline.Timeline` of messages per slice of virtual
+    time with the partitions, and a latency histogram per flow): what reports chart. It is
+    not compared.
     ``to_dict``/``to_json`` leave out ``arrivals`` and ``trace`` (they can be large; see
     :meth:`write_trace`), so a result read back with ``from_dict`` has neither.
     """
@@ -51,6 +56,7 @@ class RunResult:
         return self.deliveries.delivery(sources, destination)
 
     faults: tuple[AppliedFault, ...] = ()
+    profile: RunProfile = field(default_factory=RunProfile, repr=False, compare=False)
 
     @property
     def virtual_time_s(self) -> float:
@@ -72,6 +78,7 @@ class RunResult:
             "metrics": self.metrics.to_dict(),
             "deliveries": self.deliveries.to_dict(),
             "faults": [fault.to_dict() for fault in self.faults],
+            "profile": self.profile.to_dict(),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -90,6 +97,7 @@ class RunResult:
             wall_time_s=data.get("wall_time_s", 0.0),
             deliveries=Deliveries.from_dict(data.get("deliveries", {})),
             faults=tuple(AppliedFault.from_dict(item) for item in data.get("faults", ())),
+            profile=RunProfile.from_dict(data.get("profile", {})),
         )
 
     def write_trace(self, target: IO[str] | str | os.PathLike[str]) -> int:

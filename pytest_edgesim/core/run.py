@@ -22,6 +22,7 @@ from pytest_edgesim.core.faults import (
     LifeStates,
 )
 from pytest_edgesim.core.injection import Injections
+from pytest_edgesim.core.metrics.timeline import RunProfile, TimelineRecorder, latency_histograms
 from pytest_edgesim.core.result import RunResult
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_duration, parse_until
 from pytest_edgesim.errors import FaultUsageError, UsageError
@@ -128,6 +129,9 @@ class TopologyRun(FaultControls):
         self._life = LifeStates()
         self._faults: list[AppliedFault] = []
         self._scenario_faults_due = bool(self.scenario.spec.faults)
+        self._timeline = TimelineRecorder(self.scenario.duration_ticks)
+        self._timeline.watch(topology.network.cuts)
+        topology.network.watch_cuts(lambda: self._timeline.cuts_changed(self.now))
 
     # --- the parts ----------------------------------------------------------------------------
     @property
@@ -198,7 +202,18 @@ class TopologyRun(FaultControls):
                 self.schedule_fault(f"{fault.at}us", fault.action, fault.target, **options)
         started = time.perf_counter()
         try:
-            self._advance(target)
+            # slice by slice, sampling the timeline between slices: the events run in the
+            # same order as in one call (a user's coordinator.stop() ends the run early)
+            timeline = self._timeline
+            while timeline.next_sample() <= target:
+                due = timeline.next_sample()
+                if due > self.now:
+                    self._advance(due)
+                    if self.now != due:
+                        return
+                timeline.sample(self.metrics)
+            if target > self.now:
+                self._advance(target)
         finally:
             self._wall_time += time.perf_counter() - started
 
@@ -222,6 +237,9 @@ class TopologyRun(FaultControls):
             wall_time_s=self._wall_time,
             deliveries=self.metrics.delivery.snapshot(),
             faults=tuple(self._faults),
+            profile=RunProfile(
+                self._timeline.timeline(self.metrics, now), latency_histograms(self.metrics)
+            ),
         )
 
     def _describe(self, name: str, node: Node) -> dict[str, Any]:

@@ -185,7 +185,8 @@ def ensure_image(
     ``offline``: ``True`` builds on the local Debian base, ``False`` requires the official
     base (pulling it), ``None`` decides as :func:`resolve_base` says; ``base`` (an image on
     the engine) overrides all three. Build output goes to
-    ``progress`` line by line. Raises :class:`ImageBuildError` with the log's last lines.
+    ``progress`` line by line (by default to :mod:`pytest_edgesim.core.progress`, its steps as
+    phases). Raises :class:`ImageBuildError` with the log's last lines.
     A build of a project image points ``<repository>:latest`` at it; ``latest=True`` does
     so also when the image was already built (``edgesim images build``).
     """
@@ -194,7 +195,7 @@ def ensure_image(
         from pytest_edgesim.docker.engine import connect
 
         client = connect()
-    report = progress or _ignore
+    report = progress or _to_progress_sink
     if base is None:
         base = resolve_base(spec, client, offline, report)
     base_id = client.images.get(base).id
@@ -554,5 +555,24 @@ def require_image(client: docker.DockerClient, reference: str, owner: str) -> st
     return reference
 
 
-def _ignore(line: str) -> None:
-    pass
+#: the lines of a build that are phases (a line of their own in the pytest terminal and in
+#: ``edgesim run``): this module's own steps and the builder's ``Step N/M``
+_PHASES = (
+    "building ",
+    "built ",
+    "pulling ",
+    "cannot pull ",
+    "making the Debian base",
+    "no wheels ",
+    "Step ",
+)
+
+
+def _to_progress_sink(line: str) -> None:
+    """Report a line to :mod:`pytest_edgesim.core.progress` (when no ``progress`` is given)."""
+    from pytest_edgesim.core import progress
+
+    if line.startswith(_PHASES):
+        progress.phase(line)
+    else:
+        progress.detail(line)

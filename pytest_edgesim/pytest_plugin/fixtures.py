@@ -117,6 +117,7 @@ def _run_entry(edge: EdgeScenario) -> dict[str, Any]:
         "metrics": result.metrics.to_dict(),
         "flows": _flows(result),
         "wall_time_s": round(result.wall_time_s, 6),
+        "profile": result.profile.to_dict(),  # (fixed size: what --edgesim-html charts)
     }
     broker = result.nodes.get(edge.scenario.spec.broker.name, {})
     entry.update({key: broker[key] for key in ("broker_version", "broker_config") if key in broker})

@@ -20,7 +20,9 @@ import pytest
 from pytest_edgesim.pytest_plugin import (
     artifacts,
     baselines,
+    html_report,
     markers,
+    progress,
     replay,
     settings,
     signals,
@@ -112,6 +114,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--edgesim-report",
         "edgesim_report",
         "write a JSON report of every scenario run to PATH",
+        metavar="PATH",
+    )
+    add(
+        "--edgesim-html",
+        "edgesim_html",
+        "write a self-contained HTML report with charts to PATH (verdicts, pass rate, "
+        "latency, messages over time; needs the [html] extra)",
         metavar="PATH",
     )
     add(
@@ -279,6 +288,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.validate(config)
     if not _is_worker(config):
         baselines.validate(config)
+    progress.configure(config)
     if _configured_sessions == 1:  # (a run inside a run leaves them to the outer one)
         config.stash[_restore_signals_key] = signals.interrupt_on_termination()
     if settings.keep_containers(config):
@@ -288,6 +298,7 @@ def pytest_configure(config: pytest.Config) -> None:
     report = config.stash[session_report_key] = SessionReport(settings.session_seed(config))
     if not _is_worker(config):
         config.pluginmanager.register(report, "edgesim-report")
+        html_report.configure(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "edgesim-xdist")
 
@@ -584,6 +595,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     inside another run in this process leaves them to the outer one, which owns them too."""
     global _configured_sessions
     _configured_sessions -= 1
+    progress.unconfigure(config)
     if _restore_signals_key in config.stash:
         config.stash[_restore_signals_key]()
     if _keep_before_key in config.stash:

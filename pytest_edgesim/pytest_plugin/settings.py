@@ -48,6 +48,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "tier": ("--edgesim-tier", "edgesim_tier"),
     "trials": ("--edgesim-trials", "edgesim_trials"),
     "report": ("--edgesim-report", "edgesim_report"),
+    "html": ("--edgesim-html", "edgesim_html"),
     "scenario_dir": ("--edgesim-scenario-dir", "edgesim_scenario_dir"),
     "summary": ("--edgesim-summary", "edgesim_summary"),
     "undecided": ("--edgesim-undecided", "edgesim_undecided"),
@@ -258,6 +259,11 @@ def baseline_dir(config: pytest.Config) -> Path:
     """Where ``--edgesim-save`` writes and ``--edgesim-compare`` reads baselines: the option
     or the ini key ``edgesim_baseline_dir``, else ``.edgesim/baselines`` under the rootdir."""
     return _path(config, "baseline_dir") or (config.rootpath / DEFAULT_BASELINE_DIR).resolve()
+
+
+def html_path(config: pytest.Config) -> Path | None:
+    """Where the HTML report goes (``--edgesim-html``), or None for no page."""
+    return _path(config, "html")
 
 
 def _flag(config: pytest.Config, setting: str) -> bool:

@@ -38,7 +38,7 @@ import pytest
 
 from pytest_edgesim.core import stats
 from pytest_edgesim.core.rng import derive_seed
-from pytest_edgesim.pytest_plugin import artifacts, settings
+from pytest_edgesim.pytest_plugin import artifacts, progress, settings
 from pytest_edgesim.pytest_plugin.configuration_errors import is_configuration_error
 from pytest_edgesim.pytest_plugin.items import item_scenario, scenario_loaded
 from pytest_edgesim.pytest_plugin.replay import replay_command
@@ -269,11 +269,14 @@ def run_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     try:
-        for report in _run_trials(item, nextitem):
+        reports = _run_trials(item, nextitem)
+        progress.trials_over(item)  # (before the outcome is written where the status was)
+        for report in reports:
             run = item.stash.get(_run_key, None)
             if run is None or report is not run.logged_setup:
                 ihook.pytest_runtest_logreport(report=report)
     finally:
+        progress.trials_over(item)
         if _run_key in item.stash:
             del item.stash[_run_key]
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
@@ -381,6 +384,8 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
             item.user_properties.append((SEED_PROPERTY, trial.seed))
         call = reports.call
         outcome = trial_outcome(item, call)
+        if call is not None:
+            progress.trial_finished(item, index + 1, budget, trial.seed, call.outcome)
         if call is not None and outcome is None:
             break
         if call is not None and outcome is not None:

@@ -108,7 +108,7 @@ def test_json_report(pytester: pytest.Pytester, small_scenario: str) -> None:
     assert small["seeds"] == [11]
     assert small["verdict"] is None
     (run,) = small["runs"]
-    assert set(run) == {"scenario", "seed", "trace_digest", "metrics", "flows"}
+    assert set(run) == {"scenario", "seed", "trace_digest", "metrics", "flows", "profile"}
     assert run["scenario"] == "small" and run["seed"] == 11 and len(run["trace_digest"]) == 64
     assert run["metrics"]["duration_s"] == 4.0
     assert tests["test_small_other_seed"]["seeds"] == [3]
