@@ -18,6 +18,15 @@ class BrokerUnreachableError(EdgesimError):
 
 
 @dataclass(frozen=True)
+class BrokerCredentials:
+    """A user name and password for the broker (on a remote engine, see
+    :mod:`pytest_edgesim.docker.credentials`); the password is never shown."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class BrokerEndpoint:
     """A real MQTT broker: where this process reaches it and where a gateway container does.
 
@@ -38,6 +47,8 @@ class BrokerEndpoint:
     #: the broker's log file, for a local ``mosquitto`` process (a container's log is read
     #: through the engine)
     log_file: str | None = None
+    #: what clients must log in with; None: anonymous
+    credentials: BrokerCredentials | None = None
 
     def for_container(self) -> tuple[str | None, str, int]:
         """``(network, host, port)`` for a gateway container."""
@@ -98,6 +109,8 @@ def connect(
             message.topic, bytes(message.payload)
         )
     client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
+    if endpoint.credentials is not None:
+        client.username_pw_set(endpoint.credentials.username, endpoint.credentials.password)
     client.connect_async(endpoint.host, endpoint.port, keepalive=10)
     client.loop_start()
     if not ready.wait(timeout_s):
