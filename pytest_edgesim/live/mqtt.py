@@ -80,10 +80,13 @@ def connect(
     subscriptions: Sequence[tuple[str, int]] = (),
     on_message: MessageCallback | None = None,
     timeout_s: float = 10.0,
+    on_connection_lost: Callable[[], None] | None = None,
 ) -> Any:
     """A started paho client (network loop in its own thread), connected, and subscribed to
     ``subscriptions`` (``(filter, qos)`` pairs) when it returns; it subscribes again after
-    every reconnection. ``on_message(topic, payload)`` runs in paho's thread."""
+    every reconnection. ``on_message(topic, payload)`` and ``on_connection_lost()`` (the
+    broker closed the connection, or it broke: not a :func:`disconnect`) run in paho's
+    thread."""
     import paho.mqtt.client as mqtt
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id(role))
@@ -104,6 +107,13 @@ def connect(
 
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
+    if on_connection_lost is not None:
+
+        def on_disconnect(_c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+            if getattr(reason, "is_failure", True):
+                on_connection_lost()
+
+        client.on_disconnect = on_disconnect
     if on_message is not None:
         client.on_message = lambda _c, _u, message: on_message(
             message.topic, bytes(message.payload)
