@@ -119,10 +119,14 @@ def ensure_lease(connect: Callable[[], docker.DockerClient]) -> str | None:
     if _lease is None:
         from docker.errors import DockerException
 
+        client = None
         try:
-            _lease = take_lease(connect())
+            client = connect()
+            _lease = take_lease(client)
         except (DockerException, OSError):
             _lease = None
+        if _lease is None and client is not None:
+            client.close()  # (no project image yet: the next resource tries again)
         if _lease is not None:
             labels.set_lease(_lease.name)
     return _lease.name if _lease is not None else None

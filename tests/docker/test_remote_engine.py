@@ -194,3 +194,48 @@ def test_a_black_box_gateway_gets_them_as_placeholders_and_variables() -> None:
     assert container_environment(spec, values)["MQTT_USER"] == "edgesim"
     anonymous = placeholder_values(spec, {}, "broker", 1883)
     assert container_command(spec, anonymous) == ["gw", "--user=", "--password="]
+
+
+PLUGIN_TESTS = """
+import pytest
+from pytest_edgesim.live.probe import mqtt_connack
+
+
+def test_the_session_broker_logs_everyone_in(mqtt_broker):
+    credentials = mqtt_broker.container.credentials
+    assert credentials is not None
+    assert mqtt_connack(mqtt_broker.host, mqtt_broker.port) == 5  # anonymous: refused
+    received = []
+    topic = mqtt_broker.topic_prefix + "t"
+    client = mqtt_broker.client([(topic, 1)], lambda t, p: received.append(p))
+    client.publish(topic, b"hello", qos=1).wait_for_publish(10)
+    for _ in range(200):
+        if received:
+            break
+        import time
+        time.sleep(0.05)
+    assert received == [b"hello"]
+
+
+@pytest.mark.statistical(trials=2)
+@pytest.mark.edgesim(
+    "basic.yaml", time_scale=2, duration="3s", overrides={"gateways.0.implementation": "docker"}
+)
+def test_a_pooled_gateway_container_logs_in(edge_scenario):
+    result = edge_scenario.run()
+    assert result.metrics.node("gateway").delivered >= 1
+"""
+
+
+def test_the_plugin_on_a_remote_engine(pytester: pytest.Pytester) -> None:
+    """The session's broker, the clients tests get, the gateway pool's control client and
+    the pooled gateway container: all log in, over two trials (the second reuses the
+    container)."""
+    pytester.makefile(".yaml", basic=BASIC.read_text())
+    pytester.makepyfile(PLUGIN_TESTS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(REMOTE_ENGINE_ENV, "1")
+        result = pytester.runpytest_subprocess(
+            "--edgesim-broker=docker", "--edgesim-docker=require", "-p", "no:randomly"
+        )
+    result.assert_outcomes(passed=2)
