@@ -9,9 +9,11 @@ Everything the session creates afterwards is labelled with the lease's name
 (``edgesim.lease``), and :mod:`.cleanup` reaps a resource whose owner is not of its own
 machine and pid namespace only when that lease has expired.
 
-The lease runs in an image the project built (any of them has ``cat``); an engine that has
-none yet gets its lease at the next connection after the first build, and until then the
-session's resources fall back to the age rule.
+The lease runs in an image the project built (any of them has ``cat``); on an engine that
+has none yet, the session takes its lease with the first resource it labels after the first
+build, and what it labelled before falls back to the age rule. A lease is as reliable as
+the connection that holds it: a connection to a remote engine that breaks while the session
+lives ends the lease early, and other sessions may then reap that session's containers.
 """
 
 from __future__ import annotations
@@ -117,13 +119,11 @@ def ensure_lease(connect: Callable[[], docker.DockerClient]) -> str | None:
     provider, set by :func:`.engine.connect`) when it labels a resource without a lease."""
     global _lease
     if _lease is None:
-        from docker.errors import DockerException
-
         client = None
         try:
             client = connect()
             _lease = take_lease(client)
-        except (DockerException, OSError):
+        except Exception:  # a lease is a courtesy to other sessions: never this one's failure
             _lease = None
         if _lease is None and client is not None:
             client.close()  # (no project image yet: the next resource tries again)

@@ -205,3 +205,19 @@ def test_a_session_s_resources_carry_its_owner_and_lease(
         int(docker_client.api.inspect_container(labels[LEASE_LABEL])["Config"]["Labels"][PID_LABEL])
         == os.getpid()
     )
+
+
+def test_an_engine_that_cannot_lease_does_not_fail_the_session() -> None:
+    """A lease is a courtesy to other sessions: a connection that fails leaves resources
+    without one (the age rule applies to them), and the session goes on."""
+    from pytest_edgesim.docker import lease
+
+    def broken() -> docker.DockerClient:
+        raise RuntimeError("an engine that attaches no input")
+
+    saved = lease._lease  # (a lease this process holds is left alone)
+    lease._lease = None
+    try:
+        assert lease.ensure_lease(broken) is None
+    finally:
+        lease._lease = saved
