@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from pytest_edgesim.docker.cleanup import is_stale, reap_stale, remove_session
+from pytest_edgesim.docker.cleanup import is_stale, lease_running, reap_stale, remove_session
 from pytest_edgesim.docker.labels import (
     CREATED_LABEL,
     HOST_LABEL,
@@ -221,3 +221,78 @@ def test_an_engine_that_cannot_lease_does_not_fail_the_session() -> None:
         assert lease.ensure_lease(broken) is None
     finally:
         lease._lease = saved
+
+
+INNER_SESSION = """
+import time
+from pytest_edgesim.docker import labels
+from pytest_edgesim.docker.engine import connect
+
+client = connect()
+made = client.api.create_container(
+    {image!r}, name=labels.resource_name("gateway"), labels=labels.resource_labels("gateway")
+)
+print("made", made["Id"], labels.session_id(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_session_in_another_pid_namespace_with_this_host_name(
+    docker_client: docker.DockerClient, broker_image: str, test_session: str
+) -> None:
+    """A real session in a container (its own pid namespace, this machine's host name and
+    boot id, the engine's socket mounted): its container survives this session's reaping
+    while it runs, and is reaped once it has been killed."""
+    from pytest_edgesim.docker.engine import resolve_endpoint
+    from pytest_edgesim.docker.images import ensure_image
+
+    socket_url = resolve_endpoint().url
+    assert socket_url.startswith(("unix://", "http+unix://")), "the engine's socket is mounted"
+    engine_socket = socket_url.split("://", 1)[1]
+    site_packages = Path(docker.__file__).parents[1]
+    package = Path(__file__).parents[2]
+    runner = docker_client.containers.run(
+        ensure_image("gateway", docker_client),
+        ["python3", "-c", INNER_SESSION.format(image=broker_image)],
+        detach=True,
+        user="0",
+        hostname=hostname(),
+        name=resource_name("runner", session=test_session),
+        labels=resource_labels("runner", session=test_session),
+        environment={"PYTHONPATH": "/src:/deps"},
+        volumes={
+            engine_socket: {"bind": "/var/run/docker.sock", "mode": "rw"},
+            str(package): {"bind": "/src", "mode": "ro"},
+            str(site_packages): {"bind": "/deps", "mode": "ro"},
+        },
+    )
+    inner_session = None
+    try:
+        deadline = time.monotonic() + 60
+        while "made " not in (logs := runner.logs().decode(errors="replace")):
+            runner.reload()
+            assert runner.status == "running", f"the inner session ended:\n{logs}"
+            assert time.monotonic() < deadline, f"the inner session made nothing:\n{logs}"
+            time.sleep(0.1)
+        made, inner_session = logs.split("made ", 1)[1].split()[:2]
+        labels = docker_client.api.inspect_container(made)["Config"]["Labels"]
+        owner = Owner.parse(labels[OWNER_LABEL])
+        assert owner is not None and labels[HOST_LABEL] == hostname()
+        assert owner.machine.boot_id == this_machine().boot_id
+        assert owner.machine.pid_namespace != this_machine().pid_namespace
+
+        reap_stale(docker_client)
+        assert _exists(docker_client, made), "a live session in another namespace was reaped"
+
+        runner.kill()  # its process dies: its lease expires
+        deadline = time.monotonic() + 30
+        while lease_running(docker_client, labels[LEASE_LABEL]):
+            assert time.monotonic() < deadline, "the lease outlived its session"
+            time.sleep(0.05)
+        reap_stale(docker_client)
+        assert not _exists(docker_client, made)
+        assert not _exists(docker_client, labels[LEASE_LABEL])
+    finally:
+        runner.remove(force=True)
+        if inner_session is not None:
+            remove_session(docker_client, inner_session)
