@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,3 +240,35 @@ def test_the_plugin_on_a_remote_engine(pytester: pytest.Pytester) -> None:
             "--edgesim-broker=docker", "--edgesim-docker=require", "-p", "no:randomly"
         )
     result.assert_outcomes(passed=2)
+
+
+BLACK_BOX_TEST = """
+import pytest
+
+
+@pytest.mark.statistical(trials=1)
+@pytest.mark.edgesim(scenario="blackbox-gateway.yaml", time_scale=3, duration="6s")
+def test_the_black_box_logs_in(edge_scenario):
+    result = edge_scenario.run()
+    assert result.metrics.node("averager").delivered >= 1
+    assert result.arrivals, "no average reached the cloud"
+"""
+
+
+def test_the_example_black_box_logs_in_through_its_placeholders(
+    pytester: pytest.Pytester,
+) -> None:
+    """The example's own program (raw MQTT, no edgesim code) is given the session's
+    credentials through ``{broker_username}`` and ``{broker_password}``."""
+    examples = Path(__file__).parents[2] / "example_tests"
+    pytester.makefile(
+        ".yaml", **{"blackbox-gateway": (examples / "blackbox-gateway.yaml").read_text()}
+    )
+    shutil.copytree(examples / "blackbox_gateway", pytester.path / "blackbox_gateway")
+    pytester.makepyfile(BLACK_BOX_TEST)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(REMOTE_ENGINE_ENV, "1")
+        result = pytester.runpytest_subprocess(
+            "--edgesim-broker=docker", "--edgesim-docker=require", "-p", "no:randomly"
+        )
+    result.assert_outcomes(passed=1)
