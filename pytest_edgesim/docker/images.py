@@ -391,14 +391,19 @@ def _build(
         raise ImageBuildError(f"building {spec.name} image {tag} failed: {error}", list(tail))
     _point_latest(client, spec, tag)
     progress(f"built {tag}")
-    prune_images(client, spec.repository)
+    prune_images(client, spec.repository, spare=tag)
 
 
 def prune_images(
-    client: docker.DockerClient, repository: str, keep: int = KEEP_BUILDS
+    client: docker.DockerClient,
+    repository: str,
+    keep: int = KEEP_BUILDS,
+    spare: str | None = None,
 ) -> list[str]:
-    """Untag all but the ``keep`` newest builds in ``repository`` (``edgesim/gateway``);
-    returns the tags removed.
+    """Untag all but the ``keep`` newest builds in ``repository`` (``edgesim/gateway``),
+    and never the image tagged ``spare`` (the one just built: a build the cache answered
+    keeps its first creation time, which may be older than other sessions' builds on a
+    shared engine); returns the tags removed.
 
     An image a container still uses stays (the engine refuses), so a running session is safe.
     """
@@ -406,6 +411,8 @@ def prune_images(
     builds.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
     removed = []
     for image in builds[keep:]:
+        if spare is not None and spare in image.tags:
+            continue
         for tag in image.tags:
             if not tag.startswith(f"{repository}:"):
                 continue

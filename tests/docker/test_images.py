@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import shutil
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -316,3 +318,30 @@ def test_an_unknown_edgesim_offline_value_is_an_error(monkeypatch: pytest.Monkey
     monkeypatch.setenv("EDGESIM_OFFLINE", "maybe")
     with pytest.raises(ImageError, match="EDGESIM_OFFLINE='maybe': expected 1, 0 or auto"):
         offline_from_environment()
+
+
+def test_prune_spares_the_build_just_made(docker_client, broker_image) -> None:
+    """On a shared engine the build a session just made may be the oldest of its
+    repository (a build the cache answered keeps its first creation time): pruning after
+    it never untags it."""
+    import secrets
+
+    from pytest_edgesim.docker.images import prune_images
+
+    repository = f"edgesim-test/prune-{secrets.token_hex(4)}"
+    container = docker_client.api.create_container(broker_image)["Id"]
+    tags = []
+    try:
+        for index in range(4):  # four images, each created after the one before
+            docker_client.api.commit(container, repository=repository, tag=f"t{index}")
+            tags.append(f"{repository}:t{index}")
+            time.sleep(1.1)  # (creation times compare as text: a second apart is unambiguous)
+        removed = prune_images(docker_client, repository, keep=1, spare=tags[0])
+        assert sorted(removed) == tags[1:3]
+        left = {tag for image in docker_client.images.list(name=repository) for tag in image.tags}
+        assert left == {tags[0], tags[3]}
+    finally:
+        docker_client.api.remove_container(container, force=True)
+        for tag in tags:
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(tag)
