@@ -397,7 +397,7 @@ def _build(
         raise ImageBuildError(f"building {spec.name} image {tag} failed: {error}", list(tail))
     _point_latest(client, spec, tag)
     progress(f"built {tag}")
-    prune_images(client, spec.repository)
+    prune_images(client, spec.repository, spare=tag)
 
 
 def prune_images(
@@ -406,9 +406,12 @@ def prune_images(
     keep: int = KEEP_BUILDS,
     keep_recent_s: float = KEEP_RECENT_S,
     now: float | None = None,
+    spare: str | None = None,
 ) -> list[str]:
     """Untag the builds in ``repository`` (``edgesim/gateway``) beyond the ``keep`` newest
-    that are also older than ``keep_recent_s``; returns the tags removed.
+    that are also older than ``keep_recent_s``, and never the image tagged ``spare`` (the one
+    just built: a build the cache answered keeps its first creation time); returns the tags
+    removed.
 
     A recent build stays whatever its rank, since another checkout sharing the engine may be
     using it (each source tree has its own content hash); an image a container still uses
@@ -421,6 +424,8 @@ def prune_images(
     for image in builds[keep:]:
         created = _created_epoch_s(str(image.attrs.get("Created", "")))
         if created is None or now - created < keep_recent_s:
+            continue
+        if spare is not None and spare in image.tags:
             continue
         for tag in image.tags:
             if not tag.startswith(f"{repository}:"):

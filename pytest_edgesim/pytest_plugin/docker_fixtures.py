@@ -114,6 +114,7 @@ class MqttBroker:
                 self.container.name,
                 version=self.container.version,
                 configuration=self.container.configuration,
+                credentials=self.container.credentials,
             )
         log_file = str(self.log_path) if self.log_path is not None else None
         return BrokerEndpoint(self.host, self.port, log_file=log_file)

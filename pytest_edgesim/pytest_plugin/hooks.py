@@ -606,10 +606,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if config.stash.get(_worker_died_key, False) and settings.docker_mode(config) != "off":
         _reap_dead_workers()
-    if not _docker_used() or settings.keep_containers(config):
+    if not _docker_used():
         return
     from pytest_edgesim.docker import session as docker_session
 
+    if settings.keep_containers(config):
+        docker_session.end_lease()  # what was kept is never reaped; the lease can go
+        return
     try:
         docker_session.remove_this_session()
     except Exception as error:  # the engine went away: the next session reaps

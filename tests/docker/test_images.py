@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import shutil
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -360,3 +362,30 @@ def test_pruning_keeps_the_newest_builds_and_every_recent_one():
     assert removed == ["edgesim/gateway:4"]
     assert client.images.removed == ["edgesim/gateway:4"]
     assert _created_epoch_s("not a time") is None
+
+
+def test_prune_spares_the_build_just_made(docker_client, broker_image) -> None:
+    """On a shared engine the build a session just made may be the oldest of its
+    repository (a build the cache answered keeps its first creation time): pruning after
+    it never untags it."""
+    import secrets
+
+    from pytest_edgesim.docker.images import prune_images
+
+    repository = f"edgesim-test/prune-{secrets.token_hex(4)}"
+    container = docker_client.api.create_container(broker_image)["Id"]
+    tags = []
+    try:
+        for index in range(4):  # four images, each created after the one before
+            docker_client.api.commit(container, repository=repository, tag=f"t{index}")
+            tags.append(f"{repository}:t{index}")
+            time.sleep(1.1)  # (creation times compare as text: a second apart is unambiguous)
+        removed = prune_images(docker_client, repository, keep=1, keep_recent_s=0, spare=tags[0])
+        assert sorted(removed) == tags[1:3]
+        left = {tag for image in docker_client.images.list(name=repository) for tag in image.tags}
+        assert left == {tags[0], tags[3]}
+    finally:
+        docker_client.api.remove_container(container, force=True)
+        for tag in tags:
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(tag)

@@ -438,6 +438,8 @@ def _image_reference(value: str) -> str:
 PLACEHOLDERS: Final = (
     "broker_host",
     "broker_port",
+    "broker_username",
+    "broker_password",
     "topic_prefix",
     "name",
     "client_id",
