@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from pytest_edgesim.core.assertions import AssertionLog, Assertions
 from pytest_edgesim.core.faults import (
     FAULT_ACTIONS,
     STOPPED,
@@ -23,6 +24,8 @@ from pytest_edgesim.core.faults import (
 )
 from pytest_edgesim.core.injection import Injections
 from pytest_edgesim.core.result import RunResult
+from pytest_edgesim.core.swarm import SwarmProfile, SwarmTopology, draw_profile, resolve_bounds
+from pytest_edgesim.core.swarm import schedule_profile as _schedule_profile
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_duration, parse_until
 from pytest_edgesim.errors import FaultError, SimulationError
 
@@ -105,8 +108,24 @@ class ScenarioRun(Protocol):
     @property
     def faults(self) -> tuple[AppliedFault, ...]: ...
 
+    @property
+    def swarm_profile(self) -> SwarmProfile | None:
+        """The faults this run's seed drew (a scenario with a ``swarm:`` section), or None."""
 
-class TopologyRun(FaultControls):
+    @property
+    def assertions(self) -> AssertionLog:
+        """The run's ``always``/``sometimes``/``reachable``/``unreachable`` statements."""
+
+    def always(self, condition: object, label: str) -> bool: ...
+
+    def sometimes(self, condition: object, label: str) -> bool: ...
+
+    def reachable(self, label: str) -> None: ...
+
+    def unreachable(self, label: str) -> None: ...
+
+
+class TopologyRun(FaultControls, Assertions):
     """A run over a built topology: pausable, steerable between runs, closed once.
 
     Subclasses say how time advances (:meth:`_advance`) and whether the result carries a
@@ -128,6 +147,11 @@ class TopologyRun(FaultControls):
         self._life = LifeStates()
         self._faults: list[AppliedFault] = []
         self._scenario_faults_due = bool(self.scenario.spec.faults)
+        self._swarm_profile: SwarmProfile | None = None
+        if self.scenario.spec.swarm is not None:  # (drawn from the seed alone: see core/swarm)
+            bounds = resolve_bounds(self.scenario.spec.swarm, self.scenario.duration_ticks)
+            self._swarm_profile = draw_profile(self.seed, SwarmTopology.of(self), bounds)
+            self._scenario_faults_due = True
 
     # --- the parts ----------------------------------------------------------------------------
     @property
@@ -196,6 +220,8 @@ class TopologyRun(FaultControls):
             for fault in self.scenario.spec.faults:
                 options = {} if fault.duration is None else {"duration": f"{fault.duration}us"}
                 self.schedule_fault(f"{fault.at}us", fault.action, fault.target, **options)
+            if self._swarm_profile is not None:
+                _schedule_profile(self, self._swarm_profile)
         started = time.perf_counter()
         try:
             self._advance(target)
@@ -222,6 +248,8 @@ class TopologyRun(FaultControls):
             wall_time_s=self._wall_time,
             deliveries=self.metrics.delivery.snapshot(),
             faults=tuple(self._faults),
+            swarm_profile=self._swarm_profile,
+            assertions=self.topology.assertions.records(),
         )
 
     def _describe(self, name: str, node: Node) -> dict[str, Any]:
@@ -279,6 +307,18 @@ class TopologyRun(FaultControls):
         else:
             Injections.send_from(node, broker.name, message)
         return message
+
+    # --- assertions over the run and swarm testing ------------------------------------------------
+    @property
+    def assertions(self) -> AssertionLog:
+        return self.topology.assertions
+
+    def _assertion_log(self) -> tuple[AssertionLog, int]:
+        return self.topology.assertions, self.now
+
+    @property
+    def swarm_profile(self) -> SwarmProfile | None:
+        return self._swarm_profile
 
     # --- faults: restarts, crashes and disconnects --------------------------------------------
     @property

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_edgesim.pytest_plugin import markers, settings, signals, trials
+from pytest_edgesim.pytest_plugin import markers, settings, signals, swarm_report, trials
 from pytest_edgesim.pytest_plugin.configuration_errors import (
     CONFIGURATION_ERROR,
     configuration_error,
@@ -322,6 +322,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             mismatch = edge.replay_mismatch()
             if mismatch is not None:
                 pytest.fail(f"{item.nodeid}: {mismatch}", pytrace=False)
+    if trials.current_trial(item) is None:  # (a statistical test judges them over its trials)
+        problems = swarm_report.live_problems(record.live)
+        if problems:
+            pytest.fail(f"{item.nodeid}: " + "; ".join(problems), pytrace=False)
     return result
 
 
@@ -426,6 +430,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     report = config.stash[session_report_key]
     lines = report.summary_lines()
     lines += list(trials.summary_lines(terminalreporter))
+    lines += swarm_report.summary_lines(terminalreporter)
     terminalreporter.write_sep("=", "edgesim")
     for line in lines:
         terminalreporter.write_line(line)
