@@ -48,7 +48,10 @@ def faults_problems(value: Any) -> list[str]:
     try:
         Scenario.from_dict({"edgesim": 1, "swarm": value[SWARM] or {}})
     except ScenarioError as error:
-        return [f"statistical(faults=...): {problem}" for problem in error.problems]
+        return [
+            f"statistical(faults=...): {problem.removeprefix('<dict>: ')}"
+            for problem in error.problems
+        ]
     return []
 
 
