@@ -13,7 +13,8 @@ import pytest
 def test_swarmed(edge_scenario):
     result = edge_scenario.run()
     # fails whenever the gateway was restarted or crashed: the table must show it
-    assert not any(f.kind in ("gateway_restart", "gateway_crash") for f in result.swarm_profile.faults)
+    kinds = result.swarm_profile.kinds
+    assert "gateway_restart" not in kinds and "gateway_crash" not in kinds
 """
 
 
@@ -215,14 +216,14 @@ def test_assertions_are_judged_across_trials(pytester):
     )
     result.stdout.fnmatch_lines(
         [
-            "*::test_always_once_false: 10/10 trials passed*; always('seed not 0 mod 5') was false in "
-            "* of 10 trials (first: trial *, seed * at t=5s (test))"
+            "*::test_always_once_false: 10/10 trials passed*; "
+            "always('seed not 0 mod 5') was false in * of 10 trials (first: trial *, seed * at t=5s (test))"
         ]
     )
     result.stdout.fnmatch_lines(
         [
-            f"*unreachable('odd seed') was reached in * of 10 trials (first: trial {first_odd + 1}, "
-            f"seed {seeds[first_odd]} at t=3s (test))"
+            "*unreachable('odd seed') was reached in * of 10 trials "
+            f"(first: trial {first_odd + 1}, seed {seeds[first_odd]} at t=3s (test))"
         ]
     )
     result.stdout.fnmatch_lines(
