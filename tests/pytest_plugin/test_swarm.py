@@ -217,7 +217,8 @@ def test_assertions_are_judged_across_trials(pytester):
     result.stdout.fnmatch_lines(
         [
             "*::test_always_once_false: 10/10 trials passed*; "
-            "always('seed not 0 mod 5') was false in * of 10 trials (first: trial *, seed * at t=5s (test))"
+            "always('seed not 0 mod 5') was false in * of 10 trials "
+            "(first: trial *, seed * at t=5s (test))"
         ]
     )
     result.stdout.fnmatch_lines(
