@@ -20,6 +20,7 @@ bytes (see :mod:`.proxy`).
 
 from __future__ import annotations
 
+import statistics
 import threading
 import warnings
 from dataclasses import dataclass
@@ -193,12 +194,15 @@ class Impairment:
 
         Only the proxy times what it forwards; a netem impairment is applied by the kernel
         and is not measured here (an empty list). Latency is not judged under a rate cap
-        (serialisation adds to each chunk's delay)."""
+        (serialisation adds to each chunk's delay). The proxy's own timer delay on a loaded
+        host (how late it wrote each chunk after its model's time) is allowed for, and said."""
         if self.proxy is None:
             return []
         by_direction: dict[tuple[int, int, str], list[tuple[float, float]]] = {}
-        for epoch, index, way, received_s, written_s in self.proxy.measurements():
+        lateness_s: dict[int, list[float]] = {}
+        for epoch, index, way, received_s, scheduled_s, written_s in self.proxy.measurements():
             by_direction.setdefault((epoch, index, way), []).append((received_s, written_s))
+            lateness_s.setdefault(epoch, []).append(max(0.0, written_s - scheduled_s))
         latest = self._asked[max(self._asked)]
         results = []
         for epoch in sorted({key[0] for key in by_direction}):
@@ -218,7 +222,11 @@ class Impairment:
             if asked.rate_kbit_s is None:
                 checks.append(
                     check_latency(
-                        asked.latency_ms, asked.jitter_ms, delays, false_alarm=false_alarm
+                        asked.latency_ms,
+                        asked.jitter_ms,
+                        delays,
+                        false_alarm=false_alarm,
+                        lateness_ms=1000.0 * statistics.fmean(lateness_s[epoch]),
                     )
                 )
             results += [(asked, check) for check in checks if check is not None]

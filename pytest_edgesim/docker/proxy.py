@@ -179,7 +179,7 @@ class TcpProxy:
         self._counter = itertools.count()
         #: each :meth:`set_profile` starts a new epoch; measurements say which they fell in
         self.epoch = 0
-        self._measured: list[tuple[int, int, str, float, float]] = []
+        self._measured: list[tuple[int, int, str, float, float, float]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -251,20 +251,20 @@ class TcpProxy:
         with self._changed:
             return self._stats
 
-    def measurements(self) -> list[tuple[int, int, str, float, float]]:
+    def measurements(self) -> list[tuple[int, int, str, float, float, float]]:
         """What the proxy timed, chunk by chunk: ``(epoch, connection, direction, received_s,
-        written_s)`` (``direction`` ``"up"``: client to upstream; times on the loop's
-        monotonic clock), for the chunks forwarded so far (at most
+        scheduled_s, written_s)`` (``direction`` ``"up"``: client to upstream;
+        ``scheduled_s`` when the link model said to deliver it, ``written_s`` when it was;
+        times on the loop's monotonic clock), for the chunks forwarded so far (at most
         :data:`MAX_MEASURED_CHUNKS`). See :mod:`pytest_edgesim.core.impairment_check`."""
         with self._changed:
             return list(self._measured)
 
-    def _measure(
-        self, epoch: int, index: int, way: str, received_s: float, written_s: float
-    ) -> None:
+    def _measure(self, epoch: int, index: int, way: str, times_s: tuple[float, ...]) -> None:
         with self._changed:
             if len(self._measured) < MAX_MEASURED_CHUNKS:
-                self._measured.append((epoch, index, way, received_s, written_s))
+                received_s, scheduled_s, written_s = times_s
+                self._measured.append((epoch, index, way, received_s, scheduled_s, written_s))
 
     def wait_until(self, predicate: Callable[[ProxyStats], bool], timeout_s: float) -> bool:
         """Block until ``predicate(stats)`` holds (True) or ``timeout_s`` passes (False)."""
@@ -453,7 +453,8 @@ class _Connection:
                 await healed.wait()
                 writer.write(piece)
                 if not held:
-                    self.proxy._measure(epoch, self.index, way, received_s, loop.time())
+                    times_s = (received_s, delivery_s, loop.time())
+                    self.proxy._measure(epoch, self.index, way, times_s)
                 self._pending_bytes -= len(piece)
                 self.proxy._count(bytes_forwarded=len(piece))
                 await writer.drain()

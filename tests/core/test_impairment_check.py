@@ -70,9 +70,16 @@ def test_the_expected_delay_accounts_for_clipping_at_zero():
 
 
 def test_chunks_held_behind_a_lost_one_are_left_out():
-    # (received, written) in s: a normal chunk, a lost one (an RTO late), one that arrived
-    # while the lost one was held (delivered right after it), then a normal one
-    chunks = [(0.0, 0.030), (1.0, 1.232), (1.01, 1.232), (2.0, 2.031)]
+    # (received, written) in s: normal chunks 30 ms late, a lost one (an RTO later), one
+    # that arrived while the lost one was held (delivered right after it), normal ones
+    chunks = [(0.0, 0.030), (0.5, 0.531), (1.0, 1.232), (1.01, 1.232), (2.0, 2.031)]
+    chunks += [(3.0 + i, 3.03 + i) for i in range(4)]
     kept, lost, judged = classify(chunks, 30, 5, RTO_MS)
-    assert [round(delay, 3) for delay in kept] == [30.0, 31.0]
-    assert (lost, judged) == (1, 3)
+    assert [round(delay, 3) for delay in kept] == [30.0, 31.0, 31.0, 30.0, 30.0, 30.0, 30.0]
+    assert (lost, judged) == (1, 8)
+
+
+def test_a_link_with_the_wrong_latency_reads_as_such_not_as_lossy():
+    chunks = [(float(i), i + 0.150) for i in range(50)]  # 150 ms where 30 were asked
+    kept, lost, judged = classify(chunks, 30, 0, RTO_MS)
+    assert (len(kept), lost, judged) == (50, 0, 50)
