@@ -193,9 +193,10 @@ class Impairment:
         with too few chunks are left out (see :mod:`pytest_edgesim.core.impairment_check`).
 
         Only the proxy times what it forwards; a netem impairment is applied by the kernel
-        and is not measured here (an empty list). Latency is not judged under a rate cap
-        (serialisation adds to each chunk's delay). The proxy's own timer delay on a loaded
-        host (how late it wrote each chunk after its model's time) is allowed for, and said."""
+        and is not measured here (an empty list); nor is a setting with a rate cap
+        (serialisation delays each chunk by its size and those queued ahead). The proxy's
+        own timer delay on a loaded host (how late it wrote each chunk after its model's
+        time) is allowed for, and said."""
         if self.proxy is None:
             return []
         by_direction: dict[tuple[int, int, str], list[tuple[float, float]]] = {}
@@ -207,6 +208,8 @@ class Impairment:
         results = []
         for epoch in sorted({key[0] for key in by_direction}):
             asked = self._asked.get(epoch, latest)
+            if asked.rate_kbit_s is not None:
+                continue  # (serialisation delays chunks by their size: neither check holds)
             delays: list[float] = []
             lost = judged = 0
             for key, chunks in sorted(by_direction.items()):
@@ -218,17 +221,16 @@ class Impairment:
                 delays += ok
                 lost += missed
                 judged += seen
-            checks = [check_loss(asked.loss_rate, lost, judged, false_alarm=false_alarm)]
-            if asked.rate_kbit_s is None:
-                checks.append(
-                    check_latency(
-                        asked.latency_ms,
-                        asked.jitter_ms,
-                        delays,
-                        false_alarm=false_alarm,
-                        lateness_ms=1000.0 * statistics.fmean(lateness_s[epoch]),
-                    )
-                )
+            checks = [
+                check_loss(asked.loss_rate, lost, judged, false_alarm=false_alarm),
+                check_latency(
+                    asked.latency_ms,
+                    asked.jitter_ms,
+                    delays,
+                    false_alarm=false_alarm,
+                    lateness_ms=1000.0 * statistics.fmean(lateness_s[epoch]),
+                ),
+            ]
             results += [(asked, check) for check in checks if check is not None]
         return results
 
