@@ -148,9 +148,7 @@ class TopologyRun(FaultControls, Assertions):
         self._faults: list[AppliedFault] = []
         self._scenario_faults_due = bool(self.scenario.spec.faults)
         self._swarm_profile: SwarmProfile | None = None
-        if self.scenario.spec.swarm is not None:  # (drawn from the seed alone: see core/swarm)
-            bounds = resolve_bounds(self.scenario.spec.swarm, self.scenario.duration_ticks)
-            self._swarm_profile = draw_profile(self.seed, SwarmTopology.of(self), bounds)
+        if self.scenario.spec.swarm is not None:
             self._scenario_faults_due = True
 
     # --- the parts ----------------------------------------------------------------------------
@@ -220,8 +218,9 @@ class TopologyRun(FaultControls, Assertions):
             for fault in self.scenario.spec.faults:
                 options = {} if fault.duration is None else {"duration": f"{fault.duration}us"}
                 self.schedule_fault(f"{fault.at}us", fault.action, fault.target, **options)
-            if self._swarm_profile is not None:
-                _schedule_profile(self, self._swarm_profile)
+            profile = self.swarm_profile
+            if profile is not None:
+                _schedule_profile(self, profile)
         started = time.perf_counter()
         try:
             self._advance(target)
@@ -248,7 +247,7 @@ class TopologyRun(FaultControls, Assertions):
             wall_time_s=self._wall_time,
             deliveries=self.metrics.delivery.snapshot(),
             faults=tuple(self._faults),
-            swarm_profile=self._swarm_profile,
+            swarm_profile=self.swarm_profile,
             assertions=self.topology.assertions.records(),
         )
 
@@ -318,6 +317,13 @@ class TopologyRun(FaultControls, Assertions):
 
     @property
     def swarm_profile(self) -> SwarmProfile | None:
+        """The faults this run's seed drew (a scenario with a ``swarm:`` section), or None:
+        drawn from the seed and the scenario alone (see :mod:`~pytest_edgesim.core.swarm`),
+        once every node is there (a live run's gateways start after the run is built)."""
+        swarm = self.scenario.spec.swarm
+        if self._swarm_profile is None and swarm is not None:
+            bounds = resolve_bounds(swarm, self.scenario.duration_ticks)
+            self._swarm_profile = draw_profile(self.seed, SwarmTopology.of(self), bounds)
         return self._swarm_profile
 
     # --- faults: restarts, crashes and disconnects --------------------------------------------

@@ -138,7 +138,8 @@ class SwarmTopology:
             broker=run.broker.name,
             gateways=tuple(gateway.name for gateway in scenario.spec.gateways),
             devices=tuple(device.name for device in scenario.devices),
-            supported={name: tuple(node.supported_faults) for name, node in run.nodes.items()},
+            # (a live run asks its real components what they support)
+            supported={name: tuple(run._supported_faults(name)) for name in run.nodes},
         )
 
 
