@@ -9,8 +9,10 @@ the draws of another), so a run replayed with its seed undergoes the same faults
 
 The catalogue is a registry, :func:`register_swarm_kind`: a kind is a name and a
 :data:`DrawFunction` ``draw(rng, topology, bounds) -> list[SwarmFault]`` that draws one
-occurrence. :func:`draw_profile` decides, per kind, whether it is on and how many times it
-strikes, and drops occurrences that would collide (two life-state faults of one node, two
+occurrence; each drawn fault names an action, and :func:`register_swarm_action` says how
+an action is put on a run (node faults, partitions and link changes are built in).
+:func:`draw_profile` decides, per kind, whether it is on and how many times it strikes,
+and drops occurrences that would collide (two life-state faults of one node, two
 changes of one link at once). :func:`schedule_profile` puts a profile on a run's queue
 through the run's own fault, partition and link controls, so the faults are traced (the
 trace digest covers them) like any fault a test does by hand.
@@ -378,29 +380,55 @@ def resolve_bounds(swarm: Any, duration_ticks: int) -> dict[str, SwarmBounds]:
 
 
 # --- applying a profile to a run ----------------------------------------------------------------
+#: ``apply(run, fault)``: puts a drawn fault of one action on a run's queue
+ApplyFunction = Callable[[TopologyRun, SwarmFault], None]
+
+
+def _node_fault(then: str | None) -> ApplyFunction:
+    """A node fault at ``at_ticks``, and ``then`` (its end) after its duration."""
+
+    def apply(run: TopologyRun, fault: SwarmFault) -> None:
+        target = fault.targets[0]
+        options = {}
+        if fault.action == "disconnect":
+            options["duration"] = f"{fault.duration_ticks}us"
+        run.schedule_fault(f"{fault.at_ticks}us", fault.action, target, **options)
+        if then is not None:
+            run.schedule_fault(f"{fault.end_ticks}us", then, target)
+
+    return apply
+
+
+def _apply_link(run: TopologyRun, fault: SwarmFault) -> None:
+    run.coordinator.schedule_at(fault.at_ticks, _link_change, (run, fault))
+
+
+def _apply_partition(run: TopologyRun, fault: SwarmFault) -> None:
+    _schedule_partition(run, fault)
+
+
+_APPLIERS: dict[str, ApplyFunction] = {
+    "restart": _node_fault(None),
+    "kill": _node_fault("start"),
+    "pause": _node_fault("resume"),
+    "disconnect": _node_fault(None),
+    PARTITION: _apply_partition,
+    LINK: _apply_link,
+}
+
+
+def register_swarm_action(action: str, apply: ApplyFunction) -> None:
+    """Say how a drawn fault whose ``action`` is ``action`` is put on a run (the seam a new
+    kind of fault plugs into: its catalogue entry draws faults with that action)."""
+    _APPLIERS[action] = apply
+
+
 def schedule_profile(run: TopologyRun, profile: SwarmProfile) -> None:
     """Put each fault of ``profile`` on ``run``'s queue (call before the run passes its time)."""
-    coordinator = run.coordinator
     for fault in profile.faults:
-        target = fault.targets[0]
-        end = fault.end_ticks
-        if fault.action == "restart":
-            run.schedule_fault(f"{fault.at_ticks}us", "restart", target)
-        elif fault.action == "kill":
-            run.schedule_fault(f"{fault.at_ticks}us", "kill", target)
-            run.schedule_fault(f"{end}us", "start", target)
-        elif fault.action == "pause":
-            run.schedule_fault(f"{fault.at_ticks}us", "pause", target)
-            run.schedule_fault(f"{end}us", "resume", target)
-        elif fault.action == "disconnect":
-            options = {"duration": f"{fault.duration_ticks}us"}
-            run.schedule_fault(f"{fault.at_ticks}us", "disconnect", target, **options)
-        elif fault.action == PARTITION:
-            _schedule_partition(run, fault)
-        elif fault.action == LINK:
-            coordinator.schedule_at(fault.at_ticks, _link_change, (run, fault))
-        else:
-            raise AssertionError(f"unknown swarm action {fault.action!r}")
+        apply = _APPLIERS.get(fault.action)
+        assert apply is not None, f"no swarm action {fault.action!r} is registered"
+        apply(run, fault)
 
 
 def _schedule_partition(run: TopologyRun, fault: SwarmFault) -> None:

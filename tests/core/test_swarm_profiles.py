@@ -13,6 +13,7 @@ from pytest_edgesim.core.swarm import (
     SwarmTopology,
     draw_profile,
     pass_rates_by_kind,
+    register_swarm_action,
     register_swarm_kind,
     swarm_kinds,
 )
@@ -99,18 +100,27 @@ def test_a_kind_draws_only_targets_that_can_undergo_it():
     }
 
 
-def test_the_catalogue_is_a_registry():
+def test_the_catalogue_and_the_actions_are_registries():
     def draw(rng: RandomStream, topology: SwarmTopology, bounds: SwarmBounds) -> list[SwarmFault]:
-        return [SwarmFault("my_kind", "restart", bounds.at(rng), (topology.gateways[0],))]
+        return [SwarmFault("my_kind", "my_pause", bounds.at(rng), (topology.gateways[0],))]
 
-    register_swarm_kind("my_kind", "restarts the first gateway", draw)
+    def apply(run, fault: SwarmFault) -> None:  # a pause of one second, the kind's own way
+        run.schedule_fault(f"{fault.at_ticks}us", "pause", fault.targets[0])
+        run.schedule_fault(f"{fault.at_ticks + SECOND}us", "resume", fault.targets[0])
+
+    register_swarm_kind("my_kind", "pauses the first gateway for a second", draw)
+    register_swarm_action("my_pause", apply)
     try:
         profile = draw_profile(3, TOPOLOGY, {"my_kind": SwarmBounds(probability=1.0)})
         assert profile.kinds == ("my_kind",)
+        swarmed = {**SWARMED, "swarm": {"kinds": ["my_kind"], "probability": 1.0}}
+        result = simulate(Scenario.from_dict(swarmed), seed=3)
+        assert [fault.action for fault in result.faults][:2] == ["pause", "resume"]
     finally:
         from pytest_edgesim.core import swarm
 
         del swarm._CATALOGUE["my_kind"]
+        del swarm._APPLIERS["my_pause"]
 
 
 def test_a_swarmed_scenario_runs_its_profile_and_repeats_to_the_digest():
