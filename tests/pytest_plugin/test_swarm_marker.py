@@ -244,3 +244,11 @@ def test_assertions_are_judged_across_trials(pytester):
         "runs_failed": 0,
     }
     assert all("assertions" in run for run in tests["test_sometimes_held"]["runs"])
+
+
+def test_assertions_are_judged_alike_under_xdist(pytester):
+    pytester.makepyfile(ASSERTING)
+    pytester.runpytest("--edgesim-report=serial.json", "-p", "no:randomly")
+    result = pytester.runpytest("-n", "2", "--edgesim-report=parallel.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=4)
+    assert report_of(pytester, "parallel.json") == report_of(pytester, "serial.json")
