@@ -140,6 +140,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise EdgesimError(f"--trace {args.trace}: cannot write ({exc.strerror})") from None
         print(f"trace ({count} events) written to {args.trace}")
+    if result.swarm_profile is not None:  # what the seed drew (docs/faults.md)
+        print(f"swarm profile (seed {result.seed}): {result.swarm_profile.describe()}")
     if result.faults:  # a run with faults never reads as a clean one
         print(f"faults: {result.describe_faults()}")
     print(f"trace digest: {result.trace_digest}")
