@@ -366,6 +366,7 @@ def _failure_section(item: pytest.Item) -> str:
         session_seed = settings.session_seed(item.config)
         lines = [f"seed: {'per-scenario' if session_seed is None else session_seed}"]
     lines += [f"scenario: {scenario}" for scenario in dict.fromkeys(record.scenarios)]
+    lines += swarm_report.profile_lines(record.live)
     if len(seeds) == 1 and item.stash[_tier_key] == "deterministic":
         lines.append(f"replay: pytest '{item.nodeid}' --edgesim-seed={seeds[0]}")
         if "edge_scenario" in getattr(item, "fixturenames", ()):

@@ -89,6 +89,15 @@ def _fault_text(fault: Mapping[str, Any]) -> str:
     return str(SwarmFault.from_dict(fault))
 
 
+def profile_lines(edges: Iterable[EdgeScenario]) -> list[str]:
+    """What each swarmed run of a test drew (for a failing test's edgesim section)."""
+    return [
+        f"swarm profile (seed {edge.seed}): {edge.simulation.swarm_profile.describe()}"
+        for edge in edges
+        if edge.built and edge.simulation.swarm_profile is not None
+    ]
+
+
 def live_problems(edges: Iterable[EdgeScenario]) -> list[str]:
     """The assertions of a test's runs, judged (a test that is not statistical)."""
     from pytest_edgesim.core.assertions import RunAssertions, judge
@@ -110,15 +119,17 @@ def annotate(item: pytest.Item, verdict: dict[str, Any]) -> None:
     from pytest_edgesim.core.assertions import AssertionRecord, RunAssertions, judge, summary
     from pytest_edgesim.core.swarm import pass_rates_by_kind
 
-    runs = {
-        entry["seed"]: entry
-        for entry in properties(item.user_properties, RUN_PROPERTY)
-        if isinstance(entry, Mapping)
-    }
+    entries = [e for e in properties(item.user_properties, RUN_PROPERTY) if isinstance(e, Mapping)]
+    if verdict["rule"] == "on-real" and entries:
+        entries = entries[1:]  # (the models' reference run, under the same seed as the trials)
+    by_seed: dict[int, list[Mapping[str, Any]]] = {}
+    for entry in entries:  # (in order: a seed's entries are its trials' runs, in turn)
+        by_seed.setdefault(entry["seed"], []).append(entry)
     swarm_trials: list[tuple[list[str], bool]] = []
     asserted: list[RunAssertions] = []
     for position, trial in enumerate(verdict["trials"]):
-        entry = runs.get(trial["seed"], {})
+        queued = by_seed.get(trial["seed"], [])
+        entry = queued.pop(0) if queued else {}
         profile = entry.get("swarm")
         if profile is not None:
             trial["swarm"] = [_fault_text(fault) for fault in profile["faults"]]

@@ -252,3 +252,25 @@ def test_assertions_are_judged_alike_under_xdist(pytester):
     result = pytester.runpytest("-n", "2", "--edgesim-report=parallel.json", "-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=4)
     assert report_of(pytester, "parallel.json") == report_of(pytester, "serial.json")
+
+
+def test_a_failing_deterministic_run_shows_the_profile_its_seed_drew(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.edgesim(overrides={"swarm": {"probability": 1.0}}, seed=5)
+        def test_it(edge_scenario):
+            result = edge_scenario.run()
+            assert not result.swarm_profile.faults
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    from pytest_edgesim.core.edge_scenario import minimal_scenario
+    from pytest_edgesim.core.simulation import simulate
+
+    swarmed = minimal_scenario().with_overrides({"swarm": {"probability": 1.0}})
+    profile = simulate(swarmed, seed=5).swarm_profile
+    assert profile is not None
+    result.stdout.fnmatch_lines([f"swarm profile (seed 5): {profile.describe()}"])
