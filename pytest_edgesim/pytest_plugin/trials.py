@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shlex
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,9 +35,10 @@ import pytest
 
 from pytest_edgesim.core import stats
 from pytest_edgesim.core.rng import derive_seed
-from pytest_edgesim.pytest_plugin import settings, swarm_report
+from pytest_edgesim.pytest_plugin import artifacts, settings, swarm_report
 from pytest_edgesim.pytest_plugin.configuration_errors import is_configuration_error
-from pytest_edgesim.pytest_plugin.items import item_scenario
+from pytest_edgesim.pytest_plugin.items import item_scenario, scenario_loaded
+from pytest_edgesim.pytest_plugin.replay import replay_command
 from pytest_edgesim.pytest_plugin.rerun import begin_run, clear_sections, end_run, run_phase
 from pytest_edgesim.pytest_plugin.session_report import (
     SEED_PROPERTY,
@@ -99,8 +99,9 @@ def trial_seed(base_seed: int, index: int) -> int:
     return derive_seed(base_seed, f"statistical-trial/{index}")
 
 
-def replay_command(nodeid: str, seed: int) -> str:
-    return f"pytest {shlex.quote(nodeid)} --edgesim-trial-seed={seed}"
+def trial_replay_command(item: pytest.Item, seed: int) -> str:
+    """The command that runs the trial with ``seed`` of ``item`` alone."""
+    return replay_command(item, f"--edgesim-trial-seed={seed}")
 
 
 @dataclass
@@ -126,6 +127,11 @@ class TrialRun:
     #: --edgesim-on-real: how the models' run ended (None: passed), and each real failure
     reference: tuple[str, str] | None = None
     real_failures: list[tuple[str, str]] = field(default_factory=list)
+    #: the trials' setup, call and teardown durations together (the test's real duration)
+    duration_s: float = 0.0
+    #: the first trial's setup report, logged as soon as it was made (under xdist the
+    #: controller then knows the test, should its worker die during the trials)
+    logged_setup: pytest.TestReport | None = None
 
 
 _run_key = pytest.StashKey[TrialRun]()
@@ -174,6 +180,12 @@ def current_trial(item: pytest.Item) -> Trial | None:
     return None if run is None else run.current
 
 
+def trial_budget(item: pytest.Item) -> int:
+    """How many trials the statistical test running now may play (1 outside one)."""
+    run = item.stash.get(_run_key, None)
+    return 1 if run is None else run.settings.trials
+
+
 def record_metric(item: pytest.Item, name: str, value: float) -> None:
     """Record a per-trial metric (``edge_scenario.record``); the trial's last value counts.
 
@@ -219,7 +231,9 @@ def run_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     try:
         for report in _run_trials(item, nextitem):
-            ihook.pytest_runtest_logreport(report=report)
+            run = item.stash.get(_run_key, None)
+            if run is None or report is not run.logged_setup:
+                ihook.pytest_runtest_logreport(report=report)
     finally:
         if _run_key in item.stash:
             del item.stash[_run_key]
@@ -248,6 +262,10 @@ def _one_trial(
     begin_run(item)
     try:
         setup = run_phase(item, "setup")
+        run = item.stash.get(_run_key, None)
+        if run is not None and run.logged_setup is None:
+            run.logged_setup = setup
+            item.ihook.pytest_runtest_logreport(report=setup)
         call = run_phase(item, "call") if setup.passed else None
         session = item.session
         last = is_last(setup, call) or bool(session.shouldfail or session.shouldstop)
@@ -257,6 +275,9 @@ def _one_trial(
         teardown = run_phase(item, "teardown", following)
     finally:
         end_run(item)
+    run = item.stash.get(_run_key, None)
+    if run is not None:
+        run.duration_s += sum(report.duration for report in (setup, call, teardown) if report)
     return _TrialReports(setup, call, teardown, last)
 
 
@@ -314,7 +335,7 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         reports = _one_trial(item, nextitem, is_last)
         run.current = None
         if first_setup is None:
-            first_setup = reports.setup
+            first_setup = run.logged_setup or reports.setup
         if not any(
             key == SEED_PROPERTY and value == trial.seed
             for key, value in item.user_properties[properties_before:]
@@ -339,6 +360,7 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         if reports.teardown.failed:
             # a trial's teardown failed: stop, and tear down as far as the next item needs
             extra_teardown = run_phase(item, "teardown", nextitem)
+            run.duration_s += extra_teardown.duration
             break
 
     assert reports is not None and first_setup is not None
@@ -376,7 +398,33 @@ def _with_verdict(
     logged = [*logged, teardown]
     for report in logged[-2:]:
         report.user_properties = list(item.user_properties)
+    _take_whole_duration(logged, run.duration_s)
+    if run.first_failure is not None:
+        teardown.sections = [
+            *_first_failure_sections(run),
+            *((name, content) for name, content in teardown.sections if "teardown" in name),
+        ]
     return logged
+
+
+def _take_whole_duration(logged: list[pytest.TestReport], duration_s: float) -> None:
+    """Make the logged reports' durations add up to the trials' (JUnit's ``time`` is their
+    sum): the report before the teardown takes what the others do not account for."""
+    middle = logged[-2] if len(logged) > 1 else logged[0]
+    others = sum(report.duration for report in logged if report is not middle)
+    middle.duration = max(middle.duration, duration_s - others)
+    middle.stop = middle.start + middle.duration
+
+
+def _first_failure_sections(run: TrialRun) -> list[tuple[str, str]]:
+    """The first failing trial's captured output, each section naming the trial."""
+    assert run.first_failure is not None
+    trial, _, sections = run.first_failure
+    return [
+        (f"{name} (first failing trial: {trial.describe(run.settings.trials)})", content)
+        for name, content in sections
+        if name != "edgesim"
+    ]
 
 
 def _reference_run(
@@ -424,9 +472,8 @@ def _judge(
         verdict["same_failures"] = sum(failure == reference for failure in run.real_failures)
         verdict["real_failures"] = [list(failure) for failure in run.real_failures]
         if run.real_failures:
-            verdict["replay"] = (
-                f"pytest {shlex.quote(item.nodeid)} --edgesim-seed={run.base_seed} "
-                "--edgesim-on-real=1"
+            verdict["replay"] = replay_command(
+                item, f"--edgesim-seed={run.base_seed}", "--edgesim-on-real=1"
             )
         return verdict
     if replay_seed is not None:
@@ -492,7 +539,7 @@ def _verdict_dict(item: pytest.Item, run: TrialRun, outcome: str) -> dict[str, A
         "fault_trials": sum(1 for record in run.records if record.faults),
         "failed_seeds": [trial.seed for trial in failed],
         "metrics": _metric_summaries(run),
-        "replay": replay_command(item.nodeid, failed[0].seed) if failed else None,
+        "replay": trial_replay_command(item, failed[0].seed) if failed else None,
     }
 
 
@@ -517,7 +564,8 @@ def _verdict_report(item: pytest.Function, run: TrialRun) -> pytest.TestReport:
     ``pytest_runtest_makereport`` so that the failure reads like any other."""
     verdict = run.verdict
     assert verdict is not None
-    message = f"{item.nodeid}: {verdict_line(verdict)}"
+    # the whole verdict is the failure's message, so that JUnit's <failure> holds it all
+    message = "\n".join([f"{item.nodeid}: {verdict_line(verdict)}", *failure_lines(item)])
 
     def judge() -> None:
         if verdict["fails"]:
@@ -526,13 +574,9 @@ def _verdict_report(item: pytest.Function, run: TrialRun) -> pytest.TestReport:
     clear_sections(item)
     call = pytest.CallInfo.from_call(judge, when="call")
     report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    report.sections = [(name, text) for name, text in report.sections if name != "edgesim"]
     if report.failed and run.first_failure is not None:
-        trial, _, sections = run.first_failure
-        report.sections.extend(
-            (f"{name} (first failing trial: {trial.describe(run.settings.trials)})", content)
-            for name, content in sections
-            if name != "edgesim"
-        )
+        report.sections.extend(_first_failure_sections(run))
     return report
 
 
@@ -632,9 +676,11 @@ def failure_lines(item: pytest.Item) -> list[str]:
         trial = run.current
         if trial is None:
             return []
+        if not scenario_loaded(item):  # (another seed would not find the file either)
+            return [trial.describe(run.settings.trials)]
         return [
             trial.describe(run.settings.trials),
-            f"replay: {replay_command(item.nodeid, trial.seed)}",
+            f"replay: {trial_replay_command(item, trial.seed)}",
         ]
     lines = []
     if verdict["base_seed"] is not None:
@@ -657,6 +703,7 @@ def failure_lines(item: pytest.Item) -> list[str]:
         ]
     if verdict["replay"]:
         lines.append(f"replay the first failing trial: {verdict['replay']}")
+    lines += [f"counterexample: {path} (edgesim run it)" for path in artifacts.written(item)]
     if run.first_failure is not None:
         trial, text, _ = run.first_failure
         lines += ["", f"first failing trial ({trial.describe(run.settings.trials)}):", text]

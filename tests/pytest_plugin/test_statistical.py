@@ -294,7 +294,8 @@ def test_the_replay_command_reproduces_one_trial(pytester: pytest.Pytester) -> N
         for line in result.outlines
         if line.startswith("replay the first failing trial: ")
     ]
-    seed = int(re.fullmatch(r"pytest \S+::test_half --edgesim-trial-seed=(\d+)", command)[1])
+    pattern = r"pytest \S+::test_half --edgesim-trial-seed=(\d+) --rootdir=\S+"
+    seed = int(re.fullmatch(pattern, command)[1])
     first_odd = next(trial_seed(0, i) for i in range(12) if trial_seed(0, i) % 2)
     assert seed == first_odd
 

@@ -64,7 +64,7 @@ def test_the_replay_of_a_failing_trial_draws_the_same_profile(pytester):
     pytester.runpytest("--edgesim-report=first.json")
     verdict = verdict_of(pytester, "first.json")
     failed = next(trial for trial in verdict["trials"] if trial["outcome"] == "failed")
-    assert verdict["replay"].endswith(f"--edgesim-trial-seed={verdict['failed_seeds'][0]}")
+    assert f"--edgesim-trial-seed={verdict['failed_seeds'][0]} " in verdict["replay"] + " "
 
     replay = pytester.runpytest(
         f"--edgesim-trial-seed={failed['seed']}", "--edgesim-report=replay.json"
