@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Generator
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from pytest_edgesim.pytest_plugin.configuration_errors import (
     configuration_error,
     configuration_error_text,
     is_configuration_error,
+    usage_error,
 )
 from pytest_edgesim.pytest_plugin.docker_fixtures import (
     _edgesim_brokers,
@@ -377,7 +380,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    """A test body stopped by a configuration error is an error, not a failure; a
+    """A test body stopped by a configuration or usage error is an error, not a failure; a
     statistical test whose verdict is *undecided* (and does not fail) is shown as such."""
     if report.when == "call" and report.failed and is_configuration_error(report):
         return "error", "E", "ERROR"
@@ -389,6 +392,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """After a passing body, ``deterministic(replay_check=True)`` replays each scenario run
     and compares traces."""
     record = item_record(item)
+    _falsifying_scenarios()  # (forget those of an earlier test)
     result = yield
     if markers.replay_check_requested(item) and not trials.on_real_components(item):
         for edge in list(record.live):
@@ -409,13 +413,23 @@ def pytest_runtest_makereport(
     """A failing edgesim test's report gets an "edgesim" section: seeds, scenario, replay.
 
     A configuration error (:func:`configuration_error`) is reported as its message alone:
-    no traceback through edgesim, no seeds (another seed would not change it).
+    no traceback through edgesim, no seeds (another seed would not change it). A usage
+    error (:func:`usage_error`) keeps its traceback; both make the test an ERROR.
     """
     report = yield
     excinfo = call.excinfo
     if report.failed and excinfo is not None and configuration_error(excinfo.value):
         report.longrepr = configuration_error_text(item.nodeid, excinfo.value)
         setattr(report, CONFIGURATION_ERROR, True)
+        return report
+    if (
+        report.failed
+        and excinfo is not None
+        and usage_error(excinfo.value, edgesim_test=_tier_key in item.stash)
+    ):
+        setattr(report, CONFIGURATION_ERROR, True)  # an ERROR, with its traceback
+        if isinstance(item, pytest.Function):
+            report.longrepr = _usage_error_repr(item, excinfo)
         return report
     if report.failed and report.when == "call":
         trial = trials.current_trial(item)
@@ -425,7 +439,58 @@ def pytest_runtest_makereport(
         report.sections.append(("edgesim", _failure_section(item)))
     if report.failed:
         report.sections.extend(container_log_sections(item))
+    if report.when == "call" and (report.failed or hasattr(report, "wasxfail")):
+        report.sections.extend(_falsifying_sections())
     return report
+
+
+def _usage_error_repr(item: pytest.Function, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+    """A usage error's traceback down to the test's own line that made the call: the frames
+    inside edgesim that checked it say no more than the message."""
+    import pytest_edgesim
+
+    package = Path(pytest_edgesim.__file__).parent
+    frames: list[TracebackType] = []
+    raw: TracebackType | None = excinfo.tb
+    while raw is not None:
+        frames.append(raw)
+        raw = raw.tb_next
+    own = [
+        index
+        for index, frame in enumerate(frames)
+        if package not in Path(frame.tb_frame.f_code.co_filename).parents
+    ]
+    if not own or own[-1] == len(frames) - 1:
+        return item.repr_failure(excinfo)
+    shortened: TracebackType | None = (
+        None  # a new chain that ends at the test's frame (the exception is unchanged)
+    )
+    for frame in reversed(frames[: own[-1] + 1]):
+        shortened = TracebackType(shortened, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    assert shortened is not None
+    return item.repr_failure(
+        pytest.ExceptionInfo.from_exc_info((excinfo.type, excinfo.value, shortened))
+    )
+
+
+def _falsifying_scenarios() -> list[Any]:
+    """The scenarios of the falsifying example the running test's Hypothesis found (when
+    ``pytest_edgesim.strategies`` is in use)."""
+    strategies = sys.modules.get("pytest_edgesim.strategies")
+    return [] if strategies is None else strategies.falsifying_scenarios()
+
+
+def _falsifying_sections() -> list[tuple[str, str]]:
+    """Each scenario of the falsifying example as a YAML file that ``edgesim run`` takes
+    as it is (a report section: no ``E`` prefix to strip)."""
+    return [
+        (
+            f"edgesim: falsifying scenario {scenario.name!r} (YAML: save it and run "
+            "edgesim run FILE)",
+            scenario.to_yaml(),
+        )
+        for scenario in _falsifying_scenarios()
+    ]
 
 
 def _failure_section(item: pytest.Item) -> str:

@@ -72,6 +72,8 @@ class RecordedTest:
 
 
 def _outcome(previous: str, report: pytest.TestReport) -> str:
+    if report.when == "setup" and report.skipped and hasattr(report, "wasxfail"):
+        return "xfailed"  # xfail(run=False)
     if report.when == "call":
         if report.failed and is_configuration_error(report):
             return "error"  # (as the terminal says: the test could not run as configured)

@@ -54,9 +54,9 @@ def test_replay_check_catches_a_nondeterministic_model(pytester: pytest.Pytester
         [
             "*::test_flaky_model: replay check failed: scenario 'edgesim-minimal' with seed 0 "
             "ran twice with the same actions and the runs differ",
-            "first divergence: event #* at t=*s, node *, event *",
-            "  first run: t=*",
-            "  replay:    t=*",
+            "the runs first differ at event #* (events #0 to #* agree):",
+            "  first run: t=*s at *: *",
+            "  replay:    t=*s at *: *",
             "digests: first run ????????????????*",
             "         replay    ????????????????*",
         ]
