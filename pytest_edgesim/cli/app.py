@@ -179,6 +179,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if plot is not None:
         for written in _write_plots(plot, result, _command_line(args)):
             print(f"charts written to {written}")
+    if result.swarm_profile is not None:  # what the seed drew (docs/faults.md)
+        print(f"swarm profile (seed {result.seed}): {result.swarm_profile.describe()}")
     if result.faults:  # a run with faults never reads as a clean one
         print(f"faults: {result.describe_faults()}")
     print(f"trace digest: {result.trace_digest}")

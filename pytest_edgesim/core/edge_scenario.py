@@ -15,11 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_edgesim.core.assertions import Assertions
 from pytest_edgesim.core.faults import FAULT_ACTIONS, FaultControls
 from pytest_edgesim.core.gateway_kinds import gateway_kind
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until
 
 if TYPE_CHECKING:
+    from pytest_edgesim.core.assertions import AssertionLog
     from pytest_edgesim.core.faults import AppliedFault
     from pytest_edgesim.core.models.cloud import Arrival
     from pytest_edgesim.core.network import Cut, NetworkModel
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.result import RunResult
     from pytest_edgesim.core.run import ScenarioRun
     from pytest_edgesim.core.scenario import Scenario
+    from pytest_edgesim.core.swarm import SwarmProfile
     from pytest_edgesim.core.trace import TraceEvent
 
 #: The scenario an unmarked test gets: 3 sensors -> broker -> one gateway -> cloud, 10 s.
@@ -150,7 +153,7 @@ class RecordedNetwork:
         return getattr(self._network, name)
 
 
-class EdgeScenario(FaultControls):
+class EdgeScenario(FaultControls, Assertions):
     """A scenario run a test can pause, steer and inspect; see the ``edge_scenario`` fixture.
 
     The simulation is built on first use. ``seed`` is the seed it runs with; ``trace`` is
@@ -267,6 +270,16 @@ class EdgeScenario(FaultControls):
     def faults(self) -> tuple[AppliedFault, ...]:
         """The faults done so far (scheduled ones once they happened), in order."""
         return self.simulation.faults
+
+    # --- assertions over runs, swarm testing ------------------------------------------------
+    def _assertion_log(self) -> tuple[AssertionLog, int]:
+        simulation = self.simulation
+        return simulation.assertions, simulation.now
+
+    @property
+    def swarm_profile(self) -> SwarmProfile | None:
+        """The faults this run's seed drew from the swarm catalogue (None without ``swarm:``)."""
+        return self.simulation.swarm_profile
 
     @property
     def cloud_arrivals(self) -> list[Arrival]:

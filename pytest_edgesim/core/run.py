@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from pytest_edgesim.core.assertions import AssertionLog, Assertions
 from pytest_edgesim.core.faults import (
     FAULT_ACTIONS,
     STOPPED,
@@ -24,6 +25,8 @@ from pytest_edgesim.core.faults import (
 from pytest_edgesim.core.injection import Injections
 from pytest_edgesim.core.metrics.timeline import RunProfile, TimelineRecorder, latency_histograms
 from pytest_edgesim.core.result import RunResult
+from pytest_edgesim.core.swarm import SwarmProfile, SwarmTopology, draw_profile, resolve_bounds
+from pytest_edgesim.core.swarm import schedule_profile as _schedule_profile
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_duration, parse_until
 from pytest_edgesim.errors import FaultUsageError, UsageError
 
@@ -106,8 +109,24 @@ class ScenarioRun(Protocol):
     @property
     def faults(self) -> tuple[AppliedFault, ...]: ...
 
+    @property
+    def swarm_profile(self) -> SwarmProfile | None:
+        """The faults this run's seed drew (a scenario with a ``swarm:`` section), or None."""
 
-class TopologyRun(FaultControls):
+    @property
+    def assertions(self) -> AssertionLog:
+        """The run's ``always``/``sometimes``/``reachable``/``unreachable`` statements."""
+
+    def always(self, condition: object, label: str) -> bool: ...
+
+    def sometimes(self, condition: object, label: str) -> bool: ...
+
+    def reachable(self, label: str) -> None: ...
+
+    def unreachable(self, label: str) -> None: ...
+
+
+class TopologyRun(FaultControls, Assertions):
     """A run over a built topology: pausable, steerable between runs, closed once.
 
     Subclasses say how time advances (:meth:`_advance`) and whether the result carries a
@@ -132,6 +151,9 @@ class TopologyRun(FaultControls):
         self._timeline = TimelineRecorder(self.scenario.duration_ticks)
         self._timeline.watch(topology.network.cuts)
         topology.network.watch_cuts(lambda: self._timeline.cuts_changed(self.now))
+        self._swarm_profile: SwarmProfile | None = None
+        if self.scenario.spec.swarm is not None:
+            self._scenario_faults_due = True
 
     # --- the parts ----------------------------------------------------------------------------
     @property
@@ -200,6 +222,9 @@ class TopologyRun(FaultControls):
             for fault in self.scenario.spec.faults:
                 options = {} if fault.duration is None else {"duration": f"{fault.duration}us"}
                 self.schedule_fault(f"{fault.at}us", fault.action, fault.target, **options)
+            profile = self.swarm_profile
+            if profile is not None:
+                _schedule_profile(self, profile)
         started = time.perf_counter()
         try:
             # slice by slice, sampling the timeline between slices: the events run in the
@@ -240,6 +265,8 @@ class TopologyRun(FaultControls):
             profile=RunProfile(
                 self._timeline.timeline(self.metrics, now), latency_histograms(self.metrics)
             ),
+            swarm_profile=self.swarm_profile,
+            assertions=self.topology.assertions.records(),
         )
 
     def _describe(self, name: str, node: Node) -> dict[str, Any]:
@@ -297,6 +324,25 @@ class TopologyRun(FaultControls):
         else:
             Injections.send_from(node, broker.name, message)
         return message
+
+    # --- assertions over the run and swarm testing ------------------------------------------------
+    @property
+    def assertions(self) -> AssertionLog:
+        return self.topology.assertions
+
+    def _assertion_log(self) -> tuple[AssertionLog, int]:
+        return self.topology.assertions, self.now
+
+    @property
+    def swarm_profile(self) -> SwarmProfile | None:
+        """The faults this run's seed drew (a scenario with a ``swarm:`` section), or None:
+        drawn from the seed and the scenario alone (see :mod:`~pytest_edgesim.core.swarm`),
+        once every node is there (a live run's gateways start after the run is built)."""
+        swarm = self.scenario.spec.swarm
+        if self._swarm_profile is None and swarm is not None:
+            bounds = resolve_bounds(swarm, self.scenario.duration_ticks)
+            self._swarm_profile = draw_profile(self.seed, SwarmTopology.of(self), bounds)
+        return self._swarm_profile
 
     # --- faults: restarts, crashes and disconnects --------------------------------------------
     @property

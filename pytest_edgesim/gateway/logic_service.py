@@ -116,6 +116,8 @@ class LogicService(GatewayService):
         if output.get("kind") == "drop":
             self.counters["dropped_by_logic"] += 1
             return
+        if output.get("kind") == "assert":  # (kept in virtual-time runs only: docs/faults.md)
+            return
         payload = output.get("payload")
         created_at = output.get("created_at")
         stamp_us = self._wall_us(created_at if isinstance(created_at, int) else output["t"])

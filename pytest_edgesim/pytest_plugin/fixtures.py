@@ -16,7 +16,7 @@ import pytest
 
 from pytest_edgesim.core.edge_scenario import EdgeScenario, docker_components, wall_clock_components
 from pytest_edgesim.errors import RequirementError
-from pytest_edgesim.pytest_plugin import settings
+from pytest_edgesim.pytest_plugin import settings, swarm_report
 from pytest_edgesim.pytest_plugin.items import fail_item, item_record, item_scenario
 from pytest_edgesim.pytest_plugin.markers import replay_check_requested
 from pytest_edgesim.pytest_plugin.session_report import (
@@ -75,6 +75,17 @@ def _with_broker(item: pytest.Item, scenario: Scenario, broker: dict[str, str]) 
     fail_item(item, f"cannot run scenario {scenario.name!r} on broker {broker!r}:\n{problem}")
 
 
+def _with_swarm(item: pytest.Item, scenario: Scenario) -> Scenario:
+    """The scenario with ``statistical(faults="swarm")``'s section (core/swarm.py)."""
+    from pytest_edgesim.errors import ScenarioError
+
+    try:
+        return swarm_report.with_swarm(item, scenario)
+    except ScenarioError as error:
+        problem = str(error)
+    fail_item(item, f"cannot swarm scenario {scenario.name!r}:\n{problem}")
+
+
 def _describe(scenario: Scenario) -> str:
     source = scenario.source
     return f"{scenario.name!r} ({source})" if source else f"{scenario.name!r} (built in)"
@@ -123,6 +134,7 @@ def _run_entry(edge: EdgeScenario) -> dict[str, Any]:
     entry.update({key: broker[key] for key in ("broker_version", "broker_config") if key in broker})
     if result.faults:  # a fault run never reads as a clean one
         entry["faults"] = [fault.to_dict() for fault in result.faults]
+    entry.update(swarm_report.run_entry(edge))
     return entry
 
 
@@ -193,6 +205,7 @@ def edge_scenario(
         scenario = _with_broker(item, scenario, edgesim_broker)
     if on_real_components(item):  # --edgesim-on-real: the gateways' containers, for real
         scenario = _with_gateway(item, scenario, "docker:mqtt")
+    scenario = _with_swarm(item, scenario)
     record = item_record(item)
     record.scenarios.append(_describe(scenario))
     _check_components(item, scenario)

@@ -26,6 +26,7 @@ from pytest_edgesim.pytest_plugin import (
     replay,
     settings,
     signals,
+    swarm_report,
     trials,
 )
 from pytest_edgesim.pytest_plugin.configuration_errors import (
@@ -409,6 +410,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             mismatch = edge.replay_mismatch()
             if mismatch is not None:
                 pytest.fail(f"{item.nodeid}: {mismatch}", pytrace=False)
+    if trials.current_trial(item) is None:  # (a statistical test judges them over its trials)
+        problems = swarm_report.live_problems(record.live)
+        if problems:
+            pytest.fail(f"{item.nodeid}: " + "; ".join(problems), pytrace=False)
     return result
 
 
@@ -515,6 +520,7 @@ def _failure_section(item: pytest.Item) -> str:
         session_seed = settings.session_seed(item.config)
         lines = [f"seed: {'per-scenario' if session_seed is None else session_seed}"]
     lines += [f"scenario: {scenario}" for scenario in dict.fromkeys(record.scenarios)]
+    lines += swarm_report.profile_lines(record.live)
     replayable = scenario_loaded(item)
     if len(seeds) == 1 and item.stash[_tier_key] == "deterministic" and replayable:
         seed_option = f"--edgesim-seed={seeds[0]}"
@@ -584,6 +590,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     lines = report.summary_lines()
     lines += list(trials.summary_lines(terminalreporter))
+    lines += swarm_report.summary_lines(terminalreporter)
     terminalreporter.write_sep("=", "edgesim")
     for line in lines:
         terminalreporter.write_line(line)

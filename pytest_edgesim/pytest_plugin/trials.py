@@ -38,7 +38,7 @@ import pytest
 
 from pytest_edgesim.core import stats
 from pytest_edgesim.core.rng import derive_seed
-from pytest_edgesim.pytest_plugin import artifacts, progress, settings
+from pytest_edgesim.pytest_plugin import artifacts, progress, settings, swarm_report
 from pytest_edgesim.pytest_plugin.configuration_errors import is_configuration_error
 from pytest_edgesim.pytest_plugin.items import item_scenario, scenario_loaded
 from pytest_edgesim.pytest_plugin.replay import replay_command
@@ -419,6 +419,7 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         logged = [reports.setup] if reports.call is None else [first_setup, reports.call]
         return _with_verdict(item, run, verdict, logged, teardown)
     run.verdict = _judge(item, run, outcomes, replay_seed)
+    swarm_report.annotate(item, run.verdict)  # (drawn faults, assertions over the trials)
     return _with_verdict(
         item, run, run.verdict, [first_setup, _verdict_report(item, run)], teardown
     )
@@ -651,7 +652,7 @@ def verdict_line(verdict: dict[str, Any]) -> str:
     minimum = f"{verdict['min_pass_rate']:g}"
     if verdict["rule"] == "replay":
         seed = verdict["trials"][0]["seed"] if verdict["trials"] else "?"
-        return f"replayed one trial (seed {seed}): {outcome}"
+        return f"replayed one trial (seed {seed}): {outcome}{swarm_report.verdict_note(verdict)}"
     if verdict["rule"] == "on-real":
         return on_real_line(verdict)
     if outcome in ("error", "skipped", "xfailed", "xpassed"):
@@ -685,7 +686,8 @@ def verdict_line(verdict: dict[str, Any]) -> str:
             f"UNDECIDED: the {total} trials neither demonstrate nor refute min_pass_rate="
             f"{minimum} ({how_many}); {_undecided_rule(verdict)}"
         )
-    return f"{counts}, {interval}: {what}{_faults_note(verdict)}"
+    note = swarm_report.verdict_note(verdict)
+    return f"{counts}, {interval}: {what}{_faults_note(verdict)}{note}"
 
 
 def _undecided_rule(verdict: dict[str, Any]) -> str:
@@ -764,6 +766,7 @@ def failure_lines(item: pytest.Item) -> list[str]:
             + _seed_list(verdict["failed_seeds"], item.config)
         )
     lines += metric_lines(verdict)
+    lines += swarm_report.failure_lines(verdict)
     if verdict["rule"] == "on-real":
         failures = Counter(tuple(failure) for failure in verdict["real_failures"])
         lines += [
