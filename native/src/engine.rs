@@ -2,7 +2,6 @@
 //! (`core/engine.py`, `core/network.py`, `core/models/`, `lockstep/host.py` with
 //! `gateway/logic.py` and `core/aggregation.py`): same queue order, same draws, same trace.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::fmt::Write;
 use std::rc::Rc;
@@ -98,27 +97,87 @@ pub enum Event {
     CutUp(u32),
 }
 
-struct Entry {
-    time: Tick,
-    sequence: u64,
-    event: Event,
+/// The queue: a 4-ary min-heap of `(time, sequence << SLOT_BITS | slot)` keys (16 bytes, four
+/// to a cache line), the events themselves in a slab. The order is `(time, sequence)`, as
+/// the pure coordinator's; the slot only finds the event.
+const SLOT_BITS: u32 = 28;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+
+struct EventQueue {
+    heap: Vec<(Tick, u64)>,
+    slab: Vec<Option<Event>>,
+    free: Vec<u32>,
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.time == other.time && self.sequence == other.sequence
+impl EventQueue {
+    fn new() -> EventQueue {
+        EventQueue { heap: Vec::new(), slab: Vec::new(), free: Vec::new() }
     }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+
+    #[inline]
+    fn push(&mut self, time: Tick, sequence: u64, event: Event) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(event);
+                slot
+            }
+            None => {
+                self.slab.push(Some(event));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        assert!((slot as u64) <= SLOT_MASK, "too many events pending at once");
+        let entry = (time, (sequence << SLOT_BITS) | slot as u64);
+        let heap = &mut self.heap;
+        let mut position = heap.len();
+        heap.push(entry);
+        while position > 0 {
+            let parent = (position - 1) / 4;
+            if heap[parent] <= entry {
+                break;
+            }
+            heap[position] = heap[parent];
+            position = parent;
+        }
+        heap[position] = entry;
     }
-}
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // reversed: BinaryHeap pops the greatest, the queue the earliest
-        (other.time, other.sequence).cmp(&(self.time, self.sequence))
+
+    #[inline]
+    fn peek_time(&self) -> Option<Tick> {
+        self.heap.first().map(|entry| entry.0)
+    }
+
+    fn pop(&mut self) -> Option<(Tick, Event)> {
+        let heap = &mut self.heap;
+        let top = *heap.first()?;
+        let last = heap.pop().unwrap();
+        let count = heap.len();
+        if count > 0 {
+            let mut position = 0;
+            loop {
+                let first = position * 4 + 1;
+                if first >= count {
+                    break;
+                }
+                let mut best = first;
+                let end = (first + 4).min(count);
+                for child in first + 1..end {
+                    if heap[child] < heap[best] {
+                        best = child;
+                    }
+                }
+                if heap[best] >= last {
+                    break;
+                }
+                heap[position] = heap[best];
+                position = best;
+            }
+            heap[position] = last;
+        }
+        let slot = (top.1 & SLOT_MASK) as u32;
+        let event = self.slab[slot as usize].take().expect("a pending event");
+        self.free.push(slot);
+        Some((top.0, event))
     }
 }
 
@@ -457,7 +516,7 @@ pub struct Engine {
     pub now: Tick,
     pub events: u64,
     sequence: u64,
-    queue: BinaryHeap<Entry>,
+    queue: EventQueue,
     pub names: Vec<String>,
     pub kinds: Vec<NodeRef>,
     pub broker: u32,
@@ -526,7 +585,7 @@ impl Engine {
             now: 0,
             events: 0,
             sequence: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             kinds,
             broker: setup.broker,
             cloud: setup.cloud,
@@ -589,7 +648,7 @@ impl Engine {
     #[inline]
     fn schedule(&mut self, time: Tick, event: Event) {
         self.sequence += 1;
-        self.queue.push(Entry { time, sequence: self.sequence, event });
+        self.queue.push(time, self.sequence, event);
     }
 
     pub fn intern_topic(&mut self, topic: &str) -> u32 {
@@ -727,14 +786,14 @@ impl Engine {
     /// reads `until`.
     pub fn run(&mut self, until: Tick) {
         let limit = until - 1;
-        while let Some(entry) = self.queue.peek() {
-            if entry.time > limit {
+        while let Some(time) = self.queue.peek_time() {
+            if time > limit {
                 break;
             }
-            let entry = self.queue.pop().unwrap();
-            self.now = entry.time;
+            let (time, event) = self.queue.pop().unwrap();
+            self.now = time;
             self.events += 1;
-            self.dispatch(entry.event);
+            self.dispatch(event);
         }
         self.now = until;
     }

@@ -89,7 +89,7 @@ class _Progress:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pytest_edgesim.core.metrics.tables import delivery_table, metrics_tables
-    from pytest_edgesim.core.simulation import Simulation
+    from pytest_edgesim.core.simulation import open_simulation
 
     # every argument is checked before anything is written or run
     scenario = _load(args.scenario, args.set)
@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     outputs = _output_paths(args)
     _print_notes(args.scenario, scenario)
     trace_mode = "full" if args.trace else "digest"
-    with Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:
+    with open_simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:
         progress = _Progress(sys.stderr, target)
         for now in simulation.run_in_steps(target, steps=200):
             progress.update(now, 0)
@@ -173,7 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edgesim",
         description="Run IoT/edge scenarios in virtual time (the engine behind pytest-edgesim).",
     )
-    parser.add_argument("--version", action="version", version=f"edgesim {__version__}")
+    from pytest_edgesim.core.native import engine_summary
+
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"edgesim {__version__}, engine: {engine_summary()}",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run a scenario and print its metrics and digest")

@@ -115,7 +115,7 @@ def unsupported(scenario: Scenario, trace: str = "digest") -> str | None:
     for gateway in spec.gateways:
         kind = gateway_kind(gateway.kind)
         if kind.native is None or not kind.native():
-            return f"gateway {gateway.name!r} is a {kind.name} gateway (the native engine runs python_model)"
+            return f"gateway {gateway.name!r} is a {kind.name} gateway (native: python_model only)"
         if gateway.session is not None:
             return f"gateway {gateway.name!r} models its MQTT session"
         if gateway.forward.to != spec.cloud.name:
@@ -132,7 +132,9 @@ def choose_engine(scenario: Scenario, trace: str = "digest") -> EngineChoice:
     if reason is None:
         return EngineChoice("native")
     if requested == "native":
-        raise SimulationError(f"{ENGINE_ENV}=native, but the native engine cannot run this: {reason}")
+        raise SimulationError(
+            f"{ENGINE_ENV}=native, but the native engine cannot run this: {reason}"
+        )
     return EngineChoice("pure", reason)
 
 
@@ -187,7 +189,8 @@ def _value_plan(device: Any, base_dir: Any) -> tuple[Any, ...]:
         return (1, value.start, value.step, 0.0, 0.0, value.min, value.max, 0, [], False, "")
     if value.model == "sine":
         omega = 2.0 * math.pi / (value.period / TICKS_PER_SECOND)
-        return (2, value.mean, value.amplitude, omega, value.noise, None, None, value.phase, [], False, "")
+        sine = (value.mean, value.amplitude, omega, value.noise)
+        return (2, *sine, None, None, value.phase, [], False, "")
     values = read_replay_column(value, base_dir)
     return (3, 0.0, 0.0, 0.0, 0.0, None, None, 0, values, value.loop, "")
 

@@ -98,9 +98,7 @@ def test_the_float_format_is_pythons_on_reading_sized_values(value: float) -> No
 @given(seed=seeds(), name=st.text(min_size=0, max_size=30))
 def test_streams_draw_what_the_pure_streams_draw(seed: int, name: str) -> None:
     stream = RandomStream(seed, name)
-    assert native._native.stream_floats(str(seed), name, 20) == [
-        stream.random() for _ in range(20)
-    ]
+    assert native._native.stream_floats(str(seed), name, 20) == [stream.random() for _ in range(20)]
     stream = RandomStream(seed, name)
     normals = native._native.stream_normals(str(seed), name, 20.0, 5.0, 9)
     assert normals == [stream.normal(20.0, 5.0) for _ in range(9)]
@@ -227,7 +225,7 @@ def test_what_the_native_engine_does_not_cover_runs_on_the_pure_one(
     assert native.choose_engine(scenario, trace="full").reason.startswith("trace='full'")
     assert isinstance(open_simulation(scenario, trace="full"), Simulation)
     monkeypatch.setenv(native.ENGINE_ENV, "native")
-    with pytest.raises(SimulationError, match="EDGESIM_ENGINE=native, but .* trace='full'"):
+    with pytest.raises(SimulationError, match=r"EDGESIM_ENGINE=native, but .* trace='full'"):
         open_simulation(scenario, trace="full")
     monkeypatch.setenv(native.ENGINE_ENV, "fast")
     with pytest.raises(SimulationError, match="EDGESIM_ENGINE='fast': expected one of"):
