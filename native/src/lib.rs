@@ -225,7 +225,7 @@ impl NativeRun {
     }
 
     /// (nodes' counters by node, links' (src, dst, counter) in opening order, topics'
-    /// (topic, counter) in order of first use).
+    /// (topic, counter) in order of first use, the topics' totals).
     fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let engine = &self.engine;
         let nodes = PyList::empty(py);
@@ -237,11 +237,21 @@ impl NativeRun {
             links.append((link.src, link.dst, counter_tuple(py, &link.counter)?))?;
         }
         let topics = PyList::empty(py);
+        let mut totals = sketch::Counter::new();
         for &topic in &engine.topic_order {
             let counter = engine.topic_counters[topic as usize].as_ref().unwrap();
             topics.append((engine.topics[topic as usize].as_str(), counter_tuple(py, counter)?))?;
+            totals.sent += counter.sent;
+            totals.delivered += counter.delivered;
+            for cause in 0..5 {
+                totals.dropped[cause] += counter.dropped[cause];
+            }
+            totals.redelivered += counter.redelivered;
+            totals.bytes += counter.bytes;
+            totals.latency.merge(&counter.latency);
         }
-        PyTuple::new(py, [nodes.into_any(), links.into_any(), topics.into_any()])
+        let totals = counter_tuple(py, &totals)?;
+        PyTuple::new(py, [nodes.into_any(), links.into_any(), topics.into_any(), totals.into_any()])
     }
 
     /// The nodes' own numbers: sensors (published, in flight), broker (routed, retained,
@@ -363,24 +373,22 @@ fn engine_seed(engine: &Engine) -> String {
     engine.seed_text()
 }
 
+/// A counter as `freeze` reads it: (sent, delivered, drops, redelivered, bytes, latency
+/// summary or None).
 fn counter_tuple<'py>(py: Python<'py>, counter: &sketch::Counter) -> PyResult<Bound<'py, PyTuple>> {
-    let sketch = &counter.latency;
-    let latency = (
-        sketch.count,
-        sketch.total,
-        sketch.minimum,
-        sketch.maximum,
-        sketch.zeros,
-        sketch.offset,
-        sketch.buckets.clone(),
-    );
+    let summary: PyObject = if counter.latency.count > 0 {
+        counter.latency.summary_ms().into_pyobject(py)?.into_any().unbind()
+    } else {
+        py.None()
+    };
+    let dropped = counter.dropped;
     let items: Vec<PyObject> = vec![
         counter.sent.into_pyobject(py)?.into_any().unbind(),
         counter.delivered.into_pyobject(py)?.into_any().unbind(),
-        counter.dropped.to_vec().into_pyobject(py)?.into_any().unbind(),
+        (dropped[0], dropped[1], dropped[2], dropped[3], dropped[4]).into_pyobject(py)?.into_any().unbind(),
         counter.redelivered.into_pyobject(py)?.into_any().unbind(),
         counter.bytes.into_pyobject(py)?.into_any().unbind(),
-        latency.into_pyobject(py)?.into_any().unbind(),
+        summary,
     ];
     PyTuple::new(py, items)
 }

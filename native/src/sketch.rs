@@ -63,6 +63,85 @@ impl Sketch {
     }
 }
 
+impl Sketch {
+    /// `LatencySketch.merge`: add every value `other` has seen.
+    pub fn merge(&mut self, other: &Sketch) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 || other.minimum < self.minimum {
+            self.minimum = other.minimum;
+        }
+        self.maximum = self.maximum.max(other.maximum);
+        self.count += other.count;
+        self.total += other.total;
+        self.zeros += other.zeros;
+        for (position, &hits) in other.buckets.iter().enumerate() {
+            if hits == 0 {
+                continue;
+            }
+            let index = position as i64 + other.offset;
+            if self.buckets.is_empty() {
+                self.offset = index;
+                self.buckets.push(0);
+            } else if index < self.offset {
+                let missing = (self.offset - index) as usize;
+                let mut grown = vec![0u64; missing];
+                grown.extend_from_slice(&self.buckets);
+                self.buckets = grown;
+                self.offset = index;
+            } else if (index - self.offset) as usize >= self.buckets.len() {
+                self.buckets.resize((index - self.offset) as usize + 1, 0);
+            }
+            self.buckets[(index - self.offset) as usize] += hits;
+        }
+    }
+
+    /// `LatencySketch.quantile(q)` for a sketch with values.
+    pub fn quantile(&self, q: f64) -> f64 {
+        let gamma: f64 = (1.0 + 0.01) / (1.0 - 0.01);
+        let rank = q * (self.count - 1) as f64;
+        let mut seen = self.zeros;
+        if rank < seen as f64 {
+            return 0.0;
+        }
+        for (position, &hits) in self.buckets.iter().enumerate() {
+            seen += hits;
+            if rank < seen as f64 {
+                let exponent = (position as i64 + self.offset) as f64;
+                let estimate = 2.0 * gamma.powf(exponent) / (gamma + 1.0);
+                let low = self.minimum as f64;
+                let clamped = if low > estimate { low } else { estimate };
+                let high = self.maximum as f64;
+                return if high < clamped { high } else { clamped };
+            }
+        }
+        self.maximum as f64
+    }
+
+    /// `summary_ms()` of a sketch with values: count, min, mean, p50, p95, p99, max (ms).
+    pub fn summary_ms(&self) -> (u64, f64, f64, f64, f64, f64, f64) {
+        let mean = self.total as f64 / self.count as f64;
+        (
+            self.count,
+            self.minimum as f64 / 1000.0,
+            round6(mean / 1000.0),
+            round6(self.quantile(0.50) / 1000.0),
+            round6(self.quantile(0.95) / 1000.0),
+            round6(self.quantile(0.99) / 1000.0),
+            self.maximum as f64 / 1000.0,
+        )
+    }
+}
+
+/// Python's `round(value, 6)`: the correctly rounded decimal (ties to even), read back.
+pub fn round6(value: f64) -> f64 {
+    if !value.is_finite() {
+        return value;
+    }
+    format!("{:.6}", value).parse().expect("a decimal number")
+}
+
 pub fn log_gamma_factor() -> f64 {
     INV_LOG_GAMMA.with(|value| *value)
 }

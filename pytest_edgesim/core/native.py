@@ -20,15 +20,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.core.gateway_kinds import gateway_kind
 from pytest_edgesim.core.metrics.delivery import DeliveryLedger, Received, SeqSet
-from pytest_edgesim.core.metrics.recorder import FlowCounter, MetricsRecorder
-from pytest_edgesim.core.metrics.sketch import LatencySketch
+from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
+from pytest_edgesim.core.metrics.summaries import DropCounts, LatencySummary
 from pytest_edgesim.core.models.cloud import Arrival
 from pytest_edgesim.core.models.values import read_replay_column
 from pytest_edgesim.core.network import LinkProfile, apply_settings, resolve_nodes
@@ -293,28 +292,36 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
 
 
 # --- reading the run back -------------------------------------------------------------------------
-def _flow_counter(raw: tuple[Any, ...]) -> FlowCounter:
-    sent, delivered, dropped, redelivered, size, latency = raw
-    counter = FlowCounter()
-    counter.sent = sent
-    counter.delivered = delivered
-    (
-        counter.dropped_loss,
-        counter.dropped_partition,
-        counter.dropped_overflow,
-        counter.dropped_rejected,
-        counter.dropped_node_down,
-    ) = dropped
-    counter.redelivered = redelivered
-    counter.bytes = size
-    if latency[0]:
-        sketch = counter.latency = LatencySketch()
-        count, total, minimum, maximum, zeros, offset, buckets = latency
-        sketch.count, sketch.total, sketch.minimum, sketch.maximum = count, total, minimum, maximum
-        sketch._zeros, sketch._offset = zeros, offset
-        if buckets:
-            sketch._buckets = array("Q", buckets)
-    return counter
+class _Freezer:
+    """``FlowCounter.freeze`` of a counter the native engine summed up (its latency summary
+    computed there, as ``LatencySketch.summary_ms`` computes it); equal drop counts shared."""
+
+    def __init__(self, duration_s: float):
+        self.duration_s = duration_s
+        self.drops: dict[tuple[int, ...], DropCounts] = {}
+
+    def __call__(self, raw: tuple[Any, ...], share: bool = True) -> FlowStats:
+        sent, delivered, dropped, redelivered, size, summary = raw
+        counts = self.drops.get(dropped) if share else None
+        if counts is None:
+            counts = DropCounts(*dropped)
+            if share:
+                self.drops[dropped] = counts
+        if summary is None:
+            latency = LatencySummary(0)
+        else:
+            count, low, mean, p50, p95, p99, high = summary
+            latency = LatencySummary(count, min=low, mean=mean, p50=p50, p95=p95, p99=p99, max=high)
+        duration_s = self.duration_s
+        return FlowStats(
+            sent=sent,
+            delivered=delivered,
+            dropped=counts,
+            redelivered=redelivered,
+            bytes=size,
+            latency_ms=latency,
+            throughput_per_s=round(delivered / duration_s, 6) if duration_s > 0 else 0.0,
+        )
 
 
 def _seqs(runs: list[tuple[int, int]]) -> SeqSet:
@@ -398,16 +405,22 @@ class NativeSimulation:
         devices = self.scenario.devices
         names = [spec.broker.name, spec.cloud.name, *(d.name for d in devices)]
         names += [g.name for g in spec.gateways]
-        recorder = MetricsRecorder()
-        node_counters, link_counters, topic_counters = run.counters()
-        for name, raw in zip(names, node_counters):
-            recorder.nodes[name] = _flow_counter(raw)
-        for src, dst, raw in link_counters:
-            recorder.links[f"{names[src]}->{names[dst]}"] = _flow_counter(raw)
-        for topic, raw in topic_counters:
-            recorder.topics[topic] = _flow_counter(raw)
+        node_counters, link_counters, topic_counters, totals = run.counters()
+        duration_s = now / TICKS_PER_SECOND
+        freeze = _Freezer(duration_s)
+        metrics = Metrics(
+            duration_s=duration_s,
+            nodes={name: freeze(raw) for name, raw in sorted(zip(names, node_counters))},
+            links=dict(
+                sorted(
+                    (f"{names[src]}->{names[dst]}", freeze(raw)) for src, dst, raw in link_counters
+                )
+            ),
+            topics={topic: freeze(raw) for topic, raw in sorted(topic_counters)},
+            totals=freeze(totals, share=False),
+        )
         sensors, broker, cloud_received, gateways = run.nodes()
-        recorder.delivery = self._ledger(names, devices, sensors)
+        ledger = self._ledger(names, devices, sensors)
         nodes: dict[str, dict[str, Any]] = {
             spec.broker.name: {
                 "name": spec.broker.name,
@@ -447,14 +460,14 @@ class NativeSimulation:
             scenario=self.scenario.name,
             seed=self.seed,
             virtual_time_ticks=now,
-            metrics=recorder.snapshot(now),
+            metrics=metrics,
             trace_digest=run.digest(),
             events=run.events,
             nodes=nodes,
             arrivals=tuple(Arrival._make(item) for item in run.arrivals()),
             trace=None,
             wall_time_s=self._wall_time,
-            deliveries=recorder.delivery.snapshot(),
+            deliveries=ledger.snapshot(),
             faults=(),
         )
 
