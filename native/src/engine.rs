@@ -14,6 +14,34 @@ use crate::rng::{py_round, Delay, Stream};
 use crate::sketch::{self, Counter};
 
 pub type Tick = i64;
+
+/// A multiply-shift hasher for the engine's integer keys (SipHash is for untrusted keys;
+/// nothing here iterates a map, so its order never matters).
+#[derive(Default, Clone, Copy)]
+pub struct IntHasher(u64);
+
+impl std::hash::Hasher for IntHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(5) ^ byte as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    #[inline]
+    fn write_u32(&mut self, value: u32) {
+        self.0 = (self.0.rotate_left(5) ^ value as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+pub type IntMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IntHasher>>;
 pub type Lineage = Rc<Vec<(u32, i64, i64)>>;
 
 // --- messages and packets -------------------------------------------------------------------
@@ -199,7 +227,7 @@ impl Tracer {
     #[inline]
     fn begin(&mut self, time: Tick, kind: &str, node: &str, peer: &str, topic: &str) -> &mut String {
         let buffer = &mut self.buffer;
-        let _ = write!(buffer, "{}", time);
+        push_int(buffer, time);
         buffer.push('\t');
         buffer.push_str(kind);
         buffer.push('\t');
@@ -246,7 +274,27 @@ impl Tracer {
 fn message_id(out: &mut String, origin: &str, seq: i64) {
     out.push_str(origin);
     out.push('#');
-    let _ = write!(out, "{}", seq);
+    push_int(out, seq);
+}
+
+/// `str(value)` of an integer, appended.
+#[inline]
+pub fn push_int(out: &mut String, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut position = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        position -= 1;
+        digits[position] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&digits[position..]).expect("ASCII digits"));
 }
 
 // --- network --------------------------------------------------------------------------------
@@ -322,12 +370,12 @@ pub enum NodeRef {
 
 pub struct Session {
     next_id: u32,
-    pub inflight: HashMap<u32, (u32, Rc<Message>)>,
+    pub inflight: IntMap<u32, (u32, Rc<Message>)>,
 }
 
 impl Session {
     fn new() -> Session {
-        Session { next_id: 0, inflight: HashMap::new() }
+        Session { next_id: 0, inflight: IntMap::default() }
     }
 }
 
@@ -419,7 +467,7 @@ struct Group {
     maximum: f64,
     last: f64,
     sources: Vec<(u32, Vec<(i64, i64)>)>,
-    source_index: HashMap<u32, usize>,
+    source_index: IntMap<u32, usize>,
 }
 
 impl Group {
@@ -431,7 +479,7 @@ impl Group {
             maximum: f64::NEG_INFINITY,
             last: 0.0,
             sources: Vec::new(),
-            source_index: HashMap::new(),
+            source_index: IntMap::default(),
         }
     }
 }
@@ -490,6 +538,8 @@ pub struct Gateway {
     pub rejected: i64,
     groups: BTreeMap<String, Group>,
     outputs: Vec<Output>,
+    spare_outputs: Vec<Output>,
+    spare_inbound: Vec<Inbound>,
 }
 
 impl Gateway {
@@ -527,7 +577,7 @@ pub struct Engine {
     pub topic_order: Vec<u32>,
     pub node_counters: Vec<Counter>,
     pub links: Vec<Link>,
-    link_index: HashMap<(u32, u32), u32>,
+    link_index: IntMap<(u32, u32), u32>,
     pub cuts: Vec<Cut>,
     direct: bool,
     rule_from: Vec<u64>,
@@ -546,9 +596,9 @@ pub struct Engine {
     pub broker_queued: i64,
     pub broker_routed: i64,
     pub broker_session: Session,
-    pub retained: HashMap<u32, ()>,
+    pub retained: IntMap<u32, ()>,
     subscriptions: Vec<(String, Vec<String>, u32, u8)>,
-    matching_cache: HashMap<u32, Rc<Vec<(u32, u8)>>>,
+    matching_cache: IntMap<u32, Rc<Vec<(u32, u8)>>>,
     // cloud
     pub cloud_received: i64,
     pub cloud_session: Session,
@@ -595,7 +645,7 @@ impl Engine {
             topic_order: Vec::new(),
             node_counters: (0..count).map(|_| Counter::new()).collect(),
             links: Vec::new(),
-            link_index: HashMap::new(),
+            link_index: IntMap::default(),
             cuts: Vec::new(),
             direct: setup.direct,
             rule_from: setup.rule_from,
@@ -613,9 +663,9 @@ impl Engine {
             broker_queued: 0,
             broker_routed: 0,
             broker_session: Session::new(),
-            retained: HashMap::new(),
+            retained: IntMap::default(),
             subscriptions: Vec::new(),
-            matching_cache: HashMap::new(),
+            matching_cache: IntMap::default(),
             cloud_received: 0,
             cloud_session: Session::new(),
             record_limit: setup.record_limit,
@@ -772,6 +822,8 @@ impl Engine {
             rejected: 0,
             groups: BTreeMap::new(),
             outputs: Vec::new(),
+            spare_outputs: Vec::new(),
+            spare_inbound: Vec::new(),
         };
         if let Some(window) = window {
             gateway.set_timer(window, WINDOW);
@@ -1414,7 +1466,9 @@ impl Engine {
 
     /// `HostedGateway.advance` with `NodeRuntime.advance` and the logic's hooks inline.
     fn advance(&mut self, index: u32, t: Tick) {
-        let inbound = std::mem::take(&mut self.gateways[index as usize].pending);
+        let gateway = &mut self.gateways[index as usize];
+        let spare = std::mem::take(&mut gateway.spare_inbound);
+        let inbound = std::mem::replace(&mut gateway.pending, spare);
         let mut position = 0;
         loop {
             let gateway = &mut self.gateways[index as usize];
@@ -1444,11 +1498,17 @@ impl Engine {
         let gateway = &mut self.gateways[index as usize];
         gateway.logic_now = t;
         gateway.next_timer = gateway.logic_next_timer();
-        let outputs = std::mem::take(&mut gateway.outputs);
-        for output in outputs {
+        let spare = std::mem::take(&mut gateway.spare_outputs);
+        let mut outputs = std::mem::replace(&mut gateway.outputs, spare);
+        for output in outputs.drain(..) {
             self.emit(index, output);
         }
         self.now = t;
+        let mut inbound = inbound;
+        inbound.clear();
+        let gateway = &mut self.gateways[index as usize];
+        gateway.spare_outputs = outputs;
+        gateway.spare_inbound = inbound;
     }
 
     fn on_message(&mut self, index: u32, t: Tick, message: Rc<Message>) {
@@ -1676,9 +1736,22 @@ impl Engine {
 }
 
 fn extend(group: &mut Group, origin: u32, first: i64, last: i64) {
-    match group.source_index.get(&origin) {
+    const INDEXED: usize = 16;
+    let found = if group.sources.len() <= INDEXED {
+        group.sources.iter().position(|(known, _)| *known == origin)
+    } else {
+        if group.source_index.is_empty() {
+            for (position, (known, _)) in group.sources.iter().enumerate() {
+                group.source_index.insert(*known, position);
+            }
+        }
+        group.source_index.get(&origin).copied()
+    };
+    match found.as_ref() {
         None => {
-            group.source_index.insert(origin, group.sources.len());
+            if !group.source_index.is_empty() {
+                group.source_index.insert(origin, group.sources.len());
+            }
             group.sources.push((origin, vec![(first, last)]));
         }
         Some(&position) => {
@@ -1737,7 +1810,7 @@ fn emit_group(aggregate: &AggregateSpec, key: &str, group: &mut Group, t: Tick) 
         group: if aggregate.group_by != 0 { Some(key.to_string()) } else { None },
     };
     group.sources = Vec::new();
-    group.source_index = HashMap::new();
+    group.source_index.clear();
     group.count = 0;
     group.total = 0.0;
     group.minimum = f64::INFINITY;

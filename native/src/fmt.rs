@@ -16,6 +16,11 @@ pub fn format_g12(out: &mut String, value: f64) {
         out.push_str(if value.is_sign_negative() { "-0" } else { "0" });
         return;
     }
+    // a whole number below 10**12 prints as one (the common case: aggregates of integers)
+    if value == value.trunc() && value.abs() < 1e12 {
+        let _ = write!(out, "{}", value as i64);
+        return;
+    }
     // the exponent after rounding to PRECISION significant digits decides the style
     let scientific = format!("{:.*e}", (PRECISION - 1) as usize, value);
     let (mantissa, exponent) = scientific.split_once('e').expect("an exponent");

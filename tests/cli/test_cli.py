@@ -240,3 +240,10 @@ def test_the_edgesim_command(tmp_path: Path):
 
     assert done.returncode == EXIT_OK, done.stderr
     assert printed_digest(done.stdout) == simulate(BASIC, until="5s").trace_digest
+
+
+def test_version_says_which_engine_runs(capsys, monkeypatch):
+    monkeypatch.setenv("EDGESIM_ENGINE", "pure")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.rstrip().endswith(", engine: pure (EDGESIM_ENGINE=pure)")

@@ -72,7 +72,8 @@ _EDGE_FLOATS = [
     1234567890123.0, 999999999999.5, 9999999999995.0, 1e11, 1e12, 1e16, 1e22, 1e100, 1e-300,
     5e-324, 1.7976931348623157e308, 2.2250738585072014e-308, math.pi, math.e, 1 / 3, 2 / 3,
     0.0078125, 0.1234567890125, 0.12345678901249999, 100.000000000005, math.inf, -math.inf,
-    math.nan, 20.000000000001, 19.999999999999996, 0.30000000000000004,
+    math.nan, 20.000000000001, 19.999999999999996, 0.30000000000000004, 2**-18, 2**-19, 2**-20,
+    3 * 2**-20, 5 * 2**-21, 2**60, 1e16 + 2,
 ]  # fmt: skip
 
 
@@ -230,3 +231,10 @@ def test_what_the_native_engine_does_not_cover_runs_on_the_pure_one(
     monkeypatch.setenv(native.ENGINE_ENV, "fast")
     with pytest.raises(SimulationError, match="EDGESIM_ENGINE='fast': expected one of"):
         simulate(scenario)
+
+
+def test_the_engine_in_use_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(native.ENGINE_ENV, raising=False)
+    assert native.engine_summary().startswith(f"native {native._native.ENGINE_VERSION}")
+    monkeypatch.setenv(native.ENGINE_ENV, "native")
+    assert "EDGESIM_ENGINE=native" in native.engine_summary()
