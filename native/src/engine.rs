@@ -2,7 +2,7 @@
 //! (`core/engine.py`, `core/network.py`, `core/models/`, `lockstep/host.py` with
 //! `gateway/logic.py` and `core/aggregation.py`): same queue order, same draws, same trace.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt::Write;
 use std::rc::Rc;
 
@@ -536,7 +536,10 @@ pub struct Gateway {
     pub processed: i64,
     pub logic_overflow: i64,
     pub rejected: i64,
-    groups: BTreeMap<String, Group>,
+    /// the aggregation groups by key, in order of creation; `group_of` finds them by topic
+    /// or origin (0 when they are not grouped)
+    groups: Vec<(String, Group)>,
+    group_of: IntMap<u32, usize>,
     outputs: Vec<Output>,
     spare_outputs: Vec<Output>,
     spare_inbound: Vec<Inbound>,
@@ -544,7 +547,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn pending_in_aggregate(&self) -> i64 {
-        self.groups.values().map(|group| group.count).sum()
+        self.groups.iter().map(|(_, group)| group.count).sum()
     }
 
     pub fn queued(&self) -> usize {
@@ -820,7 +823,8 @@ impl Engine {
             processed: 0,
             logic_overflow: 0,
             rejected: 0,
-            groups: BTreeMap::new(),
+            groups: Vec::new(),
+            group_of: IntMap::default(),
             outputs: Vec::new(),
             spare_outputs: Vec::new(),
             spare_inbound: Vec::new(),
@@ -1571,8 +1575,9 @@ impl Engine {
     fn complete(&mut self, index: u32, _t: Tick) {
         let names = &self.names;
         let topics = &self.topics;
-        let Gateway { spec, current, processed, rejected, groups, outputs, logic_now, .. } =
-            &mut self.gateways[index as usize];
+        let Gateway {
+            spec, current, processed, rejected, groups, group_of, outputs, logic_now, ..
+        } = &mut self.gateways[index as usize];
         let stamp = *logic_now;
         let message = current.clone().expect("a reading being processed");
         *processed += 1;
@@ -1606,15 +1611,25 @@ impl Engine {
                 return;
             }
         };
-        let key: &str = match aggregate.group_by {
-            1 => &topics[message.topic as usize],
-            2 => &names[message.origin as usize],
-            _ => "",
+        let id = match aggregate.group_by {
+            1 => message.topic,
+            2 => message.origin,
+            _ => 0,
         };
-        if !groups.contains_key(key) {
-            groups.insert(key.to_string(), Group::new());
-        }
-        let group = groups.get_mut(key).unwrap();
+        let position = match group_of.get(&id) {
+            Some(&position) => position,
+            None => {
+                let key: &str = match aggregate.group_by {
+                    1 => &topics[message.topic as usize],
+                    2 => &names[message.origin as usize],
+                    _ => "",
+                };
+                groups.push((key.to_string(), Group::new()));
+                group_of.insert(id, groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        let (key, group) = &mut groups[position];
         group.count += 1;
         group.total += value;
         if value < group.minimum {
@@ -1641,10 +1656,12 @@ impl Engine {
         let gateway = &mut self.gateways[index as usize];
         let Gateway { spec, groups, outputs, .. } = gateway;
         let aggregate = spec.aggregate.as_ref().expect("a window needs an aggregate");
-        for (key, group) in groups.iter_mut() {
-            if group.count > 0 {
-                outputs.push(emit_group(aggregate, key, group, t));
-            }
+        // every group with readings, in key order (`sorted(self._groups.items())`)
+        let mut order: Vec<usize> = (0..groups.len()).filter(|&g| groups[g].1.count > 0).collect();
+        order.sort_by(|&a, &b| groups[a].0.cmp(&groups[b].0));
+        for position in order {
+            let (key, group) = &mut groups[position];
+            outputs.push(emit_group(aggregate, key, group, t));
         }
         let window = aggregate.window.expect("a window");
         gateway.set_timer(t + window, WINDOW);
