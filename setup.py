@@ -74,16 +74,22 @@ NATIVE_ENV = "EDGESIM_NATIVE"
 
 
 def rust_extensions() -> list[object]:
-    """The native engine, unless there is no Rust toolchain (or ``EDGESIM_NATIVE=0``)."""
+    """The native engine, unless there is no Rust toolchain (or ``EDGESIM_NATIVE=0``); the
+    reason is said once, by the command that builds (not by the metadata hooks)."""
+    building = bool(BUILD_COMMANDS.union({"editable_wheel", "develop"}).intersection(sys.argv))
     if os.environ.get(NATIVE_ENV, "") == "0":
-        print(f"pytest-edgesim: {NATIVE_ENV}=0: the native engine is not built", file=sys.stderr)
+        if building:
+            print(
+                f"pytest-edgesim: {NATIVE_ENV}=0: the native engine is not built", file=sys.stderr
+            )
         return []
     if shutil.which("cargo") is None:
-        print(
-            "pytest-edgesim: no Rust toolchain (cargo) on the PATH: installing without the native "
-            "engine; the pure-Python engine runs every scenario (docs/engine.md)",
-            file=sys.stderr,
-        )
+        if building:
+            print(
+                "pytest-edgesim: no Rust toolchain (cargo) on the PATH: installing without the "
+                "native engine; the pure-Python engine runs every scenario (docs/engine.md)",
+                file=sys.stderr,
+            )
         return []
     from setuptools_rust import Binding, RustExtension
 

@@ -102,6 +102,10 @@ def test_setup_says_in_one_line_when_it_builds_no_native_engine(
         monkeypatch.setattr(setup_rules.shutil, "which", lambda name: None)
     else:
         monkeypatch.setenv("EDGESIM_NATIVE", "0")
+    monkeypatch.setattr(sys, "argv", ["setup.py", "dist_info"])  # reading metadata: quiet
+    assert setup_rules.rust_extensions() == []
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys, "argv", ["setup.py", "editable_wheel"])
     assert setup_rules.rust_extensions() == []
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("pytest-edgesim: ") and "native engine" in line
