@@ -101,8 +101,8 @@ def test_docker_mode_reads_the_environment(
     pytester.makeini("[pytest]\nedgesim_docker = off\n")
     pytester.makepyfile("def test_plain(): pass")
     monkeypatch.setenv("EDGESIM_DOCKER", "require")
-    pytester.runpytest().stdout.fnmatch_lines(["*docker require"])
-    pytester.runpytest("--edgesim-docker=auto").stdout.fnmatch_lines(["*docker auto"])
+    pytester.runpytest().stdout.fnmatch_lines(["*docker require, engine *"])
+    pytester.runpytest("--edgesim-docker=auto").stdout.fnmatch_lines(["*docker auto, engine *"])
 
 
 RESOLUTION = """
