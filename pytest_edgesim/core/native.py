@@ -361,7 +361,7 @@ class NativeSimulation:
         self._wall_time = 0.0
         self._closed = False
         started = time.perf_counter()
-        self._run = _build(scenario, self.seed, self._trace, record_limit)
+        self._run = _build(scenario, self.seed, self._trace, max(0, record_limit))
         self._wall_time += time.perf_counter() - started
 
     @property

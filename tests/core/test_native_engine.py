@@ -130,6 +130,15 @@ def test_a_run_paused_and_resumed_gives_the_same_result() -> None:
             fast.run("30s")
 
 
+@pytest.mark.parametrize("record_limit", [0, 3, -1])
+def test_the_cloud_keeps_as_many_arrivals_as_on_the_pure_engine(record_limit: int) -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "partition.yaml")
+    expected = Simulation(scenario, record_limit=record_limit).run()
+    got = native.NativeSimulation(scenario, record_limit=record_limit).run()
+    assert got.arrivals == expected.arrivals
+    assert len(got.arrivals) == max(0, record_limit)
+
+
 def test_without_a_trace_the_digest_is_empty_on_both() -> None:
     scenario = Scenario.from_yaml(ROOT / "scenarios" / "lossy.yaml")
     expected, got = _both(scenario, trace="off")
