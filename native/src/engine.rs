@@ -425,6 +425,7 @@ impl Value {
     }
 }
 
+#[derive(Clone, Copy)]
 pub struct SensorSpec {
     pub qos: u8,
     pub retain: bool,
@@ -441,7 +442,7 @@ pub struct SensorSpec {
 pub struct Sensor {
     pub node: u32,
     pub topic: u32,
-    pub spec: Rc<SensorSpec>,
+    pub spec: SensorSpec,
     pub value: Value,
     pub stream: Stream,
     pub published: i64,
@@ -732,7 +733,7 @@ impl Engine {
         self.ledger.add_destination(self.cloud, count);
     }
 
-    pub fn add_sensor(&mut self, node: u32, topic: &str, spec: Rc<SensorSpec>, value: Value) {
+    pub fn add_sensor(&mut self, node: u32, topic: &str, spec: SensorSpec, value: Value) {
         let topic = self.intern_topic(topic);
         self.topic_counter(topic);
         let index = self.sensors.len() as u32;
@@ -741,7 +742,7 @@ impl Engine {
         let mut sensor = Sensor {
             node,
             topic,
-            spec: spec.clone(),
+            spec,
             value,
             stream: Stream::new("", ""),
             published: 0,
@@ -886,7 +887,7 @@ impl Engine {
     fn sensor_publish(&mut self, index: u32) {
         let now = self.now;
         let sensor = &mut self.sensors[index as usize];
-        let spec = sensor.spec.clone();
+        let spec = sensor.spec;
         let value = sensor.value.next(now);
         sensor.published += 1;
         let seq = sensor.published;

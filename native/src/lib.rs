@@ -143,10 +143,10 @@ impl NativeRun {
         });
         engine.profile_source = Some(Box::new(PythonProfiles { callable: profile_of }));
         engine.bind_cloud();
-        let specs: Vec<Rc<SensorSpec>> = sensor_specs
+        let specs: Vec<SensorSpec> = sensor_specs
             .into_iter()
             .map(|s| {
-                Rc::new(SensorSpec {
+                SensorSpec {
                     qos: s.0,
                     retain: s.1,
                     payload_bytes: s.2,
@@ -157,7 +157,7 @@ impl NativeRun {
                     start: s.7,
                     stop: s.8,
                     rate: s.9,
-                })
+                }
             })
             .collect();
         let replays: Vec<Rc<Vec<f64>>> =
@@ -180,7 +180,7 @@ impl NativeRun {
                 },
                 _ => Value::Replay { values: replays[value as usize].clone(), position: 0, looped: v.9 },
             };
-            engine.add_sensor(node, &topic, specs[spec as usize].clone(), source);
+            engine.add_sensor(node, &topic, specs[spec as usize], source);
         }
         for g in gateways {
             let forward_topic = engine.intern_topic(&g.3);
