@@ -88,7 +88,11 @@ class _Progress:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pytest_edgesim.core.metrics.tables import delivery_table, metrics_tables
+    from pytest_edgesim.core.metrics.tables import (
+        acknowledgement_links,
+        delivery_table,
+        metrics_tables,
+    )
     from pytest_edgesim.core.simulation import open_simulation
 
     # every argument is checked before anything is written or run
@@ -122,7 +126,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{result.events} scheduled events"
     )
     print()
-    print(metrics_tables(result.metrics, limit=None if args.all else 12, focus=focus))
+    acks_only = acknowledgement_links(
+        result.metrics.links,
+        cloud=scenario.spec.cloud.name,
+        broker=scenario.spec.broker.name,
+        devices=(device.name for device in scenario.devices),
+    )
+    tables = metrics_tables(
+        result.metrics, limit=None if args.all else 12, focus=focus, acks_only=acks_only
+    )
+    print(tables)
     print()
     deliveries = delivery_table(result.deliveries, limit=None if args.all else 12)
     if deliveries:

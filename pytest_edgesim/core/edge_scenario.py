@@ -10,6 +10,7 @@ where the two traces first differ, which is how ``deterministic(replay_check=Tru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -209,11 +210,11 @@ class EdgeScenario(FaultControls):
     def run(self, until: int | float | str | None = None) -> RunResult:
         """Run to virtual time ``until`` (seconds, or ``"500ms"``; None: the scenario's
         duration) and pause there. ``until`` is absolute: each call continues the same run."""
-        from pytest_edgesim.errors import SimulationError
+        from pytest_edgesim.errors import UsageError
 
         target = self.scenario.duration_ticks if until is None else parse_until(until)
         if target < self.now:
-            raise SimulationError(
+            raise UsageError(
                 f"cannot run until {until!r} ({target / TICKS_PER_SECOND:g}s): virtual time is "
                 f"already {self.now_s:g}s (until is absolute; each run() continues the same run)"
             )
@@ -288,7 +289,16 @@ class EdgeScenario(FaultControls):
         return self.runs[-1] if self.runs else None
 
     def record(self, name: str, value: float) -> None:
-        """Record a per-trial metric (statistical tests report its mean and interval)."""
+        """Record a per-trial metric (statistical tests report its mean and interval); a
+        value that is not a finite number is a :class:`~pytest_edgesim.errors.UsageError`."""
+        from pytest_edgesim.errors import UsageError
+
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise UsageError(f"record({name!r}, {value!r}): expected a finite number")
         self.recorded.setdefault(name, []).append(float(value))
         if self._on_record is not None:
             self._on_record(name, float(value))
@@ -327,12 +337,8 @@ class EdgeScenario(FaultControls):
             divergence = first_divergence(original.trace, replayed.trace)
             if divergence is not None:
                 index, first, second = divergence
-                where = first or second
-                assert where is not None
-                lines.append(
-                    f"first divergence: event #{index} at t={where[0] / TICKS_PER_SECOND:.6f}s, "
-                    f"node {where[2]}, event {where[1]}"
-                )
+                agree = f"events #0 to #{index - 1} agree" if index else "no event agrees"
+                lines.append(f"the runs first differ at event #{index} ({agree}):")
                 lines.append(f"  first run: {_describe_event(first)}")
                 lines.append(f"  replay:    {_describe_event(second)}")
         lines.append(f"digests: first run {original.trace_digest}")
@@ -362,8 +368,9 @@ def _perform(
 def _describe_event(event: TraceEvent | None) -> str:
     if event is None:
         return "(no event: this trace ended here)"
+    # read forwards: when, the node the event happens at, what it does, to whom
     time, kind, node, peer, topic, message, detail = event
-    text = f"t={time / TICKS_PER_SECOND:.6f}s {kind} {node}"
+    text = f"t={time / TICKS_PER_SECOND:.6f}s at {node}: {kind}"
     text += f" -> {peer}" if peer else ""
     text += f" topic {topic}" if topic else ""
     text += f" message {message}" if message else ""

@@ -34,7 +34,7 @@ from pytest_edgesim.core.network import LinkProfile, apply_settings, resolve_nod
 from pytest_edgesim.core.result import RunResult
 from pytest_edgesim.core.scenario.schema import check_seed
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until
-from pytest_edgesim.errors import SimulationError
+from pytest_edgesim.errors import SimulationError, UsageError
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.scenario import Scenario
@@ -372,7 +372,7 @@ class NativeSimulation:
     def run(self, until: int | float | str | None = None) -> RunResult:
         """Run to virtual time ``until`` (None: the scenario's duration) and pause there."""
         if self._closed:
-            raise SimulationError(f"this {self.noun} is closed")
+            raise UsageError(f"this {self.noun} is closed")
         target = self.scenario.duration_ticks if until is None else parse_until(until)
         self.run_to_tick(target, shown=until)
         return self.result()
@@ -380,7 +380,7 @@ class NativeSimulation:
     def run_to_tick(self, target: int, shown: object = None) -> None:
         if target < self.now:
             shown = f"{target}us" if shown is None else shown
-            raise SimulationError(
+            raise UsageError(
                 f"cannot run until {shown!r}: virtual time is already "
                 f"{self.now / TICKS_PER_SECOND:g}s"
             )

@@ -24,7 +24,7 @@ from pytest_edgesim.core.faults import (
 from pytest_edgesim.core.injection import Injections
 from pytest_edgesim.core.result import RunResult
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_duration, parse_until
-from pytest_edgesim.errors import FaultError, SimulationError
+from pytest_edgesim.errors import FaultUsageError, UsageError
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.engine import Coordinator
@@ -178,7 +178,7 @@ class TopologyRun(FaultControls):
         paused at ``until`` happens before them.
         """
         if self._closed:
-            raise SimulationError(f"this {self.noun} is closed")
+            raise UsageError(f"this {self.noun} is closed")
         target = self.scenario.duration_ticks if until is None else parse_until(until)
         self.run_to_tick(target, shown=until)
         return self.result()
@@ -187,7 +187,7 @@ class TopologyRun(FaultControls):
         """Run to ``target`` ticks (``shown``: how the caller wrote it, for the error)."""
         if target < self.now:
             shown = f"{target}us" if shown is None else shown
-            raise SimulationError(
+            raise UsageError(
                 f"cannot run until {shown!r}: virtual time is already "
                 f"{self.now / TICKS_PER_SECOND:g}s"
             )
@@ -252,7 +252,7 @@ class TopologyRun(FaultControls):
         """Publish a message now: from node ``source`` over its link, or straight to the broker."""
         node = self.node(source) if source is not None else None
         if source is not None and self._life.state(source) == STOPPED:
-            raise FaultError(f"cannot inject from {source!r}: it is stopped (start it first)")
+            raise FaultUsageError(f"cannot inject from {source!r}: it is stopped (start it first)")
         now = self.now
         message = self._injections.message(
             self.metrics,
@@ -266,7 +266,7 @@ class TopologyRun(FaultControls):
         )
         broker = self.broker
         if node is None and self._life.state(broker.name) != "running":
-            raise FaultError(
+            raise FaultUsageError(
                 f"cannot inject straight into the broker: it is {self._life.state(broker.name)} "
                 "(inject from a node, source=..., to have the message take its link and session)"
             )
@@ -290,11 +290,11 @@ class TopologyRun(FaultControls):
         """Do fault ``action`` to ``node`` now (one of
         :data:`~pytest_edgesim.core.faults.FAULT_ACTIONS`)."""
         if self._closed:
-            raise SimulationError(f"this {self.noun} is closed")
+            raise UsageError(f"this {self.noun} is closed")
         if action not in FAULT_ACTIONS:
-            raise FaultError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
+            raise FaultUsageError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
         if duration is not None and action != "disconnect":
-            raise FaultError(f"{action} takes no duration (only disconnect does)")
+            raise FaultUsageError(f"{action} takes no duration (only disconnect does)")
         self._check_target(action, node)
         self._life.check(action, node)
         reconnect_at = None
@@ -317,12 +317,12 @@ class TopologyRun(FaultControls):
         (starting a running node) when it falls due."""
         at_ticks = parse_until(at)
         if at_ticks < self.now:
-            raise FaultError(
+            raise FaultUsageError(
                 f"cannot schedule {action} {node!r} at {at!r}: virtual time is already "
                 f"{self.now / TICKS_PER_SECOND:g}s"
             )
         if action not in FAULT_ACTIONS:
-            raise FaultError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
+            raise FaultUsageError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
         self._check_target(action, node)
         self.coordinator.schedule_at(at_ticks, self._scheduled_fault, (action, node, options))
 
@@ -340,12 +340,12 @@ class TopologyRun(FaultControls):
         known = self.nodes.get(node)
         if known is None:
             names = ", ".join(sorted(self.nodes))
-            raise FaultError(f"cannot {action} {node!r}: no such node (nodes: {names})")
+            raise FaultUsageError(f"cannot {action} {node!r}: no such node (nodes: {names})")
         needed = ("stop", "start") if action == "restart" else (action,)
         supported = self._supported_faults(node)
         if not all(step in supported for step in needed):
             can = ", ".join(supported) or "no faults"
-            raise FaultError(
+            raise FaultUsageError(
                 f"cannot {action} {node!r}: a {known.implementation} node of this {self.noun} "
                 f"supports {can}{self._fault_hint(node)}"
             )
@@ -394,7 +394,7 @@ def _duration_ticks(duration: int | float | str) -> int:
     try:
         ticks = parse_duration(duration)
     except ValueError as error:
-        raise FaultError(f"disconnect duration: {error}") from None
+        raise FaultUsageError(f"disconnect duration: {error}") from None
     if ticks <= 0:
-        raise FaultError(f"a disconnection lasts a positive time, not {duration!r}")
+        raise FaultUsageError(f"a disconnection lasts a positive time, not {duration!r}")
     return ticks

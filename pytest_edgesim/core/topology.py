@@ -24,7 +24,7 @@ from pytest_edgesim.core.network import (
 )
 from pytest_edgesim.core.node import Node, NodeContext
 from pytest_edgesim.core.rng import StreamFactory
-from pytest_edgesim.errors import SimulationError
+from pytest_edgesim.errors import UsageError
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.engine import Coordinator
@@ -139,4 +139,4 @@ class Topology:
         try:
             return self.nodes[name]
         except KeyError:
-            raise SimulationError(f"no node {name!r} (nodes: {', '.join(self.nodes)})") from None
+            raise UsageError(f"no node {name!r} (nodes: {', '.join(self.nodes)})") from None

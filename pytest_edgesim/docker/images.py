@@ -16,6 +16,7 @@ The contexts live in ``containers/`` in the repository, shipped inside the packa
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +60,9 @@ PROJECT_NAMESPACE = "edgesim"
 USER_NAMESPACE = "edgesim-user"
 OFFLINE_ENV = "EDGESIM_OFFLINE"
 KEEP_BUILDS = 3
+#: a build younger than this is never pruned: on a shared engine another checkout (a CI job,
+#: a second worktree) may be about to use it
+KEEP_RECENT_S = 24 * 3600
 IMAGE_NAMES = ("broker", "gateway")
 
 # pip runs inside the build from its wheel; wheels are fetched for every CPython the package
@@ -395,17 +400,27 @@ def _build(
 
 
 def prune_images(
-    client: docker.DockerClient, repository: str, keep: int = KEEP_BUILDS
+    client: docker.DockerClient,
+    repository: str,
+    keep: int = KEEP_BUILDS,
+    keep_recent_s: float = KEEP_RECENT_S,
+    now: float | None = None,
 ) -> list[str]:
-    """Untag all but the ``keep`` newest builds in ``repository`` (``edgesim/gateway``);
-    returns the tags removed.
+    """Untag the builds in ``repository`` (``edgesim/gateway``) beyond the ``keep`` newest
+    that are also older than ``keep_recent_s``; returns the tags removed.
 
-    An image a container still uses stays (the engine refuses), so a running session is safe.
+    A recent build stays whatever its rank, since another checkout sharing the engine may be
+    using it (each source tree has its own content hash); an image a container still uses
+    stays too (the engine refuses), so a running session is safe.
     """
+    now = time.time() if now is None else now
     builds = client.images.list(name=repository, filters={"label": IMAGE_LABEL})
     builds.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
     removed = []
     for image in builds[keep:]:
+        created = _created_epoch_s(str(image.attrs.get("Created", "")))
+        if created is None or now - created < keep_recent_s:
+            continue
         for tag in image.tags:
             if not tag.startswith(f"{repository}:"):
                 continue
@@ -415,6 +430,15 @@ def prune_images(
                 continue
             removed.append(tag)
     return removed
+
+
+def _created_epoch_s(created: str) -> float | None:
+    """The engine's ``Created`` (RFC 3339 in UTC) as epoch seconds; None if unreadable."""
+    try:
+        moment = datetime.datetime.strptime(created[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def _follow_build(stream: Iterator[dict[str, object]], emit: Progress) -> str | None:

@@ -8,6 +8,7 @@ loading the plugin stays cheap. Per-test state lives in the item's stash
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.engine import Coordinator
     from pytest_edgesim.core.network import LatencyNetworkModel
     from pytest_edgesim.core.node import Node
+    from pytest_edgesim.core.result import RunResult
     from pytest_edgesim.core.scenario import Scenario
 
 
@@ -113,6 +115,7 @@ def _run_entry(edge: EdgeScenario) -> dict[str, Any]:
         "seed": result.seed,
         "trace_digest": result.trace_digest,
         "metrics": result.metrics.to_dict(),
+        "flows": _flows(result),
         "wall_time_s": round(result.wall_time_s, 6),
     }
     broker = result.nodes.get(edge.scenario.spec.broker.name, {})
@@ -120,6 +123,21 @@ def _run_entry(edge: EdgeScenario) -> dict[str, Any]:
     if result.faults:  # a fault run never reads as a clean one
         entry["faults"] = [fault.to_dict() for fault in result.faults]
     return entry
+
+
+def _flows(result: RunResult) -> dict[str, dict[str, float | None]]:
+    """Per destination readings reach (the cloud, each gateway): the delivery ratio of every
+    source's readings and the latency percentiles of what arrived (baselines compare them)."""
+    flows = {}
+    for destination in sorted(result.deliveries.flows):
+        ratio = result.delivery("*", destination).ratio
+        node = result.metrics.nodes.get(destination)
+        latency = dict(node.latency_ms) if node is not None else {}
+        flows[destination] = {
+            "delivery_ratio": ratio if math.isfinite(ratio) else None,
+            **{f"{name}_ms": latency.get(name) for name in ("p50", "p95", "p99")},
+        }
+    return flows
 
 
 # --- fixtures -----------------------------------------------------------------------------

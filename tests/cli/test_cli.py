@@ -46,6 +46,16 @@ def test_run_prints_the_table_and_the_digest_of_simulate(capsys):
     assert cloud.split()[1:3] == [str(expected.metrics.node("cloud").sent)] * 2
 
 
+def test_links_that_carry_only_pubacks_are_labelled(capsys):
+    """basic.yaml forwards at QoS 1: cloud->gateway carries the cloud's PUBACKs only."""
+    code, out, _ = run_cli(capsys, "run", str(BASIC))
+    assert code == EXIT_OK
+    links = {line.split()[0]: line for line in out.splitlines() if "->" in line.split(" ")[0]}
+    assert "cloud->gateway" in links and links["cloud->gateway"].split()[1] == "(PUBACKs)"
+    assert "(PUBACKs)" not in links["gateway->cloud"]
+    assert "(PUBACKs): the link carries only acknowledgements of QoS 1 messages" in out
+
+
 def test_seed(capsys):
     code, out, _ = run_cli(capsys, "run", str(BASIC), "--seed", "5")
 

@@ -22,7 +22,7 @@ from pytest_edgesim import Scenario, simulate
 from pytest_edgesim.core import native
 from pytest_edgesim.core.rng import RandomStream
 from pytest_edgesim.core.simulation import Simulation, open_simulation
-from pytest_edgesim.errors import SimulationError
+from pytest_edgesim.errors import SimulationError, UsageError
 from pytest_edgesim.strategies import link_configs, seeds, small_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,8 +126,10 @@ def test_a_run_paused_and_resumed_gives_the_same_result() -> None:
     with Simulation(scenario) as pure, native.NativeSimulation(scenario) as fast:
         for until in ("10s", "20s", "20.5s", "35s", "60s"):
             _assert_same(pure.run(until), fast.run(until))
-        with pytest.raises(SimulationError, match="virtual time is already 60s"):
+        with pytest.raises(UsageError, match="virtual time is already 60s"):
             fast.run("30s")
+        with pytest.raises(UsageError, match="virtual time is already 60s"):
+            pure.run("30s")
 
 
 @pytest.mark.parametrize("record_limit", [0, 3, -1])

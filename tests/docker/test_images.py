@@ -316,3 +316,47 @@ def test_an_unknown_edgesim_offline_value_is_an_error(monkeypatch: pytest.Monkey
     monkeypatch.setenv("EDGESIM_OFFLINE", "maybe")
     with pytest.raises(ImageError, match="EDGESIM_OFFLINE='maybe': expected 1, 0 or auto"):
         offline_from_environment()
+
+
+class _FakeImage:
+    def __init__(self, tag: str, created: str):
+        self.tags = [tag]
+        self.attrs = {"Created": created}
+
+
+class _FakeImages:
+    def __init__(self, images: list[_FakeImage]):
+        self.images = images
+        self.removed: list[str] = []
+
+    def list(self, name: str, filters: dict[str, str]) -> list[_FakeImage]:
+        return list(self.images)
+
+    def remove(self, tag: str, noprune: bool) -> None:
+        self.removed.append(tag)
+
+
+class _FakeClient:
+    def __init__(self, images: list[_FakeImage]):
+        self.images = _FakeImages(images)
+
+
+def test_pruning_keeps_the_newest_builds_and_every_recent_one():
+    # Five builds: the three newest are kept by rank, the fourth because it is recent (another
+    # checkout on a shared engine may be using it), the fifth is old and goes.
+    from pytest_edgesim.docker.images import _created_epoch_s, prune_images
+
+    created = [
+        "2026-12-04T15:00:00.123456789Z",
+        "2026-12-04T14:00:00Z",
+        "2026-12-04T13:00:00Z",
+        "2026-12-04T12:00:00Z",
+        "2026-12-01T12:00:00Z",
+    ]
+    client = _FakeClient([_FakeImage(f"edgesim/gateway:{n}", c) for n, c in enumerate(created)])
+    now = _created_epoch_s(created[0])
+    assert now is not None
+    removed = prune_images(client, "edgesim/gateway", now=now)  # type: ignore[arg-type]
+    assert removed == ["edgesim/gateway:4"]
+    assert client.images.removed == ["edgesim/gateway:4"]
+    assert _created_epoch_s("not a time") is None
