@@ -139,7 +139,11 @@ struct EventQueue {
 
 impl EventQueue {
     fn new() -> EventQueue {
-        EventQueue { heap: Vec::new(), slab: Vec::new(), free: Vec::new() }
+        EventQueue {
+            heap: Vec::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+        }
     }
 
     #[inline]
@@ -154,7 +158,10 @@ impl EventQueue {
                 (self.slab.len() - 1) as u32
             }
         };
-        assert!((slot as u64) <= SLOT_MASK, "too many events pending at once");
+        assert!(
+            (slot as u64) <= SLOT_MASK,
+            "too many events pending at once"
+        );
         let entry = (time, (sequence << SLOT_BITS) | slot as u64);
         let heap = &mut self.heap;
         let mut position = heap.len();
@@ -219,13 +226,25 @@ pub struct Tracer {
 
 impl Tracer {
     fn new(enabled: bool) -> Tracer {
-        Tracer { enabled, buffer: String::with_capacity(1 << 16), hasher: Sha256::new(), count: 0 }
+        Tracer {
+            enabled,
+            buffer: String::with_capacity(1 << 16),
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// Start a line: `time\tkind\tnode\tpeer\ttopic\t`; the caller writes the message id, a
     /// tab, the detail, and calls `end`.
     #[inline]
-    fn begin(&mut self, time: Tick, kind: &str, node: &str, peer: &str, topic: &str) -> &mut String {
+    fn begin(
+        &mut self,
+        time: Tick,
+        kind: &str,
+        node: &str,
+        peer: &str,
+        topic: &str,
+    ) -> &mut String {
         let buffer = &mut self.buffer;
         push_int(buffer, time);
         buffer.push('\t');
@@ -375,23 +394,53 @@ pub struct Session {
 
 impl Session {
     fn new() -> Session {
-        Session { next_id: 0, inflight: IntMap::default() }
+        Session {
+            next_id: 0,
+            inflight: IntMap::default(),
+        }
     }
 }
 
 pub enum Value {
     Constant(f64, Rc<str>),
-    Walk { state: f64, step: f64, low: Option<f64>, high: Option<f64>, stream: Stream },
-    Sine { mean: f64, amplitude: f64, omega: f64, phase: i64, noise: f64, stream: Option<Stream> },
-    Replay { values: Rc<Vec<f64>>, position: usize, looped: bool },
+    Walk {
+        state: f64,
+        step: f64,
+        low: Option<f64>,
+        high: Option<f64>,
+        stream: Stream,
+    },
+    Sine {
+        mean: f64,
+        amplitude: f64,
+        omega: f64,
+        phase: i64,
+        noise: f64,
+        stream: Option<Stream>,
+    },
+    Replay {
+        values: Rc<Vec<f64>>,
+        position: usize,
+        looped: bool,
+    },
 }
 
 impl Value {
     fn next(&mut self, now: Tick) -> f64 {
         match self {
             Value::Constant(value, _) => *value,
-            Value::Walk { state, step, low, high, stream } => {
-                let mut value = if *step != 0.0 { *state + stream.normal(0.0, *step) } else { *state };
+            Value::Walk {
+                state,
+                step,
+                low,
+                high,
+                stream,
+            } => {
+                let mut value = if *step != 0.0 {
+                    *state + stream.normal(0.0, *step)
+                } else {
+                    *state
+                };
                 if let Some(low) = low {
                     if value < *low {
                         value = *low;
@@ -405,7 +454,14 @@ impl Value {
                 *state = value;
                 value
             }
-            Value::Sine { mean, amplitude, omega, phase, noise, stream } => {
+            Value::Sine {
+                mean,
+                amplitude,
+                omega,
+                phase,
+                noise,
+                stream,
+            } => {
                 let seconds = (now + *phase) as f64 / 1_000_000.0;
                 let value = *mean + *amplitude * (*omega * seconds).sin();
                 match stream {
@@ -413,11 +469,19 @@ impl Value {
                     None => value,
                 }
             }
-            Value::Replay { values, position, looped } => {
+            Value::Replay {
+                values,
+                position,
+                looped,
+            } => {
                 let mut index = *position;
                 *position = index + 1;
                 if index >= values.len() {
-                    index = if *looped { index % values.len() } else { values.len() - 1 };
+                    index = if *looped {
+                        index % values.len()
+                    } else {
+                        values.len() - 1
+                    };
                 }
                 values[index]
             }
@@ -507,8 +571,19 @@ struct Inbound {
 
 enum Output {
     Publish {
-        t: Tick, payload: Payload, created_at: Option<Tick>, detail: String, sources: Lineage },
-    Drop { t: Tick, topic: u32, origin: u32, seq: i64, reason: &'static str },
+        t: Tick,
+        payload: Payload,
+        created_at: Option<Tick>,
+        detail: String,
+        sources: Lineage,
+    },
+    Drop {
+        t: Tick,
+        topic: u32,
+        origin: u32,
+        seq: i64,
+        reason: &'static str,
+    },
 }
 
 /// `GatewayLogic` in its `NodeRuntime`, and the `HostedGateway` around it.
@@ -557,7 +632,8 @@ impl Gateway {
 
     fn set_timer(&mut self, at: Tick, name: u8) {
         self.timer_sequence += 1;
-        self.timers.push(std::cmp::Reverse((at, self.timer_sequence, name)));
+        self.timers
+            .push(std::cmp::Reverse((at, self.timer_sequence, name)));
     }
 
     fn logic_next_timer(&self) -> Option<Tick> {
@@ -634,7 +710,10 @@ impl Engine {
         let count = setup.names.len();
         let mut kinds = vec![NodeRef::Broker; count];
         kinds[setup.cloud as usize] = NodeRef::Cloud;
-        let broker_stream = Stream::new(&setup.seed, &format!("node:{}/processing", setup.names[setup.broker as usize]));
+        let broker_stream = Stream::new(
+            &setup.seed,
+            &format!("node:{}/processing", setup.names[setup.broker as usize]),
+        );
         let mut engine = Engine {
             now: 0,
             events: 0,
@@ -690,7 +769,12 @@ impl Engine {
                 b[node as usize] = true;
             }
             let index = engine.cuts.len() as u32;
-            engine.cuts.push(Cut { side_a: a, side_b: b, down_since: None, last_healed_at: -1 });
+            engine.cuts.push(Cut {
+                side_a: a,
+                side_b: b,
+                down_since: None,
+                last_healed_at: -1,
+            });
             engine.schedule(start, Event::CutDown(index));
             if let Some(end) = end {
                 engine.schedule(end, Event::CutUp(index));
@@ -775,10 +859,6 @@ impl Engine {
         }
     }
 
-    pub fn make_stream(&self, name: &str) -> Stream {
-        Stream::new(&self.seed, name)
-    }
-
     pub fn seed_text(&self) -> String {
         self.seed.clone()
     }
@@ -795,12 +875,19 @@ impl Engine {
                 .iter()
                 .any(|(f, _, subscriber, q)| f == filter && *subscriber == node && q == qos);
             if !known {
-                self.subscriptions.push((filter.clone(), levels, node, *qos));
+                self.subscriptions
+                    .push((filter.clone(), levels, node, *qos));
                 self.matching_cache.clear();
             }
         }
-        let delay_stream = Stream::new(&self.seed, &format!("node:{}/processing", self.names[node as usize]));
-        let window = spec.aggregate.as_ref().and_then(|aggregate| aggregate.window);
+        let delay_stream = Stream::new(
+            &self.seed,
+            &format!("node:{}/processing", self.names[node as usize]),
+        );
+        let window = spec
+            .aggregate
+            .as_ref()
+            .and_then(|aggregate| aggregate.window);
         let mut gateway = Gateway {
             node,
             spec,
@@ -974,7 +1061,13 @@ impl Engine {
     }
 
     /// `Session.publish(dst, message, qos>=1)`: in flight until acknowledged, retried.
-    fn session_publish(&mut self, node: u32, dst: u32, message: Rc<Message>, duplicate: bool) -> u32 {
+    fn session_publish(
+        &mut self,
+        node: u32,
+        dst: u32,
+        message: Rc<Message>,
+        duplicate: bool,
+    ) -> u32 {
         let session = self.session_of(node);
         session.next_id += 1;
         let packet_id = session.next_id;
@@ -1002,7 +1095,11 @@ impl Engine {
     }
 
     fn retry(&mut self, node: u32, packet_id: u32) {
-        let entry = self.session_of(node).inflight.get(&packet_id).map(|(dst, m)| (*dst, m.clone()));
+        let entry = self
+            .session_of(node)
+            .inflight
+            .get(&packet_id)
+            .map(|(dst, m)| (*dst, m.clone()));
         let Some((dst, message)) = entry else { return };
         self.transmit(Packet {
             kind: Kind::Publish,
@@ -1068,7 +1165,9 @@ impl Engine {
                 }
             }
         };
-        let cuts = (0..self.cuts.len() as u32).filter(|&c| self.cuts[c as usize].separates(src, dst)).collect();
+        let cuts = (0..self.cuts.len() as u32)
+            .filter(|&c| self.cuts[c as usize].separates(src, dst))
+            .collect();
         let index = self.links.len() as u32;
         self.links.push(Link {
             src,
@@ -1088,7 +1187,10 @@ impl Engine {
 
     fn link_stream<'a>(seed: &str, names: &[String], link: &'a mut Link) -> &'a mut Stream {
         if link.stream.is_none() {
-            let name = format!("link:{}->{}", names[link.src as usize], names[link.dst as usize]);
+            let name = format!(
+                "link:{}->{}",
+                names[link.src as usize], names[link.dst as usize]
+            );
             link.stream = Some(Stream::new(seed, &name));
         }
         link.stream.as_mut().unwrap()
@@ -1104,7 +1206,10 @@ impl Engine {
         match self.link_index.get(&(src, dst)) {
             Some(&index) => index,
             None => {
-                let mut profiles = self.profile_source.take().expect("a profile source while running");
+                let mut profiles = self
+                    .profile_source
+                    .take()
+                    .expect("a profile source while running");
                 let index = self.open_link(src, dst, profiles.as_mut());
                 self.profile_source = Some(profiles);
                 if let NodeRef::Sensor(sensor) = self.kinds[src as usize] {
@@ -1134,7 +1239,12 @@ impl Engine {
         }
         self.node_counters[packet.src as usize].sent += 1;
         let link = &self.links[link_index as usize];
-        if !link.cuts.is_empty() && link.cuts.iter().any(|&c| self.cuts[c as usize].down_since.is_some()) {
+        if !link.cuts.is_empty()
+            && link
+                .cuts
+                .iter()
+                .any(|&c| self.cuts[c as usize].down_since.is_some())
+        {
             self.drop_packet(link_index, &packet, sketch::PARTITION, now);
             return;
         }
@@ -1146,7 +1256,11 @@ impl Engine {
         let profile = link.profile.clone();
         let mut departure = now;
         if profile.bandwidth_bps != 0 {
-            let start = if link.busy_until > now { link.busy_until } else { now };
+            let start = if link.busy_until > now {
+                link.busy_until
+            } else {
+                now
+            };
             departure = start + (size * 8 * 1_000_000).div_euclid(profile.bandwidth_bps);
             link.busy_until = departure;
         }
@@ -1167,8 +1281,13 @@ impl Engine {
                     } else if stream.random() < profile.p_good_to_bad {
                         bad = true;
                     }
-                    let probability = if bad { profile.loss_bad } else { profile.loss_good };
-                    let lost = probability >= 1.0 || (probability > 0.0 && stream.random() < probability);
+                    let probability = if bad {
+                        profile.loss_bad
+                    } else {
+                        profile.loss_good
+                    };
+                    let lost =
+                        probability >= 1.0 || (probability > 0.0 && stream.random() < probability);
                     link.ge_bad = bad;
                     lost
                 }
@@ -1187,7 +1306,11 @@ impl Engine {
             } else {
                 delay as f64 + profile.jitter_ticks as f64 * (2.0 * stream.random() - 1.0)
             };
-            delay = if value >= 0.0 { py_round(value) } else { Self::jittered(stream, &profile, 1) };
+            delay = if value >= 0.0 {
+                py_round(value)
+            } else {
+                Self::jittered(stream, &profile, 1)
+            };
         }
         let mut arrival = departure + delay;
         if !profile.reorder {
@@ -1223,7 +1346,12 @@ impl Engine {
         let message = &packet.message;
         if packet.kind == Kind::Publish {
             self.topic_counter(message.topic).drop(cause);
-            self.ledger.drop(message.origin, message.seq, message.sources.as_deref().map(|v| v.as_slice()), cause);
+            self.ledger.drop(
+                message.origin,
+                message.seq,
+                message.sources.as_deref().map(|v| v.as_slice()),
+                cause,
+            );
         }
         if self.tracer.enabled {
             let line = self.tracer.begin(
@@ -1235,7 +1363,11 @@ impl Engine {
             );
             message_id(line, &self.names[message.origin as usize], message.seq);
             line.push('\t');
-            line.push_str(if packet.kind == Kind::Publish { "publish:" } else { "puback:" });
+            line.push_str(if packet.kind == Kind::Publish {
+                "publish:"
+            } else {
+                "puback:"
+            });
             line.push_str(sketch::CAUSES[cause as usize]);
             self.tracer.end();
         }
@@ -1330,7 +1462,11 @@ impl Engine {
             return;
         }
         let now = self.now;
-        let start = if self.broker_busy_until > now { self.broker_busy_until } else { now };
+        let start = if self.broker_busy_until > now {
+            self.broker_busy_until
+        } else {
+            now
+        };
         self.broker_busy_until = start + self.broker_delay.draw(&mut self.broker_stream);
         self.broker_queued += 1;
         let at = self.broker_busy_until;
@@ -1402,7 +1538,12 @@ impl Engine {
         }
         self.cloud_received += 1;
         let message = &packet.message;
-        self.ledger.arrive(self.cloud, message.origin, message.seq, message.sources.as_deref().map(|v| v.as_slice()));
+        self.ledger.arrive(
+            self.cloud,
+            message.origin,
+            message.seq,
+            message.sources.as_deref().map(|v| v.as_slice()),
+        );
         if self.arrivals.len() < self.record_limit {
             self.arrivals.push((self.now, packet.message.clone()));
         }
@@ -1412,14 +1553,22 @@ impl Engine {
     fn gateway_packet(&mut self, index: u32, packet: Packet) {
         let node = self.gateways[index as usize].node;
         if packet.kind == Kind::Puback {
-            self.gateways[index as usize].session.inflight.remove(&packet.packet_id);
+            self.gateways[index as usize]
+                .session
+                .inflight
+                .remove(&packet.packet_id);
             return;
         }
         if packet.qos == 1 {
             self.reply_puback(node, &packet);
         }
         let message = packet.message;
-        self.ledger.arrive(node, message.origin, message.seq, message.sources.as_deref().map(|v| v.as_slice()));
+        self.ledger.arrive(
+            node,
+            message.origin,
+            message.seq,
+            message.sources.as_deref().map(|v| v.as_slice()),
+        );
         let now = self.now;
         let gateway = &mut self.gateways[index as usize];
         gateway.received += 1;
@@ -1577,7 +1726,15 @@ impl Engine {
         let names = &self.names;
         let topics = &self.topics;
         let Gateway {
-            spec, current, processed, rejected, groups, group_of, outputs, logic_now, ..
+            spec,
+            current,
+            processed,
+            rejected,
+            groups,
+            group_of,
+            outputs,
+            logic_now,
+            ..
         } = &mut self.gateways[index as usize];
         let stamp = *logic_now;
         let message = current.clone().expect("a reading being processed");
@@ -1655,10 +1812,20 @@ impl Engine {
 
     fn close_window(&mut self, index: u32, t: Tick) {
         let gateway = &mut self.gateways[index as usize];
-        let Gateway { spec, groups, outputs, .. } = gateway;
-        let aggregate = spec.aggregate.as_ref().expect("a window needs an aggregate");
+        let Gateway {
+            spec,
+            groups,
+            outputs,
+            ..
+        } = gateway;
+        let aggregate = spec
+            .aggregate
+            .as_ref()
+            .expect("a window needs an aggregate");
         // every group with readings, in key order (`sorted(self._groups.items())`)
-        let mut order: Vec<usize> = (0..groups.len()).filter(|&g| groups[g].1.count > 0).collect();
+        let mut order: Vec<usize> = (0..groups.len())
+            .filter(|&g| groups[g].1.count > 0)
+            .collect();
         order.sort_by(|&a, &b| groups[a].0.cmp(&groups[b].0));
         for position in order {
             let (key, group) = &mut groups[position];
@@ -1675,13 +1842,24 @@ impl Engine {
         };
         self.now = now; // the output happens at its own time (HostedGateway._emit)
         match output {
-            Output::Publish { t: _, payload, created_at, detail, sources } => {
+            Output::Publish {
+                t: _,
+                payload,
+                created_at,
+                detail,
+                sources,
+            } => {
                 let gateway = &mut self.gateways[index as usize];
                 gateway.forwarded += 1;
                 gateway.sent_seq += 1;
                 let seq = gateway.sent_seq;
                 let spec = &gateway.spec;
-                let (topic, qos, bytes, to) = (spec.forward_topic, spec.forward_qos, spec.forward_bytes, spec.forward_to);
+                let (topic, qos, bytes, to) = (
+                    spec.forward_topic,
+                    spec.forward_qos,
+                    spec.forward_bytes,
+                    spec.forward_to,
+                );
                 let message = Rc::new(Message {
                     topic,
                     payload,
@@ -1724,8 +1902,18 @@ impl Engine {
                     self.session_publish(node, to, message, false);
                 }
             }
-            Output::Drop { t: _, topic, origin, seq, reason } => {
-                let cause = if reason == "queue_overflow" { sketch::QUEUE_OVERFLOW } else { sketch::REJECTED };
+            Output::Drop {
+                t: _,
+                topic,
+                origin,
+                seq,
+                reason,
+            } => {
+                let cause = if reason == "queue_overflow" {
+                    sketch::QUEUE_OVERFLOW
+                } else {
+                    sketch::REJECTED
+                };
                 let gateway = &mut self.gateways[index as usize];
                 if cause == sketch::QUEUE_OVERFLOW {
                     gateway.dropped_overflow += 1;
@@ -1825,7 +2013,11 @@ fn emit_group(aggregate: &AggregateSpec, key: &str, group: &mut Group, t: Tick) 
     }
     let payload = AggPayload {
         values,
-        group: if aggregate.group_by != 0 { Some(key.to_string()) } else { None },
+        group: if aggregate.group_by != 0 {
+            Some(key.to_string())
+        } else {
+            None
+        },
     };
     group.sources = Vec::new();
     group.source_index.clear();

@@ -146,7 +146,13 @@ impl Ledger {
     }
 
     /// `arrive` for a reading (no lineage) or a forward with its lineage runs.
-    pub fn arrive(&mut self, node: u32, origin: u32, seq: i64, sources: Option<&[(u32, i64, i64)]>) {
+    pub fn arrive(
+        &mut self,
+        node: u32,
+        origin: u32,
+        seq: i64,
+        sources: Option<&[(u32, i64, i64)]>,
+    ) {
         let destination = &mut self.destinations[self.destination_of[node as usize] as usize];
         let mut one = [(origin, seq, seq)];
         let runs: &[(u32, i64, i64)] = match sources {

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use engine::{
-    AggValue, AggregateSpec, Engine, Function, GatewaySpec, Jitter, Loss, NodeRef, Payload, Profile,
+    AggValue, AggregateSpec, Engine, Function, GatewaySpec, Jitter, Loss, Payload, Profile,
     ProfileSource, SensorSpec, Setup, Value,
 };
 use rng::Delay;
@@ -79,8 +79,31 @@ fn function(code: u8) -> Function {
     }
 }
 
-type SensorSpecTuple = (u8, bool, i64, bool, i64, i64, Option<i64>, i64, Option<i64>, f64);
-type ValueSpecTuple = (u8, f64, f64, f64, f64, Option<f64>, Option<f64>, i64, Vec<f64>, bool, String);
+type SensorSpecTuple = (
+    u8,
+    bool,
+    i64,
+    bool,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    f64,
+);
+type ValueSpecTuple = (
+    u8,
+    f64,
+    f64,
+    f64,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    i64,
+    Vec<f64>,
+    bool,
+    String,
+);
 type AggregateTuple = (Option<i64>, Option<i64>, Vec<u8>, u8);
 type GatewayTuple = (
     u32,
@@ -141,44 +164,61 @@ impl NativeRun {
             rule_bidirectional,
             cuts,
         });
-        engine.profile_source = Some(Box::new(PythonProfiles { callable: profile_of }));
+        engine.profile_source = Some(Box::new(PythonProfiles {
+            callable: profile_of,
+        }));
         engine.bind_cloud();
         let specs: Vec<SensorSpec> = sensor_specs
             .into_iter()
-            .map(|s| {
-                SensorSpec {
-                    qos: s.0,
-                    retain: s.1,
-                    payload_bytes: s.2,
-                    periodic: s.3,
-                    period: s.4,
-                    jitter: s.5,
-                    offset: s.6,
-                    start: s.7,
-                    stop: s.8,
-                    rate: s.9,
-                }
+            .map(|s| SensorSpec {
+                qos: s.0,
+                retain: s.1,
+                payload_bytes: s.2,
+                periodic: s.3,
+                period: s.4,
+                jitter: s.5,
+                offset: s.6,
+                start: s.7,
+                stop: s.8,
+                rate: s.9,
             })
             .collect();
-        let replays: Vec<Rc<Vec<f64>>> =
-            value_specs.iter().map(|v| Rc::new(v.8.clone())).collect();
-        let spellings: Vec<Rc<str>> = value_specs.iter().map(|v| Rc::from(v.10.as_str())).collect();
+        let replays: Vec<Rc<Vec<f64>>> = value_specs.iter().map(|v| Rc::new(v.8.clone())).collect();
+        let spellings: Vec<Rc<str>> = value_specs
+            .iter()
+            .map(|v| Rc::from(v.10.as_str()))
+            .collect();
         for (node, topic, spec, value) in sensors {
             let v = &value_specs[value as usize];
             let name = &engine.names[node as usize];
-            let value_stream = || Stream::new(&engine_seed(&engine), &format!("node:{}/value", name));
+            let value_stream =
+                || Stream::new(&engine_seed(&engine), &format!("node:{}/value", name));
             let source = match v.0 {
                 0 => Value::Constant(v.1, spellings[value as usize].clone()),
-                1 => Value::Walk { state: v.1, step: v.2, low: v.5, high: v.6, stream: value_stream() },
+                1 => Value::Walk {
+                    state: v.1,
+                    step: v.2,
+                    low: v.5,
+                    high: v.6,
+                    stream: value_stream(),
+                },
                 2 => Value::Sine {
                     mean: v.1,
                     amplitude: v.2,
                     omega: v.3,
                     phase: v.7,
                     noise: v.4,
-                    stream: if v.4 != 0.0 { Some(value_stream()) } else { None },
+                    stream: if v.4 != 0.0 {
+                        Some(value_stream())
+                    } else {
+                        None
+                    },
                 },
-                _ => Value::Replay { values: replays[value as usize].clone(), position: 0, looped: v.9 },
+                _ => Value::Replay {
+                    values: replays[value as usize].clone(),
+                    position: 0,
+                    looped: v.9,
+                },
             };
             engine.add_sensor(node, &topic, specs[spec as usize], source);
         }
@@ -240,7 +280,10 @@ impl NativeRun {
         let mut totals = sketch::Counter::new();
         for &topic in &engine.topic_order {
             let counter = engine.topic_counters[topic as usize].as_ref().unwrap();
-            topics.append((engine.topics[topic as usize].as_str(), counter_tuple(py, counter)?))?;
+            topics.append((
+                engine.topics[topic as usize].as_str(),
+                counter_tuple(py, counter)?,
+            ))?;
             totals.sent += counter.sent;
             totals.delivered += counter.delivered;
             for cause in 0..5 {
@@ -251,7 +294,15 @@ impl NativeRun {
             totals.latency.merge(&counter.latency);
         }
         let totals = counter_tuple(py, &totals)?;
-        PyTuple::new(py, [nodes.into_any(), links.into_any(), topics.into_any(), totals.into_any()])
+        PyTuple::new(
+            py,
+            [
+                nodes.into_any(),
+                links.into_any(),
+                topics.into_any(),
+                totals.into_any(),
+            ],
+        )
     }
 
     /// The nodes' own numbers: sensors (published, in flight), broker (routed, retained,
@@ -280,7 +331,11 @@ impl NativeRun {
                 ),
             ))?;
         }
-        let broker = (engine.broker_routed, engine.retained.len(), engine.broker_session.inflight.len());
+        let broker = (
+            engine.broker_routed,
+            engine.retained.len(),
+            engine.broker_session.inflight.len(),
+        );
         let items: Vec<PyObject> = vec![
             sensors.into_any().unbind(),
             broker.into_pyobject(py)?.into_any().unbind(),
@@ -355,16 +410,6 @@ impl NativeRun {
         }
         Ok(out)
     }
-
-    /// Which node a name is (for tests): "broker", "cloud", "sensor" or "gateway".
-    fn node_kind(&self, node: u32) -> &'static str {
-        match self.engine.kinds[node as usize] {
-            NodeRef::Broker => "broker",
-            NodeRef::Cloud => "cloud",
-            NodeRef::Sensor(_) => "sensor",
-            NodeRef::Gateway(_) => "gateway",
-        }
-    }
 }
 
 use rng::Stream;
@@ -377,7 +422,12 @@ fn engine_seed(engine: &Engine) -> String {
 /// summary or None).
 fn counter_tuple<'py>(py: Python<'py>, counter: &sketch::Counter) -> PyResult<Bound<'py, PyTuple>> {
     let summary: PyObject = if counter.latency.count > 0 {
-        counter.latency.summary_ms().into_pyobject(py)?.into_any().unbind()
+        counter
+            .latency
+            .summary_ms()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()
     } else {
         py.None()
     };
@@ -385,7 +435,10 @@ fn counter_tuple<'py>(py: Python<'py>, counter: &sketch::Counter) -> PyResult<Bo
     let items: Vec<PyObject> = vec![
         counter.sent.into_pyobject(py)?.into_any().unbind(),
         counter.delivered.into_pyobject(py)?.into_any().unbind(),
-        (dropped[0], dropped[1], dropped[2], dropped[3], dropped[4]).into_pyobject(py)?.into_any().unbind(),
+        (dropped[0], dropped[1], dropped[2], dropped[3], dropped[4])
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
         counter.redelivered.into_pyobject(py)?.into_any().unbind(),
         counter.bytes.into_pyobject(py)?.into_any().unbind(),
         summary,

@@ -14,7 +14,9 @@ pub fn stream_key(seed: &str, name: &str) -> [u8; 32] {
     hasher.update(b"/");
     hasher.update(name.as_bytes());
     let mut key = [0u8; 32];
-    hasher.finalize_variable(&mut key).expect("the buffer has the digest's size");
+    hasher
+        .finalize_variable(&mut key)
+        .expect("the buffer has the digest's size");
     key
 }
 
@@ -29,7 +31,12 @@ pub struct Stream {
 
 impl Stream {
     pub fn new(seed: &str, name: &str) -> Stream {
-        Stream { key: stream_key(seed, name), block: 0, values: [0.0; 8], next: 8 }
+        Stream {
+            key: stream_key(seed, name),
+            block: 0,
+            values: [0.0; 8],
+            next: 8,
+        }
     }
 
     fn refill(&mut self) {
@@ -52,10 +59,6 @@ impl Stream {
         let value = self.values[self.next as usize];
         self.next += 1;
         value
-    }
-
-    pub fn uniform(&mut self, low: f64, high: f64) -> f64 {
-        low + (high - low) * self.random()
     }
 
     pub fn normal(&mut self, mean: f64, stddev: f64) -> f64 {
@@ -93,7 +96,9 @@ impl Delay {
     pub fn draw(&self, stream: &mut Stream) -> i64 {
         match *self {
             Delay::Constant(value) => value,
-            Delay::Uniform(low, high) => py_round(low as f64 + (high - low) as f64 * stream.random()),
+            Delay::Uniform(low, high) => {
+                py_round(low as f64 + (high - low) as f64 * stream.random())
+            }
             Delay::Exponential(mean) => py_round(-(mean as f64) * (1.0 - stream.random()).ln()),
             Delay::Normal(mean, stddev) => {
                 for _ in 0..64 {

@@ -21,7 +21,15 @@ thread_local! {
 
 impl Sketch {
     pub fn new() -> Sketch {
-        Sketch { count: 0, total: 0, minimum: 0, maximum: 0, zeros: 0, offset: 0, buckets: Vec::new() }
+        Sketch {
+            count: 0,
+            total: 0,
+            minimum: 0,
+            maximum: 0,
+            zeros: 0,
+            offset: 0,
+            buckets: Vec::new(),
+        }
     }
 
     pub fn add(&mut self, value: i64, inv_log_gamma: f64) {
@@ -151,7 +159,6 @@ pub const LOSS: u8 = 0;
 pub const PARTITION: u8 = 1;
 pub const QUEUE_OVERFLOW: u8 = 2;
 pub const REJECTED: u8 = 3;
-pub const NODE_DOWN: u8 = 4;
 pub const NO_SUBSCRIBER: u8 = 8;
 pub const CAUSES: [&str; 9] = [
     "loss",
@@ -176,12 +183,23 @@ pub struct Counter {
 
 impl Counter {
     pub fn new() -> Counter {
-        Counter { sent: 0, delivered: 0, dropped: [0; 5], redelivered: 0, bytes: 0, latency: Sketch::new() }
+        Counter {
+            sent: 0,
+            delivered: 0,
+            dropped: [0; 5],
+            redelivered: 0,
+            bytes: 0,
+            latency: Sketch::new(),
+        }
     }
 
     #[inline]
     pub fn drop(&mut self, cause: u8) {
-        let slot = if (cause as usize) < 5 { cause as usize } else { REJECTED as usize };
+        let slot = if (cause as usize) < 5 {
+            cause as usize
+        } else {
+            REJECTED as usize
+        };
         self.dropped[slot] += 1;
     }
 }
