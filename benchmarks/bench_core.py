@@ -1,7 +1,9 @@
 """Benchmark: the 1,000-sensor scenario in pytest-edgesim against the same model in SimPy.
 
     python benchmarks/bench_core.py                      # 1,000 sensors, 600 virtual seconds
+    python benchmarks/bench_core.py --engines native,pure --skip-memory   # both engines
     python benchmarks/bench_core.py --sensors 100000 --duration 60 --memory-only
+    python benchmarks/bench_core.py --startup            # simulate() of 10 sensors for 10 s
 
 Model (scenarios/thousand-sensors.yaml): every sensor publishes once a second (random
 phase) over an uplink with normal(20 ms, 5 ms) latency and 1 % loss to the broker; the
@@ -10,14 +12,18 @@ aggregate over a 50 ms link to the cloud. pytest-edgesim runs it with the trace 
 The SimPy model is written the way SimPy is meant to be used (a process per sensor, a
 timeout per hop) and draws from the same kind of named random streams, so both do the
 same work per reading. Prints readings delivered to the gateway per wall-clock second for
-each, their ratio, and each one's peak memory (measured in a child process).
+each, their ratio, and each one's peak memory (measured in a child process). ``--engines``
+names pytest-edgesim's engines to measure (``native``, ``pure``; default: the one
+``simulate()`` picks), each run with ``EDGESIM_ENGINE`` set to it (see docs/engine.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -35,20 +41,25 @@ def load(sensors: int, duration_s: float):
     )
 
 
-def run_edgesim(sensors: int, duration_s: float) -> dict:
+def run_edgesim(sensors: int, duration_s: float, engine: str | None = None) -> dict:
     from pytest_edgesim import simulate
 
+    if engine is not None:
+        os.environ["EDGESIM_ENGINE"] = engine
     scenario = load(sensors, duration_s)
     gateway = scenario.spec.gateways[0].name
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = simulate(scenario, trace="digest")
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     readings = result.metrics.node(gateway).delivered
     return {
-        "engine": "pytest-edgesim",
+        "engine": f"pytest-edgesim ({engine or 'auto'})",
         "readings": readings,
         "wall_s": wall,
         "readings_per_s": readings / wall,
+        "cpu_s": cpu,
+        "readings_per_cpu_s": readings / cpu,
         "events": result.events,
         "digest": result.trace_digest,
     }
@@ -137,21 +148,29 @@ def run_simpy(sensors: int, duration_s: float, bookkeeping: bool = False) -> dic
 
     for index in range(sensors):
         env.process(sensor(f"sensor-{index}"))
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     env.run(until=until)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     readings = state["readings"]
     return {
         "engine": "simpy+bookkeeping" if bookkeeping else "simpy",
         "readings": readings,
         "wall_s": wall,
         "readings_per_s": readings / wall,
+        "cpu_s": cpu,
+        "readings_per_cpu_s": readings / cpu,
         "cloud": state["cloud"],
     }
 
 
-def peak_memory_mib(engine: str, sensors: int, duration_s: float) -> float:
-    """Run one engine in a child process and return its peak resident memory."""
+def peak_memory_mib(
+    engine: str, sensors: int, duration_s: float, edgesim_engine: str | None = None
+) -> tuple[float, float]:
+    """Run one engine in a child process; its peak resident memory (MiB) and wall time (s)."""
+    environment = dict(os.environ)
+    if edgesim_engine is not None:
+        environment["EDGESIM_ENGINE"] = edgesim_engine
     out = subprocess.run(
         [
             sys.executable,
@@ -166,8 +185,25 @@ def peak_memory_mib(engine: str, sensors: int, duration_s: float) -> float:
         capture_output=True,
         text=True,
         check=True,
+        env=environment,
     )
-    return json.loads(out.stdout)["peak_mib"]
+    report = json.loads(out.stdout)
+    return report["peak_mib"], report["wall_s"]
+
+
+def startup_ms(engine: str | None, runs: int = 30) -> float:
+    """The median wall time of ``simulate()`` of a 10-sensor scenario for 10 virtual seconds
+    (what a property test pays per example), scenario loading included."""
+    from pytest_edgesim import simulate
+
+    if engine is not None:
+        os.environ["EDGESIM_ENGINE"] = engine
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        simulate(load(10, 10.0))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
 
 
 def main() -> None:
@@ -179,50 +215,87 @@ def main() -> None:
     parser.add_argument(
         "--memory-only", action="store_true", help="only the peak memory of pytest-edgesim"
     )
+    parser.add_argument(
+        "--engines",
+        default="",
+        help="pytest-edgesim engines to measure, comma-separated: native, pure (default: auto)",
+    )
+    parser.add_argument(
+        "--startup", action="store_true", help="only simulate() of 10 sensors for 10 s"
+    )
     parser.add_argument("--child", choices=["edgesim", "simpy"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    engines: list[str | None] = [e.strip() for e in args.engines.split(",") if e.strip()]
+    engines = engines or [None]
 
     if args.child:
-        runner = run_edgesim if args.child == "edgesim" else run_simpy
-        runner(args.sensors, args.duration)
+        started = time.perf_counter()
+        if args.child == "edgesim":
+            run_edgesim(args.sensors, args.duration)
+        else:
+            run_simpy(args.sensors, args.duration)
+        wall = time.perf_counter() - started
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(json.dumps({"peak_mib": peak_kib / 1024}))
+        print(json.dumps({"peak_mib": peak_kib / 1024, "wall_s": wall}))
         return
 
+    if args.startup:
+        for engine in engines:
+            print(f"start-up, {engine or 'auto'}: {startup_ms(engine):.1f} ms (median of 30)")
+        return
     print(f"{args.sensors} sensors, {args.duration:g} virtual seconds")
     if args.memory_only:
-        peak = peak_memory_mib("edgesim", args.sensors, args.duration)
-        print(f"peak memory, pytest-edgesim: {peak:.0f} MiB")
+        for engine in engines:
+            peak, wall = peak_memory_mib("edgesim", args.sensors, args.duration, engine)
+            print(
+                f"pytest-edgesim ({engine or 'auto'}): peak memory {peak:.0f} MiB, "
+                f"{wall:.1f}s wall (loading the scenario included)"
+            )
         return
-    ours = run_edgesim(args.sensors, args.duration)
-    print(
-        f"pytest-edgesim: {ours['readings']} readings in {ours['wall_s']:.2f}s wall = "
-        f"{ours['readings_per_s']:,.0f} readings/s ({ours['events']} events, digest "
-        f"{ours['digest'][:16]}...)"
-    )
+    results = []
+    for engine in engines:
+        ours = run_edgesim(args.sensors, args.duration, engine)
+        results.append(ours)
+        print(
+            f"{ours['engine']}: {ours['readings']} readings in {ours['wall_s']:.2f}s wall "
+            f"({ours['cpu_s']:.2f}s CPU) = {ours['readings_per_s']:,.0f} readings/s "
+            f"({ours['events']} events, digest {ours['digest'][:16]}...)"
+        )
     if not args.skip_simpy:
         theirs = run_simpy(args.sensors, args.duration)
         print(
-            f"SimPy:          {theirs['readings']} readings in {theirs['wall_s']:.2f}s wall = "
-            f"{theirs['readings_per_s']:,.0f} readings/s"
+            f"SimPy: {theirs['readings']} readings in {theirs['wall_s']:.2f}s wall "
+            f"({theirs['cpu_s']:.2f}s CPU) = {theirs['readings_per_s']:,.0f} readings/s"
         )
-        print(f"ratio: {ours['readings_per_s'] / theirs['readings_per_s']:.2f}x SimPy")
         same_work = run_simpy(args.sensors, args.duration, bookkeeping=True)
         print(
             f"SimPy with the same bookkeeping (broker hop, sketches, digest): "
-            f"{same_work['readings_per_s']:,.0f} readings/s; ratio "
-            f"{ours['readings_per_s'] / same_work['readings_per_s']:.2f}x"
+            f"{same_work['readings_per_s']:,.0f} readings/s"
+        )
+        for ours in results:
+            print(
+                f"ratio, {ours['engine']}: "
+                f"{ours['readings_per_s'] / theirs['readings_per_s']:.2f}x SimPy, "
+                f"{ours['readings_per_s'] / same_work['readings_per_s']:.2f}x SimPy with "
+                "the same bookkeeping; by CPU time "
+                f"{ours['readings_per_cpu_s'] / theirs['readings_per_cpu_s']:.2f}x and "
+                f"{ours['readings_per_cpu_s'] / same_work['readings_per_cpu_s']:.2f}x"
+            )
+    if len(results) == 2:
+        first, second = results
+        by_cpu = first["readings_per_cpu_s"] / second["readings_per_cpu_s"]
+        print(
+            f"ratio, {results[0]['engine']} / {results[1]['engine']}: "
+            f"{results[0]['readings_per_s'] / results[1]['readings_per_s']:.2f}x "
+            f"(by CPU time {by_cpu:.2f}x)"
         )
     if not args.skip_memory:
-        print(
-            f"peak memory, pytest-edgesim: "
-            f"{peak_memory_mib('edgesim', args.sensors, args.duration):.0f} MiB"
-        )
+        for engine in engines:
+            peak, _ = peak_memory_mib("edgesim", args.sensors, args.duration, engine)
+            print(f"peak memory, pytest-edgesim ({engine or 'auto'}): {peak:.0f} MiB")
         if not args.skip_simpy:
-            print(
-                f"peak memory, SimPy:          "
-                f"{peak_memory_mib('simpy', args.sensors, args.duration):.0f} MiB"
-            )
+            peak, _ = peak_memory_mib("simpy", args.sensors, args.duration)
+            print(f"peak memory, SimPy: {peak:.0f} MiB")
 
 
 if __name__ == "__main__":

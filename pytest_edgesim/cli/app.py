@@ -112,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         delivery_table,
         metrics_tables,
     )
-    from pytest_edgesim.core.simulation import Simulation
+    from pytest_edgesim.core.simulation import open_simulation
 
     # every argument is checked before anything is written or run
     scenario = _load(args.scenario, args.set)
@@ -134,7 +134,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     trace_mode = "full" if args.trace else "digest"
     with (
         _phases_on_stderr(args.quiet),
-        Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation,
+        # (the charts sample the run as it goes: the pure engine does, the native one not yet)
+        open_simulation(
+            scenario, seed=args.seed, trace=trace_mode, profile=plot is not None
+        ) as simulation,
     ):
         progress = _Progress(sys.stderr, target, shown=not args.quiet)
         for now in simulation.run_in_steps(target, steps=200):
@@ -272,7 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edgesim",
         description="Run IoT/edge scenarios in virtual time (the engine behind pytest-edgesim).",
     )
-    parser.add_argument("--version", action="version", version=f"edgesim {__version__}")
+    from pytest_edgesim.core.native import engine_summary
+
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"edgesim {__version__}, engine: {engine_summary()}",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run a scenario and print its metrics and digest")

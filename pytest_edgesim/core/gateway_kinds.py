@@ -66,6 +66,8 @@ class GatewayKind:
     ``virtual_time`` builds it as a node of a virtual-time run (None: the kind runs only on
     the wall clock, in live runs); ``wall_clock`` starts it for real in a live run (None: it
     cannot run there); ``needs_docker`` says whether either needs the Docker engine.
+    ``native`` says whether the native engine may run it now in its place (None: never; see
+    :mod:`pytest_edgesim.core.native`, which implements only the project's gateway logic).
     """
 
     name: str
@@ -73,6 +75,7 @@ class GatewayKind:
     needs_docker: bool = False
     virtual_time: VirtualTimeFactory | None = None
     wall_clock: WallClockLauncher | None = None
+    native: Callable[[], bool] | None = None
 
     @property
     def runs_in_virtual_time(self) -> bool:

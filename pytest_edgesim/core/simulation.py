@@ -18,6 +18,7 @@ from pytest_edgesim.core.gateway_kinds import (
     register_gateway_implementation as register_gateway_implementation,
 )
 from pytest_edgesim.core.models.broker import BrokerModel
+from pytest_edgesim.core.native import NativeSimulation, choose_engine
 from pytest_edgesim.core.run import TopologyRun
 from pytest_edgesim.core.scenario.schema import check_seed
 from pytest_edgesim.core.topology import GatewaySite, Topology
@@ -107,5 +108,27 @@ def simulate(
         from pytest_edgesim.core.scenario import Scenario
 
         scenario = Scenario.from_yaml(scenario)
-    with Simulation(scenario, seed, trace=trace, record_limit=record_limit) as simulation:
+    with open_simulation(scenario, seed, trace=trace, record_limit=record_limit) as simulation:
         return simulation.run(until)
+
+
+def open_simulation(
+    scenario: Scenario,
+    seed: int | None = None,
+    *,
+    trace: str = "digest",
+    record_limit: int = 100_000,
+    profile: bool = False,
+) -> Simulation | NativeSimulation:
+    """A run of ``scenario`` on the engine :func:`~pytest_edgesim.core.native.choose_engine`
+    picks for it: the native one when it is built and covers the scenario, else
+    :class:`Simulation` (both give the same result; ``EDGESIM_ENGINE`` forces one). It runs
+    (``run``, ``run_in_steps``, ``result``) but, when native, cannot be steered between runs.
+    ``profile=True`` asks for :attr:`RunResult.profile` (the timeline and latency histograms
+    the charts draw), which only the pure engine samples so far: it picks the pure one.
+    """
+    if trace not in TRACE_MODES:
+        raise ValueError(f"trace must be one of {TRACE_MODES}, got {trace!r}")
+    if not profile and choose_engine(scenario, trace).native:
+        return NativeSimulation(scenario, seed, trace=trace, record_limit=record_limit)
+    return Simulation(scenario, seed, trace=trace, record_limit=record_limit)

@@ -76,10 +76,20 @@ def _on_the_wall_clock(start: WallClockStart) -> GatewayService:
     return service
 
 
+_MAKE_DELAY_SAMPLER = make_delay_sampler
+
+
+def _runs_natively() -> bool:
+    """Whether the native engine's copy of this gateway gives what this module would: not
+    when a test swapped the delay sampler or turned lookahead windows on."""
+    return make_delay_sampler is _MAKE_DELAY_SAMPLER and not HostedGateway.windowed_default
+
+
 #: ``implementation: python_model``: the model in virtual time, a paho client in live runs
 KIND = GatewayKind(
     "python_model",
     "the gateway logic in this process",
     virtual_time=_in_virtual_time,
     wall_clock=_on_the_wall_clock,
+    native=_runs_natively,
 )

@@ -309,10 +309,13 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    from pytest_edgesim.core.native import engine_summary
+
     seed = settings.session_seed(config)
     return (
         f"edgesim: seed {'per-scenario' if seed is None else seed}, "
-        f"tier {settings.resolve_tier(config)}, docker {settings.docker_mode(config)}"
+        f"tier {settings.resolve_tier(config)}, docker {settings.docker_mode(config)}, "
+        f"engine {engine_summary()}"
     )
 
 

@@ -274,3 +274,10 @@ def test_a_run_with_faults_says_so_with_what_they_cost(capsys, tmp_path):
     assert json.loads(report.read_text())["faults"] == [fault.to_dict()]
     clean_code, clean_out, _ = run_cli(capsys, "run", str(BASIC))
     assert clean_code == EXIT_OK and "faults:" not in clean_out
+
+
+def test_version_says_which_engine_runs(capsys, monkeypatch):
+    monkeypatch.setenv("EDGESIM_ENGINE", "pure")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.rstrip().endswith(", engine: pure (EDGESIM_ENGINE=pure)")

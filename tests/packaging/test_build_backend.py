@@ -82,3 +82,30 @@ def test_setup_compiles_nothing_while_only_reading_metadata(setup_rules, monkeyp
     monkeypatch.setenv("EDGESIM_COMPILE", "1")
     monkeypatch.setattr(sys, "argv", ["setup.py", "dist_info"])
     assert setup_rules.ext_modules() == []
+
+
+def test_setup_builds_the_native_engine_when_cargo_is_there(setup_rules, monkeypatch):
+    monkeypatch.delenv("EDGESIM_NATIVE", raising=False)
+    monkeypatch.setattr(setup_rules.shutil, "which", lambda name: f"/usr/bin/{name}")
+    (extension,) = setup_rules.rust_extensions()
+    assert extension.name == "pytest_edgesim.core._native"
+    assert extension.optional  # a failed native build leaves the pure engine, not no install
+    assert extension.debug is False  # editable installs too get an optimised engine
+
+
+@pytest.mark.parametrize("why", ["no cargo", "EDGESIM_NATIVE=0"])
+def test_setup_says_in_one_line_when_it_builds_no_native_engine(
+    setup_rules, monkeypatch, capsys, why
+):
+    if why == "no cargo":
+        monkeypatch.delenv("EDGESIM_NATIVE", raising=False)
+        monkeypatch.setattr(setup_rules.shutil, "which", lambda name: None)
+    else:
+        monkeypatch.setenv("EDGESIM_NATIVE", "0")
+    monkeypatch.setattr(sys, "argv", ["setup.py", "dist_info"])  # reading metadata: quiet
+    assert setup_rules.rust_extensions() == []
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys, "argv", ["setup.py", "editable_wheel"])
+    assert setup_rules.rust_extensions() == []
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("pytest-edgesim: ") and "native engine" in line

@@ -49,6 +49,8 @@ def _copy_project(target: Path, *left_out: str) -> Path:
             "__pycache__",
             ".*_cache",
             ".hypothesis",
+            "target",  # the native engine's cargo output
+            "_native*.so",  # and the extension an editable install built in place
             *left_out,
         ),
     )

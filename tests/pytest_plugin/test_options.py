@@ -32,7 +32,7 @@ def test_every_option_and_ini_key_is_registered(pytester: pytest.Pytester) -> No
 def test_header_defaults(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain(): pass")
     result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["edgesim: seed per-scenario, tier all, docker auto"])
+    result.stdout.fnmatch_lines(["edgesim: seed per-scenario, tier all, docker auto, engine *"])
 
 
 def test_header_shows_options(pytester: pytest.Pytester) -> None:
@@ -40,7 +40,7 @@ def test_header_shows_options(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(
         "--edgesim-seed=42", "--edgesim-tier=statistical", "--edgesim-docker=off"
     )
-    result.stdout.fnmatch_lines(["edgesim: seed 42, tier statistical, docker off"])
+    result.stdout.fnmatch_lines(["edgesim: seed 42, tier statistical, docker off, engine *"])
 
 
 def test_random_seed_is_drawn_and_shown(pytester: pytest.Pytester) -> None:
@@ -62,9 +62,9 @@ def test_ini_keys_are_read(pytester: pytest.Pytester) -> None:
     )
     pytester.makepyfile("def test_plain(): pass")
     result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["edgesim: seed 9, tier deterministic, docker require"])
+    result.stdout.fnmatch_lines(["edgesim: seed 9, tier deterministic, docker require, engine *"])
     result = pytester.runpytest("--edgesim-seed=3")  # the command line wins over the ini key
-    result.stdout.fnmatch_lines(["edgesim: seed 3, tier deterministic, docker require"])
+    result.stdout.fnmatch_lines(["edgesim: seed 3, tier deterministic, docker require, engine *"])
 
 
 @pytest.mark.parametrize(
@@ -101,8 +101,8 @@ def test_docker_mode_reads_the_environment(
     pytester.makeini("[pytest]\nedgesim_docker = off\n")
     pytester.makepyfile("def test_plain(): pass")
     monkeypatch.setenv("EDGESIM_DOCKER", "require")
-    pytester.runpytest().stdout.fnmatch_lines(["*docker require"])
-    pytester.runpytest("--edgesim-docker=auto").stdout.fnmatch_lines(["*docker auto"])
+    pytester.runpytest().stdout.fnmatch_lines(["*docker require, engine *"])
+    pytester.runpytest("--edgesim-docker=auto").stdout.fnmatch_lines(["*docker auto, engine *"])
 
 
 RESOLUTION = """

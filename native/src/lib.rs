@@ -1,0 +1,477 @@
+//! `pytest_edgesim.core._native`: the native simulation engine (see docs/engine.md).
+//!
+//! Python builds the plan (`pytest_edgesim/core/native.py`): node names, link rules, the
+//! sensors', broker's and gateways' settings, all already validated by the scenario; this
+//! module runs it and hands back the raw counters, which Python turns into the same
+//! `RunResult` the pure engine gives.
+
+mod engine;
+mod fmt;
+mod ledger;
+mod rng;
+mod sketch;
+
+use std::rc::Rc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use engine::{
+    AggValue, AggregateSpec, Engine, Function, GatewaySpec, Jitter, Loss, Payload, Profile,
+    ProfileSource, SensorSpec, Setup, Value,
+};
+use rng::Delay;
+
+struct PythonProfiles {
+    callable: PyObject,
+}
+
+impl ProfileSource for PythonProfiles {
+    fn profile(&mut self, rules: &[u32]) -> Profile {
+        Python::with_gil(|py| {
+            let fields: (i64, u8, i64, u8, f64, f64, f64, f64, f64, i64, bool) = self
+                .callable
+                .call1(py, (rules.to_vec(),))
+                .and_then(|value| value.extract(py))
+                .expect("the link profile callback returns a profile tuple");
+            Profile {
+                latency: fields.0,
+                jitter: match fields.1 {
+                    0 => Jitter::None,
+                    1 => Jitter::Uniform,
+                    _ => Jitter::Normal,
+                },
+                jitter_ticks: fields.2,
+                loss: match fields.3 {
+                    0 => Loss::None,
+                    1 => Loss::Bernoulli,
+                    _ => Loss::GilbertElliott,
+                },
+                loss_rate: fields.4,
+                p_good_to_bad: fields.5,
+                p_bad_to_good: fields.6,
+                loss_good: fields.7,
+                loss_bad: fields.8,
+                bandwidth_bps: fields.9,
+                reorder: fields.10,
+            }
+        })
+    }
+}
+
+fn delay(spec: (u8, i64, i64)) -> Delay {
+    match spec.0 {
+        0 => Delay::Constant(spec.1),
+        1 => Delay::Uniform(spec.1, spec.2),
+        2 => Delay::Exponential(spec.1),
+        _ => Delay::Normal(spec.1, spec.2),
+    }
+}
+
+fn function(code: u8) -> Function {
+    match code {
+        0 => Function::Mean,
+        1 => Function::Min,
+        2 => Function::Max,
+        3 => Function::Count,
+        4 => Function::Sum,
+        _ => Function::Last,
+    }
+}
+
+type SensorSpecTuple = (
+    u8,
+    bool,
+    i64,
+    bool,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    f64,
+);
+type ValueSpecTuple = (
+    u8,
+    f64,
+    f64,
+    f64,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    i64,
+    Vec<f64>,
+    bool,
+    String,
+);
+type AggregateTuple = (Option<i64>, Option<i64>, Vec<u8>, u8);
+type GatewayTuple = (
+    u32,
+    Vec<(String, u8)>,
+    u32,
+    String,
+    u8,
+    i64,
+    usize,
+    bool,
+    (u8, i64, i64),
+    Option<AggregateTuple>,
+);
+
+/// One run of a scenario on the native engine.
+#[pyclass(unsendable, module = "pytest_edgesim.core._native")]
+struct NativeRun {
+    engine: Engine,
+}
+
+#[pymethods]
+impl NativeRun {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (seed, names, broker, cloud, trace, record_limit, retry_interval, broker_delay, direct, rule_from, rule_to, rule_bidirectional, profile_of, cuts, sensor_specs, value_specs, sensors, gateways))]
+    fn new(
+        seed: String,
+        names: Vec<String>,
+        broker: u32,
+        cloud: u32,
+        trace: bool,
+        record_limit: usize,
+        retry_interval: i64,
+        broker_delay: (u8, i64, i64),
+        direct: bool,
+        rule_from: Vec<u64>,
+        rule_to: Vec<u64>,
+        rule_bidirectional: Vec<bool>,
+        profile_of: PyObject,
+        cuts: Vec<(Vec<u32>, Vec<u32>, i64, Option<i64>)>,
+        sensor_specs: Vec<SensorSpecTuple>,
+        value_specs: Vec<ValueSpecTuple>,
+        sensors: Vec<(u32, String, u32, u32)>,
+        gateways: Vec<GatewayTuple>,
+    ) -> NativeRun {
+        let mut engine = Engine::new(Setup {
+            seed,
+            names,
+            broker,
+            cloud,
+            trace,
+            record_limit,
+            retry_interval,
+            broker_delay: delay(broker_delay),
+            direct,
+            rule_from,
+            rule_to,
+            rule_bidirectional,
+            cuts,
+        });
+        engine.profile_source = Some(Box::new(PythonProfiles {
+            callable: profile_of,
+        }));
+        engine.bind_cloud();
+        let specs: Vec<SensorSpec> = sensor_specs
+            .into_iter()
+            .map(|s| SensorSpec {
+                qos: s.0,
+                retain: s.1,
+                payload_bytes: s.2,
+                periodic: s.3,
+                period: s.4,
+                jitter: s.5,
+                offset: s.6,
+                start: s.7,
+                stop: s.8,
+                rate: s.9,
+            })
+            .collect();
+        let replays: Vec<Rc<Vec<f64>>> = value_specs.iter().map(|v| Rc::new(v.8.clone())).collect();
+        let spellings: Vec<Rc<str>> = value_specs
+            .iter()
+            .map(|v| Rc::from(v.10.as_str()))
+            .collect();
+        for (node, topic, spec, value) in sensors {
+            let v = &value_specs[value as usize];
+            let name = &engine.names[node as usize];
+            let value_stream =
+                || Stream::new(&engine_seed(&engine), &format!("node:{}/value", name));
+            let source = match v.0 {
+                0 => Value::Constant(v.1, spellings[value as usize].clone()),
+                1 => Value::Walk {
+                    state: v.1,
+                    step: v.2,
+                    low: v.5,
+                    high: v.6,
+                    stream: value_stream(),
+                },
+                2 => Value::Sine {
+                    mean: v.1,
+                    amplitude: v.2,
+                    omega: v.3,
+                    phase: v.7,
+                    noise: v.4,
+                    stream: if v.4 != 0.0 {
+                        Some(value_stream())
+                    } else {
+                        None
+                    },
+                },
+                _ => Value::Replay {
+                    values: replays[value as usize].clone(),
+                    position: 0,
+                    looped: v.9,
+                },
+            };
+            engine.add_sensor(node, &topic, specs[spec as usize], source);
+        }
+        for g in gateways {
+            let forward_topic = engine.intern_topic(&g.3);
+            let spec = GatewaySpec {
+                subscriptions: g.1,
+                forward_to: g.2,
+                forward_topic,
+                forward_qos: g.4,
+                forward_bytes: g.5,
+                capacity: g.6,
+                drop_newest: g.7,
+                delay: delay(g.8),
+                aggregate: g.9.map(|a| AggregateSpec {
+                    count: a.0,
+                    window: a.1,
+                    functions: a.2.into_iter().map(function).collect(),
+                    group_by: a.3,
+                }),
+            };
+            engine.add_gateway(g.0, spec);
+        }
+        NativeRun { engine }
+    }
+
+    /// Run every event before `until` (ticks); the clock then reads `until`.
+    fn run(&mut self, until: i64) {
+        self.engine.run(until);
+    }
+
+    #[getter]
+    fn now(&self) -> i64 {
+        self.engine.now
+    }
+
+    #[getter]
+    fn events(&self) -> u64 {
+        self.engine.events
+    }
+
+    fn digest(&mut self) -> String {
+        self.engine.tracer.digest()
+    }
+
+    /// (nodes' counters by node, links' (src, dst, counter) in opening order, topics'
+    /// (topic, counter) in order of first use, the topics' totals).
+    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let engine = &self.engine;
+        let nodes = PyList::empty(py);
+        for counter in &engine.node_counters {
+            nodes.append(counter_tuple(py, counter)?)?;
+        }
+        let links = PyList::empty(py);
+        for link in &engine.links {
+            links.append((link.src, link.dst, counter_tuple(py, &link.counter)?))?;
+        }
+        let topics = PyList::empty(py);
+        let mut totals = sketch::Counter::new();
+        for &topic in &engine.topic_order {
+            let counter = engine.topic_counters[topic as usize].as_ref().unwrap();
+            topics.append((
+                engine.topics[topic as usize].as_str(),
+                counter_tuple(py, counter)?,
+            ))?;
+            totals.sent += counter.sent;
+            totals.delivered += counter.delivered;
+            for cause in 0..5 {
+                totals.dropped[cause] += counter.dropped[cause];
+            }
+            totals.redelivered += counter.redelivered;
+            totals.bytes += counter.bytes;
+            totals.latency.merge(&counter.latency);
+        }
+        let totals = counter_tuple(py, &totals)?;
+        PyTuple::new(
+            py,
+            [
+                nodes.into_any(),
+                links.into_any(),
+                topics.into_any(),
+                totals.into_any(),
+            ],
+        )
+    }
+
+    /// The nodes' own numbers: sensors (published, in flight), broker (routed, retained,
+    /// in flight), cloud received, gateways (hosted and logic counts).
+    fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let engine = &self.engine;
+        let sensors = PyList::empty(py);
+        for sensor in &engine.sensors {
+            sensors.append((sensor.published, sensor.session.inflight.len()))?;
+        }
+        let gateways = PyList::empty(py);
+        for gateway in &engine.gateways {
+            gateways.append((
+                gateway.received,
+                gateway.forwarded,
+                gateway.dropped_overflow,
+                gateway.dropped_rejected,
+                gateway.session.inflight.len(),
+                (
+                    gateway.logic_received,
+                    gateway.processed,
+                    gateway.queued(),
+                    gateway.logic_overflow,
+                    gateway.rejected,
+                    gateway.pending_in_aggregate(),
+                ),
+            ))?;
+        }
+        let broker = (
+            engine.broker_routed,
+            engine.retained.len(),
+            engine.broker_session.inflight.len(),
+        );
+        let items: Vec<PyObject> = vec![
+            sensors.into_any().unbind(),
+            broker.into_pyobject(py)?.into_any().unbind(),
+            engine.cloud_received.into_pyobject(py)?.into_any().unbind(),
+            gateways.into_any().unbind(),
+        ];
+        PyTuple::new(py, items)
+    }
+
+    /// The delivery ledger: (drops: [(origin, [(cause, runs)])], destinations:
+    /// [(node, [(origin, runs, highest, duplicated, reordered)])]).
+    fn ledger<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let ledger = &self.engine.ledger;
+        let drops = PyList::empty(py);
+        for (origin, dropped) in ledger.dropped.iter().enumerate() {
+            if dropped.is_empty() {
+                continue;
+            }
+            let causes = PyList::empty(py);
+            for (cause, seqs) in dropped {
+                causes.append((sketch::CAUSES[*cause as usize], seqs.runs.clone()))?;
+            }
+            drops.append((origin, causes))?;
+        }
+        let destinations = PyList::empty(py);
+        for destination in &ledger.destinations {
+            let records = PyList::empty(py);
+            for (origin, record) in destination.origins.iter().zip(&destination.received) {
+                records.append((
+                    *origin,
+                    record.seqs.runs.clone(),
+                    record.highest,
+                    record.duplicated,
+                    record.reordered,
+                ))?;
+            }
+            destinations.append((destination.node, records))?;
+        }
+        PyTuple::new(py, [drops.into_any(), destinations.into_any()])
+    }
+
+    /// What reached the cloud (the first `record_limit`): (time, topic, payload, origin,
+    /// seq, created_at) tuples.
+    fn arrivals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let engine = &self.engine;
+        let out = PyList::empty(py);
+        for (time, message) in &engine.arrivals {
+            let payload: PyObject = match &message.payload {
+                Payload::Float(value) => value.into_pyobject(py)?.into_any().unbind(),
+                Payload::Aggregate(aggregate) => {
+                    let dict = PyDict::new(py);
+                    for (function, value) in &aggregate.values {
+                        match value {
+                            AggValue::Float(v) => dict.set_item(function.name(), v)?,
+                            AggValue::Int(v) => dict.set_item(function.name(), v)?,
+                        }
+                    }
+                    if let Some(group) = &aggregate.group {
+                        dict.set_item("group", group)?;
+                    }
+                    dict.into_any().unbind()
+                }
+            };
+            out.append((
+                *time,
+                engine.topics[message.topic as usize].as_str(),
+                payload,
+                engine.names[message.origin as usize].as_str(),
+                message.seq,
+                message.created_at,
+            ))?;
+        }
+        Ok(out)
+    }
+}
+
+use rng::Stream;
+
+fn engine_seed(engine: &Engine) -> String {
+    engine.seed_text()
+}
+
+/// A counter as `freeze` reads it: (sent, delivered, drops, redelivered, bytes, latency
+/// summary or None).
+fn counter_tuple<'py>(py: Python<'py>, counter: &sketch::Counter) -> PyResult<Bound<'py, PyTuple>> {
+    let summary: PyObject = if counter.latency.count > 0 {
+        counter
+            .latency
+            .summary_ms()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()
+    } else {
+        py.None()
+    };
+    let dropped = counter.dropped;
+    let items: Vec<PyObject> = vec![
+        counter.sent.into_pyobject(py)?.into_any().unbind(),
+        counter.delivered.into_pyobject(py)?.into_any().unbind(),
+        (dropped[0], dropped[1], dropped[2], dropped[3], dropped[4])
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
+        counter.redelivered.into_pyobject(py)?.into_any().unbind(),
+        counter.bytes.into_pyobject(py)?.into_any().unbind(),
+        summary,
+    ];
+    PyTuple::new(py, items)
+}
+
+/// Python's `"%.12g" % value` (for the tests that hold it to Python's).
+#[pyfunction]
+fn format_g12(value: f64) -> String {
+    fmt::g12(value)
+}
+
+/// The first `count` floats of stream `name` under `seed` (for the tests).
+#[pyfunction]
+fn stream_floats(seed: String, name: String, count: usize) -> Vec<f64> {
+    let mut stream = Stream::new(&seed, &name);
+    (0..count).map(|_| stream.random()).collect()
+}
+
+/// `count` draws of `normal(mean, stddev)` from stream `name` under `seed` (for the tests).
+#[pyfunction]
+fn stream_normals(seed: String, name: String, mean: f64, stddev: f64, count: usize) -> Vec<f64> {
+    let mut stream = Stream::new(&seed, &name);
+    (0..count).map(|_| stream.normal(mean, stddev)).collect()
+}
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<NativeRun>()?;
+    module.add_function(wrap_pyfunction!(format_g12, module)?)?;
+    module.add_function(wrap_pyfunction!(stream_floats, module)?)?;
+    module.add_function(wrap_pyfunction!(stream_normals, module)?)?;
+    module.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,509 @@
+"""The native engine: the same run as :class:`~pytest_edgesim.core.simulation.Simulation`, in Rust.
+
+The pure-Python engine is the reference. The native one (the extension module
+``pytest_edgesim.core._native``, built from ``native/`` when a Rust toolchain is present)
+runs the built-in models (sensors and their value models, links, partitions, the broker
+model, the project's gateway, the cloud) event for event as the pure engine does, and
+gives the same trace digest, metrics, deliveries and result. :func:`choose_engine` decides
+which engine runs a scenario: the native one when it is built and covers everything the
+scenario uses, the pure one otherwise (its ``reason`` says why), unless ``EDGESIM_ENGINE``
+forces one (see docs/engine.md).
+
+Python builds the run's plan from the validated scenario (names, link rules, settings) and
+reads the raw counters back at the end, into the same ``Metrics`` and ``Deliveries``
+values the pure engine makes from its own counters: the summaries are computed by the same
+code on both engines.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_edgesim.core.gateway_kinds import gateway_kind
+from pytest_edgesim.core.metrics.delivery import DeliveryLedger, Received, SeqSet
+from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
+from pytest_edgesim.core.metrics.summaries import DropCounts, LatencySummary
+from pytest_edgesim.core.models.cloud import Arrival
+from pytest_edgesim.core.models.values import read_replay_column
+from pytest_edgesim.core.network import LinkProfile, apply_settings, resolve_nodes
+from pytest_edgesim.core.result import RunResult
+from pytest_edgesim.core.scenario.schema import check_seed
+from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until
+from pytest_edgesim.errors import SimulationError, UsageError
+
+if TYPE_CHECKING:
+    from pytest_edgesim.core.scenario import Scenario
+    from pytest_edgesim.core.scenario.schema import Delay, LinkRule
+
+try:
+    from pytest_edgesim.core import _native  # type: ignore[attr-defined]
+except ImportError:  # not built (no Rust toolchain at install): the pure engine runs
+    _native = None
+
+#: ``pure``, ``native`` or ``auto`` (the default): which engine runs virtual-time scenarios
+ENGINE_ENV = "EDGESIM_ENGINE"
+ENGINES = ("auto", "pure", "native")
+#: the link rules a native run resolves (one bit each)
+MAX_LINK_RULES = 64
+
+_JITTER = {"none": 0, "uniform": 1, "normal": 2}
+_LOSS = {"none": 0, "bernoulli": 1, "gilbert_elliott": 2}
+_FUNCTIONS = {"mean": 0, "min": 1, "max": 2, "count": 3, "sum": 4, "last": 5}
+_GROUP_BY = {"none": 0, "topic": 1, "device": 2}
+_DELAYS = {"constant": 0, "uniform": 1, "exponential": 2, "normal": 3}
+
+
+def native_available() -> bool:
+    """Whether the native extension is built and importable."""
+    return _native is not None
+
+
+def requested_engine() -> str:
+    """``EDGESIM_ENGINE`` (``auto`` when unset); anything else is a :class:`SimulationError`."""
+    value = os.environ.get(ENGINE_ENV, "").strip().lower() or "auto"
+    if value not in ENGINES:
+        raise SimulationError(
+            f"{ENGINE_ENV}={os.environ[ENGINE_ENV]!r}: expected one of {', '.join(ENGINES)}"
+        )
+    return value
+
+
+def engine_summary() -> str:
+    """Which engine virtual-time runs use here, in a few words (for ``--version`` and the
+    pytest header)."""
+    try:
+        requested = requested_engine()
+    except SimulationError as error:
+        return f"unknown ({error})"
+    if requested == "pure":
+        return f"pure ({ENGINE_ENV}=pure)"
+    if _native is None:
+        return "pure (the native engine is not built)"
+    forced = f", {ENGINE_ENV}=native" if requested == "native" else ""
+    return f"native {_native.ENGINE_VERSION}{forced} (pure for what it does not cover)"
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine that runs a scenario and why (``reason`` is empty for the native one)."""
+
+    engine: str
+    reason: str = ""
+
+    @property
+    def native(self) -> bool:
+        return self.engine == "native"
+
+
+def unsupported(scenario: Scenario, trace: str = "digest") -> str | None:
+    """Why the native engine cannot run ``scenario`` (None when it can)."""
+    spec = scenario.spec
+    if trace not in ("digest", "off"):
+        return f"trace={trace!r} keeps every event (the native engine keeps a digest only)"
+    if spec.faults:
+        return "the scenario schedules faults"
+    if spec.swarm is not None:
+        return "the scenario draws a swarm of faults"
+    if spec.broker.max_inflight_messages:
+        return "broker.max_inflight_messages models per-client sessions"
+    if spec.network.model == "latency" and len(spec.network.links) > MAX_LINK_RULES:
+        return f"more than {MAX_LINK_RULES} link rules"
+    for gateway in spec.gateways:
+        kind = gateway_kind(gateway.kind)
+        if kind.native is None or not kind.native():
+            return f"gateway {gateway.name!r} is a {kind.name} gateway (native: python_model only)"
+        if gateway.session is not None:
+            return f"gateway {gateway.name!r} models its MQTT session"
+        if gateway.forward.to != spec.cloud.name:
+            return f"gateway {gateway.name!r} forwards to {gateway.forward.to!r}, not the cloud"
+    return None
+
+
+def choose_engine(scenario: Scenario, trace: str = "digest") -> EngineChoice:
+    """The engine for ``scenario`` under ``EDGESIM_ENGINE`` (see the module)."""
+    requested = requested_engine()
+    if requested == "pure":
+        return EngineChoice("pure", f"{ENGINE_ENV}=pure")
+    reason = "the native engine is not built" if _native is None else unsupported(scenario, trace)
+    if reason is None:
+        return EngineChoice("native")
+    if requested == "native":
+        raise SimulationError(
+            f"{ENGINE_ENV}=native, but the native engine cannot run this: {reason}"
+        )
+    return EngineChoice("pure", reason)
+
+
+# --- the plan ---------------------------------------------------------------------------------
+def _delay(spec: Delay) -> tuple[int, int, int]:
+    kind = _DELAYS[spec.distribution]
+    if spec.distribution == "constant":
+        return kind, spec.value, 0
+    if spec.distribution == "uniform":
+        return kind, spec.low, spec.high
+    if spec.distribution == "exponential":
+        return kind, spec.mean, 0
+    return kind, spec.mean, spec.stddev
+
+
+def _profile_fields(profile: LinkProfile) -> tuple[Any, ...]:
+    return (
+        profile.latency,
+        _JITTER[profile.jitter],
+        profile.jitter_ticks,
+        _LOSS[profile.loss],
+        float(profile.loss_rate),
+        float(profile.p_good_to_bad),
+        float(profile.p_bad_to_good),
+        float(profile.loss_good),
+        float(profile.loss_bad),
+        profile.bandwidth_bps,
+        profile.reorder,
+    )
+
+
+class _Profiles:
+    """A link's profile from the indices of the rules that match it (as
+    ``LatencyNetworkModel.profile_for`` applies them)."""
+
+    def __init__(self, default: LinkProfile, rules: Sequence[LinkRule]):
+        self.default = default
+        self.rules = rules
+
+    def __call__(self, indices: list[int]) -> tuple[Any, ...]:
+        profile = self.default
+        for index in indices:
+            profile = apply_settings(profile, self.rules[index])
+        return _profile_fields(profile)
+
+
+def _value_plan(device: Any, base_dir: Any) -> tuple[Any, ...]:
+    value = device.value
+    if value.model == "constant":
+        return (0, value.value, 0.0, 0.0, 0.0, None, None, 0, [], False, "%.12g" % value.value)
+    if value.model == "random_walk":
+        return (1, value.start, value.step, 0.0, 0.0, value.min, value.max, 0, [], False, "")
+    if value.model == "sine":
+        omega = 2.0 * math.pi / (value.period / TICKS_PER_SECOND)
+        sine = (value.mean, value.amplitude, omega, value.noise)
+        return (2, *sine, None, None, value.phase, [], False, "")
+    values = read_replay_column(value, base_dir)
+    return (3, 0.0, 0.0, 0.0, 0.0, None, None, 0, values, value.loop, "")
+
+
+def _sensor_plan(device: Any) -> tuple[Any, ...]:
+    publish = device.publish
+    if publish.mode == "periodic":
+        offset = None if publish.offset == "random" else publish.offset
+        return (device.qos, device.retain, device.payload_bytes, True, publish.period,
+                publish.jitter, offset, publish.start, publish.stop, 0.0)  # fmt: skip
+    return (device.qos, device.retain, device.payload_bytes, False, 0, 0, None, publish.start,
+            publish.stop, float(publish.rate))  # fmt: skip
+
+
+def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any:
+    """The native run of ``scenario`` (nodes in the pure engine's order: broker, cloud,
+    devices, gateways)."""
+    spec = scenario.spec
+    devices = scenario.devices
+    names = [spec.broker.name, spec.cloud.name, *(d.name for d in devices)]
+    names += [g.name for g in spec.gateways]
+    index = {name: position for position, name in enumerate(names)}
+    network = spec.network
+    direct = network.model == "direct"
+    rule_from = [0] * len(names)
+    rule_to = [0] * len(names)
+    rules = [] if direct else list(network.links)
+    for bit, rule in enumerate(rules):
+        for name in resolve_nodes(rule.from_, names):
+            rule_from[index[name]] |= 1 << bit
+        for name in resolve_nodes(rule.to, names):
+            rule_to[index[name]] |= 1 << bit
+    default = apply_settings(LinkProfile(), network.default) if network.default else LinkProfile()
+    cuts = [
+        (
+            sorted(index[n] for n in resolve_nodes(partition.between[0], names)),
+            sorted(index[n] for n in resolve_nodes(partition.between[1], names)),
+            partition.start,
+            partition.end,
+        )
+        for partition in network.partitions
+    ]
+    sensor_specs: list[tuple[Any, ...]] = []
+    value_specs: list[tuple[Any, ...]] = []
+    spec_index: dict[int, int] = {}
+    value_index: dict[int, int] = {}
+    sensors = []
+    for position, device in enumerate(devices, start=2):
+        key = id(device.spec)
+        if key not in spec_index:
+            spec_index[key] = len(sensor_specs)
+            sensor_specs.append(_sensor_plan(device.spec))
+            value_index[key] = len(value_specs)
+            value_specs.append(_value_plan(device.spec, scenario.base_dir))
+        sensors.append((position, device.topic, spec_index[key], value_index[key]))
+    gateways = []
+    for gateway in spec.gateways:
+        aggregate = gateway.aggregate
+        gateways.append(
+            (
+                index[gateway.name],
+                [(s.filter, s.qos) for s in gateway.subscribe],
+                index[gateway.forward.to],
+                gateway.forward_topic,
+                gateway.forward.qos,
+                gateway.forward.payload_bytes,
+                gateway.queue.capacity,
+                gateway.queue.drop == "newest",
+                _delay(gateway.processing_delay),
+                None
+                if aggregate is None
+                else (
+                    aggregate.count,
+                    aggregate.window,
+                    [_FUNCTIONS[f] for f in aggregate.functions],
+                    _GROUP_BY[aggregate.group_by],
+                ),
+            )
+        )
+    return _native.NativeRun(
+        str(int(seed)),
+        names,
+        0,
+        1,
+        trace,
+        record_limit,
+        spec.broker.retry_interval,
+        _delay(spec.broker.processing_delay),
+        direct,
+        rule_from,
+        rule_to,
+        [rule.bidirectional for rule in rules],
+        _Profiles(default, rules),
+        cuts,
+        sensor_specs,
+        value_specs,
+        sensors,
+        gateways,
+    )
+
+
+# --- reading the run back -------------------------------------------------------------------------
+class _Freezer:
+    """``FlowCounter.freeze`` of a counter the native engine summed up (its latency summary
+    computed there, as ``LatencySketch.summary_ms`` computes it); equal drop counts shared."""
+
+    def __init__(self, duration_s: float):
+        self.duration_s = duration_s
+        self.drops: dict[tuple[int, ...], DropCounts] = {}
+
+    def __call__(self, raw: tuple[Any, ...], share: bool = True) -> FlowStats:
+        sent, delivered, dropped, redelivered, size, summary = raw
+        counts = self.drops.get(dropped) if share else None
+        if counts is None:
+            counts = DropCounts(*dropped)
+            if share:
+                self.drops[dropped] = counts
+        if summary is None:
+            latency = LatencySummary(0)
+        else:
+            count, low, mean, p50, p95, p99, high = summary
+            latency = LatencySummary(count, min=low, mean=mean, p50=p50, p95=p95, p99=p99, max=high)
+        duration_s = self.duration_s
+        return FlowStats(
+            sent=sent,
+            delivered=delivered,
+            dropped=counts,
+            redelivered=redelivered,
+            bytes=size,
+            latency_ms=latency,
+            throughput_per_s=round(delivered / duration_s, 6) if duration_s > 0 else 0.0,
+        )
+
+
+def _seqs(runs: list[tuple[int, int]]) -> SeqSet:
+    seqs = SeqSet()
+    seqs.starts = [first for first, _ in runs]
+    seqs.ends = [last for _, last in runs]
+    return seqs
+
+
+class NativeSimulation:
+    """A scenario run on the native engine: ``run``, ``run_to_tick``, ``run_in_steps`` and
+    ``result`` as :class:`~pytest_edgesim.core.simulation.Simulation` has them.
+
+    It is not steerable: a test that partitions, injects or faults nodes between runs
+    holds a ``Simulation`` (the ``edge_scenario`` fixture does).
+    """
+
+    noun = "simulation"
+    engine = "native"
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int | None = None,
+        *,
+        trace: str = "digest",
+        record_limit: int = 100_000,
+    ):
+        if _native is None:
+            raise SimulationError("the native engine is not built (see docs/engine.md)")
+        reason = unsupported(scenario, trace)
+        if reason is not None:
+            raise SimulationError(f"the native engine cannot run this: {reason}")
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else check_seed(seed)
+        self._trace = trace != "off"
+        self._wall_time = 0.0
+        self._closed = False
+        started = time.perf_counter()
+        self._run = _build(scenario, self.seed, self._trace, max(0, record_limit))
+        self._wall_time += time.perf_counter() - started
+
+    @property
+    def now(self) -> int:
+        """Virtual time, in ticks (microseconds)."""
+        return int(self._run.now)
+
+    def run(self, until: int | float | str | None = None) -> RunResult:
+        """Run to virtual time ``until`` (None: the scenario's duration) and pause there."""
+        if self._closed:
+            raise UsageError(f"this {self.noun} is closed")
+        target = self.scenario.duration_ticks if until is None else parse_until(until)
+        self.run_to_tick(target, shown=until)
+        return self.result()
+
+    def run_to_tick(self, target: int, shown: object = None) -> None:
+        if target < self.now:
+            shown = f"{target}us" if shown is None else shown
+            raise UsageError(
+                f"cannot run until {shown!r}: virtual time is already "
+                f"{self.now / TICKS_PER_SECOND:g}s"
+            )
+        started = time.perf_counter()
+        try:
+            self._run.run(target)
+        finally:
+            self._wall_time += time.perf_counter() - started
+
+    def run_in_steps(self, target_ticks: int | None = None, steps: int = 100) -> Iterator[int]:
+        target = self.scenario.duration_ticks if target_ticks is None else target_ticks
+        start = self.now
+        for step in range(1, steps + 1):
+            self.run_to_tick(start + (target - start) * step // steps)
+            yield self.now
+
+    def result(self) -> RunResult:
+        """The result so far, as the pure engine makes it."""
+        run = self._run
+        now = self.now
+        spec = self.scenario.spec
+        devices = self.scenario.devices
+        names = [spec.broker.name, spec.cloud.name, *(d.name for d in devices)]
+        names += [g.name for g in spec.gateways]
+        node_counters, link_counters, topic_counters, totals = run.counters()
+        duration_s = now / TICKS_PER_SECOND
+        freeze = _Freezer(duration_s)
+        metrics = Metrics(
+            duration_s=duration_s,
+            nodes={name: freeze(raw) for name, raw in sorted(zip(names, node_counters))},
+            links=dict(
+                sorted(
+                    (f"{names[src]}->{names[dst]}", freeze(raw)) for src, dst, raw in link_counters
+                )
+            ),
+            topics={topic: freeze(raw) for topic, raw in sorted(topic_counters)},
+            totals=freeze(totals, share=False),
+        )
+        sensors, broker, cloud_received, gateways = run.nodes()
+        ledger = self._ledger(names, devices, sensors)
+        nodes: dict[str, dict[str, Any]] = {
+            spec.broker.name: {
+                "name": spec.broker.name,
+                "implementation": "python_model",
+                "routed": broker[0],
+                "retained": broker[1],
+                "inflight": broker[2],
+            },
+            spec.cloud.name: {
+                "name": spec.cloud.name,
+                "implementation": "python_model",
+                "received": cloud_received,
+            },
+        }
+        for device, (published, inflight) in zip(devices, sensors):
+            nodes[device.name] = {
+                "name": device.name,
+                "implementation": "python_model",
+                "topic": device.topic,
+                "published": published,
+                "inflight": inflight,
+            }
+        for gateway, numbers in zip(spec.gateways, gateways):
+            received, forwarded, overflow, rejected, _inflight, logic = numbers
+            nodes[gateway.name] = {
+                "name": gateway.name,
+                "implementation": "python_model",
+                "received": received,
+                "processed": logic[1],
+                "forwarded": forwarded,
+                "queued": logic[2],
+                "dropped_overflow": overflow,
+                "dropped_rejected": rejected,
+                "pending_in_aggregate": logic[5],
+            }
+        return RunResult(
+            scenario=self.scenario.name,
+            seed=self.seed,
+            virtual_time_ticks=now,
+            metrics=metrics,
+            trace_digest=run.digest(),
+            events=run.events,
+            nodes=nodes,
+            arrivals=tuple(Arrival._make(item) for item in run.arrivals()),
+            trace=None,
+            wall_time_s=self._wall_time,
+            deliveries=ledger.snapshot(),
+            faults=(),
+        )
+
+    def _ledger(
+        self, names: list[str], devices: Sequence[Any], sensors: list[tuple[int, int]]
+    ) -> DeliveryLedger:
+        spec = self.scenario.spec
+        ledger = DeliveryLedger()
+        for device, (published, _) in zip(devices, sensors):
+            ledger.source(device.name, device.topic).sent = published
+        drops, destinations = self._run.ledger()
+        for origin, causes in drops:
+            source = ledger.source(names[origin])
+            for cause, runs in causes:
+                source.dropped[cause] = _seqs(runs)
+        ledger.destination(spec.cloud.name)
+        for gateway in spec.gateways:
+            ledger.destination(gateway.name, [s.filter for s in gateway.subscribe], gateway=True)
+        for node, records in destinations:
+            destination = ledger.destinations[names[node]]
+            for origin, runs, highest, duplicated, reordered in records:
+                record = Received(ledger.sources.get(names[origin]))
+                record.seqs = _seqs(runs)
+                record.highest = highest
+                record.duplicated = duplicated
+                record.reordered = reordered
+                destination.received[names[origin]] = record
+        return ledger
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> NativeSimulation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

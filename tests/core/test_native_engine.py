@@ -1,0 +1,251 @@
+"""The native engine against the pure one (the reference): the same digest and result.
+
+Every example scenario and Hypothesis-generated scenarios run on both engines and must give
+equal results (digest, events, metrics, deliveries, nodes, arrivals). Where the native
+engine is expected (a Rust toolchain is on the PATH, so the install built it, or
+``EDGESIM_REQUIRE_NATIVE=1``), its absence fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_edgesim import Scenario, simulate
+from pytest_edgesim.core import native
+from pytest_edgesim.core.rng import RandomStream
+from pytest_edgesim.core.simulation import Simulation, open_simulation
+from pytest_edgesim.errors import SimulationError, UsageError
+from pytest_edgesim.strategies import link_configs, seeds, small_scenarios
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+
+
+def _native_expected() -> bool:
+    if os.environ.get("EDGESIM_REQUIRE_NATIVE") == "1":
+        return True
+    return shutil.which("cargo") is not None and os.environ.get("EDGESIM_NATIVE") != "0"
+
+
+@pytest.fixture(autouse=True)
+def _native_built() -> None:
+    if native.native_available():
+        return
+    if _native_expected():
+        pytest.fail(
+            "the native engine is not built although it is expected here (cargo is on the "
+            "PATH or EDGESIM_REQUIRE_NATIVE=1): reinstall with pip install -e '.[dev]' and "
+            "read the build's output"
+        )
+    pytest.skip("the native engine is not built (no Rust toolchain): the pure engine runs")
+
+
+def _both(scenario: Scenario, seed: int | None = None, until: str | None = None, trace="digest"):
+    with Simulation(scenario, seed, trace=trace) as pure:
+        expected = pure.run(until)
+    with native.NativeSimulation(scenario, seed, trace=trace) as fast:
+        got = fast.run(until)
+    return expected, got
+
+
+def _assert_same(expected, got) -> None:
+    assert got.trace_digest == expected.trace_digest
+    assert got.events == expected.events
+    assert got.nodes == expected.nodes
+    assert got.metrics == expected.metrics
+    assert got.deliveries == expected.deliveries
+    assert got.arrivals == expected.arrivals
+    assert got == expected
+
+
+# --- the pieces ---------------------------------------------------------------------------------
+_EDGE_FLOATS = [
+    0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1.5, 2.5, 20.0, 400.0, 1e-4, 1e-5, 0.0001234, 123456789012.0,
+    1234567890123.0, 999999999999.5, 9999999999995.0, 1e11, 1e12, 1e16, 1e22, 1e100, 1e-300,
+    5e-324, 1.7976931348623157e308, 2.2250738585072014e-308, math.pi, math.e, 1 / 3, 2 / 3,
+    0.0078125, 0.1234567890125, 0.12345678901249999, 100.000000000005, math.inf, -math.inf,
+    math.nan, 20.000000000001, 19.999999999999996, 0.30000000000000004, 2**-18, 2**-19, 2**-20,
+    3 * 2**-20, 5 * 2**-21, 2**60, 1e16 + 2,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", _EDGE_FLOATS)
+def test_the_float_format_is_pythons_on_edge_cases(value: float) -> None:
+    assert native._native.format_g12(value) == "%.12g" % value
+
+
+@settings(max_examples=3000, deadline=None)
+@given(bits=st.integers(0, 2**64 - 1))
+def test_the_float_format_is_pythons_on_any_double(bits: int) -> None:
+    value = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    assert native._native.format_g12(value) == "%.12g" % value
+
+
+@settings(max_examples=1000, deadline=None)
+@given(value=st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6))
+def test_the_float_format_is_pythons_on_reading_sized_values(value: float) -> None:
+    assert native._native.format_g12(value) == "%.12g" % value
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=seeds(), name=st.text(min_size=0, max_size=30))
+def test_streams_draw_what_the_pure_streams_draw(seed: int, name: str) -> None:
+    stream = RandomStream(seed, name)
+    assert native._native.stream_floats(str(seed), name, 20) == [stream.random() for _ in range(20)]
+    stream = RandomStream(seed, name)
+    normals = native._native.stream_normals(str(seed), name, 20.0, 5.0, 9)
+    assert normals == [stream.normal(20.0, 5.0) for _ in range(9)]
+
+
+# --- every example scenario ---------------------------------------------------------------------
+@pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
+def test_every_example_scenario_gives_the_pure_engines_result(path: Path) -> None:
+    scenario = Scenario.from_yaml(path)
+    if scenario.spec.devices and scenario.spec.devices[0].count >= 1000:
+        scenario = scenario.with_overrides({"duration": "20s"})
+    reason = native.unsupported(scenario)
+    if reason is not None:  # it falls back, and says why
+        assert native.choose_engine(scenario) == native.EngineChoice("pure", reason)
+        assert isinstance(open_simulation(scenario), Simulation)
+        return
+    assert native.choose_engine(scenario).native
+    for seed in (None, 7):
+        _assert_same(*_both(scenario, seed))
+
+
+def test_a_run_paused_and_resumed_gives_the_same_result() -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "partition.yaml")
+    with Simulation(scenario) as pure, native.NativeSimulation(scenario) as fast:
+        for until in ("10s", "20s", "20.5s", "35s", "60s"):
+            _assert_same(pure.run(until), fast.run(until))
+        with pytest.raises(UsageError, match="virtual time is already 60s"):
+            fast.run("30s")
+        with pytest.raises(UsageError, match="virtual time is already 60s"):
+            pure.run("30s")
+
+
+@pytest.mark.parametrize("record_limit", [0, 3, -1])
+def test_the_cloud_keeps_as_many_arrivals_as_on_the_pure_engine(record_limit: int) -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "partition.yaml")
+    expected = Simulation(scenario, record_limit=record_limit).run()
+    got = native.NativeSimulation(scenario, record_limit=record_limit).run()
+    assert got.arrivals == expected.arrivals
+    assert len(got.arrivals) == max(0, record_limit)
+
+
+def test_without_a_trace_the_digest_is_empty_on_both() -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "lossy.yaml")
+    expected, got = _both(scenario, trace="off")
+    assert got.trace_digest == expected.trace_digest == ""
+    _assert_same(expected, got)
+
+
+# --- generated scenarios ------------------------------------------------------------------------
+_BROKER_DELAY = st.sampled_from(
+    [
+        None,
+        {"distribution": "constant", "value": "2ms"},
+        {"distribution": "uniform", "low": "1ms", "high": "4ms"},
+        {"distribution": "exponential", "mean": "3ms"},
+        {"distribution": "normal", "mean": "2ms", "stddev": "1ms"},
+    ]
+)
+_GATEWAY_EXTRAS = st.fixed_dictionaries(
+    {},
+    optional={
+        "functions": st.lists(
+            st.sampled_from(["mean", "min", "max", "count", "sum", "last"]), min_size=1, max_size=4
+        ),
+        "group_by": st.sampled_from(["none", "topic", "device"]),
+        "delay": st.sampled_from(
+            [
+                {"distribution": "uniform", "low": "0ms", "high": "3ms"},
+                {"distribution": "exponential", "mean": "1ms"},
+                {"distribution": "normal", "mean": "1ms", "stddev": "2ms"},
+            ]
+        ),
+    },
+)
+
+
+@st.composite
+def _varied(draw: st.DrawFn) -> tuple[Scenario, int]:
+    """A small scenario, with some of what small_scenarios leaves alone varied too."""
+    scenario = draw(small_scenarios(link=link_configs(reorder=None), max_duration="4s"))
+    overrides: dict[str, object] = {}
+    delay = draw(_BROKER_DELAY)
+    if delay is not None:
+        overrides["broker.processing_delay"] = delay
+    if draw(st.booleans()):
+        overrides["broker.retry_interval"] = f"{draw(st.integers(1, 20)) * 50}ms"
+    if draw(st.integers(0, 9)) == 0:
+        overrides["network.model"] = "direct"
+    for index, gateway in enumerate(scenario.spec.gateways):
+        extras = draw(_GATEWAY_EXTRAS)
+        if gateway.aggregate is not None:
+            for key in ("functions", "group_by"):
+                if key in extras:
+                    overrides[f"gateways[{index}].aggregate.{key}"] = extras[key]
+        if "delay" in extras:
+            overrides[f"gateways[{index}].processing_delay"] = extras["delay"]
+    for index, _device in enumerate(scenario.spec.devices):
+        if draw(st.integers(0, 4)) == 0:
+            overrides[f"devices[{index}].retain"] = True
+    if overrides:
+        scenario = scenario.with_overrides(overrides)
+    return scenario, draw(seeds())
+
+
+@settings(
+    max_examples=int(os.environ.get("EDGESIM_DIFFERENTIAL_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(case=_varied())
+def test_generated_scenarios_give_the_pure_engines_result(case: tuple[Scenario, int]) -> None:
+    scenario, seed = case
+    assert native.unsupported(scenario) is None
+    _assert_same(*_both(scenario, seed))
+
+
+# --- choosing the engine ------------------------------------------------------------------------
+def test_simulate_runs_natively_what_the_native_engine_covers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "basic.yaml")
+    monkeypatch.delenv(native.ENGINE_ENV, raising=False)
+    assert isinstance(open_simulation(scenario), native.NativeSimulation)
+    monkeypatch.setenv(native.ENGINE_ENV, "pure")
+    assert native.choose_engine(scenario) == native.EngineChoice("pure", "EDGESIM_ENGINE=pure")
+    assert isinstance(open_simulation(scenario), Simulation)
+    monkeypatch.setenv(native.ENGINE_ENV, "native")
+    assert simulate(scenario) == Simulation(scenario).run()
+
+
+def test_what_the_native_engine_does_not_cover_runs_on_the_pure_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "basic.yaml")
+    assert native.choose_engine(scenario, trace="full").reason.startswith("trace='full'")
+    assert isinstance(open_simulation(scenario, trace="full"), Simulation)
+    monkeypatch.setenv(native.ENGINE_ENV, "native")
+    with pytest.raises(SimulationError, match=r"EDGESIM_ENGINE=native, but .* trace='full'"):
+        open_simulation(scenario, trace="full")
+    monkeypatch.setenv(native.ENGINE_ENV, "fast")
+    with pytest.raises(SimulationError, match="EDGESIM_ENGINE='fast': expected one of"):
+        simulate(scenario)
+
+
+def test_the_engine_in_use_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(native.ENGINE_ENV, raising=False)
+    assert native.engine_summary().startswith(f"native {native._native.ENGINE_VERSION}")
+    monkeypatch.setenv(native.ENGINE_ENV, "native")
+    assert "EDGESIM_ENGINE=native" in native.engine_summary()
