@@ -249,3 +249,18 @@ def test_the_engine_in_use_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert native.engine_summary().startswith(f"native {native._native.ENGINE_VERSION}")
     monkeypatch.setenv(native.ENGINE_ENV, "native")
     assert "EDGESIM_ENGINE=native" in native.engine_summary()
+
+
+def test_swarms_and_charted_runs_stay_on_the_pure_engine():
+    """A ``swarm:`` scenario draws faults the native engine does not apply, and a charted run
+    needs the timeline only the pure engine samples: both run on the pure engine."""
+    from pytest_edgesim.core.native import choose_engine
+    from pytest_edgesim.core.simulation import Simulation, open_simulation
+
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "basic.yaml")
+    swarmed = Scenario.from_yaml(ROOT / "scenarios" / "swarm-gateway.yaml")
+    assert not choose_engine(swarmed).native
+    assert "swarm" in choose_engine(swarmed).reason
+    with open_simulation(scenario, profile=True) as simulation:
+        assert isinstance(simulation, Simulation)
+        assert simulation.run("5s").profile.timeline.sent
