@@ -19,6 +19,9 @@ def a_build_while_the_run_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_edgesim.core import simulation
 
     real = simulation.Topology
+    # (a gateway image is built with the topology of a pure run; the native engine, which
+    # runs basic.yaml otherwise, builds none)
+    monkeypatch.setenv("EDGESIM_ENGINE", "pure")
 
     def topology(*args: object, **kwargs: object) -> object:
         progress.phase("building edgesim/gateway:0123 from gateway on debian:bookworm-slim")
