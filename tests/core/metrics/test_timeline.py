@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgesim import Scenario, Simulation, simulate
+from pytest_edgesim import Scenario, Simulation
 from pytest_edgesim.core.metrics.sketch import LatencySketch
 from pytest_edgesim.core.metrics.timeline import (
     ALL_FLOWS,
@@ -22,6 +22,13 @@ from pytest_edgesim.core.metrics.timeline import (
 from pytest_edgesim.core.result import RunResult
 
 SCENARIOS = Path(__file__).parents[3] / "scenarios"
+
+
+def simulate(path: Path | Scenario, until: str | None = None, **kwargs: object) -> RunResult:
+    """simulate() on the pure engine, which samples the profile (docs/engine.md)."""
+    scenario = path if isinstance(path, Scenario) else Scenario.from_yaml(path)
+    with Simulation(scenario, **kwargs) as simulation:
+        return simulation.run(until)
 
 
 def test_slices_add_up_to_the_totals() -> None:
