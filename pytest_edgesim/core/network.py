@@ -161,17 +161,19 @@ def resolve_nodes(patterns: str | Iterable[str], node_names: Iterable[str]) -> f
 class Cut:
     """A partition between two sets of nodes; down or up, with the time it last healed."""
 
-    __slots__ = ("down_since", "last_healed_at", "side_a", "side_b")
+    __slots__ = ("down_since", "last_healed_at", "one_way", "side_a", "side_b")
 
-    def __init__(self, side_a: frozenset[str], side_b: frozenset[str]):
+    def __init__(self, side_a: frozenset[str], side_b: frozenset[str], one_way: bool = False):
         self.side_a = side_a
         self.side_b = side_b
+        #: only the links from ``side_a`` to ``side_b`` are cut (a one-way partition)
+        self.one_way = one_way
         self.down_since: int | None = None
         self.last_healed_at = -1
 
     def separates(self, src: str, dst: str) -> bool:
         a, b = self.side_a, self.side_b
-        return (src in a and dst in b) or (src in b and dst in a)
+        return (src in a and dst in b) or (not self.one_way and src in b and dst in a)
 
     def __repr__(self) -> str:
         state = "down" if self.down_since is not None else "up"
@@ -236,6 +238,10 @@ class NetworkModel:
         self.links: dict[tuple[str, str], Link] = {}
         self.cuts: list[Cut] = []
         self._cut_watchers: list[Callable[[], None]] = []
+        self._drop_watchers: dict[tuple[str, str], list[Callable[[int], None]]] = {}
+        self._drops_seen: dict[tuple[str, str], int] = {}
+        self._watching_drops = False
+        self._arrival_taps: dict[str, _ArrivalTap] = {}
         self._pinned: list[tuple[frozenset[str], frozenset[str], LinkProfile]] = []
         self._node_counters = {name: metrics.node(name) for name in nodes}
         self._topic_counters = metrics.topics  # read-only here: a miss goes through metrics
@@ -264,7 +270,7 @@ class NetworkModel:
         link.cuts = tuple(c for c in self.cuts if c.separates(src, dst))
         link.counter = self.metrics.link(link.key)
         link.src_counter = self._node_counters[src]
-        link.dst_node = self.nodes[dst]
+        link.dst_node = self._arrival_taps.get(dst) or self.nodes[dst]
         link.dst_counter = self._node_counters[dst]
         link.dst_relays = dst in self.relays
         self.links[(src, dst)] = link
@@ -330,8 +336,8 @@ class NetworkModel:
                     self._pinned.append((frozenset([src]), frozenset([dst]), link.profile))
 
     # --- partitions -----------------------------------------------------------------------
-    def add_cut(self, side_a: frozenset[str], side_b: frozenset[str]) -> Cut:
-        cut = Cut(side_a, side_b)
+    def add_cut(self, side_a: frozenset[str], side_b: frozenset[str], one_way: bool = False) -> Cut:
+        cut = Cut(side_a, side_b, one_way)
         self.cuts.append(cut)
         for (src, dst), link in self.links.items():
             if cut.separates(src, dst):
@@ -370,6 +376,52 @@ class NetworkModel:
                 self.cut_up(cut)
                 healed += 1
         return healed
+
+    def cut_between(
+        self, side_a: frozenset[str], side_b: frozenset[str], one_way: bool = False
+    ) -> Cut:
+        """The cut between these sides (made once: a schedule that cuts the same sides a
+        thousand times gives the links one cut to check, not a thousand)."""
+        for cut in self.cuts:
+            if cut.one_way != one_way:
+                continue
+            if (cut.side_a, cut.side_b) == (side_a, side_b) or (
+                not one_way and (cut.side_b, cut.side_a) == (side_a, side_b)
+            ):
+                return cut
+        return self.add_cut(side_a, side_b, one_way)
+
+    def link_profiles(
+        self, sources: frozenset[str], targets: frozenset[str]
+    ) -> dict[tuple[str, str], LinkProfile]:
+        """The profile of every directed link from ``sources`` to ``targets`` now."""
+        return {
+            (src, dst): self.link(src, dst).profile
+            for src in sorted(sources)
+            for dst in sorted(targets)
+            if src != dst
+        }
+
+    def restore_profiles(self, profiles: Mapping[tuple[str, str], LinkProfile]) -> None:
+        """Give each link its profile back (what :meth:`link_profiles` returned)."""
+        for (src, dst), profile in profiles.items():
+            self.link(src, dst).profile = profile
+            self._pinned.append((frozenset([src]), frozenset([dst]), profile))
+
+    def watch_drops(self, link: tuple[str, str], callback: Callable[[int], None]) -> None:
+        """Call ``callback(count)`` each time the link ``(src, dst)`` drops a packet."""
+        self._drop_watchers.setdefault(link, []).append(callback)
+        self._watching_drops = True
+
+    def watch_arrivals(self, node: str, callback: Callable[[int], None]) -> None:
+        """Call ``callback(count)`` each time a PUBLISH reaches ``node`` (after it took it)."""
+        tap = self._arrival_taps.get(node)
+        if tap is None:
+            tap = self._arrival_taps[node] = _ArrivalTap(self.nodes[node])
+            for (_, dst), link in self.links.items():
+                if dst == node:
+                    link.dst_node = tap  # type: ignore[assignment]
+        tap.watchers.append(callback)
 
     def watch_cuts(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` each time a cut goes down or heals (after the change)."""
@@ -413,6 +465,15 @@ class NetworkModel:
                 message.message_id,
                 f"{packet.kind}:{cause}",
             )
+        if self._watching_drops:
+            self._dropped_on((link.src, link.dst))
+
+    def _dropped_on(self, pair: tuple[str, str]) -> None:
+        watchers = self._drop_watchers.get(pair)
+        if watchers:
+            count = self._drops_seen[pair] = self._drops_seen.get(pair, 0) + 1
+            for watcher in tuple(watchers):
+                watcher(count)
 
     def _deliver(self, item: tuple[Link, Packet]) -> None:
         link, packet = item
@@ -465,6 +526,26 @@ class NetworkModel:
                 str(packet.packet_id),
             )
         link.dst_node.on_packet(packet)
+
+
+class _ArrivalTap:
+    """Stands for a node on its inbound links while a fault trigger counts its arrivals
+    (only then: a run without such a trigger delivers to the node itself)."""
+
+    __slots__ = ("count", "node", "watchers")
+
+    def __init__(self, node: Node):
+        self.node = node
+        self.count = 0
+        self.watchers: list[Callable[[int], None]] = []
+
+    def on_packet(self, packet: Packet) -> object:
+        self.node.on_packet(packet)
+        if packet.kind == PUBLISH:
+            self.count += 1
+            for watcher in tuple(self.watchers):
+                watcher(self.count)
+        return None
 
 
 class DirectNetworkModel(NetworkModel):

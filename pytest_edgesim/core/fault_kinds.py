@@ -1,0 +1,166 @@
+"""Fault kinds: what a scenario's ``faults:`` entry can do, declared once.
+
+Each kind is a :class:`FaultKind`: its name, the settings a ``faults:`` entry of that kind
+takes, what it targets, and how it is done to a run (``begin``, and ``end`` for a fault
+that lasts a ``duration``). The built-in kinds are registered here; others are registered
+in code with :func:`register_fault_kind` or found in the entry-point group
+``pytest_edgesim.fault_kinds`` (each entry a ``FaultKind`` object), as gateway kinds are
+(:mod:`pytest_edgesim.core.gateway_kinds`). The schema validates every entry against its
+kind, the scheduler (:mod:`pytest_edgesim.core.fault_schedule`) fires it, and a tier asks
+each kind, before the run, whether it can apply it (:meth:`FaultKind.unsupported`), so the
+swarm catalogue and the docs' tier matrix enumerate :func:`fault_kinds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+
+from pytest_edgesim.errors import FaultError, SimulationError
+
+if TYPE_CHECKING:
+    from pytest_edgesim.core.scenario.schema import FaultSpec
+
+ENTRY_POINT_GROUP: Final = "pytest_edgesim.fault_kinds"
+
+#: the tiers a fault can be applied in: ``virtual_time`` (a simulation, with model or
+#: lockstep container gateways) and ``live`` (a real broker and real gateways on the wall clock)
+TIERS: Final = ("virtual_time", "live")
+
+#: what a fault can target (``target:``): a gateway, a device (sensor), the broker, any
+#: node; ``link`` kinds take ``between:`` instead
+TARGETS: Final = ("gateway", "device", "broker", "node", "link")
+
+
+class FaultRun(Protocol):
+    """What a fault kind may use of the run it is done to (a
+    :class:`~pytest_edgesim.core.run.TopologyRun`)."""
+
+    scenario: Any
+
+    @property
+    def now(self) -> int: ...
+
+    @property
+    def network(self) -> Any: ...
+
+    @property
+    def nodes(self) -> Mapping[str, Any]: ...
+
+    #: "virtual_time" or "live"
+    tier: str
+
+    def fault(self, action: str, node: str, *, duration: Any = None) -> Any: ...
+
+    def node_condition(self, node: str, condition: str, setting: Any) -> str: ...
+
+
+@runtime_checkable
+class FaultKind(Protocol):
+    """One kind of fault.
+
+    ``settings`` are the ``faults:`` fields a fault of this kind takes besides the common
+    ones (``name``, ``kind``, the trigger, ``target``, ``duration``), ``required`` those it
+    must have; ``target`` says what its ``target:`` names (or ``link``: it takes
+    ``between:``); ``lasting`` whether it takes a ``duration`` (``"required"``,
+    ``"optional"`` or ``"never"``).
+    """
+
+    name: str
+    description: str
+    target: str
+    settings: tuple[str, ...]
+    required: tuple[str, ...]
+    lasting: str
+
+    def check(self, fault: FaultSpec) -> str | None:
+        """What is wrong with ``fault`` beyond its fields' own types (``None``: nothing)."""
+
+    def unsupported(self, tier: str, fault: FaultSpec, run: FaultRun) -> str | None:
+        """Why ``tier`` cannot apply ``fault`` in ``run``, or ``None`` when it can."""
+
+    def begin(self, run: FaultRun, fault: FaultSpec) -> tuple[str, Any]:
+        """Do the fault now: (what it did, for the trace; a token handed to :meth:`end`)."""
+
+    def end(self, run: FaultRun, fault: FaultSpec, token: Any) -> str:
+        """Undo a lasting fault now (its ``duration`` is over); what it did."""
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """The built-in kinds' shared shape: the declaration, ``begin`` and ``end`` as functions."""
+
+    name: str
+    description: str
+    target: str
+    settings: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    lasting: str = "optional"
+    #: tier -> why it cannot (a tier not named can)
+    limits: Mapping[str, str] = field(default_factory=dict)
+
+    def check(self, fault: FaultSpec) -> str | None:
+        return None
+
+    def unsupported(self, tier: str, fault: FaultSpec, run: FaultRun) -> str | None:
+        return self.limits.get(tier)
+
+    def begin(self, run: FaultRun, fault: FaultSpec) -> tuple[str, Any]:
+        raise NotImplementedError
+
+    def end(self, run: FaultRun, fault: FaultSpec, token: Any) -> str:
+        return ""
+
+
+_registered: dict[str, FaultKind] = {}
+_builtin: dict[str, FaultKind] = {}
+
+
+def register_fault_kind(kind: FaultKind) -> None:
+    """Provide (or replace) the fault kind ``kind.name`` in this process."""
+    if not isinstance(kind, FaultKind):
+        raise SimulationError(f"{kind!r} is not a FaultKind (see pytest_edgesim.core.fault_kinds)")
+    _registered[kind.name] = kind
+
+
+def unregister_fault_kind(name: str) -> None:
+    _registered.pop(name, None)
+
+
+def fault_kind(name: str) -> FaultKind:
+    """The fault kind ``name``: registered in code, built in, or from the entry-point group."""
+    _load_builtin()
+    kind = _registered.get(name) or _builtin.get(name)
+    if kind is not None:
+        return kind
+    for entry in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        loaded = entry.load()
+        if not isinstance(loaded, FaultKind):
+            raise SimulationError(
+                f"entry point {entry.value!r} of group {ENTRY_POINT_GROUP!r} is not a FaultKind"
+            )
+        _registered[name] = loaded
+        return loaded
+    raise FaultError(f"no fault kind {name!r} (known: {', '.join(fault_kind_names())})")
+
+
+def fault_kind_names() -> tuple[str, ...]:
+    """Every fault kind's name: the built-in ones in the docs' order, then the others sorted."""
+    _load_builtin()
+    others = {*_registered, *(entry.name for entry in entry_points(group=ENTRY_POINT_GROUP))}
+    return (*_builtin, *sorted(others - set(_builtin)))
+
+
+def fault_kinds() -> tuple[FaultKind, ...]:
+    """Every fault kind (see :func:`fault_kind_names`)."""
+    return tuple(fault_kind(name) for name in fault_kind_names())
+
+
+def _load_builtin() -> None:
+    if not _builtin:
+        from pytest_edgesim.core.builtin_faults import BUILTIN_KINDS
+
+        for kind in BUILTIN_KINDS:
+            _builtin[kind.name] = kind
