@@ -68,12 +68,23 @@ class FaultKind(Protocol):
     ``"optional"`` or ``"never"``).
     """
 
-    name: str
-    description: str
-    target: str
-    settings: tuple[str, ...]
-    required: tuple[str, ...]
-    lasting: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def settings(self) -> tuple[str, ...]: ...
+
+    @property
+    def required(self) -> tuple[str, ...]: ...
+
+    @property
+    def lasting(self) -> str: ...
 
     def check(self, fault: FaultSpec) -> str | None:
         """What is wrong with ``fault`` beyond its fields' own types (``None``: nothing)."""

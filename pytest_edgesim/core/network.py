@@ -270,7 +270,7 @@ class NetworkModel:
         link.cuts = tuple(c for c in self.cuts if c.separates(src, dst))
         link.counter = self.metrics.link(link.key)
         link.src_counter = self._node_counters[src]
-        link.dst_node = self._arrival_taps.get(dst) or self.nodes[dst]
+        link.dst_node = self._arrival_taps.get(dst) or self.nodes[dst]  # type: ignore[assignment]
         link.dst_counter = self._node_counters[dst]
         link.dst_relays = dst in self.relays
         self.links[(src, dst)] = link

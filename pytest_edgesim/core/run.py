@@ -417,9 +417,9 @@ class TopologyRun(FaultControls):
             self.coordinator.schedule_at(reconnect_at, self._timed_reconnect, (node, number))
             detail = f"{detail}; reconnects at t={reconnect_at / TICKS_PER_SECOND:g}s".lstrip("; ")
         applied = self._applied(action, node, detail)
-        if not self.bit_exact and node in self._subscription_watchers:
-            if action in ("start", "restart", "reconnect"):  # (a real gateway is ready again)
-                self._subscribed(node)
+        ready_again = action in ("start", "restart", "reconnect")  # (a real gateway is ready)
+        if ready_again and not self.bit_exact and node in self._subscription_watchers:
+            self._subscribed(node)
         return applied
 
     def schedule_fault(self, at: int | float | str, action: str, node: str, **options: Any) -> None:

@@ -129,6 +129,7 @@ class LiveRun(TopologyRun):
 
     bit_exact = False
     noun = "live run"
+    tier = "live"
 
     def __init__(
         self,
@@ -372,6 +373,7 @@ def _uplink(spec: GatewaySpec, site: GatewaySite) -> GatewayUplink:
         payload_bytes=forward.payload_bytes,
         retry=site.retry_interval,
         filters=tuple(s.filter for s in spec.subscribe),
+        buffer=forward.buffer,
     )
 
 

@@ -257,8 +257,8 @@ def _check_faults(
         if fault.name is not None:
             if fault.name in named:
                 problems.append(
-                    f"{where(('faults', i, 'name'))}: {fault.name!r} names faults[{named[fault.name]}] "
-                    "already; each fault's name is its own"
+                    f"{where(('faults', i, 'name'))}: {fault.name!r} already names "
+                    f"faults[{named[fault.name]}]; each fault's name is its own"
                 )
             named.setdefault(fault.name, i)
     devices = node_names or []
