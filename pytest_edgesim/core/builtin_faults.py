@@ -98,8 +98,8 @@ class _Restart(_Kind):
 
 @dataclass(frozen=True)
 class _BrokerRestart(_Kind):
-    def check(self, fault: FaultSpec) -> str | None:
-        return None
+    def unsupported(self, tier: str, fault: FaultSpec, run: FaultRun) -> str | None:
+        return _LIVE_PERSISTENCE if tier == "live" and fault.persistence else None
 
     def begin(self, run: FaultRun, fault: FaultSpec) -> tuple[str, Any]:
         broker = run.scenario.spec.broker.name
@@ -295,11 +295,10 @@ def _detail(applied: Any) -> str:
     return str(getattr(applied, "detail", "") or "")
 
 
-_LIVE_CLOCK: Final = (
-    "the real gateways and broker run on the host's clock; a per-container clock "
-    "(libfaketime) is not built into the images"
+_LIVE_PERSISTENCE: Final = (
+    "a real broker restarts as its configuration says; persistence: true needs the "
+    "broker's own mosquitto.conf (persistence true), which this tier does not write"
 )
-_LIVE_PAUSE_MODEL: Final = "an in-process gateway cannot be paused (a container can)"
 
 #: the built-in kinds, in the order docs/faults.md lists them
 BUILTIN_KINDS: Final = (
@@ -372,7 +371,6 @@ BUILTIN_KINDS: Final = (
         "a device's clock runs ahead/behind (offset) and fast/slow (drift_ppm)",
         "device",
         settings=("offset", "drift_ppm"),
-        limits={"live": _LIVE_CLOCK},
     ),
     _Instant("stop", "stop a node cleanly (the first form's action)", "node", lasting="never"),
     _Instant("start", "start a stopped node (the first form's action)", "node", lasting="never"),

@@ -282,6 +282,30 @@ class LiveRun(TopologyRun):
         return self._gateways[name]
 
     # --- faults: on the real components --------------------------------------------------------
+    def live_link_problem(self, fault: Any) -> str | None:
+        """The links a live run models (a sensor's to the broker, a gateway's to the cloud)
+        can be cut and changed; a gateway's connection to the real broker is real."""
+        from pytest_edgesim.core.network import resolve_nodes
+
+        assert fault.between is not None
+        names = list(self.nodes)
+        side_a = resolve_nodes(fault.between[0], names)
+        side_b = resolve_nodes(fault.between[1], names)
+        gateways = set(self._gateways)
+        broker = {self.broker.name}
+        pairs = [(side_a, side_b)] if fault.one_way else [(side_a, side_b), (side_b, side_a)]
+        for sources, targets in pairs:
+            real = (sources & gateways and targets & broker) or (
+                sources & broker and targets & gateways
+            )
+            if real:
+                return (
+                    "it would change a gateway's real connection to the broker, which a live "
+                    "run does not model (use kind: disconnect for a gateway container, or "
+                    "the impairing proxy: docs/faults.md)"
+                )
+        return None
+
     def _runner_of(self, node: str) -> Any:
         if node in self._gateways:
             return self._gateways[node]
