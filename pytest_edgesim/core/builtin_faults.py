@@ -9,14 +9,64 @@ duty cycle and clock). docs/faults.md lists them with what each tier can do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from pytest_edgesim.core.fault_kinds import FaultRun, _Kind
 from pytest_edgesim.core.network import resolve_nodes
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.scenario.schema import FaultSpec
+
+
+class FaultRun(Protocol):
+    """What a fault kind may use of the run it is done to (a
+    :class:`~pytest_edgesim.core.run.TopologyRun`)."""
+
+    scenario: Any
+
+    @property
+    def now(self) -> int: ...
+
+    @property
+    def network(self) -> Any: ...
+
+    @property
+    def nodes(self) -> Mapping[str, Any]: ...
+
+    #: "virtual_time" or "live"
+    tier: str
+
+    def fault(self, action: str, node: str, *, duration: Any = None) -> Any: ...
+
+    def node_condition(self, node: str, condition: str, setting: Any) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """The built-in kinds' shared shape: the declaration, ``begin`` and ``end`` as functions."""
+
+    name: str
+    description: str
+    target: str
+    settings: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    lasting: str = "optional"
+    #: tier -> why it cannot (a tier not named can)
+    limits: Mapping[str, str] = field(default_factory=dict)
+
+    def check(self, fault: FaultSpec) -> str | None:
+        return None
+
+    def unsupported(self, tier: str, fault: FaultSpec, run: FaultRun) -> str | None:
+        return self.limits.get(tier)
+
+    def begin(self, run: FaultRun, fault: FaultSpec) -> tuple[str, Any]:
+        raise NotImplementedError
+
+    def end(self, run: FaultRun, fault: FaultSpec, token: Any) -> str:
+        return ""
+
 
 _LINK_SETTINGS: Final = ("latency", "jitter", "loss", "bandwidth")
 

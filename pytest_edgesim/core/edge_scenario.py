@@ -261,9 +261,10 @@ class EdgeScenario(FaultControls):
         (a mapping, or a :class:`~pytest_edgesim.core.scenario.schema.FaultSpec`):
         ``edge_scenario.schedule({"kind": "restart", "target": "gw", "when": {"subscribed":
         "gw"}})``. Recorded, so that ``replay_check`` schedules it too; see docs/faults.md."""
+        from pytest_edgesim.core.run import _fault_spec
         from pytest_edgesim.core.scenario.schema import FaultSpec
 
-        spec = fault if isinstance(fault, FaultSpec) else FaultSpec.model_validate(dict(fault))
+        spec = fault if isinstance(fault, FaultSpec) else _fault_spec(fault)
         return self._act("schedule", (spec,), {})
 
     def fault(self, action: str, node: str, *, duration: Any = None) -> AppliedFault:

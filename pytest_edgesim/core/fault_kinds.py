@@ -13,11 +13,10 @@ swarm catalogue and the docs' tier matrix enumerate :func:`fault_kinds`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
+from pytest_edgesim.core.builtin_faults import BUILTIN_KINDS, FaultRun
 from pytest_edgesim.errors import FaultError, SimulationError
 
 if TYPE_CHECKING:
@@ -32,29 +31,6 @@ TIERS: Final = ("virtual_time", "live")
 #: what a fault can target (``target:``): a gateway, a device (sensor), the broker, any
 #: node; ``link`` kinds take ``between:`` instead
 TARGETS: Final = ("gateway", "device", "broker", "node", "link")
-
-
-class FaultRun(Protocol):
-    """What a fault kind may use of the run it is done to (a
-    :class:`~pytest_edgesim.core.run.TopologyRun`)."""
-
-    scenario: Any
-
-    @property
-    def now(self) -> int: ...
-
-    @property
-    def network(self) -> Any: ...
-
-    @property
-    def nodes(self) -> Mapping[str, Any]: ...
-
-    #: "virtual_time" or "live"
-    tier: str
-
-    def fault(self, action: str, node: str, *, duration: Any = None) -> Any: ...
-
-    def node_condition(self, node: str, condition: str, setting: Any) -> str: ...
 
 
 @runtime_checkable
@@ -99,34 +75,8 @@ class FaultKind(Protocol):
         """Undo a lasting fault now (its ``duration`` is over); what it did."""
 
 
-@dataclass(frozen=True)
-class _Kind:
-    """The built-in kinds' shared shape: the declaration, ``begin`` and ``end`` as functions."""
-
-    name: str
-    description: str
-    target: str
-    settings: tuple[str, ...] = ()
-    required: tuple[str, ...] = ()
-    lasting: str = "optional"
-    #: tier -> why it cannot (a tier not named can)
-    limits: Mapping[str, str] = field(default_factory=dict)
-
-    def check(self, fault: FaultSpec) -> str | None:
-        return None
-
-    def unsupported(self, tier: str, fault: FaultSpec, run: FaultRun) -> str | None:
-        return self.limits.get(tier)
-
-    def begin(self, run: FaultRun, fault: FaultSpec) -> tuple[str, Any]:
-        raise NotImplementedError
-
-    def end(self, run: FaultRun, fault: FaultSpec, token: Any) -> str:
-        return ""
-
-
 _registered: dict[str, FaultKind] = {}
-_builtin: dict[str, FaultKind] = {}
+_builtin: dict[str, FaultKind] = {kind.name: kind for kind in BUILTIN_KINDS}
 
 
 def register_fault_kind(kind: FaultKind) -> None:
@@ -142,7 +92,6 @@ def unregister_fault_kind(name: str) -> None:
 
 def fault_kind(name: str) -> FaultKind:
     """The fault kind ``name``: registered in code, built in, or from the entry-point group."""
-    _load_builtin()
     kind = _registered.get(name) or _builtin.get(name)
     if kind is not None:
         return kind
@@ -159,7 +108,6 @@ def fault_kind(name: str) -> FaultKind:
 
 def fault_kind_names() -> tuple[str, ...]:
     """Every fault kind's name: the built-in ones in the docs' order, then the others sorted."""
-    _load_builtin()
     others = {*_registered, *(entry.name for entry in entry_points(group=ENTRY_POINT_GROUP))}
     return (*_builtin, *sorted(others - set(_builtin)))
 
@@ -169,9 +117,49 @@ def fault_kinds() -> tuple[FaultKind, ...]:
     return tuple(fault_kind(name) for name in fault_kind_names())
 
 
-def _load_builtin() -> None:
-    if not _builtin:
-        from pytest_edgesim.core.builtin_faults import BUILTIN_KINDS
+def fault_problems(fault: FaultSpec) -> list[tuple[str, str]]:
+    """What is wrong with ``fault`` for its kind, as ``(field, message)``: an unknown kind,
+    a setting the kind does not take, one it needs, a target where it takes ``between``."""
+    import difflib
 
-        for kind in BUILTIN_KINDS:
-            _builtin[kind.name] = kind
+    from pytest_edgesim.core.scenario.schema import FAULT_SETTINGS
+
+    field_name = "kind" if fault.kind is not None else "action"
+    try:
+        kind = fault_kind(fault.fault_kind)
+    except FaultError:
+        names = fault_kind_names()
+        close = difflib.get_close_matches(fault.fault_kind, names, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return [
+            (
+                field_name,
+                f"unknown fault kind {fault.fault_kind!r}{hint}; kinds: {', '.join(names)}",
+            )
+        ]
+    given: list[str] = [name for name in FAULT_SETTINGS if name in fault.model_fields_set]
+    found = [
+        (
+            name,
+            f"not a setting of a {kind.name} fault (it takes {', '.join(kind.settings) or 'none'})",
+        )
+        for name in given
+        if name not in kind.settings
+    ]
+    found += [
+        (name, f"a {kind.name} fault needs {name}") for name in kind.required if name not in given
+    ]
+    if kind.target == "link":
+        if fault.target is not None:
+            found.append(("target", f"a {kind.name} fault takes between: [SIDE, SIDE], not target"))
+    elif fault.target is None:
+        found.append((field_name, f"a {kind.name} fault needs a target (a {kind.target})"))
+    if fault.duration is not None and kind.lasting == "never":
+        found.append(("duration", f"a {kind.name} fault takes no duration"))
+    if fault.duration is None and kind.lasting == "required":
+        found.append((field_name, f"a {kind.name} fault needs a duration (how long it lasts)"))
+    if not found:
+        problem = kind.check(fault)
+        if problem:
+            found.append((field_name, problem))
+    return found

@@ -16,11 +16,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.core.fault_kinds import FaultKind, fault_kind
-from pytest_edgesim.core.units import TICKS_PER_SECOND
 from pytest_edgesim.errors import FaultError
 
 if TYPE_CHECKING:
-    from pytest_edgesim.core.run import TopologyRun
     from pytest_edgesim.core.scenario.schema import FaultSpec
 
 #: which node-life action a kind does first, for the run's check of the node's support
@@ -47,9 +45,10 @@ _CONDITIONS = {
 
 class FaultSchedule:
     """The faults of a run's schedule (the scenario's ``faults:`` of the new form, and those
-    a test adds with ``edge_scenario.schedule``), armed on the run's coordinator."""
+    a test adds with ``edge_scenario.schedule``), armed on the run's coordinator. ``run`` is
+    a :class:`~pytest_edgesim.core.run.TopologyRun` (not imported: it imports this module)."""
 
-    def __init__(self, run: TopologyRun, faults: Sequence[tuple[str, FaultSpec]]):
+    def __init__(self, run: Any, faults: Sequence[tuple[str, FaultSpec]]):
         #: ``(where, fault)``: where it was written (``faults[2]``), for messages
         self.run = run
         self.faults = list(faults)
@@ -198,7 +197,3 @@ def _target(fault: FaultSpec) -> str:
         arrow = "->" if fault.one_way else "|"
         return f"{','.join(fault.between[0])}{arrow}{','.join(fault.between[1])}"
     return str(fault.target)
-
-
-def describe_time(ticks: int) -> str:
-    return f"t={ticks / TICKS_PER_SECOND:g}s"

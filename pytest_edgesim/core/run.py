@@ -234,6 +234,7 @@ class TopologyRun(FaultControls):
         if self._closed:
             raise SimulationError(f"this {self.noun} is closed")
         spec = fault if isinstance(fault, FaultSpec) else _fault_spec(fault)
+        check_fault(spec)
         where = f"schedule({spec.describe()})"
         if spec.action is not None:
             raise FaultError(
@@ -510,10 +511,21 @@ def _fault_spec(data: Mapping[str, Any]) -> FaultSpec:
     from pytest_edgesim.core.scenario.schema import FaultSpec
 
     try:
-        return FaultSpec.model_validate(dict(data))
+        spec = FaultSpec.model_validate(dict(data))
     except ValidationError as error:
         lines = format_validation_error(error, FaultSpec, dict(data), "schedule", None)
         raise FaultError("; ".join(line.removeprefix("schedule: ") for line in lines)) from None
+    check_fault(spec)
+    return spec
+
+
+def check_fault(spec: FaultSpec) -> None:
+    """Raise :class:`FaultError` when ``spec`` does not fit its kind (given in code)."""
+    from pytest_edgesim.core.fault_kinds import fault_problems
+
+    wrong = fault_problems(spec)
+    if wrong:
+        raise FaultError("; ".join(f"{field}: {message}" for field, message in wrong))
 
 
 def _duration_ticks(duration: int | float | str) -> int:

@@ -307,8 +307,13 @@ def _check_fault(
     devices: list[str],
     named: dict[str, int],
 ) -> None:
-    from pytest_edgesim.core.fault_kinds import fault_kind
+    from pytest_edgesim.core.fault_kinds import fault_kind, fault_problems
 
+    wrong = fault_problems(fault)
+    for field, message in wrong:
+        problems.append(f"{where(('faults', i, field))}: {message}")
+    if wrong:
+        return
     kind = fault_kind(fault.fault_kind)
     nodes = [spec.broker.name, spec.cloud.name, *devices, *gateways]
     if fault.at is not None and fault.at >= spec.duration:
