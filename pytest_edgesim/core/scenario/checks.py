@@ -350,7 +350,7 @@ def _check_fault(
         if not matched:
             problems.append(
                 f"{where(('faults', i, 'target'))}: {fault.target!r} is not a {kind.target} of "
-                f"the scenario{_suggest(fault.target, choices)} (a {kind.name} fault targets "
+                f"the scenario{_suggest(fault.target, choices)} ({kind.name} faults target "
                 f"{_names_list(choices) if choices else f'a {kind.target}, and there is none'})"
             )
         elif kind.name == "backhaul_outage" and fault.target in gateways:
