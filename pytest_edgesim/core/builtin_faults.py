@@ -39,6 +39,8 @@ class FaultRun(Protocol):
 
     def fault(self, action: str, node: str, *, duration: Any = None) -> Any: ...
 
+    def change_real_links(self, fault: Any, action: str) -> str: ...
+
     def node_condition(self, node: str, condition: str, setting: Any) -> str: ...
 
 
@@ -190,11 +192,12 @@ class _Partition(_Kind):
         side_a, side_b = _sides(run, fault)
         cut = run.network.cut_between(side_a, side_b, fault.one_way)
         run.network.cut_down(cut)
-        return "", cut
+        return run.change_real_links(fault, "cut"), cut
 
     def end(self, run: FaultRun, fault: FaultSpec, token: Any) -> str:
         run.network.cut_up(token)
-        return "healed"
+        real = run.change_real_links(fault, "heal")
+        return f"healed; {real}" if real else "healed"
 
 
 @dataclass(frozen=True)
@@ -233,10 +236,12 @@ class _LinkChange(_Kind):
             bandwidth_bps=fault.bandwidth,
             bidirectional=not fault.one_way,
         )
-        return _link_detail(fault), before
+        real = run.change_real_links(fault, "change")
+        return "; ".join(part for part in (_link_detail(fault), real) if part), before
 
     def end(self, run: FaultRun, fault: FaultSpec, token: Any) -> str:
         run.network.restore_profiles(token)
+        run.change_real_links(fault, "restore")
         return "restored"
 
 

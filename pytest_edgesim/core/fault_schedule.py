@@ -110,6 +110,13 @@ class FaultSchedule:
                     return reason
         if fault.between is not None and run.tier == "live":
             return run.live_link_problem(fault)
+        gateways = {gateway.name for gateway in run.scenario.spec.gateways}
+        if name == "isolate" and run.tier == "live" and gateways & set(targets):
+            return (
+                "isolating a gateway would cut its real connection to the broker too: give a "
+                "partition between it and the broker (the impairing proxy) and a "
+                "backhaul_outage instead"
+            )
         return None
 
     def check(self) -> None:

@@ -278,6 +278,12 @@ class TopologyRun(FaultControls):
         """Why this run cannot change the links ``fault`` names (a live run's real links)."""
         return None
 
+    def change_real_links(self, fault: FaultSpec, action: str) -> str:
+        """Cut, heal, change or restore (``action``) the real links ``fault`` names: a live
+        run's proxied gateway connections; a virtual-time run has none (its links are the
+        network model's)."""
+        return ""
+
     def watch_subscriptions(self, node: str, callback: Callable[[int], None]) -> None:
         """Call ``callback(count)`` each time ``node`` has subscribed at the broker (every
         one of its filters); a gateway connected when the run starts has done so once."""

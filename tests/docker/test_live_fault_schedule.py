@@ -112,3 +112,67 @@ def test_a_fault_schedule_runs_on_real_containers(
     pytester.makepyfile(TESTS)
     result = pytester.runpytest_subprocess("--edgesim-docker=require", "-p", "no:randomly")
     result.assert_outcomes(passed=4)
+
+
+PROXIED = """
+edgesim: 1
+name: live-proxied
+seed: 5
+duration: 6s
+devices:
+  - name: s
+    count: 2
+    topic: s/{name}
+    qos: 1
+    publish: {mode: periodic, period: 100ms}
+    value: {model: constant, value: 1.0}
+gateways:
+  - name: gw
+    implementation: docker
+    subscribe: [{filter: "s/#", qos: 1}]
+    forward: {to: cloud, topic: "up/{gateway}", qos: 1}
+network:
+  default: {latency: 1ms}
+faults:
+  - {kind: link_change, between: [gw, broker], latency: 400ms, at: 1s, duration: 2s}
+  - {kind: partition, between: [gw, broker], at: 4s, duration: 1s}
+"""
+
+PROXIED_TESTS = """
+import statistics
+
+import pytest
+
+SECOND = 1_000_000
+
+
+@pytest.mark.statistical(trials=1)
+@pytest.mark.edgesim("proxied.yaml", time_scale=2)
+def test_the_gateway_link_is_changed_and_cut_through_the_proxy(edge_scenario):
+    result = edge_scenario.run()
+    assert [fault.action for fault in result.faults] == [
+        "link_change", "link_change:end", "partition", "partition:end"
+    ]
+    assert "proxy of gw" in result.faults[0].detail
+
+    def latencies(start_s, end_s):
+        return [(a.time - a.created_at) / 1000 for a in result.arrivals
+                if start_s * SECOND <= a.created_at < end_s * SECOND]
+
+    # the proxy delays both ways (broker -> gateway, gateway -> broker): 800 ms and more
+    assert statistics.median(latencies(1.3, 2.6)) >= 700, latencies(1.3, 2.6)
+    assert statistics.median(latencies(0.1, 0.9)) < 300, latencies(0.1, 0.9)
+    # cut from 4 s to 5 s (the proxy holds the bytes, as TCP would): what was created
+    # then arrives after the heal
+    held = latencies(4.1, 4.8)
+    assert held and min(held) >= 150, held
+"""
+
+
+def test_a_gateway_link_fault_goes_through_the_impairing_proxy(
+    pytester: pytest.Pytester, docker_client: object
+) -> None:
+    pytester.makefile(".yaml", proxied=PROXIED)
+    pytester.makepyfile(PROXIED_TESTS)
+    result = pytester.runpytest_subprocess("--edgesim-docker=require", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
