@@ -5,8 +5,8 @@ takes, what it targets, and how it is done to a run (``begin``, and ``end`` for 
 that lasts a ``duration``). The built-in kinds are registered here; others are registered
 in code with :func:`register_fault_kind` or found in the entry-point group
 ``pytest_edgesim.fault_kinds`` (each entry a ``FaultKind`` object), as gateway kinds are
-(:mod:`pytest_edgesim.core.gateway_kinds`). The schema validates every entry against its
-kind, the scheduler (:mod:`pytest_edgesim.core.fault_schedule`) fires it, and a tier asks
+(:mod:`pytest_edgesim.core.gateway_kinds`). The scenario's checks hold every entry against
+its kind (:func:`fault_problems`), the scheduler (:mod:`pytest_edgesim.core.fault_schedule`) fires it, and a tier asks
 each kind, before the run, whether it can apply it (:meth:`FaultKind.unsupported`), so the
 swarm catalogue and the docs' tier matrix enumerate :func:`fault_kinds`.
 """

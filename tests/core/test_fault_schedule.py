@@ -253,3 +253,46 @@ def test_a_fault_the_run_cannot_apply_is_refused_before_the_run() -> None:
         )
         simulation.run("1s")
     assert simulation.now == 0
+
+
+def test_a_registered_kind_is_validated_listed_and_fired() -> None:
+    from dataclasses import dataclass
+
+    from pytest_edgesim.core.fault_kinds import register_fault_kind, unregister_fault_kind
+
+    @dataclass(frozen=True)
+    class Flood:
+        name: str = "flood"
+        description: str = "a test kind: inject messages into a gateway's topics"
+        target: str = "gateway"
+        settings: tuple[str, ...] = ("params",)
+        required: tuple[str, ...] = ("params",)
+        lasting: str = "never"
+
+        def check(self, fault):
+            return None if "count" in fault.params else "a flood fault needs params.count"
+
+        def unsupported(self, tier, fault, run):
+            return None if tier == "virtual_time" else "virtual time only"
+
+        def begin(self, run, fault):
+            for index in range(fault.params["count"]):
+                run.inject(f"sensors/flood/{index}", 1.0)
+            return f"{fault.params['count']} messages", None
+
+        def end(self, run, fault, token):
+            return ""
+
+    register_fault_kind(Flood())
+    try:
+        assert "flood" in fault_kind_names()
+        with pytest.raises(ScenarioError, match=r"faults\[0\]\.kind: a flood fault needs"):
+            _scenario([{"kind": "flood", "target": "gw", "at": "1s", "params": {"n": 1}}])
+        scenario = _scenario(
+            [{"kind": "flood", "target": "gw", "at": "1s", "params": {"count": 5}}]
+        )
+        result = simulate(scenario)
+        assert str(result.faults[0]) == "t=1s flood gw (5 messages)"
+    finally:
+        unregister_fault_kind("flood")
+    assert "flood" not in fault_kind_names()
