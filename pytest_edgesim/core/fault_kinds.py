@@ -6,9 +6,10 @@ that lasts a ``duration``). The built-in kinds are registered here; others are r
 in code with :func:`register_fault_kind` or found in the entry-point group
 ``pytest_edgesim.fault_kinds`` (each entry a ``FaultKind`` object), as gateway kinds are
 (:mod:`pytest_edgesim.core.gateway_kinds`). The scenario's checks hold every entry against
-its kind (:func:`fault_problems`), the scheduler (:mod:`pytest_edgesim.core.fault_schedule`) fires it, and a tier asks
-each kind, before the run, whether it can apply it (:meth:`FaultKind.unsupported`), so the
-swarm catalogue and the docs' tier matrix enumerate :func:`fault_kinds`.
+its kind (:func:`fault_problems`), the scheduler (:mod:`pytest_edgesim.core.fault_schedule`)
+fires it, and a tier asks each kind, before the run, whether it can apply it
+(:meth:`FaultKind.unsupported`), so the swarm catalogue and the docs' tier matrix enumerate
+:func:`fault_kinds`.
 """
 
 from __future__ import annotations
