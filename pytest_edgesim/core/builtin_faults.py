@@ -173,9 +173,8 @@ class _BrokerRestart(_Kind):
 # --- the network ---------------------------------------------------------------------------
 def _sides(run: FaultRun, fault: FaultSpec) -> tuple[frozenset[str], frozenset[str]]:
     assert fault.between is not None
-    names = list(run.nodes)
-    side_a = resolve_nodes(fault.between[0], names)
-    side_b = resolve_nodes(fault.between[1], names)
+    side_a = resolve_nodes(fault.between[0], run.nodes)
+    side_b = resolve_nodes(fault.between[1], run.nodes)
     if fault.bridge is not None:  # the bridge reaches both sides: it is cut from neither
         side_a, side_b = side_a - {fault.bridge}, side_b - {fault.bridge}
     return side_a, side_b
@@ -204,7 +203,7 @@ class _Partition(_Kind):
 class _Isolate(_Kind):
     def begin(self, run: FaultRun, fault: FaultSpec) -> tuple[str, Any]:
         assert fault.target is not None
-        alone = resolve_nodes(fault.target, list(run.nodes))
+        alone = resolve_nodes(fault.target, run.nodes)
         cut = run.network.cut_between(alone, frozenset(run.nodes) - alone)
         run.network.cut_down(cut)
         return "", cut
@@ -339,11 +338,11 @@ def _devices(run: FaultRun, fault: FaultSpec) -> tuple[str, ...]:
     from pytest_edgesim.errors import FaultError
 
     assert fault.target is not None
-    devices = [device.name for device in run.scenario.devices]
-    chosen = resolve_nodes(fault.target, devices)
-    if not chosen:
+    chosen = resolve_nodes(fault.target, run.nodes)
+    devices = tuple(device.name for device in run.scenario.devices if device.name in chosen)
+    if not devices:
         raise FaultError(f"{fault.fault_kind}: {fault.target!r} matches no device")
-    return tuple(name for name in devices if name in chosen)
+    return devices
 
 
 def _detail(applied: Any) -> str:

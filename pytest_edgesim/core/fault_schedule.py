@@ -84,7 +84,7 @@ class FaultSchedule:
             if name in ("duty_cycle", "clock_skew", "isolate"):
                 from pytest_edgesim.core.network import resolve_nodes
 
-                targets = sorted(resolve_nodes(fault.target, list(run.nodes)))
+                targets = sorted(resolve_nodes(fault.target, run.nodes))
                 if not targets:
                     return f"{fault.target!r} matches no node"
             else:

@@ -150,12 +150,26 @@ def _matches(name: str, pattern: str) -> bool:
     return name == pattern or fnmatch.fnmatchcase(name, pattern)
 
 
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
 def resolve_nodes(patterns: str | Iterable[str], node_names: Iterable[str]) -> frozenset[str]:
-    """The node names matched by one glob pattern or several."""
+    """The node names matched by one glob pattern or several (a pattern without ``*``, ``?``
+    or ``[`` is a name, looked up rather than matched: a thousand faults each naming one
+    sensor do not each match every node's name)."""
     if isinstance(patterns, str):
         patterns = [patterns]
     patterns = list(patterns)
-    return frozenset(n for n in node_names if any(_matches(n, p) for p in patterns))
+    globs = [pattern for pattern in patterns if _GLOB_CHARACTERS.intersection(pattern)]
+    if not isinstance(node_names, (Mapping, set, frozenset)):
+        node_names = list(node_names)
+    if globs:
+        found = {n for n in node_names if any(_matches(n, p) for p in patterns)}
+        return frozenset(found)
+    if isinstance(node_names, list):
+        listed = set(node_names)
+        return frozenset(pattern for pattern in patterns if pattern in listed)
+    return frozenset(pattern for pattern in patterns if pattern in node_names)
 
 
 class Cut:
@@ -242,6 +256,8 @@ class NetworkModel:
         self._drops_seen: dict[tuple[str, str], int] = {}
         self._watching_drops = False
         self._arrival_taps: dict[str, _ArrivalTap] = {}
+        #: node -> the links from or to it (a new cut looks at the links of its smaller side)
+        self._links_of: dict[str, list[Link]] = {}
         self._pinned: list[tuple[frozenset[str], frozenset[str], LinkProfile]] = []
         self._node_counters = {name: metrics.node(name) for name in nodes}
         self._topic_counters = metrics.topics  # read-only here: a miss goes through metrics
@@ -274,6 +290,9 @@ class NetworkModel:
         link.dst_counter = self._node_counters[dst]
         link.dst_relays = dst in self.relays
         self.links[(src, dst)] = link
+        self._links_of.setdefault(src, []).append(link)
+        if dst != src:
+            self._links_of.setdefault(dst, []).append(link)
         return link
 
     def _names(self, spec: str | Iterable[str]) -> frozenset[str]:
@@ -339,9 +358,14 @@ class NetworkModel:
     def add_cut(self, side_a: frozenset[str], side_b: frozenset[str], one_way: bool = False) -> Cut:
         cut = Cut(side_a, side_b, one_way)
         self.cuts.append(cut)
-        for (src, dst), link in self.links.items():
-            if cut.separates(src, dst):
-                link.cuts = (*link.cuts, cut)
+        smaller = side_a if len(side_a) <= len(side_b) else side_b
+        seen: set[tuple[str, str]] = set()
+        for node in sorted(smaller):
+            for link in self._links_of.get(node, ()):
+                pair = (link.src, link.dst)
+                if pair not in seen and cut.separates(*pair):
+                    seen.add(pair)
+                    link.cuts = (*link.cuts, cut)
         return cut
 
     def partition(self, a: str | Sequence[str], b: str | Sequence[str]) -> Cut:

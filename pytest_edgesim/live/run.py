@@ -341,21 +341,23 @@ class LiveRun(TopologyRun):
             elif action == "change":
                 self._saved_links[key] = proxy.spec
                 scale = self.time_scale  # (the proxy keeps the wall clock)
-                rate = {} if fault.bandwidth is None else {"rate": round(fault.bandwidth * scale)}
+                changes = (
+                    {} if fault.bandwidth is None else {"rate": round(fault.bandwidth * scale)}
+                )
                 proxy.update(
                     latency=None if fault.latency is None else f"{fault.latency / scale}us",
                     jitter=None if fault.jitter is None else f"{fault.jitter / scale}us",
                     loss=fault.loss,
-                    **rate,
+                    **changes,
                 )
             else:
                 saved = self._saved_links.pop(key)
-                rate = None if saved.rate_kbit_s is None else round(saved.rate_kbit_s * 1000)
+                bits = None if saved.rate_kbit_s is None else round(saved.rate_kbit_s * 1000)
                 proxy.update(
                     latency=f"{saved.latency_ms}ms",
                     jitter=f"{saved.jitter_ms}ms",
                     loss=saved.loss_rate,
-                    rate=rate,
+                    rate=bits,
                 )
             done.append(gateway)
         return f"proxy of {', '.join(done)}" if done else ""
