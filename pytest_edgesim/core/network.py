@@ -258,6 +258,7 @@ class NetworkModel:
         self._arrival_taps: dict[str, _ArrivalTap] = {}
         #: node -> the links from or to it (a new cut looks at the links of its smaller side)
         self._links_of: dict[str, list[Link]] = {}
+        self._cuts_by_sides: dict[tuple[frozenset[str], frozenset[str], bool], Cut] = {}
         self._pinned: list[tuple[frozenset[str], frozenset[str], LinkProfile]] = []
         self._node_counters = {name: metrics.node(name) for name in nodes}
         self._topic_counters = metrics.topics  # read-only here: a miss goes through metrics
@@ -406,14 +407,13 @@ class NetworkModel:
     ) -> Cut:
         """The cut between these sides (made once: a schedule that cuts the same sides a
         thousand times gives the links one cut to check, not a thousand)."""
-        for cut in self.cuts:
-            if cut.one_way != one_way:
-                continue
-            if (cut.side_a, cut.side_b) == (side_a, side_b) or (
-                not one_way and (cut.side_b, cut.side_a) == (side_a, side_b)
-            ):
-                return cut
-        return self.add_cut(side_a, side_b, one_way)
+        key = (side_a, side_b, one_way)
+        cut = self._cuts_by_sides.get(key)
+        if cut is None:
+            cut = self._cuts_by_sides[key] = self.add_cut(side_a, side_b, one_way)
+            if not one_way:
+                self._cuts_by_sides[(side_b, side_a, one_way)] = cut
+        return cut
 
     def link_profiles(
         self, sources: frozenset[str], targets: frozenset[str]

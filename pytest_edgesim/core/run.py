@@ -332,7 +332,7 @@ class TopologyRun(FaultControls):
             metrics=self.metrics.snapshot(now),
             trace_digest=tracer.digest if self.bit_exact else None,
             events=self.coordinator.events_processed,
-            nodes={name: self._describe(name, node) for name, node in self.nodes.items()},
+            nodes=self._describe_nodes(),
             arrivals=tuple(self.cloud.arrivals),
             trace=tracer.kept() if tracer.keep else None,
             wall_time_s=self._wall_time,
@@ -340,9 +340,15 @@ class TopologyRun(FaultControls):
             faults=tuple(self._faults),
         )
 
-    def _describe(self, name: str, node: Node) -> dict[str, Any]:
+    def _describe_nodes(self) -> dict[str, dict[str, Any]]:
+        done: dict[str, list[str]] = {}
+        for fault in self._faults:  # (once: a schedule of a thousand faults, a thousand nodes)
+            done.setdefault(fault.target, []).append(fault.action)
+        return {name: self._describe(name, node, done) for name, node in self.nodes.items()}
+
+    def _describe(self, name: str, node: Node, faults: Mapping[str, list[str]]) -> dict[str, Any]:
         description = dict(node.describe())
-        done = [fault.action for fault in self._faults if fault.target == name]
+        done = faults.get(name, ())
         if done:  # a node that underwent a fault says so (never one that did not)
             description["state"] = self._life.state(name)
             description["restarts"] = sum(action in ("start", "restart") for action in done)
