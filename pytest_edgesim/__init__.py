@@ -20,7 +20,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim import _moved
-from pytest_edgesim.errors import EdgesimError, ScenarioError, SimulationError
+from pytest_edgesim.errors import EdgesimError, ScenarioError, SimulationError, UsageError
 
 __version__ = "0.2.0.dev0"
 
@@ -78,6 +78,7 @@ __all__ = [
     "ScenarioRun",
     "Simulation",
     "SimulationError",
+    "UsageError",
     "__version__",
     "register_gateway_kind",
     "simulate",

@@ -25,6 +25,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.control import current_build_context
 
 from pytest_edgesim.core.scenario import Scenario
 from pytest_edgesim.core.scenario.builder import ScenarioBuilder
@@ -166,6 +167,18 @@ def link_configs(
     if not 0.0 <= max_loss <= 1.0:
         raise ValueError(f"link_configs: max_loss must be between 0 and 1, got {max_loss!r}")
     jitter_ms = _ms(max_jitter, "link_configs: max_jitter")
+    if bandwidth and not (
+        isinstance(min_bandwidth_kbps, int)
+        and isinstance(max_bandwidth_kbps, int)
+        and 1 <= min_bandwidth_kbps <= max_bandwidth_kbps
+    ):
+        # (a link's bandwidth is positive: 0 would be refused when the scenario is built,
+        # at draw time, far from this call)
+        raise ValueError(
+            f"link_configs: expected whole numbers 1 <= min_bandwidth_kbps <= "
+            f"max_bandwidth_kbps, got {min_bandwidth_kbps!r} and {max_bandwidth_kbps!r} "
+            "(bandwidth=False leaves links unlimited)"
+        )
     unknown = set(jitter) - {"uniform", "normal"} | set(loss) - {"bernoulli", "gilbert_elliott"}
     if unknown:
         raise ValueError(f"link_configs: unknown jitter or loss kind(s) {sorted(unknown)}")
@@ -235,15 +248,18 @@ def seeds() -> st.SearchStrategy[int]:
 
 # --- scenarios ----------------------------------------------------------------------------
 class GeneratedScenario(Scenario):
-    """A :class:`Scenario` whose ``repr`` is its YAML, for readable falsifying examples."""
+    """A :class:`Scenario` drawn by :func:`small_scenarios`.
+
+    Its ``repr`` is one line: Hypothesis prints the falsifying example inside the
+    exception's notes, which pytest shows on ``E`` lines, where YAML cannot be copied as
+    it is. The scenarios of the falsifying example are kept instead
+    (:func:`falsifying_scenarios`): the pytest plugin shows each as a YAML file in the
+    failing test's report, and ``scenario.to_yaml()`` gives it anywhere."""
 
     def __repr__(self) -> str:
-        # The last line is a comment: Hypothesis writes a comma after an argument's repr,
-        # and on a comment it changes nothing when the text is saved as a file.
         return (
-            f"# scenario {self.name!r} as YAML (save it and run: edgesim run FILE)\n"
-            + self.to_yaml().rstrip("\n")
-            + "\n# end of scenario"
+            f"<generated scenario {self.name!r}: {len(self.node_names)} nodes; its YAML: "
+            "scenario.to_yaml(), and in a failing test's report>"
         )
 
     def with_overrides(self, overrides: Any) -> Scenario:
@@ -369,7 +385,23 @@ def _scenario(
             **({"end": f"{end_step * 100}ms"} if heals else {}),
         )
 
-    return GeneratedScenario(builder.to_dict(), label=f"small_scenarios() {name!r}")
+    scenario = GeneratedScenario(builder.to_dict(), label=f"small_scenarios() {name!r}")
+    if current_build_context().is_final:  # the falsifying example, run for the report
+        _falsifying.append(scenario)
+    return scenario
+
+
+#: the scenarios drawn for the falsifying example of the latest failing ``@given`` test
+_falsifying: list[GeneratedScenario] = []
+
+
+def falsifying_scenarios() -> list[GeneratedScenario]:
+    """The scenarios :func:`small_scenarios` drew for the falsifying example Hypothesis
+    ran last (its final, reported run), and forget them. (The pytest plugin asks after each
+    failing test and shows them as YAML files; it empties the list before each test.)"""
+    found = list(_falsifying)
+    _falsifying.clear()
+    return found
 
 
 def small_scenarios(

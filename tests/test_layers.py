@@ -41,6 +41,7 @@ RANKS = {
     "_moved": 0,
     "core": 1,
     "strategies": 2,
+    "reporting": 2,  # the charts and the HTML page, on the core (no pytest)
     "lockstep": 2,
     "gateway": 3,
     "live": 4,
@@ -52,6 +53,7 @@ RANKS = {
 FORBIDDEN = {
     "core": {"pytest", "_pytest", "docker", "paho", "hypothesis", "xdist"},
     "lockstep": {"pytest", "_pytest", "docker", "paho", "hypothesis"},
+    "reporting": {"pytest", "_pytest", "docker", "paho", "hypothesis", "xdist"},
     "gateway": {"pytest", "_pytest", "docker", "hypothesis"},
     "live": {"pytest", "_pytest", "docker", "hypothesis"},
 }

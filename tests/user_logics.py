@@ -47,3 +47,17 @@ class Noisy(NodeLogic):
 
 def not_a_logic(message):
     return message
+
+
+class AssertingForwarder(Forwarder):
+    """Forwarder, stating properties as it goes: the same outputs, so the same trace."""
+
+    def on_message(self, t, message):
+        self.node.always(message["seq"] >= 0, "seq is never negative")
+        self.node.sometimes(message["seq"] > 2, "a sensor sent a fourth reading")
+        self.node.always(message["seq"] < 2, "fewer than three readings")
+        if message["seq"] == 1:
+            self.node.reachable("second reading")
+        if message["seq"] > 1000:
+            self.node.unreachable("a thousand readings")
+        super().on_message(t, message)

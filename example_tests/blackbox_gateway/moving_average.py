@@ -7,6 +7,8 @@ over a plain socket with the standard library only, and knows nothing of any tes
 
     python3 moving_average.py --host broker --port 1883 --client-id gw-1 \\
         --subscribe 'sensors/+/temperature' --publish averages --window 5
+
+``--username`` and ``--password`` log in to a broker that requires it (empty: anonymous).
 """
 
 from __future__ import annotations
@@ -44,17 +46,16 @@ def packet(first_byte: int, body: bytes) -> bytes:
 class Connection:
     """One MQTT connection: CONNECT, SUBSCRIBE, PUBLISH (QoS 0 out), reading packets."""
 
-    def __init__(self, host: str, port: int, client_id: str):
+    def __init__(
+        self, host: str, port: int, client_id: str, username: str = "", password: str = ""
+    ):
         self.sock = socket.create_connection((host, port), timeout=10)
         self.sock.settimeout(None)
         self.lock = threading.Lock()
-        flags = 0x02  # clean session
-        self.send(
-            packet(
-                0x10,
-                utf8("MQTT") + bytes([4, flags]) + KEEPALIVE_S.to_bytes(2, "big") + utf8(client_id),
-            )
-        )
+        flags = 0x02 | (0xC0 if username else 0)  # clean session; user name and password
+        credentials = utf8(username) + utf8(password) if username else b""
+        header = utf8("MQTT") + bytes([4, flags]) + KEEPALIVE_S.to_bytes(2, "big")
+        self.send(packet(0x10, header + utf8(client_id) + credentials))
         kind, body = self.read()
         if kind != 2 or body[1] != 0:
             raise ConnectionError(f"connection refused (CONNACK {body.hex()})")
@@ -113,7 +114,7 @@ def reading_value(payload: bytes) -> float | None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    connection = Connection(args.host, args.port, args.client_id)
+    connection = Connection(args.host, args.port, args.client_id, args.username, args.password)
     print(f"connected to {args.host}:{args.port} as {args.client_id}", flush=True)
     threading.Thread(target=connection.ping_forever, daemon=True).start()
     connection.subscribe(args.subscribe)
@@ -146,6 +147,8 @@ def main() -> int:
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--client-id", default=f"moving-average-{socket.gethostname()}")
+    parser.add_argument("--username", default="", help="empty: connect anonymously")
+    parser.add_argument("--password", default="")
     parser.add_argument("--subscribe", action="append", required=True, help="a topic filter")
     parser.add_argument("--publish", required=True, help="the topic of the averages")
     parser.add_argument("--window", type=int, default=5, help="readings per average")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -62,9 +64,9 @@ def _load(path: str, overrides: list[str] | None = None):  # -> Scenario
 class _Progress:
     """A one-line progress bar on a terminal, shown only once a run has taken a while."""
 
-    def __init__(self, stream: TextIO, total_ticks: int):
+    def __init__(self, stream: TextIO, total_ticks: int, shown: bool = True):
         self.stream = stream
-        self.enabled = stream.isatty()
+        self.enabled = shown and stream.isatty()
         self.total = max(total_ticks, 1)
         self.started = time.perf_counter()
         self.shown = False
@@ -87,8 +89,29 @@ class _Progress:
             self.stream.flush()
 
 
+@contextlib.contextmanager
+def _phases_on_stderr(quiet: bool) -> Iterator[None]:
+    """While a run is built and runs, the steps of what makes it wait (an image build for a
+    gateway in a container) are lines on stderr (none with ``--quiet``)."""
+    from pytest_edgesim.core import progress
+
+    def sink(line: str, is_phase: bool) -> None:
+        if is_phase:
+            print(f"edgesim: {line}", file=sys.stderr, flush=True)
+
+    previous = progress.set_sink(None if quiet else sink)
+    try:
+        yield
+    finally:
+        progress.set_sink(previous)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from pytest_edgesim.core.metrics.tables import delivery_table, metrics_tables
+    from pytest_edgesim.core.metrics.tables import (
+        acknowledgement_links,
+        delivery_table,
+        metrics_tables,
+    )
     from pytest_edgesim.core.simulation import Simulation
 
     # every argument is checked before anything is written or run
@@ -106,10 +129,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ScenarioError(f"--duration: {exc}") from None
     outputs = _output_paths(args)
+    plot = _plot_target(args.plot) if args.plot else None
     _print_notes(args.scenario, scenario)
     trace_mode = "full" if args.trace else "digest"
-    with Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation:
-        progress = _Progress(sys.stderr, target)
+    with (
+        _phases_on_stderr(args.quiet),
+        Simulation(scenario, seed=args.seed, trace=trace_mode) as simulation,
+    ):
+        progress = _Progress(sys.stderr, target, shown=not args.quiet)
         for now in simulation.run_in_steps(target, steps=200):
             progress.update(now, 0)
         progress.done()
@@ -122,7 +149,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{result.events} scheduled events"
     )
     print()
-    print(metrics_tables(result.metrics, limit=None if args.all else 12, focus=focus))
+    acks_only = acknowledgement_links(
+        result.metrics.links,
+        cloud=scenario.spec.cloud.name,
+        broker=scenario.spec.broker.name,
+        devices=(device.name for device in scenario.devices),
+    )
+    tables = metrics_tables(
+        result.metrics, limit=None if args.all else 12, focus=focus, acks_only=acks_only
+    )
+    print(tables)
     print()
     deliveries = delivery_table(result.deliveries, limit=None if args.all else 12)
     if deliveries:
@@ -140,10 +176,73 @@ def cmd_run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise EdgesimError(f"--trace {args.trace}: cannot write ({exc.strerror})") from None
         print(f"trace ({count} events) written to {args.trace}")
+    if plot is not None:
+        for written in _write_plots(plot, result, _command_line(args)):
+            print(f"charts written to {written}")
+    if result.swarm_profile is not None:  # what the seed drew (docs/faults.md)
+        print(f"swarm profile (seed {result.seed}): {result.swarm_profile.describe()}")
     if result.faults:  # a run with faults never reads as a clean one
         print(f"faults: {result.describe_faults()}")
     print(f"trace digest: {result.trace_digest}")
     return EXIT_OK
+
+
+def _plot_target(value: str) -> Path:
+    """Where ``--plot`` writes, checked before the run (and matplotlib is there): a ``.html``
+    file, or a folder (made if missing) for the page and one SVG per chart."""
+    from pytest_edgesim.reporting.charts import ChartsUnavailable, require_matplotlib
+
+    try:
+        require_matplotlib("--plot")
+    except ChartsUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    path = Path(value)
+    try:
+        if path.suffix.lower() in (".html", ".htm"):
+            if path.is_dir():
+                raise UsageError(f"--plot {value}: is a directory, not a file")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            if path.exists() and not path.is_dir():
+                raise UsageError(
+                    f"--plot {value}: not a folder (give a folder for the page and the SVG "
+                    "charts, or a file ending in .html for the page alone)"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--plot {value}: cannot write there ({exc.strerror})") from None
+    return path
+
+
+def _write_plots(target: Path, result: Any, command: str) -> list[Path]:
+    """The run's page (and, for a folder, each chart as an SVG file); the paths written."""
+    from pytest_edgesim.reporting.page import run_charts, run_page
+
+    data = result.to_dict()
+    if target.suffix.lower() in (".html", ".htm"):
+        _write("plot", target, run_page(data, command))
+        return [target]
+    written = [target / "report.html"]
+    _write("plot", written[0], run_page(data, command))
+    for name, svg in run_charts(data).items():
+        path = target / f"{name}.svg"
+        _write("plot", path, '<?xml version="1.0" encoding="utf-8"?>\n' + svg)
+        written.append(path)
+    return written
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The ``edgesim run`` command that repeats this run (for the page)."""
+    import shlex
+
+    words = ["edgesim", "run", args.scenario]
+    if args.seed is not None:
+        words += ["--seed", str(args.seed)]
+    if args.duration is not None:
+        words += ["--duration", args.duration]
+    for override in args.set or ():
+        words += ["--set", override]
+    return shlex.join(words)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -189,6 +288,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", help="write the result and metrics as JSON")
     run.add_argument("--csv", metavar="FILE", help="write the metrics as CSV")
     run.add_argument("--trace", metavar="FILE", help="write every event as JSON Lines")
+    run.add_argument(
+        "--plot",
+        metavar="DIR_OR_FILE",
+        help="draw the run's charts (messages over time, latency per flow): a folder gets "
+        "report.html and one SVG per chart, a .html file the page alone (needs the [html] "
+        "extra)",
+    )
+    run.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress on stderr (image build steps, the progress bar of a long run)",
+    )
     run.add_argument("--all", action="store_true", help="show every node, link and topic")
     run.set_defaults(handler=cmd_run)
 

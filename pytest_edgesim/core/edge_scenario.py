@@ -10,15 +10,18 @@ where the two traces first differ, which is how ``deterministic(replay_check=Tru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_edgesim.core.assertions import Assertions
 from pytest_edgesim.core.faults import FAULT_ACTIONS, FaultControls
 from pytest_edgesim.core.gateway_kinds import gateway_kind
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until
 
 if TYPE_CHECKING:
+    from pytest_edgesim.core.assertions import AssertionLog
     from pytest_edgesim.core.faults import AppliedFault
     from pytest_edgesim.core.models.cloud import Arrival
     from pytest_edgesim.core.network import Cut, NetworkModel
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.result import RunResult
     from pytest_edgesim.core.run import ScenarioRun
     from pytest_edgesim.core.scenario import Scenario
+    from pytest_edgesim.core.swarm import SwarmProfile
     from pytest_edgesim.core.trace import TraceEvent
 
 #: The scenario an unmarked test gets: 3 sensors -> broker -> one gateway -> cloud, 10 s.
@@ -149,7 +153,7 @@ class RecordedNetwork:
         return getattr(self._network, name)
 
 
-class EdgeScenario(FaultControls):
+class EdgeScenario(FaultControls, Assertions):
     """A scenario run a test can pause, steer and inspect; see the ``edge_scenario`` fixture.
 
     The simulation is built on first use. ``seed`` is the seed it runs with; ``trace`` is
@@ -209,11 +213,11 @@ class EdgeScenario(FaultControls):
     def run(self, until: int | float | str | None = None) -> RunResult:
         """Run to virtual time ``until`` (seconds, or ``"500ms"``; None: the scenario's
         duration) and pause there. ``until`` is absolute: each call continues the same run."""
-        from pytest_edgesim.errors import SimulationError
+        from pytest_edgesim.errors import UsageError
 
         target = self.scenario.duration_ticks if until is None else parse_until(until)
         if target < self.now:
-            raise SimulationError(
+            raise UsageError(
                 f"cannot run until {until!r} ({target / TICKS_PER_SECOND:g}s): virtual time is "
                 f"already {self.now_s:g}s (until is absolute; each run() continues the same run)"
             )
@@ -278,6 +282,16 @@ class EdgeScenario(FaultControls):
         """The faults done so far (scheduled ones once they happened), in order."""
         return self.simulation.faults
 
+    # --- assertions over runs, swarm testing ------------------------------------------------
+    def _assertion_log(self) -> tuple[AssertionLog, int]:
+        simulation = self.simulation
+        return simulation.assertions, simulation.now
+
+    @property
+    def swarm_profile(self) -> SwarmProfile | None:
+        """The faults this run's seed drew from the swarm catalogue (None without ``swarm:``)."""
+        return self.simulation.swarm_profile
+
     @property
     def cloud_arrivals(self) -> list[Arrival]:
         """What reached the cloud so far, in arrival order."""
@@ -299,7 +313,16 @@ class EdgeScenario(FaultControls):
         return self.runs[-1] if self.runs else None
 
     def record(self, name: str, value: float) -> None:
-        """Record a per-trial metric (statistical tests report its mean and interval)."""
+        """Record a per-trial metric (statistical tests report its mean and interval); a
+        value that is not a finite number is a :class:`~pytest_edgesim.errors.UsageError`."""
+        from pytest_edgesim.errors import UsageError
+
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise UsageError(f"record({name!r}, {value!r}): expected a finite number")
         self.recorded.setdefault(name, []).append(float(value))
         if self._on_record is not None:
             self._on_record(name, float(value))
@@ -338,12 +361,8 @@ class EdgeScenario(FaultControls):
             divergence = first_divergence(original.trace, replayed.trace)
             if divergence is not None:
                 index, first, second = divergence
-                where = first or second
-                assert where is not None
-                lines.append(
-                    f"first divergence: event #{index} at t={where[0] / TICKS_PER_SECOND:.6f}s, "
-                    f"node {where[2]}, event {where[1]}"
-                )
+                agree = f"events #0 to #{index - 1} agree" if index else "no event agrees"
+                lines.append(f"the runs first differ at event #{index} ({agree}):")
                 lines.append(f"  first run: {_describe_event(first)}")
                 lines.append(f"  replay:    {_describe_event(second)}")
         lines.append(f"digests: first run {original.trace_digest}")
@@ -375,8 +394,9 @@ def _perform(
 def _describe_event(event: TraceEvent | None) -> str:
     if event is None:
         return "(no event: this trace ended here)"
+    # read forwards: when, the node the event happens at, what it does, to whom
     time, kind, node, peer, topic, message, detail = event
-    text = f"t={time / TICKS_PER_SECOND:.6f}s {kind} {node}"
+    text = f"t={time / TICKS_PER_SECOND:.6f}s at {node}: {kind}"
     text += f" -> {peer}" if peer else ""
     text += f" topic {topic}" if topic else ""
     text += f" message {message}" if message else ""

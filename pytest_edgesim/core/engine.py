@@ -17,7 +17,7 @@ from heapq import heappop, heappush
 from typing import Any, ClassVar
 
 from pytest_edgesim.core._mypyc import mypyc_attr
-from pytest_edgesim.errors import SimulationError
+from pytest_edgesim.errors import SimulationError, UsageError
 
 Callback = Callable[[Any], None]
 
@@ -85,7 +85,7 @@ class Coordinator:
         how a test pauses a scenario, changes something, and continues.
         """
         if until is not None and until < self.now:
-            raise SimulationError(f"cannot run until t={until}: virtual time is already {self.now}")
+            raise UsageError(f"cannot run until t={until}: virtual time is already {self.now}")
         queue = self._queue
         pop = heappop
         # (an int limit, not float("inf"): compiled, the comparison stays an integer one)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_edgesim.core.units import TICKS_PER_SECOND
-from pytest_edgesim.errors import FaultError
+from pytest_edgesim.errors import FaultUsageError
 
 #: every fault a test can do to a node, in the order the docs list them
 FAULT_ACTIONS = ("stop", "start", "restart", "kill", "pause", "resume", "disconnect", "reconnect")
@@ -102,17 +102,17 @@ class LifeStates:
         if action in _TRANSITIONS:
             allowed, _ = _TRANSITIONS[action]
             if state not in allowed:
-                raise FaultError(f"cannot {action} {node!r}: it is {state} ({_HINTS[action]})")
+                raise FaultUsageError(f"cannot {action} {node!r}: it is {state} ({_HINTS[action]})")
         elif action == "disconnect":
             if state == STOPPED:
-                raise FaultError(f"cannot disconnect {node!r}: it is stopped")
+                raise FaultUsageError(f"cannot disconnect {node!r}: it is stopped")
             if self.disconnected(node):
-                raise FaultError(f"cannot disconnect {node!r}: it is already disconnected")
+                raise FaultUsageError(f"cannot disconnect {node!r}: it is already disconnected")
         elif action == "reconnect":
             if not self.disconnected(node):
-                raise FaultError(f"cannot reconnect {node!r}: it is connected")
+                raise FaultUsageError(f"cannot reconnect {node!r}: it is connected")
         else:
-            raise FaultError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
+            raise FaultUsageError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
 
     def enter(self, action: str, node: str) -> int:
         """Record that ``node`` underwent ``action`` (checked); for a disconnection, its number."""

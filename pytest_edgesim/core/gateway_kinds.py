@@ -48,6 +48,11 @@ class WallClockStart:
     #: own logic may be there)
     base_dir: Path | None = None
 
+    def credentials(self) -> tuple[str, str] | None:
+        """``(username, password)`` for the broker, when it requires them."""
+        given = getattr(self.endpoint, "credentials", None)
+        return None if given is None else (given.username, given.password)
+
 
 #: ``start -> runner``: the gateway running for real in a live run; the runner has
 #: ``stop()`` and may have ``counters``, ``report()``, ``logs()`` and ``remove()``

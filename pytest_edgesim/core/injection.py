@@ -13,7 +13,7 @@ from pytest_edgesim.core.metrics.recorder import MetricsRecorder
 from pytest_edgesim.core.node import Node, PublishingSession
 from pytest_edgesim.core.packet import Message
 from pytest_edgesim.core.topics import validate_topic_name
-from pytest_edgesim.errors import SimulationError
+from pytest_edgesim.errors import UsageError
 
 
 class Injections:
@@ -48,7 +48,7 @@ class Injections:
         publish, is refused before anything is counted)."""
         problem = validate_topic_name(topic) if isinstance(topic, str) else "must be a string"
         if problem is not None:
-            raise SimulationError(f"cannot inject on topic {topic!r}: {problem}")
+            raise UsageError(f"cannot inject on topic {topic!r}: {problem}")
         if source is None:
             self.count += 1
             origin, seq = "inject", self.count
@@ -83,7 +83,7 @@ class Injections:
         """``node``'s own MQTT session, or a clear error when it has none."""
         session = node.mqtt_session()
         if session is None:
-            raise SimulationError(
+            raise UsageError(
                 f"cannot inject from {node.name!r}: it does not publish (inject from a "
                 "sensor, a gateway or the broker, or give no source)"
             )

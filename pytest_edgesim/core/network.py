@@ -27,7 +27,7 @@ from pytest_edgesim.core.units import (
     parse_bandwidth,
     parse_duration,
 )
-from pytest_edgesim.errors import SimulationError
+from pytest_edgesim.errors import SimulationError, UsageError
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.engine import Coordinator
@@ -113,12 +113,12 @@ def apply_settings(profile: LinkProfile, settings: LinkSettings) -> LinkProfile:
 def _ticks_setting(name: str, value: Any, value_ms: Any) -> int | None:
     """A ``set_link`` duration in ticks, from ``name`` (as the YAML takes it) or ``name_ms``."""
     if value is not None and value_ms is not None:
-        raise SimulationError(f"give {name} or {name}_ms, not both")
+        raise UsageError(f"give {name} or {name}_ms, not both")
     if value is not None:
         try:
             return parse_duration(value)
         except ValueError as error:
-            raise SimulationError(f"{name} {error}") from None
+            raise UsageError(f"{name} {error}") from None
     if value_ms is None:
         return None
     if (
@@ -126,7 +126,7 @@ def _ticks_setting(name: str, value: Any, value_ms: Any) -> int | None:
         or not isinstance(value_ms, (int, float))
         or not 0 <= value_ms <= MAX_TICKS / TICKS_PER_MS
     ):
-        raise SimulationError(f"{name}_ms must be a number of milliseconds >= 0, got {value_ms!r}")
+        raise UsageError(f"{name}_ms must be a number of milliseconds >= 0, got {value_ms!r}")
     return round(value_ms * TICKS_PER_MS)
 
 
@@ -134,7 +134,7 @@ def _bandwidth_setting(value: Any, value_bps: Any) -> int | None:
     """A ``set_link`` bandwidth in bits per second, from ``bandwidth`` or ``bandwidth_bps``;
     0 lifts the limit."""
     if value is not None and value_bps is not None:
-        raise SimulationError("give bandwidth or bandwidth_bps, not both")
+        raise UsageError("give bandwidth or bandwidth_bps, not both")
     chosen, name = (value, "bandwidth") if value is not None else (value_bps, "bandwidth_bps")
     if chosen is None:
         return None
@@ -143,7 +143,7 @@ def _bandwidth_setting(value: Any, value_bps: Any) -> int | None:
     try:
         return parse_bandwidth(chosen)
     except ValueError as error:
-        raise SimulationError(f"{name} {error}") from None
+        raise UsageError(f"{name} {error}") from None
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -299,7 +299,7 @@ class NetworkModel:
     def _names(self, spec: str | Iterable[str]) -> frozenset[str]:
         names = resolve_nodes(spec, self.nodes)
         if not names:
-            raise SimulationError(f"{spec!r} matches no node (nodes: {', '.join(self.nodes)})")
+            raise UsageError(f"{spec!r} matches no node (nodes: {', '.join(self.nodes)})")
         return names
 
     def set_link(
@@ -332,7 +332,7 @@ class NetworkModel:
         if loss is not None and not (
             isinstance(loss, (int, float)) and not isinstance(loss, bool) and 0.0 <= loss <= 1.0
         ):
-            raise SimulationError(f"loss must be between 0 and 1, got {loss!r}")
+            raise UsageError(f"loss must be between 0 and 1, got {loss!r}")
         pairs = [(sources, targets)] + ([(targets, sources)] if bidirectional else [])
         for from_set, to_set in pairs:
             for src in sorted(from_set):

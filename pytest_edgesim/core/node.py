@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pytest_edgesim.core._mypyc import mypyc_attr
 
 if TYPE_CHECKING:
+    from pytest_edgesim.core.assertions import AssertionLog
     from pytest_edgesim.core.engine import Coordinator
     from pytest_edgesim.core.metrics.recorder import MetricsRecorder
     from pytest_edgesim.core.packet import Message, Packet
@@ -46,10 +47,21 @@ class PublishingSession(Protocol):
 class NodeContext:
     """What a node may use: the clock, the network, timers, its random stream, metrics, trace.
 
-    ``network`` is the network the node is on (None for a node bound by hand without one).
+    ``network`` is the network the node is on (None for a node bound by hand without one);
+    ``assertions`` the run's log of ``always``/``sometimes``/... statements (None: they are
+    not kept).
     """
 
-    __slots__ = ("_streams", "coordinator", "metrics", "name", "network", "send", "trace")
+    __slots__ = (
+        "_streams",
+        "assertions",
+        "coordinator",
+        "metrics",
+        "name",
+        "network",
+        "send",
+        "trace",
+    )
 
     def __init__(
         self,
@@ -60,9 +72,11 @@ class NodeContext:
         metrics: MetricsRecorder,
         trace: TraceRecorder,
         network: NetworkView | None = None,
+        assertions: AssertionLog | None = None,
     ):
         self.name = name
         self.network = network
+        self.assertions = assertions
         self.coordinator = coordinator
         self.send = send
         self._streams = streams
@@ -80,6 +94,15 @@ class NodeContext:
     def stream(self, purpose: str = "") -> RandomStream:
         """This node's random stream (or a sub-stream for ``purpose``), named after the node."""
         return self._streams(f"node:{self.name}" + (f"/{purpose}" if purpose else ""))
+
+    def assert_property(self, kind: str, condition: object, label: str) -> bool:
+        """State ``always``/``sometimes``/``reachable``/``unreachable`` property ``label``
+        now, from this node (see :mod:`pytest_edgesim.core.assertions`); returns whether
+        ``condition`` held. No part of the trace."""
+        held = bool(condition)
+        if self.assertions is not None:
+            self.assertions.record(kind, label, held, self.coordinator.now, self.name)
+        return held
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

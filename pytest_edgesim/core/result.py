@@ -8,10 +8,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from pytest_edgesim.core.assertions import AssertionRecord
 from pytest_edgesim.core.faults import AppliedFault
 from pytest_edgesim.core.metrics.delivery import Deliveries, Delivery
 from pytest_edgesim.core.metrics.recorder import Metrics
+from pytest_edgesim.core.metrics.timeline import RunProfile
 from pytest_edgesim.core.models.cloud import Arrival
+from pytest_edgesim.core.swarm import SwarmFault, SwarmProfile
 from pytest_edgesim.core.trace import TraceEvent, write_jsonl
 from pytest_edgesim.core.units import TICKS_PER_SECOND
 
@@ -28,6 +31,10 @@ class RunResult:
     :meth:`delivery`).
     ``faults`` lists the restarts, crashes, pauses and disconnects done during the run, in
     order (empty for a clean run); ``describe_faults()`` says them in one line.
+    ``profile`` is the run over time and its latencies' spread, in fixed-size summaries (a
+    :class:`~pytest_edgesim.core.metrics.timeline.Timeline` of messages per slice of virtual
+    time with the partitions, and a latency histogram per flow): what reports chart. It is
+    not compared.
     ``to_dict``/``to_json`` leave out ``arrivals`` and ``trace`` (they can be large; see
     :meth:`write_trace`), so a result read back with ``from_dict`` has neither.
     """
@@ -51,6 +58,11 @@ class RunResult:
         return self.deliveries.delivery(sources, destination)
 
     faults: tuple[AppliedFault, ...] = ()
+    profile: RunProfile = field(default_factory=RunProfile, repr=False, compare=False)
+    #: the faults the run's seed drew (a scenario with a ``swarm:`` section), or None
+    swarm_profile: SwarmProfile | None = None
+    #: the run's ``always``/``sometimes``/``reachable``/``unreachable`` statements
+    assertions: tuple[AssertionRecord, ...] = ()
 
     @property
     def virtual_time_s(self) -> float:
@@ -72,6 +84,14 @@ class RunResult:
             "metrics": self.metrics.to_dict(),
             "deliveries": self.deliveries.to_dict(),
             "faults": [fault.to_dict() for fault in self.faults],
+            "profile": self.profile.to_dict(),
+            # (only when there are any: a result without them reads as it always did)
+            **({"swarm": self.swarm_profile.to_dict()} if self.swarm_profile is not None else {}),
+            **(
+                {"assertions": [record.to_dict() for record in self.assertions]}
+                if self.assertions
+                else {}
+            ),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -90,6 +110,11 @@ class RunResult:
             wall_time_s=data.get("wall_time_s", 0.0),
             deliveries=Deliveries.from_dict(data.get("deliveries", {})),
             faults=tuple(AppliedFault.from_dict(item) for item in data.get("faults", ())),
+            profile=RunProfile.from_dict(data.get("profile", {})),
+            swarm_profile=_profile(data.get("swarm")),
+            assertions=tuple(
+                AssertionRecord.from_dict(item) for item in data.get("assertions", ())
+            ),
         )
 
     def write_trace(self, target: IO[str] | str | os.PathLike[str]) -> int:
@@ -101,3 +126,10 @@ class RunResult:
             with open(target, "w", encoding="utf-8") as stream:
                 return write_jsonl(self.trace, stream)
         return write_jsonl(self.trace, target)
+
+
+def _profile(data: Mapping[str, Any] | None) -> SwarmProfile | None:
+    if data is None:
+        return None
+    faults = tuple(SwarmFault.from_dict(item) for item in data.get("faults", ()))
+    return SwarmProfile(int(data["seed"]), tuple(data.get("kinds", ())), faults)

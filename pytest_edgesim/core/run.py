@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from pytest_edgesim.core.assertions import AssertionLog, Assertions
 from pytest_edgesim.core.faults import (
     FAULT_ACTIONS,
     STOPPED,
@@ -22,9 +23,12 @@ from pytest_edgesim.core.faults import (
     LifeStates,
 )
 from pytest_edgesim.core.injection import Injections
+from pytest_edgesim.core.metrics.timeline import RunProfile, TimelineRecorder, latency_histograms
 from pytest_edgesim.core.result import RunResult
+from pytest_edgesim.core.swarm import SwarmProfile, SwarmTopology, draw_profile, resolve_bounds
+from pytest_edgesim.core.swarm import schedule_profile as _schedule_profile
 from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_duration, parse_until
-from pytest_edgesim.errors import FaultError, SimulationError
+from pytest_edgesim.errors import FaultUsageError, UsageError
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.engine import Coordinator
@@ -108,8 +112,24 @@ class ScenarioRun(Protocol):
     @property
     def faults(self) -> tuple[AppliedFault, ...]: ...
 
+    @property
+    def swarm_profile(self) -> SwarmProfile | None:
+        """The faults this run's seed drew (a scenario with a ``swarm:`` section), or None."""
 
-class TopologyRun(FaultControls):
+    @property
+    def assertions(self) -> AssertionLog:
+        """The run's ``always``/``sometimes``/``reachable``/``unreachable`` statements."""
+
+    def always(self, condition: object, label: str) -> bool: ...
+
+    def sometimes(self, condition: object, label: str) -> bool: ...
+
+    def reachable(self, label: str) -> None: ...
+
+    def unreachable(self, label: str) -> None: ...
+
+
+class TopologyRun(FaultControls, Assertions):
     """A run over a built topology: pausable, steerable between runs, closed once.
 
     Subclasses say how time advances (:meth:`_advance`) and whether the result carries a
@@ -138,6 +158,12 @@ class TopologyRun(FaultControls):
         self._schedule: list[tuple[str, FaultSpec]] = []
         self._subscription_watchers: dict[str, list[Callable[[int], None]]] = {}
         self._subscriptions: dict[str, int] = {}
+        self._timeline = TimelineRecorder(self.scenario.duration_ticks)
+        self._timeline.watch(topology.network.cuts)
+        topology.network.watch_cuts(lambda: self._timeline.cuts_changed(self.now))
+        self._swarm_profile: SwarmProfile | None = None
+        if self.scenario.spec.swarm is not None:
+            self._scenario_faults_due = True
 
     # --- the parts ----------------------------------------------------------------------------
     @property
@@ -188,7 +214,7 @@ class TopologyRun(FaultControls):
         paused at ``until`` happens before them.
         """
         if self._closed:
-            raise SimulationError(f"this {self.noun} is closed")
+            raise UsageError(f"this {self.noun} is closed")
         target = self.scenario.duration_ticks if until is None else parse_until(until)
         self.run_to_tick(target, shown=until)
         return self.result()
@@ -197,7 +223,7 @@ class TopologyRun(FaultControls):
         """Run to ``target`` ticks (``shown``: how the caller wrote it, for the error)."""
         if target < self.now:
             shown = f"{target}us" if shown is None else shown
-            raise SimulationError(
+            raise UsageError(
                 f"cannot run until {shown!r}: virtual time is already "
                 f"{self.now / TICKS_PER_SECOND:g}s"
             )
@@ -210,12 +236,26 @@ class TopologyRun(FaultControls):
                 options = {} if fault.duration is None else {"duration": f"{fault.duration}us"}
                 assert fault.at is not None and fault.target is not None
                 self.schedule_fault(f"{fault.at}us", fault.action, fault.target, **options)
+            profile = self.swarm_profile
+            if profile is not None:
+                _schedule_profile(self, profile)
         self._started = True
         if self._schedule:
             self._arm_schedule()
         started = time.perf_counter()
         try:
-            self._advance(target)
+            # slice by slice, sampling the timeline between slices: the events run in the
+            # same order as in one call (a user's coordinator.stop() ends the run early)
+            timeline = self._timeline
+            while timeline.next_sample() <= target:
+                due = timeline.next_sample()
+                if due > self.now:
+                    self._advance(due)
+                    if self.now != due:
+                        return
+                timeline.sample(self.metrics)
+            if target > self.now:
+                self._advance(target)
         finally:
             self._wall_time += time.perf_counter() - started
 
@@ -232,12 +272,12 @@ class TopologyRun(FaultControls):
         from pytest_edgesim.core.scenario.schema import FaultSpec
 
         if self._closed:
-            raise SimulationError(f"this {self.noun} is closed")
+            raise UsageError(f"this {self.noun} is closed")
         spec = fault if isinstance(fault, FaultSpec) else _fault_spec(fault)
         check_fault(spec)
         where = f"schedule({spec.describe()})"
         if spec.action is not None:
-            raise FaultError(
+            raise FaultUsageError(
                 f"{where}: give kind: {spec.action} (action: is the scenario file's first form)"
             )
         self._schedule.append((where, spec))
@@ -259,7 +299,7 @@ class TopologyRun(FaultControls):
         <pytest_edgesim.core.node.Node.set_condition>`); what it did, in a few words."""
         problem = self.condition_problem(node, condition)
         if problem:
-            raise FaultError(problem)
+            raise FaultUsageError(problem)
         return self.nodes[node].set_condition(condition, setting)
 
     def condition_problem(self, node: str, condition: str) -> str | None:
@@ -338,6 +378,11 @@ class TopologyRun(FaultControls):
             wall_time_s=self._wall_time,
             deliveries=self.metrics.delivery.snapshot(),
             faults=tuple(self._faults),
+            profile=RunProfile(
+                self._timeline.timeline(self.metrics, now), latency_histograms(self.metrics)
+            ),
+            swarm_profile=self.swarm_profile,
+            assertions=self.topology.assertions.records(),
         )
 
     def _describe_nodes(self) -> dict[str, dict[str, Any]]:
@@ -374,7 +419,7 @@ class TopologyRun(FaultControls):
         """Publish a message now: from node ``source`` over its link, or straight to the broker."""
         node = self.node(source) if source is not None else None
         if source is not None and self._life.state(source) == STOPPED:
-            raise FaultError(f"cannot inject from {source!r}: it is stopped (start it first)")
+            raise FaultUsageError(f"cannot inject from {source!r}: it is stopped (start it first)")
         now = self.now
         message = self._injections.message(
             self.metrics,
@@ -388,7 +433,7 @@ class TopologyRun(FaultControls):
         )
         broker = self.broker
         if node is None and self._life.state(broker.name) != "running":
-            raise FaultError(
+            raise FaultUsageError(
                 f"cannot inject straight into the broker: it is {self._life.state(broker.name)} "
                 "(inject from a node, source=..., to have the message take its link and session)"
             )
@@ -402,6 +447,25 @@ class TopologyRun(FaultControls):
             Injections.send_from(node, broker.name, message)
         return message
 
+    # --- assertions over the run and swarm testing ------------------------------------------------
+    @property
+    def assertions(self) -> AssertionLog:
+        return self.topology.assertions
+
+    def _assertion_log(self) -> tuple[AssertionLog, int]:
+        return self.topology.assertions, self.now
+
+    @property
+    def swarm_profile(self) -> SwarmProfile | None:
+        """The faults this run's seed drew (a scenario with a ``swarm:`` section), or None:
+        drawn from the seed and the scenario alone (see :mod:`~pytest_edgesim.core.swarm`),
+        once every node is there (a live run's gateways start after the run is built)."""
+        swarm = self.scenario.spec.swarm
+        if self._swarm_profile is None and swarm is not None:
+            bounds = resolve_bounds(swarm, self.scenario.duration_ticks)
+            self._swarm_profile = draw_profile(self.seed, SwarmTopology.of(self), bounds)
+        return self._swarm_profile
+
     # --- faults: restarts, crashes and disconnects --------------------------------------------
     @property
     def faults(self) -> tuple[AppliedFault, ...]:
@@ -412,11 +476,11 @@ class TopologyRun(FaultControls):
         """Do fault ``action`` to ``node`` now (one of
         :data:`~pytest_edgesim.core.faults.FAULT_ACTIONS`)."""
         if self._closed:
-            raise SimulationError(f"this {self.noun} is closed")
+            raise UsageError(f"this {self.noun} is closed")
         if action not in FAULT_ACTIONS:
-            raise FaultError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
+            raise FaultUsageError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
         if duration is not None and action != "disconnect":
-            raise FaultError(f"{action} takes no duration (only disconnect does)")
+            raise FaultUsageError(f"{action} takes no duration (only disconnect does)")
         self._check_target(action, node)
         self._life.check(action, node)
         reconnect_at = None
@@ -443,12 +507,12 @@ class TopologyRun(FaultControls):
         (starting a running node) when it falls due."""
         at_ticks = parse_until(at)
         if at_ticks < self.now:
-            raise FaultError(
+            raise FaultUsageError(
                 f"cannot schedule {action} {node!r} at {at!r}: virtual time is already "
                 f"{self.now / TICKS_PER_SECOND:g}s"
             )
         if action not in FAULT_ACTIONS:
-            raise FaultError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
+            raise FaultUsageError(f"unknown fault {action!r} (known: {', '.join(FAULT_ACTIONS)})")
         self._check_target(action, node)
         self.coordinator.schedule_at(at_ticks, self._scheduled_fault, (action, node, options))
 
@@ -466,12 +530,12 @@ class TopologyRun(FaultControls):
         known = self.nodes.get(node)
         if known is None:
             names = ", ".join(sorted(self.nodes))
-            raise FaultError(f"cannot {action} {node!r}: no such node (nodes: {names})")
+            raise FaultUsageError(f"cannot {action} {node!r}: no such node (nodes: {names})")
         needed = ("stop", "start") if action == "restart" else (action,)
         supported = self._supported_faults(node)
         if not all(step in supported for step in needed):
             can = ", ".join(supported) or "no faults"
-            raise FaultError(
+            raise FaultUsageError(
                 f"cannot {action} {node!r}: a {known.implementation} node of this {self.noun} "
                 f"supports {can}{self._fault_hint(node)}"
             )
@@ -526,7 +590,9 @@ def _fault_spec(data: Mapping[str, Any]) -> FaultSpec:
         spec = FaultSpec.model_validate(dict(data))
     except ValidationError as error:
         lines = format_validation_error(error, FaultSpec, dict(data), "schedule", None)
-        raise FaultError("; ".join(line.removeprefix("schedule: ") for line in lines)) from None
+        raise FaultUsageError(
+            "; ".join(line.removeprefix("schedule: ") for line in lines)
+        ) from None
     check_fault(spec)
     return spec
 
@@ -537,7 +603,7 @@ def check_fault(spec: FaultSpec) -> None:
 
     wrong = fault_problems(spec)
     if wrong:
-        raise FaultError("; ".join(f"{field}: {message}" for field, message in wrong))
+        raise FaultUsageError("; ".join(f"{field}: {message}" for field, message in wrong))
 
 
 def _duration_ticks(duration: int | float | str) -> int:
@@ -545,7 +611,7 @@ def _duration_ticks(duration: int | float | str) -> int:
     try:
         ticks = parse_duration(duration)
     except ValueError as error:
-        raise FaultError(f"disconnect duration: {error}") from None
+        raise FaultUsageError(f"disconnect duration: {error}") from None
     if ticks <= 0:
-        raise FaultError(f"a disconnection lasts a positive time, not {duration!r}")
+        raise FaultUsageError(f"a disconnection lasts a positive time, not {duration!r}")
     return ticks

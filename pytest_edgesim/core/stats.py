@@ -1,7 +1,8 @@
 """Intervals and verdicts for the statistical tier: pure functions, no pytest.
 
 - :func:`wilson_interval`: the Wilson score interval for a pass rate (two-sided).
-- :func:`trials_to_demonstrate`: how many all-passing trials demonstrate a rate.
+- :func:`trials_to_demonstrate`: how many all-passing trials demonstrate a rate;
+  :func:`more_trials_to_demonstrate`: how many more after some trials (failures included).
 - :func:`fixed_verdict`: the fixed-N rule (*demonstrated*, *not refuted* or *refuted*).
 - :func:`confidence_sequence` / :func:`sequential_decision`: the anytime-valid rule used by
   ``sequential=True`` (a beta-binomial mixture confidence sequence, Robbins 1970).
@@ -97,6 +98,36 @@ def trials_to_demonstrate(rate: float, confidence: float = 0.95) -> int | None:
     while n > 1 and wilson_interval(n - 1, n - 1, confidence)[0] >= rate:
         n -= 1
     return n
+
+
+def more_trials_to_demonstrate(
+    passed: int, total: int, rate: float, confidence: float = 0.95
+) -> int | None:
+    """The fewest further trials that, all passing, make ``passed`` of ``total`` demonstrate
+    ``rate`` (the Wilson lower bound of ``passed + k`` of ``total + k`` at least ``rate``);
+    0 when it is already demonstrated, None for ``rate >= 1``. With no trials yet it is
+    :func:`trials_to_demonstrate`. (Trial seeds follow the trial's index, so ``trials=total
+    + k`` replays these trials and adds ``k``.)"""
+    _check_counts(passed, total)
+    _check_confidence(confidence)
+    if rate >= 1.0:
+        return None
+
+    def demonstrates(more: int) -> bool:
+        return wilson_interval(passed + more, total + more, confidence)[0] >= rate
+
+    if demonstrates(0):
+        return 0
+    low, high = 0, 1
+    while not demonstrates(high):  # the bound rises towards 1 as passes accrue
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if demonstrates(middle):
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 @dataclass(frozen=True)
@@ -242,6 +273,40 @@ def sequential_trials_to_demonstrate(
         if sequential_decision(total, total, rate, confidence) == DEMONSTRATED:
             return total
     return None
+
+
+def sequential_more_trials_to_demonstrate(
+    passed: int, total: int, rate: float, confidence: float = 0.95, limit: int = 1_000_000
+) -> int | None:
+    """The fewest further trials that, all passing, make :func:`sequential_decision` say
+    *demonstrated* after ``passed`` of ``total`` (None for ``rate >= 1``, or beyond
+    ``limit``). Each further pass only raises the estimate, so none of them can refute.
+
+    Once the estimate is at least ``rate`` a further pass multiplies ``M_n(rate)`` by
+    ``(a + S) / (a + b + n) / rate >= 1`` (the prior's mean is ``rate``), so once
+    demonstrated, more passes stay demonstrated: a galloping search finds the first."""
+    _check_counts(passed, total)
+    _check_confidence(confidence)
+    if rate >= 1.0:
+        return None
+
+    def demonstrates(more: int) -> bool:
+        return sequential_decision(passed + more, total + more, rate, confidence) == DEMONSTRATED
+
+    if demonstrates(0):
+        return 0
+    low, high = 0, 1
+    while not demonstrates(high):
+        if high >= limit:
+            return None
+        low, high = high, min(high * 2, limit)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if demonstrates(middle):
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def sequential_verdict(

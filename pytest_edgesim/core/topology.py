@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pytest_edgesim.core.assertions import AssertionLog
 from pytest_edgesim.core.metrics.recorder import MetricsRecorder
 from pytest_edgesim.core.models.cloud import CloudSink
 from pytest_edgesim.core.models.sensor import SensorModel
@@ -24,7 +25,7 @@ from pytest_edgesim.core.network import (
 )
 from pytest_edgesim.core.node import Node, NodeContext
 from pytest_edgesim.core.rng import StreamFactory
-from pytest_edgesim.errors import SimulationError
+from pytest_edgesim.errors import UsageError
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.engine import Coordinator
@@ -76,6 +77,7 @@ class Topology:
         self.tracer = tracer
         self.streams = StreamFactory(seed)
         self.metrics = MetricsRecorder()
+        self.assertions = AssertionLog()
         self.broker = broker
         self.cloud = CloudSink(spec.cloud.name, record_limit=record_limit)
         nodes: dict[str, Node] = {broker.name: broker, self.cloud.name: self.cloud}
@@ -105,6 +107,7 @@ class Topology:
                     self.metrics,
                     tracer,
                     self.network,
+                    self.assertions,
                 )
             )
 
@@ -139,4 +142,4 @@ class Topology:
         try:
             return self.nodes[name]
         except KeyError:
-            raise SimulationError(f"no node {name!r} (nodes: {', '.join(self.nodes)})") from None
+            raise UsageError(f"no node {name!r} (nodes: {', '.join(self.nodes)})") from None

@@ -84,12 +84,12 @@ def parse_duration(value: object) -> int:
 def parse_until(value: object) -> int:
     """``parse_duration`` for a run's ``until=`` argument: a bad value is a
     :class:`~pytest_edgesim.errors.SimulationError` naming it, like the run's other refusals."""
-    from pytest_edgesim.errors import SimulationError
+    from pytest_edgesim.errors import UsageError
 
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise SimulationError(f"cannot run until {value!r}: {exc}") from None
+        raise UsageError(f"cannot run until {value!r}: {exc}") from None
 
 
 def parse_bandwidth(value: object) -> int:

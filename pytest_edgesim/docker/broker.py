@@ -9,6 +9,7 @@ exits or the timeout passes first, :class:`ReadinessError` carries its last log 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,14 @@ from pytest_edgesim.docker.broker_choice import (
     launch_settings,
 )
 from pytest_edgesim.docker.container import PublishedContainer
+from pytest_edgesim.docker.credentials import (
+    AUTH_CONFIG,
+    auth_archive,
+    authenticated_config,
+    password_entry,
+    remote_mode,
+    session_credentials,
+)
 from pytest_edgesim.docker.engine import (
     NoPublishedPortError,
     publish_ip,
@@ -31,6 +40,7 @@ from pytest_edgesim.docker.engine import (
 from pytest_edgesim.docker.labels import resource_labels, resource_name
 from pytest_edgesim.docker.limits import container_limits
 from pytest_edgesim.errors import EdgesimError
+from pytest_edgesim.live.mqtt import BrokerCredentials
 from pytest_edgesim.live.probe import mqtt_connack
 
 _RETRY_INTERVAL_S = 0.005
@@ -56,6 +66,8 @@ class BrokerContainer(PublishedContainer):
 
     version: str | None = None
     configuration: str | None = None
+    #: what clients log in with (a remote engine's broker, see :mod:`.credentials`)
+    credentials: BrokerCredentials | None = None
 
     @classmethod
     def start(
@@ -70,12 +82,17 @@ class BrokerContainer(PublishedContainer):
         ready_timeout_s: float = 30.0,
         cap_add: list[str] | None = None,
         volumes: dict[str, dict[str, str]] | None = None,
+        archive: Callable[[int, int], bytes] | None = None,
+        credentials: BrokerCredentials | None = None,
     ) -> BrokerContainer:
         """Create and start a broker from ``image`` and wait for a CONNACK.
 
         The MQTT port is published on an ephemeral host port unless ``host_port`` pins it
-        (a pinned port survives restarts; an ephemeral one changes). On failure the
-        container is removed and :class:`ReadinessError` carries its logs.
+        (a pinned port survives restarts; an ephemeral one changes). ``archive(uid, gid)`` (a tar
+        of files owned by the image's ``mosquitto`` user) is unpacked at ``/`` before the
+        start; ``credentials`` are what the readiness CONNECT
+        (and every client) logs in with. On failure the container is removed and
+        :class:`ReadinessError` carries its logs.
         """
         if client is None:
             from pytest_edgesim.docker.engine import connect
@@ -94,7 +111,11 @@ class BrokerContainer(PublishedContainer):
             **container_limits(),
         )
         broker = cls(container.id, name, published_host(client), 0, client)
+        broker.credentials = credentials
         try:
+            if archive is not None:
+                owner = _mosquitto_user(client, container.id)
+                client.api.put_archive(container.id, "/", archive(*owner))
             container.start()
             broker.port = broker.published_port()
             broker.wait_ready(ready_timeout_s)
@@ -118,7 +139,12 @@ class BrokerContainer(PublishedContainer):
         last_error: Exception | None = None
         while True:
             try:
-                code = mqtt_connack(self.host, self.port, timeout_s=max(0.2, min(1.0, timeout_s)))
+                code = mqtt_connack(
+                    self.host,
+                    self.port,
+                    timeout_s=max(0.2, min(1.0, timeout_s)),
+                    credentials=_pair(self.credentials),
+                )
             except OSError as error:
                 last_error = error
             else:
@@ -167,6 +193,30 @@ class BrokerContainer(PublishedContainer):
         self.client.api.stop(self.container_id, timeout=timeout_s)
 
 
+def _mosquitto_user(client: docker.DockerClient, container_id: str) -> tuple[int, int]:
+    """``(uid, gid)`` of the ``mosquitto`` user in a created container (whom Mosquitto
+    becomes before it reads its password file), else root's."""
+    import io
+    import tarfile
+
+    try:
+        stream, _stat = client.api.get_archive(container_id, "/etc/passwd")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.extractfile("passwd")
+            text = member.read().decode(errors="replace") if member is not None else ""
+    except Exception:  # an image without /etc/passwd: root it is
+        return 0, 0
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) > 3 and fields[0] == "mosquitto" and fields[2].isdigit():
+            return int(fields[2]), int(fields[3]) if fields[3].isdigit() else 0
+    return 0, 0
+
+
+def _pair(credentials: BrokerCredentials | None) -> tuple[str, str] | None:
+    return None if credentials is None else (credentials.username, credentials.password)
+
+
 def start_broker(
     client: docker.DockerClient | None = None,
     *,
@@ -186,11 +236,43 @@ def start_broker(
     command, volumes = launch_settings(choice)
     if command is not None:
         options.setdefault("command", command)
+    authenticated = choice.config is None and choice.image is None and choice.build is None
+    authenticated = authenticated and remote_mode(publish_ip(client))
+    if authenticated:
+        options.update(_authenticated_settings())
     broker = BrokerContainer.start(image, client, volumes=volumes or None, **options)
     try:
         broker.version = describe_version(client.containers.get(broker.container_id), choice, image)
         broker.configuration = choice.configuration()
+        if authenticated:
+            broker.configuration = (
+                "edgesim's test configuration, with a user name and password generated for "
+                "this session (a remote engine: no anonymous access), no persistence"
+            )
     except BaseException:
         broker.remove()
         raise
     return broker
+
+
+def _authenticated_settings() -> dict[str, Any]:
+    """``BrokerContainer.start`` options for the project's broker with this session's
+    credentials: its configuration without anonymous access, and the password file."""
+    from importlib import resources
+
+    base = (
+        resources.files("pytest_edgesim")
+        .joinpath("_containers/mqtt-broker/mosquitto.conf")
+        .read_text()
+    )
+    credentials = session_credentials()
+    files = {"mosquitto.conf": authenticated_config(base), "passwd": password_entry(credentials)}
+
+    def archive(uid: int, gid: int) -> bytes:
+        return auth_archive(files, uid=uid, gid=gid)
+
+    return {
+        "command": ["/usr/sbin/mosquitto", "-c", AUTH_CONFIG],
+        "archive": archive,
+        "credentials": credentials,
+    }

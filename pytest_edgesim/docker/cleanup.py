@@ -1,10 +1,19 @@
 """Removing what edgesim sessions left behind, found by their labels (see :mod:`.labels`).
 
-A resource is stale when its owning process is gone: same host and the ``edgesim.pid`` no
-longer runs, or another host (a CI container, a colleague's laptop on a shared engine) and
-older than ``max_age_hours``, since its process cannot be checked from here. A resource its
-session kept (``edgesim.keep``, ``--edgesim-keep-containers``) is stale only to an explicit
-``edgesim cleanup`` (``include_kept``), never to the reaping every session does.
+A resource is stale when the session that owns it is over. Who owns it, and how that is
+known, is decided in this order:
+
+1. ``edgesim.owner`` of this machine and pid namespace (same boot id and pid namespace):
+   stale when that process no longer runs, or its pid now belongs to a later process.
+2. ``edgesim.owner`` of anywhere else (another machine, another container, even one with
+   the same host name): stale only when its lease has expired, i.e. the lease container
+   named by ``edgesim.lease`` (:mod:`.lease`) is no longer running; without a lease, when
+   older than ``max_age_hours``.
+3. No ``edgesim.owner`` (labelled by edgesim 0.1 or 0.2): as those versions decided, by
+   the host name (``edgesim.host`` here and ``edgesim.pid`` no longer runs) or by age.
+
+A resource its session kept (``edgesim.keep``, ``--edgesim-keep-containers``) is stale only
+to an explicit ``edgesim cleanup`` (``include_kept``), never to the reaping every session does.
 """
 
 from __future__ import annotations
@@ -21,12 +30,14 @@ from pytest_edgesim.docker.labels import (
     CREATED_LABEL,
     HOST_LABEL,
     KEEP_LABEL,
+    LEASE_LABEL,
+    OWNER_LABEL,
     PID_LABEL,
     SESSION_LABEL,
     hostname,
     session_id,
 )
-from pytest_edgesim.live.processes import pid_alive
+from pytest_edgesim.live.processes import Machine, Owner, owner_alive, pid_alive, this_machine
 
 STALE_AFTER_HOURS = 24.0
 
@@ -51,14 +62,29 @@ def is_stale(
     max_age_hours: float = STALE_AFTER_HOURS,
     alive: Callable[[int], bool] = pid_alive,
     include_kept: bool = False,
+    here: Machine | None = None,
+    lease_running: Callable[[str], bool] | None = None,
+    running: Callable[[Owner, Machine], bool | None] | None = None,
 ) -> bool:
     """Whether a resource with these labels belongs to a session that is over (and, unless
-    ``include_kept``, was not kept by it)."""
+    ``include_kept``, was not kept by it); the rules are the module's. ``here`` is this
+    machine, ``lease_running(name)`` whether a lease container runs (None: no engine to ask,
+    every lease counts as running), ``running(owner, here)`` whether a process of this
+    machine runs (:func:`~pytest_edgesim.live.processes.owner_alive`), ``alive(pid)``
+    the same for labels without an owner."""
     if labels.get(SESSION_LABEL) == session_id():
         return False
     if labels.get(KEEP_LABEL) and not include_kept:
         return False
-    if labels.get(HOST_LABEL) == this_host:
+    owner = Owner.parse(labels.get(OWNER_LABEL, ""))
+    if owner is not None:
+        verdict = (running or owner_alive)(owner, here or this_machine())
+        if verdict is not None:
+            return not verdict
+        lease = labels.get(LEASE_LABEL)
+        if lease:
+            return lease_running is not None and not lease_running(lease)
+    elif labels.get(HOST_LABEL) == this_host:
         try:
             return not alive(int(labels.get(PID_LABEL, "")))
         except ValueError:
@@ -79,7 +105,13 @@ def reap_stale(
 ) -> list[RemovedResource]:
     """Remove containers, networks and volumes of sessions that are over (all if
     ``everything``); what a session kept only if ``include_kept``."""
-    this_host, now = hostname(), time.time()
+    this_host, now, here = hostname(), time.time(), this_machine()
+    leases: dict[str, bool] = {}
+
+    def running(name: str) -> bool:
+        if name not in leases:
+            leases[name] = lease_running(client, name)
+        return leases[name]
 
     def selected(labels: Mapping[str, str]) -> bool:
         return everything or is_stale(
@@ -88,9 +120,21 @@ def reap_stale(
             now=now,
             max_age_hours=max_age_hours,
             include_kept=include_kept,
+            here=here,
+            lease_running=running,
         )
 
     return _remove(client, SESSION_LABEL, selected)
+
+
+def lease_running(client: docker.DockerClient, name: str) -> bool:
+    """Whether lease container ``name`` (:mod:`.lease`) still runs; gone or exited, the
+    lease has expired."""
+    try:
+        state = client.api.inspect_container(name).get("State") or {}
+    except NotFound:
+        return False
+    return bool(state.get("Running"))
 
 
 _reaped_in_this_process = False

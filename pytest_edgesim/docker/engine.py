@@ -81,7 +81,8 @@ def resolve_endpoint() -> Endpoint:
 def connect(timeout_s: float = 60.0, *, reap: bool = True) -> docker.DockerClient:
     """A client for the engine :func:`resolve_endpoint` names; raises if it does not answer.
 
-    The first connection in a process also reaps what dead sessions left (``reap``).
+    The first connection in a process also reaps what dead sessions left (``reap``), and
+    from then on the first resource the process labels takes its lease (:mod:`.lease`).
     """
     endpoint = resolve_endpoint()
     try:
@@ -97,9 +98,12 @@ def connect(timeout_s: float = 60.0, *, reap: bool = True) -> docker.DockerClien
         ) from error
     _client_urls[client] = endpoint.url
     if reap:
+        from pytest_edgesim.docker import labels
         from pytest_edgesim.docker.cleanup import reap_stale_once
+        from pytest_edgesim.docker.lease import ensure_lease
 
         reap_stale_once(client)
+        labels.set_lease_provider(lambda: ensure_lease(lambda: connect(timeout_s, reap=False)))
     return client
 
 

@@ -23,6 +23,7 @@ from pytest_edgesim.docker.container import LOG_TAIL_LINES, ContainerHandle
 from pytest_edgesim.docker.labels import resource_labels, resource_name
 from pytest_edgesim.docker.limits import container_limits
 from pytest_edgesim.docker.readiness import LogLine, WaitStrategy, wait_ready
+from pytest_edgesim.live.mqtt import BrokerCredentials
 
 _POLL_INTERVAL_S = 0.01
 _STOPPED_MARK = " stopped: "
@@ -75,16 +76,18 @@ class GatewayContainer(ContainerHandle):
         command: list[str] | None = None,
         ready: WaitStrategy | None = None,
         ready_timeout_s: float = 30.0,
+        credentials: BrokerCredentials | None = None,
     ) -> GatewayContainer:
         """Create and start a gateway for ``config`` and wait until it is ready.
 
         ``network`` is the Docker network the broker is on (``broker_host`` is then its
         container name there); None runs the gateway in the host's network namespace, for a
         broker that listens on this machine (``--edgesim-broker=process`` or ``external``).
-        ``command`` replaces the image's; ``ready`` says when it is ready (default: the
-        project gateway's ``gateway NAME ready`` line). On failure the container is removed
-        and a :class:`~.readiness.GatewayNotReadyError` carries its logs; an ``image`` the
-        engine does not have is an :class:`~.images.ImageError`.
+        ``credentials`` are the broker's (given as ``EDGESIM_BROKER_USERNAME`` and
+        ``EDGESIM_BROKER_PASSWORD``). ``command`` replaces the image's; ``ready`` says when
+        it is ready (default: the project gateway's ``gateway NAME ready`` line). On failure
+        the container is removed and a :class:`~.readiness.GatewayNotReadyError` carries
+        its logs; an ``image`` the engine does not have is an :class:`~.images.ImageError`.
         """
         from pytest_edgesim.docker.images import require_image
 
@@ -99,6 +102,14 @@ class GatewayContainer(ContainerHandle):
             "EDGESIM_BROKER_HOST": broker_host,
             "EDGESIM_BROKER_PORT": str(broker_port),
             "EDGESIM_CONNECT_TIMEOUT": str(ready_timeout_s),
+            **(
+                {
+                    "EDGESIM_BROKER_USERNAME": credentials.username,
+                    "EDGESIM_BROKER_PASSWORD": credentials.password,
+                }
+                if credentials is not None
+                else {}
+            ),
             **(environment or {}),
         }
         container = client.containers.create(

@@ -16,6 +16,7 @@ The contexts live in ``containers/`` in the repository, shipped inside the packa
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +60,9 @@ PROJECT_NAMESPACE = "edgesim"
 USER_NAMESPACE = "edgesim-user"
 OFFLINE_ENV = "EDGESIM_OFFLINE"
 KEEP_BUILDS = 3
+#: a build younger than this is never pruned: on a shared engine another checkout (a CI job,
+#: a second worktree) may be about to use it
+KEEP_RECENT_S = 24 * 3600
 IMAGE_NAMES = ("broker", "gateway")
 
 # pip runs inside the build from its wheel; wheels are fetched for every CPython the package
@@ -180,7 +185,8 @@ def ensure_image(
     ``offline``: ``True`` builds on the local Debian base, ``False`` requires the official
     base (pulling it), ``None`` decides as :func:`resolve_base` says; ``base`` (an image on
     the engine) overrides all three. Build output goes to
-    ``progress`` line by line. Raises :class:`ImageBuildError` with the log's last lines.
+    ``progress`` line by line (by default to :mod:`pytest_edgesim.core.progress`, its steps as
+    phases). Raises :class:`ImageBuildError` with the log's last lines.
     A build of a project image points ``<repository>:latest`` at it; ``latest=True`` does
     so also when the image was already built (``edgesim images build``).
     """
@@ -189,7 +195,7 @@ def ensure_image(
         from pytest_edgesim.docker.engine import connect
 
         client = connect()
-    report = progress or _ignore
+    report = progress or _to_progress_sink
     if base is None:
         base = resolve_base(spec, client, offline, report)
     base_id = client.images.get(base).id
@@ -391,21 +397,36 @@ def _build(
         raise ImageBuildError(f"building {spec.name} image {tag} failed: {error}", list(tail))
     _point_latest(client, spec, tag)
     progress(f"built {tag}")
-    prune_images(client, spec.repository)
+    prune_images(client, spec.repository, spare=tag)
 
 
 def prune_images(
-    client: docker.DockerClient, repository: str, keep: int = KEEP_BUILDS
+    client: docker.DockerClient,
+    repository: str,
+    keep: int = KEEP_BUILDS,
+    keep_recent_s: float = KEEP_RECENT_S,
+    now: float | None = None,
+    spare: str | None = None,
 ) -> list[str]:
-    """Untag all but the ``keep`` newest builds in ``repository`` (``edgesim/gateway``);
-    returns the tags removed.
+    """Untag the builds in ``repository`` (``edgesim/gateway``) beyond the ``keep`` newest
+    that are also older than ``keep_recent_s``, and never the image tagged ``spare`` (the one
+    just built: a build the cache answered keeps its first creation time); returns the tags
+    removed.
 
-    An image a container still uses stays (the engine refuses), so a running session is safe.
+    A recent build stays whatever its rank, since another checkout sharing the engine may be
+    using it (each source tree has its own content hash); an image a container still uses
+    stays too (the engine refuses), so a running session is safe.
     """
+    now = time.time() if now is None else now
     builds = client.images.list(name=repository, filters={"label": IMAGE_LABEL})
     builds.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
     removed = []
     for image in builds[keep:]:
+        created = _created_epoch_s(str(image.attrs.get("Created", "")))
+        if created is None or now - created < keep_recent_s:
+            continue
+        if spare is not None and spare in image.tags:
+            continue
         for tag in image.tags:
             if not tag.startswith(f"{repository}:"):
                 continue
@@ -415,6 +436,15 @@ def prune_images(
                 continue
             removed.append(tag)
     return removed
+
+
+def _created_epoch_s(created: str) -> float | None:
+    """The engine's ``Created`` (RFC 3339 in UTC) as epoch seconds; None if unreadable."""
+    try:
+        moment = datetime.datetime.strptime(created[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def _follow_build(stream: Iterator[dict[str, object]], emit: Progress) -> str | None:
@@ -530,5 +560,24 @@ def require_image(client: docker.DockerClient, reference: str, owner: str) -> st
     return reference
 
 
-def _ignore(line: str) -> None:
-    pass
+#: the lines of a build that are phases (a line of their own in the pytest terminal and in
+#: ``edgesim run``): this module's own steps and the builder's ``Step N/M``
+_PHASES = (
+    "building ",
+    "built ",
+    "pulling ",
+    "cannot pull ",
+    "making the Debian base",
+    "no wheels ",
+    "Step ",
+)
+
+
+def _to_progress_sink(line: str) -> None:
+    """Report a line to :mod:`pytest_edgesim.core.progress` (when no ``progress`` is given)."""
+    from pytest_edgesim.core import progress
+
+    if line.startswith(_PHASES):
+        progress.phase(line)
+    else:
+        progress.detail(line)

@@ -20,12 +20,21 @@ bytes (see :mod:`.proxy`).
 
 from __future__ import annotations
 
+import statistics
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 import docker
 
+from pytest_edgesim.core.impairment_check import (
+    DEFAULT_FALSE_ALARM,
+    ImpairmentCheck,
+    check_latency,
+    check_loss,
+    classify,
+)
 from pytest_edgesim.core.units import TICKS_PER_MS, parse_bandwidth, parse_duration
 from pytest_edgesim.docker.netem import (
     NetemSettings,
@@ -34,7 +43,7 @@ from pytest_edgesim.docker.netem import (
     netem_support,
     warn_unavailable_once,
 )
-from pytest_edgesim.docker.proxy import CutMode, LinkProfile, TcpProxy
+from pytest_edgesim.docker.proxy import RTO_MIN_S, CutMode, LinkProfile, TcpProxy
 from pytest_edgesim.errors import EdgesimError
 
 Mechanism = Literal["netem", "proxy"]
@@ -43,6 +52,10 @@ _UNCHANGED = object()
 
 class ImpairmentError(EdgesimError):
     """An impairment cannot be applied as asked (the message says why and what would work)."""
+
+
+class ImpairmentMismatchWarning(UserWarning):
+    """What a link measurably did differs from the impairment asked for (numbers inside)."""
 
 
 @runtime_checkable
@@ -125,6 +138,9 @@ class Impairment:
         self._target = target
         self._helper_image = helper_image
         self._cut = False
+        #: the proxy's epoch -> the spec asked for in it (see :meth:`self_check`)
+        self._asked: dict[int, ImpairmentSpec] = {proxy.epoch if proxy else 0: spec}
+        self._checked = False
         with _used_lock:
             _mechanisms_used.setdefault(mechanism, reason)
 
@@ -169,9 +185,82 @@ class Impairment:
         else:
             self._apply()
 
+    def self_check(
+        self, false_alarm: float = DEFAULT_FALSE_ALARM
+    ) -> list[tuple[ImpairmentSpec, ImpairmentCheck]]:
+        """What the link measurably did, against what was asked: per setting in force (each
+        :meth:`update` starts one) and per check (latency, loss), the comparison; checks
+        with too few chunks are left out (see :mod:`pytest_edgesim.core.impairment_check`).
+
+        Only the proxy times what it forwards; a netem impairment is applied by the kernel
+        and is not measured here (an empty list); nor is a setting with a rate cap
+        (serialisation delays each chunk by its size and those queued ahead). The proxy's
+        own timer delay on a loaded host (how late it wrote each chunk after its model's
+        time) is allowed for, and said."""
+        if self.proxy is None:
+            return []
+        by_direction: dict[tuple[int, int, str], list[tuple[float, float]]] = {}
+        lateness_s: dict[int, list[float]] = {}
+        for epoch, index, way, received_s, scheduled_s, written_s in self.proxy.measurements():
+            by_direction.setdefault((epoch, index, way), []).append((received_s, written_s))
+            lateness_s.setdefault(epoch, []).append(max(0.0, written_s - scheduled_s))
+        latest = self._asked[max(self._asked)]
+        results = []
+        for epoch in sorted({key[0] for key in by_direction}):
+            asked = self._asked.get(epoch, latest)
+            if asked.rate_kbit_s is not None:
+                continue  # (serialisation delays chunks by their size: neither check holds)
+            delays: list[float] = []
+            lost = judged = 0
+            for key, chunks in sorted(by_direction.items()):
+                if key[0] != epoch:
+                    continue
+                ok, missed, seen = classify(
+                    chunks, asked.latency_ms, asked.jitter_ms, RTO_MIN_S * 1000.0
+                )
+                delays += ok
+                lost += missed
+                judged += seen
+            checks = [
+                check_loss(asked.loss_rate, lost, judged, false_alarm=false_alarm),
+                check_latency(
+                    asked.latency_ms,
+                    asked.jitter_ms,
+                    delays,
+                    false_alarm=false_alarm,
+                    lateness_ms=1000.0 * statistics.fmean(lateness_s[epoch]),
+                ),
+            ]
+            results += [(asked, check) for check in checks if check is not None]
+        return results
+
+    def mismatches(self, false_alarm: float = DEFAULT_FALSE_ALARM) -> list[str]:
+        """The checks of :meth:`self_check` that failed, one line each."""
+        return [check.describe() for _, check in self.self_check(false_alarm) if not check.ok]
+
+    def warn_on_mismatch(self, false_alarm: float = DEFAULT_FALSE_ALARM) -> list[str]:
+        """Warn (:class:`ImpairmentMismatchWarning`, once) when what was measured does not
+        fit what was asked; returns the mismatches. :meth:`remove` calls it."""
+        if self._checked:
+            return []
+        self._checked = True
+        problems = self.mismatches(false_alarm)
+        if problems:
+            warnings.warn(
+                ImpairmentMismatchWarning(
+                    f"impairment {self.proxy.name if self.proxy else ''} of "
+                    f"{self.host}:{self.port} ({self.mechanism}) did not apply what was asked: "
+                    + "; ".join(problems)
+                ),
+                stacklevel=2,
+            )
+        return problems
+
     def remove(self) -> None:
-        """Take the impairment off (stop the proxy, or delete the qdisc)."""
+        """Take the impairment off (stop the proxy, or delete the qdisc), after checking
+        that what it measurably applied is what was asked (:meth:`warn_on_mismatch`)."""
         if self.proxy is not None:
+            self.warn_on_mismatch()
             self.proxy.close()
         elif self._target is not None:
             clear_netem(
@@ -187,6 +276,7 @@ class Impairment:
     def _apply(self) -> None:
         if self.proxy is not None:
             self.proxy.set_profile(self.spec.proxy())
+            self._asked[self.proxy.epoch] = self.spec
             return
         assert self._target is not None
         settings = self.spec.netem()

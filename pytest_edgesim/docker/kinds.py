@@ -44,7 +44,8 @@ def start_gateway_container(
     client = client or connect()
     image, _lockstep_command = resolve_image(spec, client, base_dir)
     network, host, port = endpoint.for_container()
-    values = user_gateway.placeholder_values(spec, config, host, port)
+    credentials = getattr(endpoint, "credentials", None)
+    values = user_gateway.placeholder_values(spec, config, host, port, credentials)
     strategy, timeout_s = user_gateway.ready_strategy(spec, config, endpoint, client)
     return GatewayContainer.start(
         image,
@@ -57,6 +58,7 @@ def start_gateway_container(
         command=user_gateway.container_command(spec, values),
         ready=strategy,
         ready_timeout_s=timeout_s,
+        credentials=credentials,
     )
 
 

@@ -43,10 +43,14 @@ RTO_MIN_S = 0.2
 RTO_MAX_S = 3.2
 READ_SIZE = 65536
 QUEUE_CHUNKS = 64
+#: the most chunks a proxy keeps the times of, for :meth:`TcpProxy.measurements`
+MAX_MEASURED_CHUNKS = 200_000
 _PIECE_S = 0.01
 _MIN_PIECE_BYTES = 1460
 
 Upstream = tuple[str, int] | Callable[[], tuple[str, int]]
+#: a chunk on its way: (delivery time, bytes, time received, the proxy's epoch then)
+_Chunk = tuple[float, bytes, float, int]
 CutMode = Literal["blackhole", "reset"]
 
 
@@ -173,6 +177,9 @@ class TcpProxy:
         self._accepting: set[asyncio.Task[None]] = set()
         self._closing = False
         self._counter = itertools.count()
+        #: each :meth:`set_profile` starts a new epoch; measurements say which they fell in
+        self.epoch = 0
+        self._measured: list[tuple[int, int, str, float, float, float]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -220,6 +227,8 @@ class TcpProxy:
     def set_profile(self, profile: LinkProfile | None = None, **changes: float | None) -> None:
         """Change the impairment; it applies to chunks that arrive from now on."""
         self._profile = replace(profile or self._profile, **changes)  # type: ignore[arg-type]
+        with self._changed:
+            self.epoch += 1
         for connection in list(self._connections):
             for schedule in connection.schedules:
                 schedule.profile = self._profile
@@ -241,6 +250,21 @@ class TcpProxy:
     def stats(self) -> ProxyStats:
         with self._changed:
             return self._stats
+
+    def measurements(self) -> list[tuple[int, int, str, float, float, float]]:
+        """What the proxy timed, chunk by chunk: ``(epoch, connection, direction, received_s,
+        scheduled_s, written_s)`` (``direction`` ``"up"``: client to upstream;
+        ``scheduled_s`` when the link model said to deliver it, ``written_s`` when it was;
+        times on the loop's monotonic clock), for the chunks forwarded so far (at most
+        :data:`MAX_MEASURED_CHUNKS`). See :mod:`pytest_edgesim.core.impairment_check`."""
+        with self._changed:
+            return list(self._measured)
+
+    def _measure(self, epoch: int, index: int, way: str, times_s: tuple[float, ...]) -> None:
+        with self._changed:
+            if len(self._measured) < MAX_MEASURED_CHUNKS:
+                received_s, scheduled_s, written_s = times_s
+                self._measured.append((epoch, index, way, received_s, scheduled_s, written_s))
 
     def wait_until(self, predicate: Callable[[ProxyStats], bool], timeout_s: float) -> bool:
         """Block until ``predicate(stats)`` holds (True) or ``timeout_s`` passes (False)."""
@@ -344,6 +368,7 @@ class _Connection:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     ):
         self.proxy = proxy
+        self.index = index
         self.client = client
         self.upstream = upstream
         self.schedules = [
@@ -358,9 +383,10 @@ class _Connection:
         loop = asyncio.get_running_loop()
         pairs = ((self.client[0], self.upstream[1]), (self.upstream[0], self.client[1]))
         for schedule, (reader, writer) in zip(self.schedules, pairs):
-            queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(QUEUE_CHUNKS)
+            queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(QUEUE_CHUNKS)
             self._tasks.append(loop.create_task(self._receive(reader, queue, schedule)))
-            self._tasks.append(loop.create_task(self._send(queue, writer)))
+            way = "up" if schedule is self.schedules[0] else "down"
+            self._tasks.append(loop.create_task(self._send(queue, writer, way)))
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for writer in (self.client[1], self.upstream[1]):
             writer.close()
@@ -380,7 +406,7 @@ class _Connection:
     async def _receive(
         self,
         reader: asyncio.StreamReader,
-        queue: asyncio.Queue[tuple[float, bytes] | None],
+        queue: asyncio.Queue[_Chunk | None],
         schedule: LinkSchedule,
     ) -> None:
         loop = asyncio.get_running_loop()
@@ -392,20 +418,22 @@ class _Connection:
                 self._pending_bytes += len(data)
                 self.proxy._count(bytes_received=len(data))
                 step = schedule.profile.piece_bytes()
+                epoch = self.proxy.epoch
                 for start in range(0, len(data), step):
                     piece = data[start : start + step]
-                    delivery_s = schedule.deliver_at(loop.time(), len(piece))
+                    received_s = loop.time()
+                    delivery_s = schedule.deliver_at(received_s, len(piece))
                     if delivery_s is None:
                         self.reset()
                         return
-                    await queue.put((delivery_s, piece))
+                    await queue.put((delivery_s, piece, received_s, epoch))
         except (ConnectionError, OSError):
             self.reset()
             return
         await queue.put(None)
 
     async def _send(
-        self, queue: asyncio.Queue[tuple[float, bytes] | None], writer: asyncio.StreamWriter
+        self, queue: asyncio.Queue[_Chunk | None], writer: asyncio.StreamWriter, way: str
     ) -> None:
         loop = asyncio.get_running_loop()
         healed = self.proxy._healed
@@ -417,12 +445,16 @@ class _Connection:
                     if writer.can_write_eof():
                         writer.write_eof()
                     return
-                delivery_s, piece = item
+                delivery_s, piece, received_s, epoch = item
                 wait_s = delivery_s - loop.time()
                 if wait_s > 0:
                     await asyncio.sleep(wait_s)
+                held = not healed.is_set()  # (a cut held it: its delay measures no setting)
                 await healed.wait()
                 writer.write(piece)
+                if not held:
+                    times_s = (received_s, delivery_s, loop.time())
+                    self.proxy._measure(epoch, self.index, way, times_s)
                 self._pending_bytes -= len(piece)
                 self.proxy._count(bytes_forwarded=len(piece))
                 await writer.drain()

@@ -34,6 +34,7 @@ __all__ = [
     "ReadinessError",
     "connect",
     "docker_available",
+    "end_lease",
     "gateway_isolation",
     "gateway_program",
     "kept_by_this_process",
@@ -108,10 +109,21 @@ def reap_dead_sessions() -> None:
 
 
 def remove_this_session() -> None:
-    """Remove every container, network and volume this process labelled."""
+    """Remove every container, network and volume this process labelled, and end its lease."""
     from pytest_edgesim.docker.cleanup import remove_own
+    from pytest_edgesim.docker.lease import drop_lease
 
-    remove_own(connect(), labels.session_id())
+    try:
+        remove_own(connect(), labels.session_id())
+    finally:
+        drop_lease()
+
+
+def end_lease() -> None:
+    """End this process's lease on the engine (see :mod:`.lease`)."""
+    from pytest_edgesim.docker.lease import drop_lease
+
+    drop_lease()
 
 
 def gateway_launcher(

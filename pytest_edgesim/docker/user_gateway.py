@@ -3,8 +3,10 @@ how trials are kept apart (a gateway's ``docker:`` block in ``mqtt`` mode).
 
 The tool gives the program where the broker is and the trial's topic prefix, twice: as
 placeholders in ``docker.command`` and ``docker.environment`` values (``{broker_host}``,
-``{broker_port}``, ``{topic_prefix}``, ``{name}``, ``{client_id}``, ``{control_topic}``)
-and as environment variables (``EDGESIM_BROKER_HOST``, ``EDGESIM_BROKER_PORT``,
+``{broker_port}``, ``{broker_username}``, ``{broker_password}``, ``{topic_prefix}``,
+``{name}``, ``{client_id}``, ``{control_topic}``) and as environment variables
+(``EDGESIM_BROKER_HOST``, ``EDGESIM_BROKER_PORT``, ``EDGESIM_BROKER_USERNAME``,
+``EDGESIM_BROKER_PASSWORD`` (set only when the broker requires them),
 ``EDGESIM_TOPIC_PREFIX``, ``EDGESIM_GATEWAY_NAME``, ``EDGESIM_CLIENT_ID``,
 ``EDGESIM_CONTROL_TOPIC``, and the whole configuration as JSON in
 ``EDGESIM_GATEWAY_CONFIG``). The contract is written out for users in docs/your-system.md.
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     import docker
 
     from pytest_edgesim.core.scenario.schema import GatewaySpec
-    from pytest_edgesim.live.mqtt import BrokerEndpoint
+    from pytest_edgesim.live.mqtt import BrokerCredentials, BrokerEndpoint
 
 PROJECT_REPOSITORY = "edgesim/gateway"
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
@@ -75,12 +77,19 @@ def program_key(spec: GatewaySpec) -> str:
 
 
 def placeholder_values(
-    spec: GatewaySpec, config: Mapping[str, Any], broker_host: str, broker_port: int
+    spec: GatewaySpec,
+    config: Mapping[str, Any],
+    broker_host: str,
+    broker_port: int,
+    credentials: BrokerCredentials | None = None,
 ) -> dict[str, str]:
-    """The values of the placeholders for one container of ``spec``'s gateway."""
+    """The values of the placeholders for one container of ``spec``'s gateway (the
+    credentials empty for an anonymous broker)."""
     return {
         "broker_host": broker_host,
         "broker_port": str(broker_port),
+        "broker_username": credentials.username if credentials is not None else "",
+        "broker_password": credentials.password if credentials is not None else "",
         "topic_prefix": str(config.get("topic_prefix") or ""),
         "name": spec.name,
         # unique per container: a restarted or second container never takes over the first's

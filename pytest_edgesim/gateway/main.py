@@ -2,7 +2,8 @@
 
 The configuration comes from the environment: ``EDGESIM_GATEWAY_CONFIG`` (the JSON made by
 :func:`pytest_edgesim.gateway.config.config_from_spec`), ``EDGESIM_BROKER_HOST`` and
-``EDGESIM_BROKER_PORT``. A configuration the gateway cannot run exits 2 with one line
+``EDGESIM_BROKER_PORT``, and ``EDGESIM_BROKER_USERNAME`` and ``EDGESIM_BROKER_PASSWORD``
+when the broker requires them. A configuration the gateway cannot run exits 2 with one line
 on stderr, before ``ready``. The process runs until SIGTERM or SIGINT.
 """
 
@@ -45,7 +46,7 @@ def main() -> int:
         )
         return 2
     try:
-        service = _service(config, host, port)
+        service = _service(config, host, port, _credentials())
     except GatewayConfigError as exc:
         print(f"EDGESIM_GATEWAY_CONFIG is not a gateway configuration: {exc}", file=sys.stderr)
         return 2
@@ -67,13 +68,22 @@ def main() -> int:
     return 0
 
 
-def _service(config: dict[str, Any], host: str, port: int) -> GatewayService:
+def _credentials() -> tuple[str, str] | None:
+    username = os.environ.get("EDGESIM_BROKER_USERNAME")
+    if not username:
+        return None
+    return username, os.environ.get("EDGESIM_BROKER_PASSWORD", "")
+
+
+def _service(
+    config: dict[str, Any], host: str, port: int, credentials: tuple[str, str] | None = None
+) -> GatewayService:
     """The project's gateway, or the user's logic when the configuration names one."""
     if isinstance(config, dict) and config.get("logic"):
         from pytest_edgesim.gateway.logic_service import LogicService
 
-        return LogicService(config, host, port)
-    return GatewayService(config, host, port)
+        return LogicService(config, host, port, credentials=credentials)
+    return GatewayService(config, host, port, credentials=credentials)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,11 @@ def _on_the_wall_clock(start: WallClockStart) -> GatewayService:
     from pytest_edgesim.gateway.service import GatewayService  # paho: live runs only
 
     service = GatewayService(
-        start.config, start.endpoint.host, start.endpoint.port, client_id=start.client_id
+        start.config,
+        start.endpoint.host,
+        start.endpoint.port,
+        client_id=start.client_id,
+        credentials=start.credentials(),
     )
     service.start(connect_timeout_s=start.connect_timeout_s)
     return service

@@ -99,8 +99,11 @@ class GatewayService:
         *,
         client_id: str | None = None,
         clock_us: Callable[[], int] = now_us,
+        credentials: tuple[str, str] | None = None,
     ):
+        """``credentials``: ``(username, password)`` for a broker that requires them."""
         validate_config(config)
+        self.credentials = credentials
         self.config = config
         self.name = config["name"]
         self.host, self.port = host, port
@@ -173,6 +176,8 @@ class GatewayService:
         client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
         client.max_queued_messages_set(0)
+        if self.credentials is not None:
+            client.username_pw_set(*self.credentials)
         return client
 
     def _on_connect(self, client, _userdata, flags, reason_code, _properties=None) -> None:

@@ -50,6 +50,7 @@ def _on_the_wall_clock(start: WallClockStart) -> Any:
         start.endpoint.port,
         client_id=start.client_id,
         search=start.base_dir,
+        credentials=start.credentials(),
     )
     service.start(connect_timeout_s=start.connect_timeout_s)
     return service

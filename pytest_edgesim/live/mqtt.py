@@ -18,6 +18,15 @@ class BrokerUnreachableError(EdgesimError):
 
 
 @dataclass(frozen=True)
+class BrokerCredentials:
+    """A user name and password for the broker (on a remote engine, see
+    :mod:`pytest_edgesim.docker.credentials`); the password is never shown."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class BrokerEndpoint:
     """A real MQTT broker: where this process reaches it and where a gateway container does.
 
@@ -38,6 +47,8 @@ class BrokerEndpoint:
     #: the broker's log file, for a local ``mosquitto`` process (a container's log is read
     #: through the engine)
     log_file: str | None = None
+    #: what clients must log in with; None: anonymous
+    credentials: BrokerCredentials | None = None
 
     def for_container(self) -> tuple[str | None, str, int]:
         """``(network, host, port)`` for a gateway container."""
@@ -69,10 +80,13 @@ def connect(
     subscriptions: Sequence[tuple[str, int]] = (),
     on_message: MessageCallback | None = None,
     timeout_s: float = 10.0,
+    on_connection_lost: Callable[[], None] | None = None,
 ) -> Any:
     """A started paho client (network loop in its own thread), connected, and subscribed to
     ``subscriptions`` (``(filter, qos)`` pairs) when it returns; it subscribes again after
-    every reconnection. ``on_message(topic, payload)`` runs in paho's thread."""
+    every reconnection. ``on_message(topic, payload)`` and ``on_connection_lost()`` (the
+    broker closed the connection, or it broke: not a :func:`disconnect`) run in paho's
+    thread."""
     import paho.mqtt.client as mqtt
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id(role))
@@ -93,11 +107,20 @@ def connect(
 
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
+    if on_connection_lost is not None:
+
+        def on_disconnect(_c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+            if getattr(reason, "is_failure", True):
+                on_connection_lost()
+
+        client.on_disconnect = on_disconnect
     if on_message is not None:
         client.on_message = lambda _c, _u, message: on_message(
             message.topic, bytes(message.payload)
         )
     client.reconnect_delay_set(min_delay=0.05, max_delay=1)  # type: ignore[arg-type]
+    if endpoint.credentials is not None:
+        client.username_pw_set(endpoint.credentials.username, endpoint.credentials.password)
     client.connect_async(endpoint.host, endpoint.port, keepalive=10)
     client.loop_start()
     if not ready.wait(timeout_s):

@@ -21,7 +21,13 @@ from pathlib import Path
 
 from pytest_edgesim.errors import EdgesimError
 from pytest_edgesim.live.probe import mqtt_connack
-from pytest_edgesim.live.processes import command_line, pid_alive
+from pytest_edgesim.live.processes import (
+    Owner,
+    command_line,
+    owner_alive,
+    pid_alive,
+    this_owner,
+)
 
 MOSQUITTO_ENV = "EDGESIM_MOSQUITTO"
 LOG_TAIL_LINES = 40
@@ -51,9 +57,12 @@ def reap_dead_process_brokers(root: Path | None = None) -> list[Path]:
     """Stop the mosquitto processes, and remove the directories, that process brokers of
     sessions that are gone (SIGKILLed) left on this host; returns the directories removed.
 
-    A broker's directory records its owner's and its own process ids; a broker whose owner
-    no longer runs is stopped only if its command line still names its directory's
-    configuration (so a reused pid is never signalled).
+    A broker's directory records its owner (an :class:`~.processes.Owner`: boot id, pid
+    namespace, pid, start time) and its own process id. Only an owner of this machine and
+    pid namespace can be seen to be gone (a directory shared with another container is left
+    to that container's sessions); a broker whose owner no longer runs is stopped only if its
+    command line still names its directory's configuration (so a reused pid is never
+    signalled).
     """
     removed = []
     for directory in sorted((root or Path(tempfile.gettempdir())).glob(DIRECTORY_PREFIX + "*")):
@@ -62,7 +71,7 @@ def reap_dead_process_brokers(root: Path | None = None) -> list[Path]:
             owner, broker = int(record["owner_pid"]), int(record["broker_pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not one of ours, or still being written
-        if record.get("host") != socket.gethostname() or pid_alive(owner):
+        if not _owner_gone(record, owner):
             continue
         arguments = command_line(broker) if pid_alive(broker) else None
         if arguments is not None and str(directory / "mosquitto.conf") in arguments:
@@ -71,6 +80,15 @@ def reap_dead_process_brokers(root: Path | None = None) -> list[Path]:
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(directory)
     return removed
+
+
+def _owner_gone(record: Mapping[str, object], owner_pid: int) -> bool:
+    """Whether the session that wrote ``record`` is over and seen to be from here (a record
+    of edgesim 0.2 names only the host and the pid: then by those, as 0.2 decided)."""
+    owner = Owner.parse(str(record.get("owner", "")))
+    if owner is not None:
+        return owner_alive(owner) is False
+    return record.get("host") == socket.gethostname() and not pid_alive(owner_pid)
 
 
 class ProcessBroker:
@@ -102,7 +120,7 @@ class ProcessBroker:
             )
         record = {"owner_pid": os.getpid(), "broker_pid": self.process.pid}
         (self.directory / OWNER_FILE).write_text(
-            json.dumps({**record, "host": socket.gethostname()})
+            json.dumps({**record, "host": socket.gethostname(), "owner": str(this_owner())})
         )
 
     @classmethod

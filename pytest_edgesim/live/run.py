@@ -17,6 +17,7 @@ tier's. There is no trace digest: a wall-clock run does not repeat to the bit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import queue
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pytest_edgesim.core.faults import AppliedFault
 from pytest_edgesim.core.gateway_kinds import WallClockStart, gateway_kind
 from pytest_edgesim.core.realtime import RealtimeCoordinator
 from pytest_edgesim.core.result import RunResult
@@ -160,6 +162,9 @@ class LiveRun(TopologyRun):
         self._connect_timeout_s = connect_timeout_s
         self._keep_containers = keep_containers
         self._clients: list[Any] = []
+        #: ``(wall time, role)`` of each connection of the run's clients that the broker
+        #: closed or that broke (appended from paho's threads)
+        self._connections_lost: list[tuple[float, str]] = []
         self._gateways: dict[str, Any] = {}
         self._restartable: dict[str, WallClockStart] = {}  # in-process gateways: how to start
         self._closed = False
@@ -192,7 +197,11 @@ class LiveRun(TopologyRun):
     # --- building -------------------------------------------------------------------------
     def _client(self, role: str, **options: Any) -> Any:
         client = mqtt.connect(
-            self.broker_endpoint, role, timeout_s=self._connect_timeout_s, **options
+            self.broker_endpoint,
+            role,
+            timeout_s=self._connect_timeout_s,
+            on_connection_lost=lambda: self._connections_lost.append((time.time(), role)),
+            **options,
         )
         self._clients.append(client)
         return client
@@ -277,14 +286,40 @@ class LiveRun(TopologyRun):
         self.coordinator.run_live(target)
 
     def result(self) -> RunResult:
-        """The result so far; ``trace_digest`` is None (a wall-clock run is not bit-exact)."""
+        """The result so far; ``trace_digest`` is None (a wall-clock run is not bit-exact).
+        Its ``faults`` include the broker lost from outside (see :attr:`faults`)."""
         for name, runner in self._gateways.items():
             if self._life.state(name) != "running" or self._life.disconnected(name):
                 continue  # it cannot answer: its last known state stands
             uplink = self.nodes[name]
             assert isinstance(uplink, GatewayUplink)
             uplink.runner_state = _runner_state(runner)
-        return super().result()
+        result = super().result()
+        lost = self._broker_lost_from_outside()
+        return dataclasses.replace(result, faults=result.faults + lost) if lost else result
+
+    @property
+    def faults(self) -> tuple[AppliedFault, ...]:
+        """The faults the run did, and, when no fault of the run's explains it, the broker
+        lost from outside: the run's own MQTT clients lost their connection (the broker
+        restarted, killed or paused by someone else, or the network broke), one entry with
+        the count. A run during which that happened never reads as a clean one."""
+        return super().faults + self._broker_lost_from_outside()
+
+    def _broker_lost_from_outside(self) -> tuple[AppliedFault, ...]:
+        lost = list(self._connections_lost)
+        if not lost:
+            return ()
+        broker = self.broker.name
+        if any(f.target == broker and f.action in _BROKER_OUTAGES for f in self._faults):
+            return ()  # the run's own broker fault: its clients were bound to lose it
+        first = min(self.coordinator.ticks_at(wall) for wall, _role in lost)
+        roles = sorted({role for _wall, role in lost})
+        detail = (
+            f"{len(lost)} connection(s) of the run's clients ({', '.join(roles)}) lost, by no "
+            "fault of the run's: restarted, killed or paused from outside, or the network"
+        )
+        return (AppliedFault(max(0, min(first, self.now)), "lost", broker, detail),)
 
     def gateway(self, name: str) -> Any:
         """The real gateway ``name``: a GatewayService or a GatewayContainer."""
@@ -442,6 +477,10 @@ class LiveRun(TopologyRun):
             self._broker_control.apply_fault("start")
         elif state == "paused":
             self._broker_control.apply_fault("resume")
+
+
+#: what the run does to the broker that makes its clients lose their connections
+_BROKER_OUTAGES = ("stop", "kill", "restart", "pause")
 
 
 def _uplink(spec: GatewaySpec, site: GatewaySite) -> GatewayUplink:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pytest_edgesim.core._mypyc import mypyc_attr
+from pytest_edgesim.core.assertions import ASSERTION_KINDS
 from pytest_edgesim.core.metrics.delivery import lineage_from_json, lineage_to_json
 from pytest_edgesim.core.models.session import Session
 from pytest_edgesim.core.models.store_forward import StoreAndForward
@@ -567,8 +568,13 @@ class HostedGateway(Node):
                     self._publish(stamp, output)
                 elif kind == "drop":
                     self._drop(stamp, output)
+                elif kind == "assert":
+                    if context.assertions is not None:
+                        context.assertions.record(
+                            output["assertion"], output["label"], output["held"], stamp, self.name
+                        )
                 else:
-                    raise self._contract(f"unknown output kind {kind!r} (publish or drop)")
+                    raise self._contract(f"unknown output kind {kind!r} (publish, drop, assert)")
         finally:
             coordinator.now = end
         head = coordinator.peek()
@@ -897,6 +903,7 @@ def hosted_gateway(
 _OUTPUT_FIELDS: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
     "publish": (("topic", str),),
     "drop": (("topic", str), ("origin", str), ("seq", int)),
+    "assert": (("assertion", str), ("label", str), ("held", bool)),
 }
 
 
@@ -909,8 +916,10 @@ def _output_problem(output: Any) -> str | None:
         return None  # the kind itself is checked where it is dispatched
     for field, kind in required:
         value = output.get(field)
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             return f"field {field!r} must be a {getattr(kind, '__name__', kind)}, got {value!r}"
+    if output["kind"] == "assert" and output["assertion"] not in ASSERTION_KINDS:
+        return f"field 'assertion' must be one of {', '.join(ASSERTION_KINDS)}"
     if output["kind"] == "publish":
         if output.get("qos", 0) not in (0, 1) or isinstance(output.get("qos"), bool):
             return f"field 'qos' must be 0 or 1, got {output.get('qos')!r}"

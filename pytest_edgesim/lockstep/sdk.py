@@ -142,6 +142,33 @@ class NodeApi:
             output["sources"] = message["sources"]
         self._outputs.append(output)
 
+    def _assert(self, kind: str, condition: object, label: str) -> bool:
+        held = bool(condition)
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"{kind}(): the label must be a non-empty string, got {label!r}")
+        self._outputs.append(
+            {"t": self.now, "kind": "assert", "assertion": kind, "label": label, "held": held}
+        )
+        return held
+
+    def always(self, condition: object, label: str) -> bool:
+        """State that ``condition`` holds now and whenever this is stated (over every run of
+        the test); returns it. Kept beside the run, never in its trace."""
+        return self._assert("always", condition, label)
+
+    def sometimes(self, condition: object, label: str) -> bool:
+        """State ``condition``; the test fails when it never held in any of its runs (proves
+        a path ran: ``self.node.sometimes(True, "reconnected")``); returns it."""
+        return self._assert("sometimes", condition, label)
+
+    def reachable(self, label: str) -> None:
+        """Mark this place: the test fails when no run of it gets here."""
+        self._assert("reachable", True, label)
+
+    def unreachable(self, label: str) -> None:
+        """Mark a place no run may reach: the test fails when one does."""
+        self._assert("unreachable", False, label)
+
     def set_timer(self, at: int, name: str = "") -> None:
         """Call ``on_timer(at, name)`` at virtual time ``at`` (not before now)."""
         if at < self.now:

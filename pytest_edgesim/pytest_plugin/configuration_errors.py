@@ -1,9 +1,16 @@
-"""Telling a user's configuration error from a failure of the behaviour under test.
+"""Telling an error of the test (its configuration, its use of the API) from a failure of
+the behaviour under test.
 
-An invalid scenario, an image that cannot be had or a required Docker engine that does not
-answer stops a test the same way on every seed and every trial: the plugin reports it as an
-ERROR with its message alone, a statistical test ends at that trial, and the JSON report
-says ``error``.
+A trial ends as pass, fail (the system under test misbehaved) or error (the test or its
+set-up is wrong). Errors are never trial outcomes: the test ends at the first one, as an
+ERROR, a statistical test gets no pass-rate verdict, and the JSON report says ``error``.
+
+- A configuration error (:func:`configuration_error`: an invalid scenario, an image that
+  cannot be had, a required Docker engine that does not answer, a gateway that never
+  becomes ready) is the same on every seed and trial: reported as its message alone.
+- A usage error (:func:`usage_error`: a :class:`~pytest_edgesim.errors.UsageError` such as
+  ``set_link(loss=1.5)``, or a Hypothesis health check or invalid argument) is reported with
+  its traceback, which points at the line of the test that is wrong.
 """
 
 from __future__ import annotations
@@ -32,8 +39,28 @@ def configuration_error(error: BaseException) -> bool:
     return images is not None and isinstance(error, images.ImageError)
 
 
+def usage_error(error: BaseException, *, edgesim_test: bool) -> bool:
+    """Whether ``error`` says the test itself is written wrongly: a
+    :class:`~pytest_edgesim.errors.UsageError`, or, in an edgesim test, Hypothesis'
+    ``FailedHealthCheck`` or ``InvalidArgument`` (a ``@given`` test that uses
+    ``edge_scenario`` fails a health check). Other tests' Hypothesis errors stay as pytest
+    reports them."""
+    from pytest_edgesim.errors import UsageError
+
+    if isinstance(error, UsageError):
+        return True
+    if not edgesim_test:
+        return False
+    # a Hypothesis error was raised by Hypothesis, so it is loaded if the error is one
+    hypothesis_errors = sys.modules.get("hypothesis.errors")
+    return hypothesis_errors is not None and isinstance(
+        error, (hypothesis_errors.FailedHealthCheck, hypothesis_errors.InvalidArgument)
+    )
+
+
 def is_configuration_error(report: pytest.TestReport) -> bool:
-    """Whether ``report`` is of a phase that a configuration error stopped."""
+    """Whether ``report`` is of a phase that an error of the test stopped (a configuration
+    or a usage error: the test is an ERROR, not a failure)."""
     return bool(getattr(report, CONFIGURATION_ERROR, False))
 
 

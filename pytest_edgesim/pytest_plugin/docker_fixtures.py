@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import sys
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ class MqttBroker:
                 self.container.name,
                 version=self.container.version,
                 configuration=self.container.configuration,
+                credentials=self.container.credentials,
             )
         log_file = str(self.log_path) if self.log_path is not None else None
         return BrokerEndpoint(self.host, self.port, log_file=log_file)
@@ -195,7 +197,15 @@ class _SessionBrokers:
 
     def default(self) -> MqttBroker:
         if "" not in self.by_key:
-            self.by_key[""] = _start_broker(self.config)
+            try:
+                self.by_key[""] = _start_broker(self.config)
+            except Exception as error:
+                # a broker container that never answers: a set-up error, not a failed trial
+                # (a ReadinessError comes from that module, so it is loaded if this is one)
+                session = sys.modules.get("pytest_edgesim.docker.session")
+                if session is None or not isinstance(error, session.ReadinessError):
+                    raise
+                raise RequirementError(f"the session's broker did not start: {error}") from None
         return self.by_key[""]
 
     def get(self, choice: BrokerChoice) -> MqttBroker:
@@ -319,8 +329,15 @@ def _start_broker(config: pytest.Config) -> MqttBroker:
         except OSError as error:
             code = error  # type: ignore[assignment]
         if code != 0:
-            _unavailable(config, f"external broker {backend[1]}:{backend[2]}: no CONNACK ({code})")
+            # named explicitly, so not there is an error of the set-up (not a skip), whatever
+            # --edgesim-docker says
+            raise RequirementError(
+                f"external broker {backend[1]}:{backend[2]} (--edgesim-broker): no CONNACK "
+                f"({code}); start it, or choose another broker"
+            )
         return MqttBroker("external", backend[1], backend[2])
+    if kind == "docker" and settings.docker_mode(config) == "off":
+        pytest.skip("--edgesim-broker=docker: Docker items are off (--edgesim-docker=off)")
     docker_ok, reason = docker_status(config)
     if kind == "docker" or (kind is None and docker_ok and settings.docker_mode(config) != "off"):
         if not docker_ok:
@@ -528,6 +545,8 @@ def docker_gateway(
     from pytest_edgesim.gateway.config import config_from_spec
 
     item = request.node
+    if settings.docker_mode(item.config) == "off":
+        pytest.skip("docker_gateway: Docker items are off (--edgesim-docker=off)")
     status = docker_status(item.config)
     if not status[0]:
         _unavailable(item.config, f"docker_gateway needs a Docker engine: {status[1]}")

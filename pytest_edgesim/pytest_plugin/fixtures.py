@@ -8,6 +8,7 @@ loading the plugin stays cheap. Per-test state lives in the item's stash
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from pytest_edgesim.core.edge_scenario import EdgeScenario, docker_components, wall_clock_components
 from pytest_edgesim.errors import RequirementError
-from pytest_edgesim.pytest_plugin import settings
+from pytest_edgesim.pytest_plugin import settings, swarm_report
 from pytest_edgesim.pytest_plugin.items import fail_item, item_record, item_scenario
 from pytest_edgesim.pytest_plugin.markers import replay_check_requested
 from pytest_edgesim.pytest_plugin.session_report import (
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.engine import Coordinator
     from pytest_edgesim.core.network import LatencyNetworkModel
     from pytest_edgesim.core.node import Node
+    from pytest_edgesim.core.result import RunResult
     from pytest_edgesim.core.scenario import Scenario
 
 
@@ -71,6 +73,17 @@ def _with_broker(item: pytest.Item, scenario: Scenario, broker: dict[str, str]) 
     except ScenarioError as error:
         problem = str(error)
     fail_item(item, f"cannot run scenario {scenario.name!r} on broker {broker!r}:\n{problem}")
+
+
+def _with_swarm(item: pytest.Item, scenario: Scenario) -> Scenario:
+    """The scenario with ``statistical(faults="swarm")``'s section (core/swarm.py)."""
+    from pytest_edgesim.errors import ScenarioError
+
+    try:
+        return swarm_report.with_swarm(item, scenario)
+    except ScenarioError as error:
+        problem = str(error)
+    fail_item(item, f"cannot swarm scenario {scenario.name!r}:\n{problem}")
 
 
 def _describe(scenario: Scenario) -> str:
@@ -113,13 +126,31 @@ def _run_entry(edge: EdgeScenario) -> dict[str, Any]:
         "seed": result.seed,
         "trace_digest": result.trace_digest,
         "metrics": result.metrics.to_dict(),
+        "flows": _flows(result),
         "wall_time_s": round(result.wall_time_s, 6),
+        "profile": result.profile.to_dict(),  # (fixed size: what --edgesim-html charts)
     }
     broker = result.nodes.get(edge.scenario.spec.broker.name, {})
     entry.update({key: broker[key] for key in ("broker_version", "broker_config") if key in broker})
     if result.faults:  # a fault run never reads as a clean one
         entry["faults"] = [fault.to_dict() for fault in result.faults]
+    entry.update(swarm_report.run_entry(edge))
     return entry
+
+
+def _flows(result: RunResult) -> dict[str, dict[str, float | None]]:
+    """Per destination readings reach (the cloud, each gateway): the delivery ratio of every
+    source's readings and the latency percentiles of what arrived (baselines compare them)."""
+    flows = {}
+    for destination in sorted(result.deliveries.flows):
+        ratio = result.delivery("*", destination).ratio
+        node = result.metrics.nodes.get(destination)
+        latency = dict(node.latency_ms) if node is not None else {}
+        flows[destination] = {
+            "delivery_ratio": ratio if math.isfinite(ratio) else None,
+            **{f"{name}_ms": latency.get(name) for name in ("p50", "p95", "p99")},
+        }
+    return flows
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -174,6 +205,7 @@ def edge_scenario(
         scenario = _with_broker(item, scenario, edgesim_broker)
     if on_real_components(item):  # --edgesim-on-real: the gateways' containers, for real
         scenario = _with_gateway(item, scenario, "docker:mqtt")
+    scenario = _with_swarm(item, scenario)
     record = item_record(item)
     record.scenarios.append(_describe(scenario))
     _check_components(item, scenario)

@@ -9,17 +9,32 @@ and nothing of Docker: the hooks import what they need when they run.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Generator
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pytest
 
-from pytest_edgesim.pytest_plugin import markers, settings, signals, trials
+from pytest_edgesim.pytest_plugin import (
+    artifacts,
+    baselines,
+    html_report,
+    markers,
+    progress,
+    replay,
+    settings,
+    signals,
+    swarm_report,
+    trials,
+)
 from pytest_edgesim.pytest_plugin.configuration_errors import (
     CONFIGURATION_ERROR,
     configuration_error,
     configuration_error_text,
     is_configuration_error,
+    usage_error,
 )
 from pytest_edgesim.pytest_plugin.docker_fixtures import (
     _edgesim_brokers,
@@ -38,8 +53,9 @@ from pytest_edgesim.pytest_plugin.fixtures import (
     edgesim_seed,
     latency_network,
 )
-from pytest_edgesim.pytest_plugin.items import item_record
+from pytest_edgesim.pytest_plugin.items import item_record, scenario_loaded
 from pytest_edgesim.pytest_plugin.session_report import (
+    CRASH_ATTRIBUTE,
     TIER_PROPERTY,
     SessionReport,
     session_report_key,
@@ -102,6 +118,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
     )
     add(
+        "--edgesim-html",
+        "edgesim_html",
+        "write a self-contained HTML report with charts to PATH (verdicts, pass rate, "
+        "latency, messages over time; needs the [html] extra)",
+        metavar="PATH",
+    )
+    add(
         "--edgesim-scenario-dir",
         "edgesim_scenario_dir",
         "look up edgesim(scenario=...) paths here when they are not beside the test file",
@@ -139,6 +162,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "deterministic test prints the command)",
     )
     add(
+        "--edgesim-artifacts",
+        "edgesim_artifacts",
+        "write each failing test's counterexample here: the scenario (and seed) of the failing "
+        "run, a Hypothesis example's or a failing trial's, as a file edgesim run accepts",
+        metavar="DIR",
+    )
+    group.addoption(
+        "--edgesim-save",
+        dest="edgesim_save",
+        metavar="NAME",
+        help="save this session's metrics as baseline NAME (NAME.json in the baseline "
+        "directory): per test its pass rate, trials, and per flow delivery ratio and latency",
+    )
+    group.addoption(
+        "--edgesim-compare",
+        dest="edgesim_compare",
+        metavar="NAME",
+        help="compare this session's metrics with baseline NAME and show the comparison",
+    )
+    group.addoption(
+        "--edgesim-compare-fail",
+        dest="edgesim_compare_fail",
+        metavar="METRIC:AMOUNT[%]",
+        action="append",
+        help="with --edgesim-compare: fail the session when METRIC (pass_rate, delivery_ratio, "
+        "p50_ms, p95_ms, p99_ms) of a test is worse than the baseline by more than AMOUNT "
+        "(or AMOUNT percent); repeatable",
+    )
+    add(
+        "--edgesim-baseline-dir",
+        "edgesim_baseline_dir",
+        f"where baselines are saved (default: {settings.DEFAULT_BASELINE_DIR} under the rootdir)",
+        metavar="DIR",
+    )
+    add(
         "--edgesim-docker",
         "edgesim_docker",
         _DOCKER_TIER + "auto (skip Docker items when no engine is available; the default), "
@@ -173,7 +231,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 class XdistHooks:
     """Registered only when pytest-xdist is active: hands the session seed to each worker,
-    and collects what each worker kept (``--edgesim-keep-containers``) for the summary."""
+    collects what each worker kept (``--edgesim-keep-containers``) for the summary, and
+    makes the test a dead worker was running a failure that says why."""
+
+    def __init__(self) -> None:
+        self.down: dict[str, str] = {}
+        self.started: dict[str, float] = {}
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.started[nodeid] = time.perf_counter()
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput.update(settings.worker_input(node.config))
@@ -185,6 +251,23 @@ class XdistHooks:
         )
         if error:  # a worker that died (SIGKILL, a crash) could not remove its containers
             node.config.stash[_worker_died_key] = True
+            self.down[str(node.gateway.id)] = str(error)
+
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport) -> None:
+        """The test was running when its worker died: it failed (``when`` is ``call``, not
+        xdist's ``???``, so JUnit says failure, not a setup error), and says how it died."""
+        worker = str(report.node.gateway.id)  # type: ignore[attr-defined]
+        how = self.down.get(worker, "")
+        report.longrepr = (
+            f"worker {worker} died while running {crashitem}"
+            + (f" ({how})" if how else "")
+            + "; the process ended without reporting (killed by a signal such as SIGKILL, "
+            "out of memory, or a crash of the interpreter)"
+        )
+        report.when = "call"
+        if crashitem in self.started:  # (JUnit's time: how long it ran before it died)
+            report.duration = time.perf_counter() - self.started[crashitem]
+        setattr(report, CRASH_ATTRIBUTE, True)
 
 
 #: pytest sessions running in this process now: more than one means a run inside a run
@@ -204,6 +287,9 @@ def pytest_configure(config: pytest.Config) -> None:
         register_profiles()
     markers.register(config)
     settings.validate(config)
+    if not _is_worker(config):
+        baselines.validate(config)
+    progress.configure(config)
     if _configured_sessions == 1:  # (a run inside a run leaves them to the outer one)
         config.stash[_restore_signals_key] = signals.interrupt_on_termination()
     if settings.keep_containers(config):
@@ -213,6 +299,7 @@ def pytest_configure(config: pytest.Config) -> None:
     report = config.stash[session_report_key] = SessionReport(settings.session_seed(config))
     if not _is_worker(config):
         config.pluginmanager.register(report, "edgesim-report")
+        html_report.configure(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "edgesim-xdist")
 
@@ -304,7 +391,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    """A test body stopped by a configuration error is an error, not a failure; a
+    """A test body stopped by a configuration or usage error is an error, not a failure; a
     statistical test whose verdict is *undecided* (and does not fail) is shown as such."""
     if report.when == "call" and report.failed and is_configuration_error(report):
         return "error", "E", "ERROR"
@@ -316,12 +403,17 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """After a passing body, ``deterministic(replay_check=True)`` replays each scenario run
     and compares traces."""
     record = item_record(item)
+    _falsifying_scenarios()  # (forget those of an earlier test)
     result = yield
     if markers.replay_check_requested(item) and not trials.on_real_components(item):
         for edge in list(record.live):
             mismatch = edge.replay_mismatch()
             if mismatch is not None:
                 pytest.fail(f"{item.nodeid}: {mismatch}", pytrace=False)
+    if trials.current_trial(item) is None:  # (a statistical test judges them over its trials)
+        problems = swarm_report.live_problems(record.live)
+        if problems:
+            pytest.fail(f"{item.nodeid}: " + "; ".join(problems), pytrace=False)
     return result
 
 
@@ -332,18 +424,84 @@ def pytest_runtest_makereport(
     """A failing edgesim test's report gets an "edgesim" section: seeds, scenario, replay.
 
     A configuration error (:func:`configuration_error`) is reported as its message alone:
-    no traceback through edgesim, no seeds (another seed would not change it).
+    no traceback through edgesim, no seeds (another seed would not change it). A usage
+    error (:func:`usage_error`) keeps its traceback; both make the test an ERROR.
     """
     report = yield
     excinfo = call.excinfo
     if report.failed and excinfo is not None and configuration_error(excinfo.value):
         report.longrepr = configuration_error_text(item.nodeid, excinfo.value)
         setattr(report, CONFIGURATION_ERROR, True)
-    elif report.failed and _tier_key in item.stash:
+        return report
+    if (
+        report.failed
+        and excinfo is not None
+        and usage_error(excinfo.value, edgesim_test=_tier_key in item.stash)
+    ):
+        setattr(report, CONFIGURATION_ERROR, True)  # an ERROR, with its traceback
+        if isinstance(item, pytest.Function):
+            report.longrepr = _usage_error_repr(item, excinfo)
+        return report
+    if report.failed and report.when == "call":
+        trial = trials.current_trial(item)
+        where = "the failing run" if trial is None else trial.describe(trials.trial_budget(item))
+        artifacts.save_counterexamples(item, call, where)
+    if report.failed and _tier_key in item.stash:
         report.sections.append(("edgesim", _failure_section(item)))
     if report.failed:
         report.sections.extend(container_log_sections(item))
+    if report.when == "call" and (report.failed or hasattr(report, "wasxfail")):
+        report.sections.extend(_falsifying_sections())
     return report
+
+
+def _usage_error_repr(item: pytest.Function, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+    """A usage error's traceback down to the test's own line that made the call: the frames
+    inside edgesim that checked it say no more than the message."""
+    import pytest_edgesim
+
+    package = Path(pytest_edgesim.__file__).parent
+    frames: list[TracebackType] = []
+    raw: TracebackType | None = excinfo.tb
+    while raw is not None:
+        frames.append(raw)
+        raw = raw.tb_next
+    own = [
+        index
+        for index, frame in enumerate(frames)
+        if package not in Path(frame.tb_frame.f_code.co_filename).parents
+    ]
+    if not own or own[-1] == len(frames) - 1:
+        return item.repr_failure(excinfo)
+    shortened: TracebackType | None = (
+        None  # a new chain that ends at the test's frame (the exception is unchanged)
+    )
+    for frame in reversed(frames[: own[-1] + 1]):
+        shortened = TracebackType(shortened, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    assert shortened is not None
+    return item.repr_failure(
+        pytest.ExceptionInfo.from_exc_info((excinfo.type, excinfo.value, shortened))
+    )
+
+
+def _falsifying_scenarios() -> list[Any]:
+    """The scenarios of the falsifying example the running test's Hypothesis found (when
+    ``pytest_edgesim.strategies`` is in use)."""
+    strategies = sys.modules.get("pytest_edgesim.strategies")
+    return [] if strategies is None else strategies.falsifying_scenarios()
+
+
+def _falsifying_sections() -> list[tuple[str, str]]:
+    """Each scenario of the falsifying example as a YAML file that ``edgesim run`` takes
+    as it is (a report section: no ``E`` prefix to strip)."""
+    return [
+        (
+            f"edgesim: falsifying scenario {scenario.name!r} (YAML: save it and run "
+            "edgesim run FILE)",
+            scenario.to_yaml(),
+        )
+        for scenario in _falsifying_scenarios()
+    ]
 
 
 def _failure_section(item: pytest.Item) -> str:
@@ -362,14 +520,19 @@ def _failure_section(item: pytest.Item) -> str:
         session_seed = settings.session_seed(item.config)
         lines = [f"seed: {'per-scenario' if session_seed is None else session_seed}"]
     lines += [f"scenario: {scenario}" for scenario in dict.fromkeys(record.scenarios)]
-    if len(seeds) == 1 and item.stash[_tier_key] == "deterministic":
-        lines.append(f"replay: pytest '{item.nodeid}' --edgesim-seed={seeds[0]}")
+    lines += swarm_report.profile_lines(record.live)
+    replayable = scenario_loaded(item)
+    if len(seeds) == 1 and item.stash[_tier_key] == "deterministic" and replayable:
+        seed_option = f"--edgesim-seed={seeds[0]}"
+        lines.append(f"replay: {replay.replay_command(item, seed_option)}")
         if "edge_scenario" in getattr(item, "fixturenames", ()):
+            on_real = f"--edgesim-on-real={trials.ON_REAL_SUGGESTED_TRIALS}"
             lines.append(
-                f"on real components: pytest '{item.nodeid}' --edgesim-seed={seeds[0]} "
-                f"--edgesim-on-real={trials.ON_REAL_SUGGESTED_TRIALS} (the same scenario and seed "
-                "on Mosquitto and the gateways' containers; says whether they fail the same way)"
+                f"on real components: {replay.replay_command(item, seed_option, on_real)} "
+                "(the same scenario and seed on Mosquitto and the gateways' containers; says "
+                "whether they fail the same way)"
             )
+    lines += [f"counterexample: {path} (edgesim run it)" for path in artifacts.written(item)]
     return "\n".join(lines)
 
 
@@ -421,11 +584,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if _is_worker(config):
         return
     _write_kept(terminalreporter, config)
+    report = config.stash[session_report_key]
+    _write_baselines(terminalreporter, config, report)
     if not settings.summary_requested(config):
         return
-    report = config.stash[session_report_key]
     lines = report.summary_lines()
     lines += list(trials.summary_lines(terminalreporter))
+    lines += swarm_report.summary_lines(terminalreporter)
     terminalreporter.write_sep("=", "edgesim")
     for line in lines:
         terminalreporter.write_line(line)
@@ -437,6 +602,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     inside another run in this process leaves them to the outer one, which owns them too."""
     global _configured_sessions
     _configured_sessions -= 1
+    progress.unconfigure(config)
     if _restore_signals_key in config.stash:
         config.stash[_restore_signals_key]()
     if _keep_before_key in config.stash:
@@ -447,10 +613,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if config.stash.get(_worker_died_key, False) and settings.docker_mode(config) != "off":
         _reap_dead_workers()
-    if not _docker_used() or settings.keep_containers(config):
+    if not _docker_used():
         return
     from pytest_edgesim.docker import session as docker_session
 
+    if settings.keep_containers(config):
+        docker_session.end_lease()  # what was kept is never reaped; the lease can go
+        return
     try:
         docker_session.remove_this_session()
     except Exception as error:  # the engine went away: the next session reaps
@@ -468,11 +637,42 @@ def _reap_dead_workers() -> None:
         sys.stderr.write(f"edgesim: could not remove what dead workers left: {error}\n")
 
 
+def _write_baselines(terminalreporter: Any, config: pytest.Config, report: SessionReport) -> None:
+    """The comparison with ``--edgesim-compare``'s baseline, and where the saved one went."""
+    if report.comparison is not None:
+        regressions = report.comparison["regressions"]
+        title = "edgesim: baseline comparison"
+        if regressions:
+            title += f" ({regressions} regression{'s' if regressions > 1 else ''})"
+        terminalreporter.write_sep("=", title, red=bool(regressions))
+        every_row = int(config.getoption("verbose", default=0) or 0) > 0
+        for line in baselines.comparison_lines(report.comparison, every_row):
+            terminalreporter.write_line(line)
+    saved = baselines.save_name(config)
+    if saved is not None:
+        path = baselines.baseline_path(config, saved)
+        terminalreporter.write_line(f"edgesim: saved baseline {saved} to {path}")
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if _is_worker(config) and settings.keep_containers(config):
         config.workeroutput[_KEPT_OUTPUT] = _kept_here(config)  # type: ignore[attr-defined]
-    path = settings.report_path(config)
-    if path is None or _is_worker(config):
+    if _is_worker(config):
         return
-    config.stash[session_report_key].write(path)
+    report = config.stash[session_report_key]
+    compared = baselines.compare_name(config)
+    if compared is not None:
+        path = baselines.baseline_path(config, compared)
+        saved = baselines.load(config, compared)
+        report.comparison = baselines.compare(
+            report, saved, compared, path, baselines.thresholds(config)
+        )
+        if report.comparison["regressions"] and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    name = baselines.save_name(config)
+    if name is not None:
+        baselines.save(report, baselines.baseline_path(config, name), name)
+    report_path = settings.report_path(config)
+    if report_path is not None:
+        report.write(report_path)

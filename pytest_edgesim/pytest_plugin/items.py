@@ -29,6 +29,8 @@ class ItemRecord:
     scenarios: list[str] = field(default_factory=list)
     live: list[EdgeScenario] = field(default_factory=list)
     scenario: tuple[Scenario, int | None] | None = None
+    #: the marker's scenario could not be loaded (missing or invalid): nothing to replay
+    scenario_failed: bool = False
 
 
 _item_record_key = pytest.StashKey[ItemRecord]()
@@ -47,6 +49,12 @@ def fail_item(item: pytest.Item, message: str) -> NoReturn:
     pytest.fail(f"{item.nodeid}: {message}", pytrace=False)
 
 
+def scenario_loaded(item: pytest.Item) -> bool:
+    """False when the test's scenario file was missing or invalid (a replay command or a
+    counterexample would be of no use)."""
+    return not item_record(item).scenario_failed
+
+
 def _find_scenario_file(item: pytest.Item, path: str | Path) -> Path:
     given = Path(path)
     places = [given] if given.is_absolute() else [item.path.parent / given]
@@ -56,6 +64,7 @@ def _find_scenario_file(item: pytest.Item, path: str | Path) -> Path:
     for place in places:
         if place.is_file():
             return place
+    item_record(item).scenario_failed = True
     looked = "\n".join(f"  {place}" for place in places)
     hint = (
         ""
@@ -99,6 +108,7 @@ def item_scenario(item: pytest.Item) -> tuple[Scenario, int | None]:
     except ScenarioError as error:
         problem = error  # (failed outside the handler: the report shows the problem once)
     if problem is not None:
+        record.scenario_failed = True
         where = "the built-in minimal scenario" if path is None else f"scenario {str(path)!r}"
         given = f" (with the marker's overrides {overrides!r})" if overrides else ""
         fail_item(item, f"{where}{given} is invalid:\n{problem}")

@@ -35,11 +35,13 @@ MARKERS = {
         "deterministic."
     ),
     "statistical": (
-        "statistical(trials=N, confidence=0.95, min_pass_rate=0.95, sequential=False): a test "
+        "statistical(trials=N, confidence=0.95, min_pass_rate=0.95, sequential=False, "
+        "faults=None): a test "
         "of the statistical tier: the body runs as N trials (default 30), each with fresh "
         "fixtures and its own seed; it fails when a Wilson score interval shows the pass rate "
         "below min_pass_rate (sequential=True: stop at the first decision of an anytime-valid "
-        "rule, with N as the budget)."
+        "rule, with N as the budget); faults='swarm' (or {'swarm': {...}}) makes each trial's "
+        "seed draw its own fault profile, reported with pass rates by fault kind."
     ),
 }
 
@@ -305,7 +307,7 @@ def marker_problems(node: pytest.Item, fixturenames: Iterable[str]) -> list[str]
 
 
 #: the keyword arguments of ``@pytest.mark.statistical``
-MARKER_ARGUMENTS = ("trials", "confidence", "min_pass_rate", "sequential")
+MARKER_ARGUMENTS = ("trials", "confidence", "min_pass_rate", "sequential", "faults")
 
 
 def _is_number(value: Any) -> bool:
@@ -318,7 +320,7 @@ def statistical_problems(marker: pytest.Mark) -> list[str]:
     if marker.args:
         problems.append(
             f"statistical() takes keyword arguments only (trials=, confidence=, min_pass_rate=, "
-            f"sequential=), got {marker.args!r}"
+            f"sequential=, faults=), got {marker.args!r}"
         )
     for key, value in marker.kwargs.items():
         if key not in MARKER_ARGUMENTS:
@@ -347,4 +349,8 @@ def statistical_problems(marker: pytest.Mark) -> list[str]:
             )
     if "sequential" in kwargs and not isinstance(kwargs["sequential"], bool):
         problems.append(f"statistical(sequential={kwargs['sequential']!r}): expected True or False")
+    if "faults" in kwargs:
+        from pytest_edgesim.pytest_plugin.swarm_report import faults_problems
+
+        problems += faults_problems(kwargs["faults"])
     return problems

@@ -5,11 +5,14 @@ A statistical test is N trials of one item, each a full setup / call / teardown 
 function-scoped fixtures, logged as one test. pytest has no public hook for that, so this
 module does what ``_pytest.runner.runtestprotocol`` does for one run, without logging, as
 pytest-rerunfailures and pytest-repeat do: ``call_and_report`` for a phase, and a fresh
-``FixtureRequest`` before each trial (``_initrequest``) that is dropped after it. When
-pytest changes these, this is the module to change.
+``FixtureRequest`` before each trial (``_initrequest``) that is dropped after it; and the
+``xfail`` mark pytest evaluated for the run (:func:`xfail_in_force`), so that the trials'
+verdict, not one trial, meets it. When pytest changes these, this is the module to change.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -42,3 +45,13 @@ def end_run(item: pytest.Function) -> None:
 def clear_sections(item: pytest.Item) -> None:
     """Forget the output captured so far (before a report made after the runs)."""
     item._report_sections = []
+
+
+def xfail_in_force(item: pytest.Item) -> Any:
+    """The ``xfail`` mark pytest evaluated for the latest run of ``item`` (its ``reason``,
+    ``strict`` and ``raises``), or None: no xfail mark applies, or ``--runxfail``."""
+    from _pytest.skipping import xfailed_key
+
+    if item.config.option.runxfail:
+        return None
+    return item.stash.get(xfailed_key, None)

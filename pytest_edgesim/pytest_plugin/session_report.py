@@ -9,6 +9,10 @@ the whole list so far, so the latest report of a test says everything about it.
 
 The JSON report holds no wall-clock values, so a serial run and an ``-n 2`` run of the same
 tests with the same seeds write the same file.
+
+JUnit XML (``--junitxml``) writes the user properties of each test's teardown report. Those
+four grow with the scenario and the trials, so where reports arrive they are replaced, once
+recorded here, by one compact ``edgesim`` property (:func:`junit_summary`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ TIER_PROPERTY = "edgesim_tier"
 SEED_PROPERTY = "edgesim_seed"
 RUN_PROPERTY = "edgesim_run"
 VERDICT_PROPERTY = "edgesim_verdict"
+#: the one property JUnit XML gets instead of the four above
+JUNIT_PROPERTY = "edgesim"
+_RECORDED_PROPERTIES = (TIER_PROPERTY, SEED_PROPERTY, RUN_PROPERTY, VERDICT_PROPERTY)
+#: set on the report xdist makes for a test whose worker died while running it
+CRASH_ATTRIBUTE = "edgesim_worker_crash"
 REPORT_VERSION = 1
 SLOWEST_SHOWN = 5
 
@@ -43,9 +52,13 @@ class RecordedTest:
     seeds: list[int] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     verdict: Any = None
+    #: why the test stopped when its xdist worker died running it, else None
+    crash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        crash = {} if self.crash is None else {"crash": self.crash}
         return {
+            **crash,
             "nodeid": self.nodeid,
             "tier": self.tier,
             "outcome": self.outcome,
@@ -59,6 +72,8 @@ class RecordedTest:
 
 
 def _outcome(previous: str, report: pytest.TestReport) -> str:
+    if report.when == "setup" and report.skipped and hasattr(report, "wasxfail"):
+        return "xfailed"  # xfail(run=False)
     if report.when == "call":
         if report.failed and is_configuration_error(report):
             return "error"  # (as the terminal says: the test could not run as configured)
@@ -79,13 +94,25 @@ class SessionReport:
     def __init__(self, seed: int | None):
         self.seed = seed
         self.tests: dict[str, RecordedTest] = {}
+        #: the comparison with a baseline (``--edgesim-compare``; :mod:`.baselines`)
+        self.comparison: dict[str, Any] | None = None
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.add(report)
+        if report.when == "teardown" and report.nodeid in self.tests:
+            record = self.tests[report.nodeid]
+            kept = [pair for pair in report.user_properties if pair[0] not in _RECORDED_PROPERTIES]
+            report.user_properties = [*kept, (JUNIT_PROPERTY, junit_summary(record))]
 
     def add(self, report: pytest.TestReport) -> None:
         pairs = report.user_properties
         tiers = properties(pairs, TIER_PROPERTY)
+        if getattr(report, CRASH_ATTRIBUTE, False) and report.nodeid in self.tests:
+            crashed = self.tests[report.nodeid]
+            crashed.outcome = "failed"
+            crashed.crash = str(report.longrepr)
+            return
         if not tiers:
             return
         record = self.tests.get(report.nodeid)
@@ -100,10 +127,12 @@ class SessionReport:
             record.verdict = verdicts[-1]
 
     def to_dict(self) -> dict[str, Any]:
+        comparison = {} if self.comparison is None else {"comparison": self.comparison}
         return {
             "version": REPORT_VERSION,
             "seed": self.seed,
             "tests": [self.tests[nodeid].to_dict() for nodeid in sorted(self.tests)],
+            **comparison,
         }
 
     def write(self, path: Path) -> None:
@@ -157,6 +186,45 @@ class SessionReport:
 
     def summary_lines(self) -> list[str]:
         return [self.tier_line(), *self.seed_lines(), *self.slowest_lines()]
+
+
+def junit_summary(record: RecordedTest) -> str:
+    """One line, whatever the scenario's size: the tier, the verdict, the trials, the
+    interval and the seeds (``statistical; refuted; 7/10 trials passed; 95% wilson interval
+    [0.397, 0.892]; base seed 11``)."""
+    parts = [record.tier]
+    verdict = record.verdict
+    if isinstance(verdict, dict):
+        parts.append(str(verdict.get("outcome")))
+        parts.append(f"{verdict.get('passed')}/{verdict.get('total')} trials passed")
+        if verdict.get("budget") != verdict.get("total"):
+            parts[-1] += f" (budget {verdict.get('budget')})"
+        interval = verdict.get("interval")
+        if interval:
+            low, high = interval
+            confidence = float(verdict.get("confidence") or 0) * 100
+            parts.append(
+                f"{confidence:g}% {verdict.get('interval_kind')} interval [{low:.3f}, {high:.3f}]"
+            )
+        if verdict.get("base_seed") is not None:
+            parts.append(f"base seed {verdict['base_seed']}")
+        failed = verdict.get("failed_seeds") or []
+        if failed:
+            parts.append(f"first failing trial seed {failed[0]}")
+    else:
+        parts.append(record.outcome)
+        seeds = record.seeds
+        if seeds:
+            shown = ", ".join(map(str, seeds[:3])) + (", ..." if len(seeds) > 3 else "")
+            parts.append(f"seed{'s' if len(seeds) > 1 else ''} {shown}")
+        digests = [run.get("trace_digest") for run in record.runs if run.get("trace_digest")]
+        if len(digests) == 1:
+            parts.append(f"trace digest {digests[0]}")
+        elif digests:
+            parts.append(f"{len(digests)} runs")
+    if record.crash:
+        parts.append("its xdist worker died running it")
+    return "; ".join(parts)
 
 
 def _json_safe(value: Any) -> Any:

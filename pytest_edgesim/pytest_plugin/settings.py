@@ -48,6 +48,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "tier": ("--edgesim-tier", "edgesim_tier"),
     "trials": ("--edgesim-trials", "edgesim_trials"),
     "report": ("--edgesim-report", "edgesim_report"),
+    "html": ("--edgesim-html", "edgesim_html"),
     "scenario_dir": ("--edgesim-scenario-dir", "edgesim_scenario_dir"),
     "summary": ("--edgesim-summary", "edgesim_summary"),
     "undecided": ("--edgesim-undecided", "edgesim_undecided"),
@@ -55,6 +56,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "broker": ("--edgesim-broker", "edgesim_broker"),
     "keep_containers": ("--edgesim-keep-containers", "edgesim_keep_containers"),
     "time_scale": ("--edgesim-time-scale", "edgesim_time_scale"),
+    "artifacts": ("--edgesim-artifacts", "edgesim_artifacts"),
+    "baseline_dir": ("--edgesim-baseline-dir", "edgesim_baseline_dir"),
 }
 
 
@@ -242,6 +245,25 @@ def scenario_dir(config: pytest.Config) -> Path | None:
 def report_path(config: pytest.Config) -> Path | None:
     """Where the JSON report goes (``--edgesim-report``), or None for no report."""
     return _path(config, "report")
+
+
+def artifacts_dir(config: pytest.Config) -> Path | None:
+    """Where failing tests' counterexamples go (``--edgesim-artifacts``), or None."""
+    return _path(config, "artifacts")
+
+
+DEFAULT_BASELINE_DIR = ".edgesim/baselines"
+
+
+def baseline_dir(config: pytest.Config) -> Path:
+    """Where ``--edgesim-save`` writes and ``--edgesim-compare`` reads baselines: the option
+    or the ini key ``edgesim_baseline_dir``, else ``.edgesim/baselines`` under the rootdir."""
+    return _path(config, "baseline_dir") or (config.rootpath / DEFAULT_BASELINE_DIR).resolve()
+
+
+def html_path(config: pytest.Config) -> Path | None:
+    """Where the HTML report goes (``--edgesim-html``), or None for no page."""
+    return _path(config, "html")
 
 
 def _flag(config: pytest.Config, setting: str) -> bool:

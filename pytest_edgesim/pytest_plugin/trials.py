@@ -13,9 +13,12 @@ as the user property ``edgesim_verdict``.
 ``--edgesim-trial-seed=SEED`` replays one trial: every selected statistical test runs once
 with that seed and passes or fails as that trial did.
 
-A trial stopped by a configuration error (an invalid scenario, an image that cannot be had:
-:func:`~pytest_edgesim.pytest_plugin.configuration_errors.configuration_error`) is no trial
-outcome: the test ends there, as an error with that message, whatever its trial budget.
+A trial ends as pass, fail or error (:func:`trial_outcome`). An error of the test (a
+configuration error, a :class:`~pytest_edgesim.errors.UsageError`, a Hypothesis health
+check, a set-up that fails: :mod:`~pytest_edgesim.pytest_plugin.configuration_errors`) is
+no trial outcome: the test ends there, as an ERROR with that error, whatever its budget.
+An ``xfail`` mark meets the verdict, as pytest's rules say (strict, ``raises=``), not the
+first trial; ``skip``, ``skipif`` and ``xfail(run=False)`` end the test at once.
 
 The plugin calls this module from its hooks and fixtures: :func:`run_protocol`,
 :func:`current_trial`, :func:`record_metric`, :func:`record_faults`,
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shlex
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,10 +38,17 @@ import pytest
 
 from pytest_edgesim.core import stats
 from pytest_edgesim.core.rng import derive_seed
-from pytest_edgesim.pytest_plugin import settings
+from pytest_edgesim.pytest_plugin import artifacts, progress, settings, swarm_report
 from pytest_edgesim.pytest_plugin.configuration_errors import is_configuration_error
-from pytest_edgesim.pytest_plugin.items import item_scenario
-from pytest_edgesim.pytest_plugin.rerun import begin_run, clear_sections, end_run, run_phase
+from pytest_edgesim.pytest_plugin.items import item_scenario, scenario_loaded
+from pytest_edgesim.pytest_plugin.replay import replay_command
+from pytest_edgesim.pytest_plugin.rerun import (
+    begin_run,
+    clear_sections,
+    end_run,
+    run_phase,
+    xfail_in_force,
+)
 from pytest_edgesim.pytest_plugin.session_report import (
     SEED_PROPERTY,
     VERDICT_PROPERTY,
@@ -99,8 +108,9 @@ def trial_seed(base_seed: int, index: int) -> int:
     return derive_seed(base_seed, f"statistical-trial/{index}")
 
 
-def replay_command(nodeid: str, seed: int) -> str:
-    return f"pytest {shlex.quote(nodeid)} --edgesim-trial-seed={seed}"
+def trial_replay_command(item: pytest.Item, seed: int) -> str:
+    """The command that runs the trial with ``seed`` of ``item`` alone."""
+    return replay_command(item, f"--edgesim-trial-seed={seed}")
 
 
 @dataclass
@@ -122,10 +132,17 @@ class TrialRun:
     current_faults: list[str] = field(default_factory=list)
     records: list[TrialRecord] = field(default_factory=list)
     first_failure: tuple[Trial, str, list[tuple[str, str]]] | None = None
+    #: a trial failed in a way an ``xfail(raises=...)`` mark does not expect
+    unexpected_failure: bool = False
     verdict: dict[str, Any] | None = None
     #: --edgesim-on-real: how the models' run ended (None: passed), and each real failure
     reference: tuple[str, str] | None = None
     real_failures: list[tuple[str, str]] = field(default_factory=list)
+    #: the trials' setup, call and teardown durations together (the test's real duration)
+    duration_s: float = 0.0
+    #: the first trial's setup report, logged as soon as it was made (under xdist the
+    #: controller then knows the test, should its worker die during the trials)
+    logged_setup: pytest.TestReport | None = None
 
 
 _run_key = pytest.StashKey[TrialRun]()
@@ -174,6 +191,12 @@ def current_trial(item: pytest.Item) -> Trial | None:
     return None if run is None else run.current
 
 
+def trial_budget(item: pytest.Item) -> int:
+    """How many trials the statistical test running now may play (1 outside one)."""
+    run = item.stash.get(_run_key, None)
+    return 1 if run is None else run.settings.trials
+
+
 def record_metric(item: pytest.Item, name: str, value: float) -> None:
     """Record a per-trial metric (``edge_scenario.record``); the trial's last value counts.
 
@@ -184,7 +207,9 @@ def record_metric(item: pytest.Item, name: str, value: float) -> None:
         return
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"record({name!r}, {value!r}): expected a finite number")
+        from pytest_edgesim.errors import UsageError
+
+        raise UsageError(f"record({name!r}, {value!r}): expected a finite number")
     run.current_metrics[str(name)] = value
 
 
@@ -211,6 +236,32 @@ def _base_seed(item: pytest.Item) -> int:
 
 
 # --- running the trials -----------------------------------------------------------------------
+def trial_outcome(item: pytest.Item, call: pytest.TestReport | None) -> str | None:
+    """How a trial's body ended, as the pass rate counts it: ``"passed"`` or ``"failed"``;
+    None when it ends the test instead (no body run, a skip, an imperative
+    ``pytest.xfail()``, an error of the test).
+
+    Under an ``xfail`` mark pytest has already turned the body's outcome into an xfail or an
+    xpass; this undoes that, so that the mark meets the trials' verdict, not one trial."""
+    if call is None or is_configuration_error(call):
+        return None
+    xfailed = xfail_in_force(item)
+    if hasattr(call, "wasxfail"):
+        if not xfailed:
+            return None  # pytest.xfail() in the body: the test is xfailed, as pytest has it
+        return "failed" if call.skipped else "passed"
+    if call.skipped:
+        return None
+    if (
+        call.failed
+        and xfailed
+        and xfailed.strict
+        and str(call.longrepr).startswith("[XPASS(strict)]")
+    ):
+        return "passed"
+    return "passed" if call.passed else "failed"
+
+
 def run_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """``pytest_runtest_protocol`` for a statistical test; None leaves it to pytest."""
     if not isinstance(item, pytest.Function) or item.config.getoption("setuponly", False):
@@ -218,9 +269,14 @@ def run_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     try:
-        for report in _run_trials(item, nextitem):
-            ihook.pytest_runtest_logreport(report=report)
+        reports = _run_trials(item, nextitem)
+        progress.trials_over(item)  # (before the outcome is written where the status was)
+        for report in reports:
+            run = item.stash.get(_run_key, None)
+            if run is None or report is not run.logged_setup:
+                ihook.pytest_runtest_logreport(report=report)
     finally:
+        progress.trials_over(item)
         if _run_key in item.stash:
             del item.stash[_run_key]
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
@@ -248,6 +304,10 @@ def _one_trial(
     begin_run(item)
     try:
         setup = run_phase(item, "setup")
+        run = item.stash.get(_run_key, None)
+        if run is not None and run.logged_setup is None:
+            run.logged_setup = setup
+            item.ihook.pytest_runtest_logreport(report=setup)
         call = run_phase(item, "call") if setup.passed else None
         session = item.session
         last = is_last(setup, call) or bool(session.shouldfail or session.shouldstop)
@@ -257,6 +317,9 @@ def _one_trial(
         teardown = run_phase(item, "teardown", following)
     finally:
         end_run(item)
+    run = item.stash.get(_run_key, None)
+    if run is not None:
+        run.duration_s += sum(report.duration for report in (setup, call, teardown) if report)
     return _TrialReports(setup, call, teardown, last)
 
 
@@ -294,14 +357,13 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         def is_last(
             setup: pytest.TestReport, call: pytest.TestReport | None, index: int = index
         ) -> bool:
-            if call is None or not (call.passed or call.failed) or hasattr(call, "wasxfail"):
-                return True  # setup failed or skipped, the body skipped, or xfail
-            if is_configuration_error(call):
-                return True
+            outcome = trial_outcome(item, call)
+            if outcome is None:
+                return True  # setup failed or skipped, the body skipped, or an error
             if index + 1 >= budget:
                 return True
             if trial_settings_.sequential:
-                played = [*outcomes, call.passed]
+                played = [*outcomes, outcome == "passed"]
                 decision = stats.sequential_decision(
                     sum(played),
                     len(played),
@@ -314,39 +376,40 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         reports = _one_trial(item, nextitem, is_last)
         run.current = None
         if first_setup is None:
-            first_setup = reports.setup
+            first_setup = run.logged_setup or reports.setup
         if not any(
             key == SEED_PROPERTY and value == trial.seed
             for key, value in item.user_properties[properties_before:]
         ):
             item.user_properties.append((SEED_PROPERTY, trial.seed))
         call = reports.call
-        if call is not None and is_configuration_error(call):
+        outcome = trial_outcome(item, call)
+        if call is not None:
+            progress.trial_finished(item, index + 1, budget, trial.seed, call.outcome)
+        if call is not None and outcome is None:
             break
-        if call is not None and (call.passed or call.failed) and not hasattr(call, "wasxfail"):
-            outcomes.append(call.passed)
+        if call is not None and outcome is not None:
+            outcomes.append(outcome == "passed")
             run.records.append(
-                TrialRecord(
-                    trial, call.outcome, dict(run.current_metrics), tuple(run.current_faults)
-                )
+                TrialRecord(trial, outcome, dict(run.current_metrics), tuple(run.current_faults))
             )
-            if call.failed and run.first_failure is None:
-                run.first_failure = (trial, str(call.longrepr), list(call.sections))
-            if call.failed and on_real:
-                run.real_failures.append(_crash_site(call))
+            if outcome == "failed":
+                if not hasattr(call, "wasxfail"):
+                    run.unexpected_failure = True  # (under xfail(raises=...): not one raised)
+                if run.first_failure is None:
+                    run.first_failure = (trial, str(call.longrepr), list(call.sections))
+                if on_real:
+                    run.real_failures.append(_crash_site(call))
         if reports.last:
             break
         if reports.teardown.failed:
             # a trial's teardown failed: stop, and tear down as far as the next item needs
             extra_teardown = run_phase(item, "teardown", nextitem)
+            run.duration_s += extra_teardown.duration
             break
 
     assert reports is not None and first_setup is not None
-    played_all = reports.call is not None and not (
-        reports.call.skipped
-        or hasattr(reports.call, "wasxfail")
-        or is_configuration_error(reports.call)
-    )
+    played_all = trial_outcome(item, reports.call) is not None
     teardown = reports.teardown
     if extra_teardown is not None and not teardown.failed:
         teardown = extra_teardown
@@ -356,6 +419,7 @@ def _run_trials(item: pytest.Function, nextitem: pytest.Item | None) -> list[pyt
         logged = [reports.setup] if reports.call is None else [first_setup, reports.call]
         return _with_verdict(item, run, verdict, logged, teardown)
     run.verdict = _judge(item, run, outcomes, replay_seed)
+    swarm_report.annotate(item, run.verdict)  # (drawn faults, assertions over the trials)
     return _with_verdict(
         item, run, run.verdict, [first_setup, _verdict_report(item, run)], teardown
     )
@@ -375,7 +439,33 @@ def _with_verdict(
     logged = [*logged, teardown]
     for report in logged[-2:]:
         report.user_properties = list(item.user_properties)
+    _take_whole_duration(logged, run.duration_s)
+    if run.first_failure is not None:
+        teardown.sections = [
+            *_first_failure_sections(run),
+            *((name, content) for name, content in teardown.sections if "teardown" in name),
+        ]
     return logged
+
+
+def _take_whole_duration(logged: list[pytest.TestReport], duration_s: float) -> None:
+    """Make the logged reports' durations add up to the trials' (JUnit's ``time`` is their
+    sum): the report before the teardown takes what the others do not account for."""
+    middle = logged[-2] if len(logged) > 1 else logged[0]
+    others = sum(report.duration for report in logged if report is not middle)
+    middle.duration = max(middle.duration, duration_s - others)
+    middle.stop = middle.start + middle.duration
+
+
+def _first_failure_sections(run: TrialRun) -> list[tuple[str, str]]:
+    """The first failing trial's captured output, each section naming the trial."""
+    assert run.first_failure is not None
+    trial, _, sections = run.first_failure
+    return [
+        (f"{name} (first failing trial: {trial.describe(run.settings.trials)})", content)
+        for name, content in sections
+        if name != "edgesim"
+    ]
 
 
 def _reference_run(
@@ -400,12 +490,14 @@ def _reference_run(
 
 
 def _early_outcome(reports: _TrialReports) -> str:
-    """How a trial that ended the test early ended: error, skipped, xfailed or xpassed."""
+    """How a trial that ended the test early ended: error, skipped or xfailed (an
+    ``xfail(run=False)`` mark, or ``pytest.xfail()`` in the body)."""
     call = reports.call
     if reports.setup.failed or (call is not None and is_configuration_error(call)):
         return "error"
-    if call is not None and hasattr(call, "wasxfail"):
-        return "xfailed" if call.skipped else "xpassed"
+    ended = reports.setup if call is None else call
+    if hasattr(ended, "wasxfail"):
+        return "xfailed" if ended.skipped else "xpassed"
     return "skipped"
 
 
@@ -423,9 +515,8 @@ def _judge(
         verdict["same_failures"] = sum(failure == reference for failure in run.real_failures)
         verdict["real_failures"] = [list(failure) for failure in run.real_failures]
         if run.real_failures:
-            verdict["replay"] = (
-                f"pytest {shlex.quote(item.nodeid)} --edgesim-seed={run.base_seed} "
-                "--edgesim-on-real=1"
+            verdict["replay"] = replay_command(
+                item, f"--edgesim-seed={run.base_seed}", "--edgesim-on-real=1"
             )
         return verdict
     if replay_seed is not None:
@@ -447,6 +538,7 @@ def _judge(
         verdict["fails"] = True
     elif rate_verdict.outcome == stats.UNDECIDED:
         verdict["fails"] = settings.undecided_fails(item.config)
+        verdict["undecided_mode"] = settings.undecided_mode(item.config)
     return verdict
 
 
@@ -457,14 +549,13 @@ def _verdict_dict(item: pytest.Item, run: TrialRun, outcome: str) -> dict[str, A
     total = len(run.records)
     sequential = trial_settings_.sequential
     failed = [record.trial for record in run.records if record.outcome == "failed"]
+    rate, confidence = trial_settings_.min_pass_rate, trial_settings_.confidence
     if sequential:
-        to_demonstrate = stats.sequential_trials_to_demonstrate(
-            trial_settings_.min_pass_rate, trial_settings_.confidence
-        )
+        to_demonstrate = stats.sequential_trials_to_demonstrate(rate, confidence)
+        more = stats.sequential_more_trials_to_demonstrate(passed, total, rate, confidence)
     else:
-        to_demonstrate = stats.trials_to_demonstrate(
-            trial_settings_.min_pass_rate, trial_settings_.confidence
-        )
+        to_demonstrate = stats.trials_to_demonstrate(rate, confidence)
+        more = stats.more_trials_to_demonstrate(passed, total, rate, confidence)
     return {
         "rule": "sequential" if sequential else "fixed",
         "outcome": outcome,
@@ -477,7 +568,9 @@ def _verdict_dict(item: pytest.Item, run: TrialRun, outcome: str) -> dict[str, A
         "min_pass_rate": trial_settings_.min_pass_rate,
         "interval": None,
         "interval_kind": "confidence sequence" if sequential else "wilson",
+        #: all-passing trials that demonstrate the rate from scratch, and after these trials
         "trials_to_demonstrate": to_demonstrate,
+        "more_trials_to_demonstrate": more,
         "base_seed": run.base_seed,
         "trials": [
             {
@@ -491,7 +584,7 @@ def _verdict_dict(item: pytest.Item, run: TrialRun, outcome: str) -> dict[str, A
         "fault_trials": sum(1 for record in run.records if record.faults),
         "failed_seeds": [trial.seed for trial in failed],
         "metrics": _metric_summaries(run),
-        "replay": replay_command(item.nodeid, failed[0].seed) if failed else None,
+        "replay": trial_replay_command(item, failed[0].seed) if failed else None,
     }
 
 
@@ -516,7 +609,8 @@ def _verdict_report(item: pytest.Function, run: TrialRun) -> pytest.TestReport:
     ``pytest_runtest_makereport`` so that the failure reads like any other."""
     verdict = run.verdict
     assert verdict is not None
-    message = f"{item.nodeid}: {verdict_line(verdict)}"
+    # the whole verdict is the failure's message, so that JUnit's <failure> holds it all
+    message = "\n".join([f"{item.nodeid}: {verdict_line(verdict)}", *failure_lines(item)])
 
     def judge() -> None:
         if verdict["fails"]:
@@ -525,13 +619,20 @@ def _verdict_report(item: pytest.Function, run: TrialRun) -> pytest.TestReport:
     clear_sections(item)
     call = pytest.CallInfo.from_call(judge, when="call")
     report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    report.sections = [(name, text) for name, text in report.sections if name != "edgesim"]
+    xfailed = xfail_in_force(item)
+    if xfailed and verdict["fails"]:
+        # pytest's rule, applied to the verdict: a failing test is xfailed, unless a trial
+        # failed with an exception the mark's raises= does not name
+        if run.unexpected_failure and xfailed.raises is not None:
+            report.outcome = "failed"
+            if hasattr(report, "wasxfail"):
+                del report.wasxfail
+        else:
+            report.outcome = "skipped"
+            report.wasxfail = xfailed.reason
     if report.failed and run.first_failure is not None:
-        trial, _, sections = run.first_failure
-        report.sections.extend(
-            (f"{name} (first failing trial: {trial.describe(run.settings.trials)})", content)
-            for name, content in sections
-            if name != "edgesim"
-        )
+        report.sections.extend(_first_failure_sections(run))
     return report
 
 
@@ -551,14 +652,13 @@ def verdict_line(verdict: dict[str, Any]) -> str:
     minimum = f"{verdict['min_pass_rate']:g}"
     if verdict["rule"] == "replay":
         seed = verdict["trials"][0]["seed"] if verdict["trials"] else "?"
-        return f"replayed one trial (seed {seed}): {outcome}"
+        return f"replayed one trial (seed {seed}): {outcome}{swarm_report.verdict_note(verdict)}"
     if verdict["rule"] == "on-real":
         return on_real_line(verdict)
     if outcome in ("error", "skipped", "xfailed", "xpassed"):
-        return (
-            f"{outcome} in trial {verdict['total'] + 1} of {verdict['budget']} "
-            f"({verdict['passed']}/{verdict['total']} passed before it)"
-        )
+        passed, total = verdict["passed"], verdict["total"]
+        before = f" ({passed}/{total} passed before it)" if total else ""
+        return f"{outcome} in trial {total + 1} of {verdict['budget']}{before}"
     passed, total = verdict["passed"], verdict["total"]
     low, high = verdict["interval"]
     counts = f"{passed}/{total} trials passed (rate {_rate(verdict['rate'])})"
@@ -567,11 +667,14 @@ def verdict_line(verdict: dict[str, Any]) -> str:
         interval = f"{confidence} confidence sequence [{_rate(low)}, {_rate(high)}]"
     else:
         interval = f"{confidence} Wilson interval [{_rate(low)}, {_rate(high)}]"
-    to_demonstrate = verdict["trials_to_demonstrate"]
-    if to_demonstrate is None:
+    more = verdict.get("more_trials_to_demonstrate", verdict["trials_to_demonstrate"])
+    if more is None:
         how_many = f"a pass rate of {minimum} cannot be demonstrated by finitely many trials"
     else:
-        how_many = f"{to_demonstrate} trials, all passing, would demonstrate it"
+        how_many = (
+            f"{more} more trial{'s' if more != 1 else ''}, all passing, would demonstrate it: "
+            f"trials={total + more}"
+        )
     if outcome == stats.DEMONSTRATED:
         what = f"demonstrated: the pass rate is at least {minimum} at {confidence} confidence"
     elif outcome == stats.REFUTED:
@@ -579,12 +682,22 @@ def verdict_line(verdict: dict[str, Any]) -> str:
     elif outcome == stats.NOT_REFUTED:
         what = f"not refuted, not demonstrated: min_pass_rate={minimum} ({how_many})"
     else:
-        decides = "fails" if verdict["fails"] else "passes"
         what = (
-            f"UNDECIDED: neither demonstrated nor refuted min_pass_rate={minimum} within the "
-            f"budget ({how_many}); undecided {decides} (--edgesim-undecided)"
+            f"UNDECIDED: the {total} trials neither demonstrate nor refute min_pass_rate="
+            f"{minimum} ({how_many}); {_undecided_rule(verdict)}"
         )
-    return f"{counts}, {interval}: {what}{_faults_note(verdict)}"
+    note = swarm_report.verdict_note(verdict)
+    return f"{counts}, {interval}: {what}{_faults_note(verdict)}{note}"
+
+
+def _undecided_rule(verdict: dict[str, Any]) -> str:
+    """``the test fails: --edgesim-undecided=auto and CI is set``, and so on."""
+    decides = "fails" if verdict["fails"] else "passes"
+    mode = verdict.get("undecided_mode", "auto")
+    why = f"--edgesim-undecided={mode}"
+    if mode == "auto":
+        why += " and CI is set" if verdict["fails"] else " and CI is not set"
+    return f"an undecided test {decides} here: {why}"
 
 
 def _faults_note(verdict: dict[str, Any]) -> str:
@@ -613,10 +726,15 @@ def metric_lines(verdict: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _seed_list(seeds: list[int]) -> str:
+def _seed_list(seeds: list[int], config: pytest.Config) -> str:
     shown = ", ".join(map(str, seeds[:SEEDS_SHOWN]))
     if len(seeds) > SEEDS_SHOWN:
-        shown += f", ... ({len(seeds)} in all; every seed is in the JSON report)"
+        where = (
+            f"every seed is in the JSON report {settings.report_path(config)}"
+            if settings.report_path(config) is not None
+            else "--edgesim-report=PATH writes every seed to a JSON report"
+        )
+        shown += f", ... ({len(seeds)} in all; {where})"
     return shown
 
 
@@ -630,22 +748,25 @@ def failure_lines(item: pytest.Item) -> list[str]:
         trial = run.current
         if trial is None:
             return []
+        if not scenario_loaded(item):  # (another seed would not find the file either)
+            return [trial.describe(run.settings.trials)]
         return [
             trial.describe(run.settings.trials),
-            f"replay: {replay_command(item.nodeid, trial.seed)}",
+            f"replay: {trial_replay_command(item, trial.seed)}",
         ]
     lines = []
     if verdict["base_seed"] is not None:
         lines.append(
             f"trial seeds derive from base seed {verdict['base_seed']}: "
-            + _seed_list([trial["seed"] for trial in verdict["trials"]])
+            + _seed_list([trial["seed"] for trial in verdict["trials"]], item.config)
         )
     if verdict["failed_seeds"]:
         lines.append(
             f"failing trials' seeds ({len(verdict['failed_seeds'])}): "
-            + _seed_list(verdict["failed_seeds"])
+            + _seed_list(verdict["failed_seeds"], item.config)
         )
     lines += metric_lines(verdict)
+    lines += swarm_report.failure_lines(verdict)
     if verdict["rule"] == "on-real":
         failures = Counter(tuple(failure) for failure in verdict["real_failures"])
         lines += [
@@ -654,6 +775,7 @@ def failure_lines(item: pytest.Item) -> list[str]:
         ]
     if verdict["replay"]:
         lines.append(f"replay the first failing trial: {verdict['replay']}")
+    lines += [f"counterexample: {path} (edgesim run it)" for path in artifacts.written(item)]
     if run.first_failure is not None:
         trial, text, _ = run.first_failure
         lines += ["", f"first failing trial ({trial.describe(run.settings.trials)}):", text]
@@ -694,7 +816,7 @@ def _verdict_of(report: pytest.TestReport) -> dict[str, Any] | None:
 
 def report_status(report: pytest.TestReport) -> tuple[str, str, str] | None:
     """``pytest_report_teststatus``: a passing undecided test is counted as *undecided*."""
-    if report.when != "call" or not report.passed:
+    if report.when != "call" or not report.passed or hasattr(report, "wasxfail"):
         return None
     verdict = _verdict_of(report)
     if verdict is not None and verdict["outcome"] == stats.UNDECIDED:
@@ -717,7 +839,8 @@ def summary_lines(terminalreporter: Any) -> list[str]:
         verdict = record.verdict
         lines.append(f"  {record.nodeid}: {verdict_line(verdict)}")
         if verdict["failed_seeds"]:
-            lines.append(f"    failing trials' seeds: {_seed_list(verdict['failed_seeds'])}")
+            seeds = _seed_list(verdict["failed_seeds"], terminalreporter.config)
+            lines.append(f"    failing trials' seeds: {seeds}")
         lines += [f"    {line}" for line in metric_lines(verdict)]
         if verdict["replay"]:
             lines.append(f"    replay: {verdict['replay']}")

@@ -46,6 +46,16 @@ def test_run_prints_the_table_and_the_digest_of_simulate(capsys):
     assert cloud.split()[1:3] == [str(expected.metrics.node("cloud").sent)] * 2
 
 
+def test_links_that_carry_only_pubacks_are_labelled(capsys):
+    """basic.yaml forwards at QoS 1: cloud->gateway carries the cloud's PUBACKs only."""
+    code, out, _ = run_cli(capsys, "run", str(BASIC))
+    assert code == EXIT_OK
+    links = {line.split()[0]: line for line in out.splitlines() if "->" in line.split(" ")[0]}
+    assert "cloud->gateway" in links and links["cloud->gateway"].split()[1] == "(PUBACKs)"
+    assert "(PUBACKs)" not in links["gateway->cloud"]
+    assert "(PUBACKs): the link carries only acknowledgements of QoS 1 messages" in out
+
+
 def test_seed(capsys):
     code, out, _ = run_cli(capsys, "run", str(BASIC), "--seed", "5")
 
@@ -240,3 +250,27 @@ def test_the_edgesim_command(tmp_path: Path):
 
     assert done.returncode == EXIT_OK, done.stderr
     assert printed_digest(done.stdout) == simulate(BASIC, until="5s").trace_digest
+
+
+def test_a_run_with_faults_says_so_with_what_they_cost(capsys, tmp_path):
+    """A fault run never reads as a clean one: the faults line names each fault and what it
+    lost, the delivery table counts the losses by cause, and the JSON carries them."""
+    scenario = tmp_path / "restart.yaml"
+    scenario.write_text(
+        BASIC.read_text() + "\nfaults:\n  - {at: 25500ms, action: restart, target: gateway}\n"
+    )
+    report = tmp_path / "result.json"
+    code, out, _ = run_cli(capsys, "run", str(scenario), "--json", str(report))
+
+    assert code == EXIT_OK
+    expected = simulate(scenario)
+    (fault,) = expected.faults
+    line = next(line for line in out.splitlines() if line.startswith("faults: "))
+    assert line == f"faults: {fault}"
+    assert line.startswith("faults: t=25.5s restart gateway (lost ")  # what it held
+    lost = expected.delivery("*", "cloud").lost_by_cause
+    assert lost["node_down"] > 0
+    assert "down" in next(line for line in out.splitlines() if line.startswith("delivery "))
+    assert json.loads(report.read_text())["faults"] == [fault.to_dict()]
+    clean_code, clean_out, _ = run_cli(capsys, "run", str(BASIC))
+    assert clean_code == EXIT_OK and "faults:" not in clean_out

@@ -220,3 +220,50 @@ def test_sequential_false_decisions_are_rarer_than_alpha(min_pass_rate: float) -
     false_demonstrations = count(min_pass_rate - 0.05, stats.DEMONSTRATED)
     assert false_refutations <= alpha * runs
     assert false_demonstrations <= alpha * runs
+
+
+@pytest.mark.parametrize(
+    ("passed", "total", "rate"),
+    [(0, 0, 0.95), (20, 20, 0.95), (19, 20, 0.95), (15, 20, 0.9), (3, 10, 0.5), (99, 100, 0.9)],
+)
+def test_more_trials_to_demonstrate_counts_from_the_trials_run(
+    passed: int, total: int, rate: float
+) -> None:
+    """The count still needed after failures, not the from-scratch count: the fewest k with
+    the Wilson lower bound of passed + k of total + k at least the rate."""
+    more = stats.more_trials_to_demonstrate(passed, total, rate)
+    assert more is not None
+    assert stats.wilson_interval(passed + more, total + more)[0] >= rate
+    if more:
+        assert stats.wilson_interval(passed + more - 1, total + more - 1)[0] < rate
+    if passed == total:
+        assert more == max(0, stats.trials_to_demonstrate(rate) - total)
+
+
+def test_more_trials_after_a_failure_exceed_the_from_scratch_count() -> None:
+    # 19 of 20 (one failure): 73 all-passing trials from scratch would not be enough
+    more = stats.more_trials_to_demonstrate(19, 20, 0.95)
+    assert more is not None and 20 + more > stats.trials_to_demonstrate(0.95)
+    assert stats.more_trials_to_demonstrate(5, 6, 1.0) is None
+
+
+def test_sequential_more_trials_to_demonstrate() -> None:
+    assert stats.sequential_more_trials_to_demonstrate(10, 10, 0.95) == 81 - 10
+    more = stats.sequential_more_trials_to_demonstrate(9, 10, 0.95)
+    assert more is not None and more > 71
+    assert stats.sequential_decision(9 + more, 10 + more, 0.95) == stats.DEMONSTRATED
+    assert stats.sequential_decision(8 + more, 9 + more, 0.95) == stats.CONTINUE
+    assert stats.sequential_more_trials_to_demonstrate(1, 1, 1.0) is None
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.9, 0.95])
+def test_sequential_more_trials_is_the_first_all_passing_demonstration(rate: float) -> None:
+    """(The galloping search against a plain walk, over every count up to 12 trials.)"""
+    for total in range(13):
+        for passed in range(total + 1):
+            more = 0
+            while stats.sequential_decision(passed + more, total + more, rate) != (
+                stats.DEMONSTRATED
+            ):
+                more += 1
+            assert stats.sequential_more_trials_to_demonstrate(passed, total, rate) == more

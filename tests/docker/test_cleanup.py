@@ -15,12 +15,15 @@ from pytest_edgesim.docker.labels import (
     CREATED_LABEL,
     HOST_LABEL,
     KEEP_LABEL,
+    LEASE_LABEL,
+    OWNER_LABEL,
     PID_LABEL,
     SESSION_LABEL,
     new_session_id,
     resource_labels,
     resource_name,
 )
+from pytest_edgesim.live.processes import Machine, Owner, this_machine
 
 
 @pytest.fixture
@@ -38,6 +41,11 @@ def sessions(docker_client: docker.DockerClient) -> Iterator[list[str]]:
     yield made
     for session in made:
         remove_session(docker_client, session)
+
+
+def _dead_owner(pid: int) -> dict[str, str]:
+    """Labels naming ``pid``, a process of this machine that has exited, as the owner."""
+    return {PID_LABEL: str(pid), OWNER_LABEL: str(Owner(this_machine(), pid, 0))}
 
 
 def _make_resources(
@@ -67,7 +75,7 @@ def test_reap_removes_what_a_dead_process_left(
 ) -> None:
     dead, alive = new_session_id(), new_session_id()
     sessions += [dead, alive]
-    made = _make_resources(docker_client, broker_image, dead, **{PID_LABEL: str(dead_pid)})
+    made = _make_resources(docker_client, broker_image, dead, **_dead_owner(dead_pid))
     _make_resources(docker_client, broker_image, alive)
 
     removed = reap_stale(docker_client)
@@ -87,7 +95,7 @@ def test_reap_leaves_what_a_dead_session_kept(
     kept = new_session_id()
     sessions.append(kept)
     made = _make_resources(
-        docker_client, broker_image, kept, **{PID_LABEL: str(dead_pid), KEEP_LABEL: "true"}
+        docker_client, broker_image, kept, **_dead_owner(dead_pid), **{KEEP_LABEL: "true"}
     )
 
     removed = reap_stale(docker_client)
@@ -102,7 +110,10 @@ def test_reap_removes_old_resources_of_other_hosts_only(
     old, recent = new_session_id(), new_session_id()
     sessions += [old, recent]
     two_days_ago = str(int(time.time()) - 48 * 3600)
-    elsewhere = {HOST_LABEL: "another-host.invalid"}
+    # (an owner of another machine, without a lease: judged by age, as 0.2 judged all)
+    other_machine = Owner(Machine("another-boot", "1"), 1, 1)
+    elsewhere = {HOST_LABEL: "another-host.invalid", OWNER_LABEL: str(other_machine)}
+    elsewhere[LEASE_LABEL] = ""
     _make_resources(docker_client, broker_image, old, **elsewhere, **{CREATED_LABEL: two_days_ago})
     _make_resources(docker_client, broker_image, recent, **elsewhere)
 

@@ -66,13 +66,6 @@ def test_mqtt_broker_external(pytester: pytest.Pytester, mqtt_broker: MqttBroker
     result.assert_outcomes(passed=3)
 
 
-def test_an_unreachable_external_broker_skips(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(ROUNDTRIP)
-    result = pytester.runpytest_subprocess("--edgesim-broker=external=127.0.0.1:1", "-rs")
-    result.assert_outcomes(skipped=3)
-    result.stdout.fnmatch_lines(["SKIPPED*external broker 127.0.0.1:1: no CONNACK*"])
-
-
 def test_a_bad_broker_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--edgesim-broker=rabbit")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -309,7 +302,7 @@ def test_a_missing_gateway_image_is_an_error_of_the_test_not_a_verdict(
             "*ERROR at call of test_gateway_image*",
             f"*::test_gateway_image: gateway 'gateway': docker.image '{missing}' is not on the "
             "Docker engine (edgesim does not pull it)*",
-            "*test_gateway_image: error in trial 1 of 2 (0/0 passed before it)",
+            "*test_gateway_image: error in trial 1 of 2",
         ]
     )
     output = result.stdout.str()

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import shutil
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -316,3 +318,74 @@ def test_an_unknown_edgesim_offline_value_is_an_error(monkeypatch: pytest.Monkey
     monkeypatch.setenv("EDGESIM_OFFLINE", "maybe")
     with pytest.raises(ImageError, match="EDGESIM_OFFLINE='maybe': expected 1, 0 or auto"):
         offline_from_environment()
+
+
+class _FakeImage:
+    def __init__(self, tag: str, created: str):
+        self.tags = [tag]
+        self.attrs = {"Created": created}
+
+
+class _FakeImages:
+    def __init__(self, images: list[_FakeImage]):
+        self.images = images
+        self.removed: list[str] = []
+
+    def list(self, name: str, filters: dict[str, str]) -> list[_FakeImage]:
+        return list(self.images)
+
+    def remove(self, tag: str, noprune: bool) -> None:
+        self.removed.append(tag)
+
+
+class _FakeClient:
+    def __init__(self, images: list[_FakeImage]):
+        self.images = _FakeImages(images)
+
+
+def test_pruning_keeps_the_newest_builds_and_every_recent_one():
+    # Five builds: the three newest are kept by rank, the fourth because it is recent (another
+    # checkout on a shared engine may be using it), the fifth is old and goes.
+    from pytest_edgesim.docker.images import _created_epoch_s, prune_images
+
+    created = [
+        "2026-12-04T15:00:00.123456789Z",
+        "2026-12-04T14:00:00Z",
+        "2026-12-04T13:00:00Z",
+        "2026-12-04T12:00:00Z",
+        "2026-12-01T12:00:00Z",
+    ]
+    client = _FakeClient([_FakeImage(f"edgesim/gateway:{n}", c) for n, c in enumerate(created)])
+    now = _created_epoch_s(created[0])
+    assert now is not None
+    removed = prune_images(client, "edgesim/gateway", now=now)  # type: ignore[arg-type]
+    assert removed == ["edgesim/gateway:4"]
+    assert client.images.removed == ["edgesim/gateway:4"]
+    assert _created_epoch_s("not a time") is None
+
+
+def test_prune_spares_the_build_just_made(docker_client, broker_image) -> None:
+    """On a shared engine the build a session just made may be the oldest of its
+    repository (a build the cache answered keeps its first creation time): pruning after
+    it never untags it."""
+    import secrets
+
+    from pytest_edgesim.docker.images import prune_images
+
+    repository = f"edgesim-test/prune-{secrets.token_hex(4)}"
+    container = docker_client.api.create_container(broker_image)["Id"]
+    tags = []
+    try:
+        for index in range(4):  # four images, each created after the one before
+            docker_client.api.commit(container, repository=repository, tag=f"t{index}")
+            tags.append(f"{repository}:t{index}")
+            time.sleep(1.1)  # (creation times compare as text: a second apart is unambiguous)
+        removed = prune_images(docker_client, repository, keep=1, keep_recent_s=0, spare=tags[0])
+        assert sorted(removed) == tags[1:3]
+        left = {tag for image in docker_client.images.list(name=repository) for tag in image.tags}
+        assert left == {tags[0], tags[3]}
+    finally:
+        docker_client.api.remove_container(container, force=True)
+        for tag in tags:
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(tag)

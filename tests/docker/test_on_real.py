@@ -55,8 +55,8 @@ def test_the_real_trials_are_judged_against_the_models_run(on_real, pytester):
             "the models failed at *test_*.py:11 (AssertionError: one reading too many): every "
             "failing trial failed the same way",
             "2 trial(s) failed at *test_*.py:11 (AssertionError: one reading too many)",
-            "replay the first failing trial: pytest *::test_wrong_everywhere --edgesim-seed=4 "
-            "--edgesim-on-real=1",
+            "replay the first failing trial: pytest /*::test_wrong_everywhere --edgesim-seed=4 "
+            "--edgesim-on-real=1 --edgesim-docker=require --rootdir=*",
         ]
     )
     on_real.stdout.fnmatch_lines(

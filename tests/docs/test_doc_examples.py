@@ -54,7 +54,7 @@ ILLUSTRATION_LANGUAGES = {"", "text", "json"}
 REPO_ENTRIES = ("scenarios", "containers", "example_tests", "scripts")
 #: how many example blocks the docs skip (<!-- doc-test: skip: ... -->): a new skip changes
 #: this number in the same commit, so that excluding an example is a visible choice
-SKIPPED_EXAMPLES = 14
+SKIPPED_EXAMPLES = 15
 #: a guard against a hanging example, not a budget: on a fresh machine the first example that
 #: needs Docker also builds the project's images (about a minute)
 PROGRAM_TIMEOUT_S = 300
@@ -321,3 +321,13 @@ def test_console_commands_succeed(block: Block, workdir: Path) -> None:
     for command in to_run:
         completed = run_in(workdir, ["bash", "-c", command])
         assert completed.returncode == 0, f"$ {command}\n" + explain(block, completed)
+
+
+def test_the_readme_says_what_the_test_command_needs_before_the_command() -> None:
+    """A reader on a fresh machine runs the first command they see: what it needs
+    (``mmdebstrap``, the Docker engine) must come before it, not after its failure."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Run the tests", 1)[1].split("\n## ", 1)[0]
+    command = section.index("$ pytest -n 2 --edgesim-docker=require")
+    assert "mmdebstrap" in section[:command]
+    assert "Docker engine" in section[:command]

@@ -38,5 +38,5 @@ def test_a_bad_scheduled_fault_is_one_clear_error(pytester: pytest.Pytester) -> 
         """
     )
     result = pytester.runpytest("-p", "no:randomly")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*FaultError: latency: not a setting of a restart fault*"])
+    result.assert_outcomes(errors=1)  # (a test that used the API wrongly: an error)
+    result.stdout.fnmatch_lines(["*FaultUsageError: latency: not a setting of a restart fault*"])

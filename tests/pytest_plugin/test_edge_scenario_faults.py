@@ -40,7 +40,9 @@ def test_the_fault_api_on_edge_scenario_replays(pytester: pytest.Pytester) -> No
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
 
 
-def test_an_impossible_fault_fails_the_test_with_a_clear_error(pytester: pytest.Pytester) -> None:
+def test_an_impossible_fault_is_an_error_of_the_test_with_a_clear_message(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(
         """
         def test_start_a_running_gateway(edge_scenario):
@@ -52,12 +54,12 @@ def test_an_impossible_fault_fails_the_test_with_a_clear_error(pytester: pytest.
         """
     )
     result = pytester.runpytest()
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(errors=2)  # the test asks for what cannot be: a UsageError
     result.stdout.fnmatch_lines(
         [
-            "*FaultError: cannot start 'gateway': it is running (start a node that was "
+            "*FaultUsageError: cannot start 'gateway': it is running (start a node that was "
             "stopped or killed)",
-            "*FaultError: cannot kill 'gatewy': no such node (nodes: broker, cloud, gateway, "
+            "*FaultUsageError: cannot kill 'gatewy': no such node (nodes: broker, cloud, gateway, "
             "sensor-0, sensor-1, sensor-2)",
         ]
     )

@@ -54,9 +54,9 @@ def test_replay_check_catches_a_nondeterministic_model(pytester: pytest.Pytester
         [
             "*::test_flaky_model: replay check failed: scenario 'edgesim-minimal' with seed 0 "
             "ran twice with the same actions and the runs differ",
-            "first divergence: event #* at t=*s, node *, event *",
-            "  first run: t=*",
-            "  replay:    t=*",
+            "the runs first differ at event #* (events #0 to #* agree):",
+            "  first run: t=*s at *: *",
+            "  replay:    t=*s at *: *",
             "digests: first run ????????????????*",
             "         replay    ????????????????*",
         ]
@@ -81,9 +81,12 @@ def test_a_failing_deterministic_test_prints_the_command_that_tries_it_on_real_c
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
         [
-            "on real components: pytest '*::test_fails' --edgesim-seed=9 --edgesim-on-real=20 "
-            "(the same scenario and seed on Mosquitto and the gateways' containers; says "
-            "whether they fail the same way)",
+            "on real components: pytest /*::test_fails --edgesim-seed=9 --edgesim-on-real=20 "
+            "--rootdir=* (the same scenario and seed on Mosquitto and the gateways' containers; "
+            "says whether they fail the same way)",
         ]
     )
-    assert "::test_plain_fails' --edgesim-seed=9 --edgesim-on-real" not in result.stdout.str()
+    assert "::test_plain_fails --edgesim-seed=9 --edgesim-on-real" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["replay: pytest /*::test_plain_fails --edgesim-seed=9 --rootdir=*"]
+    )

@@ -61,8 +61,8 @@ def test_failure_section_names_seed_and_scenario(
             "*- edgesim -*",
             "seed: 11",
             "scenario: 'small' (*small.yaml)",
-            "replay: pytest 'test_failure_section_names_seed_and_scenario.py::test_fails' "
-            "--edgesim-seed=11",
+            "replay: pytest */test_failure_section_names_seed_and_scenario.py::test_fails "
+            "--edgesim-seed=11 --rootdir=*",
         ]
     )
     result = pytester.runpytest("--edgesim-seed=5")
@@ -108,7 +108,7 @@ def test_json_report(pytester: pytest.Pytester, small_scenario: str) -> None:
     assert small["seeds"] == [11]
     assert small["verdict"] is None
     (run,) = small["runs"]
-    assert set(run) == {"scenario", "seed", "trace_digest", "metrics"}
+    assert set(run) == {"scenario", "seed", "trace_digest", "metrics", "flows", "profile"}
     assert run["scenario"] == "small" and run["seed"] == 11 and len(run["trace_digest"]) == 64
     assert run["metrics"]["duration_s"] == 4.0
     assert tests["test_small_other_seed"]["seeds"] == [3]

@@ -133,6 +133,18 @@ class LatencySketch:
                 return min(max(estimate, float(self.minimum)), float(self.maximum))
         return float(self.maximum)
 
+    def buckets(self) -> list[tuple[float, int]]:
+        """``(value, count)`` for every occupied bucket, lowest first: the value (ticks) each
+        bucket stands for, within 1 % of every value in it (zero for the values <= 0)."""
+        occupied = [(0.0, self._zeros)] if self._zeros else []
+        for position, hits in enumerate(self._buckets):
+            if hits:
+                estimate = 2.0 * _GAMMA ** (position + self._offset) / (_GAMMA + 1.0)
+                occupied.append(
+                    (min(max(estimate, float(self.minimum)), float(self.maximum)), hits)
+                )
+        return occupied
+
     def summary_ms(self) -> LatencySummary:
         """count, min, mean, p50, p95, p99 and max, in milliseconds (ticks are microseconds)."""
         if self.count == 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pytest_edgesim.core.metrics.delivery import LOST_CAUSES, Deliveries, Delivery
 from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
@@ -59,27 +59,64 @@ def format_table(
     return "\n".join(lines)
 
 
-def _section(title: str, table: Mapping[str, FlowStats], limit: int | None) -> str:
+#: how a link that carries only acknowledgements is labelled in the link table
+ACKS_ONLY = " (PUBACKs)"
+
+
+def _section(
+    title: str,
+    table: Mapping[str, FlowStats],
+    limit: int | None,
+    labels: Mapping[str, str] | None = None,
+) -> str:
     names = list(table)
     shown = names if limit is None else names[:limit]
-    text = format_table(title, [_row(name, table[name]) for name in shown])
+    labels = labels or {}
+    text = format_table(title, [_row(name + labels.get(name, ""), table[name]) for name in shown])
     if len(shown) < len(names):
         text += f"\n... and {len(names) - len(shown)} more {title}s (--all, or --csv FILE)"
     return text
 
 
-def metrics_tables(metrics: Metrics, *, limit: int | None = 12, focus: Sequence[str] = ()) -> str:
-    """Totals, then nodes, links and topics; ``focus`` nodes (gateways, broker) come first."""
+def metrics_tables(
+    metrics: Metrics,
+    *,
+    limit: int | None = 12,
+    focus: Sequence[str] = (),
+    acks_only: Sequence[str] = (),
+) -> str:
+    """Totals, then nodes, links and topics; ``focus`` nodes (gateways, broker) come first.
+
+    A link counts every packet on it, PUBLISHes and the PUBACKs of QoS 1 messages; the
+    ``acks_only`` links (:func:`acknowledgement_links`) carry nothing else and are labelled
+    so, lest ``cloud->gateway sent 18`` read as messages the cloud sent."""
     nodes = dict(metrics.nodes)
     ordered = {name: nodes.pop(name) for name in focus if name in nodes}
     ordered.update(nodes)
+    links = _section("link", metrics.links, limit, dict.fromkeys(acks_only, ACKS_ONLY))
+    if any(name in metrics.links for name in acks_only):
+        links += f"\n{ACKS_ONLY.strip()}: the link carries only acknowledgements of QoS 1 messages"
     parts = [
         format_table("total", [_row("all topics", metrics.totals)]),
         _section("node", ordered, limit),
-        _section("link", metrics.links, limit),
+        links,
         _section("topic", metrics.topics, limit),
     ]
     return "\n\n".join(parts)
+
+
+def acknowledgement_links(
+    links: Iterable[str], *, cloud: str, broker: str, devices: Iterable[str]
+) -> list[str]:
+    """The links (``src->dst``) that carry only PUBACKs: from the cloud, which publishes
+    nothing, and from the broker to a device, which subscribes to nothing."""
+    device_names = set(devices)
+    found = []
+    for name in links:
+        src, _, dst = name.partition("->")
+        if src == cloud or (src == broker and dst in device_names):
+            found.append(name)
+    return found
 
 
 #: the delivery table's heading of each cause of loss

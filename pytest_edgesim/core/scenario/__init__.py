@@ -29,7 +29,7 @@ from pytest_edgesim.core.scenario.checks import (
 )
 from pytest_edgesim.core.scenario.overrides import apply_overrides, normalise
 from pytest_edgesim.core.scenario.problems import format_validation_error
-from pytest_edgesim.core.scenario.schema import ScenarioSpec
+from pytest_edgesim.core.scenario.schema import GatewaySpec, ScenarioSpec
 from pytest_edgesim.core.scenario.yaml_source import Path_, line_of, load_yaml, render_path
 from pytest_edgesim.errors import ScenarioError
 
@@ -98,6 +98,11 @@ class Scenario:
         """Every device after ``count`` expansion (made when first asked for: validating a
         fleet needs only its names)."""
         return expand_devices(self.spec, self._device_names)
+
+    @property
+    def gateways(self) -> tuple[GatewaySpec, ...]:
+        """Every gateway, as the scenario declares it (a gateway is one node: no ``count``)."""
+        return tuple(self.spec.gateways)
 
     # --- constructors ----------------------------------------------------------------------
     @classmethod

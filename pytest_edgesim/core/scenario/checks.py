@@ -227,6 +227,7 @@ def check_references(
             problems.append(f"{where(('broker', 'config'))}: {problem}")
     device_list = [name for names in device_names for name in names]
     _check_faults(spec, where, problems, device_list)
+    _check_swarm(spec, where, problems)
     return tuple(node_names)
 
 
@@ -372,6 +373,27 @@ def _check_fault(
                 f"{where(('faults', i, 'bridge'))}: {fault.bridge!r} is not a node"
                 f"{_suggest(fault.bridge, nodes)}"
             )
+
+
+def _check_swarm(spec: ScenarioSpec, where: Where, problems: list[str]) -> None:
+    """Every kind a ``swarm:`` section names is in the catalogue; its window is in the run."""
+    from pytest_edgesim.core.swarm import swarm_kinds
+
+    swarm = spec.swarm
+    if swarm is None:
+        return
+    known = list(swarm_kinds())
+    for name in swarm.kinds or {}:
+        if name not in known:
+            problems.append(
+                f"{where(('swarm', 'kinds', name))}: unknown swarm kind {name!r}"
+                f"{_suggest(name, known)}; the catalogue has: {', '.join(known)}"
+            )
+    if swarm.start >= spec.duration:
+        problems.append(
+            f"{where(('swarm', 'start'))}: {swarm.start / 1e6:g}s is not before the end of "
+            f"the run (duration {spec.duration / 1e6:g}s)"
+        )
 
 
 def _check_sides(

@@ -450,6 +450,8 @@ def _image_reference(value: str) -> str:
 PLACEHOLDERS: Final = (
     "broker_host",
     "broker_port",
+    "broker_username",
+    "broker_password",
     "topic_prefix",
     "name",
     "client_id",
@@ -890,6 +892,50 @@ class FaultSpec(_Strict):
         return f"{self.name + ': ' if self.name else ''}{self.fault_kind} {where}"
 
 
+class SwarmKindSpec(_Strict):
+    """The bounds of one kind of the swarm catalogue; a field left out takes the section's."""
+
+    probability: Probability | None = None
+    max_count: Annotated[int, Field(ge=1, le=100, strict=True)] | None = None
+    min_duration: PositiveTicks | None = None
+    max_duration: PositiveTicks | None = None
+    max_loss: Probability | None = None
+    max_latency: Ticks | None = None
+    targets: Side | None = None
+
+
+def _swarm_kinds(value: object) -> object:
+    # ``kinds: [partition, gateway_restart]`` is each of them with the section's bounds
+    if isinstance(value, (list, tuple)):
+        return {name: {} for name in value}
+    return value
+
+
+class SwarmSpec(_Strict):
+    """Swarm testing: each run's seed draws its own fault profile (``kinds``: the catalogue
+    entries it draws from, each on with ``probability`` and then striking 1 to
+    ``max_count`` times between ``start`` and ``end``; None: every kind)."""
+
+    kinds: Annotated[dict[str, SwarmKindSpec], BeforeValidator(_swarm_kinds)] | None = None
+    probability: Probability = 0.5
+    max_count: Annotated[int, Field(ge=1, le=100, strict=True)] = 2
+    start: Ticks = 0
+    end: Ticks | None = None
+    min_duration: PositiveTicks = 1 * TICKS_PER_SECOND
+    max_duration: PositiveTicks = 10 * TICKS_PER_SECOND
+    max_loss: Probability = 0.5
+    max_latency: Ticks = TICKS_PER_SECOND // 2
+    targets: Side = []
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SwarmSpec:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.max_duration < self.min_duration:
+            raise ValueError("max_duration must be at least min_duration")
+        return self
+
+
 def _version(value: object) -> object:
     # ``edgesim: 1.0`` or ``edgesim: true`` equal 1 to Python, but the version is the integer
     if isinstance(value, bool) or not isinstance(value, int):
@@ -924,3 +970,5 @@ class ScenarioSpec(_Strict):
     gateways: list[GatewaySpec] = []
     network: NetworkSpec = NetworkSpec()
     faults: list[FaultSpec] = []
+    #: swarm testing (core/swarm.py): None, no drawn faults
+    swarm: SwarmSpec | None = None

@@ -29,7 +29,8 @@ CASES = [
         7,
         "gateways[0].docker.command[1]",
         "unknown placeholder {broker_hots} in '--host={broker_hots}': the placeholders are "
-        "{broker_host}, {broker_port}, {topic_prefix}, {name}, {client_id}, {control_topic}",
+        "{broker_host}, {broker_port}, {broker_username}, {broker_password}, {topic_prefix}, "
+        "{name}, {client_id}, {control_topic}",
     ),
     (
         "unknown-placeholder-in-environment",

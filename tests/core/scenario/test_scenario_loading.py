@@ -160,3 +160,16 @@ def test_the_complete_example_in_the_reference_is_valid(tmp_path: Path):
     assert len(scenario.node_names) == 13
     assert [d.name for d in scenario.devices[:2]] == ["soil-00", "soil-01"]
     assert simulate(scenario, until="5s").metrics.node("farm-gateway").delivered > 0
+
+
+def test_gateways_are_listed_as_devices_are():
+    scenario = (
+        ScenarioBuilder("two", duration="1s")
+        .sensors("temp", count=2, topic="t/{name}", period="1s")
+        .gateway("edge-a", subscribe="t/#")
+        .gateway("edge-b", subscribe=["t/temp-0"])
+        .build()
+    )
+    assert [gateway.name for gateway in scenario.gateways] == ["edge-a", "edge-b"]
+    assert [entry.filter for entry in scenario.gateways[1].subscribe] == ["t/temp-0"]
+    assert [device.name for device in scenario.devices] == ["temp-0", "temp-1"]
