@@ -33,6 +33,9 @@ from pytest_edgesim.core.units import TICKS_PER_MS, parse_duration
 
 __all__ = [
     "CI_PROFILE",
+    "SCHEDULE_KINDS",
+    "FaultList",
+    "fault_schedules",
     "link_configs",
     "register_profiles",
     "seeds",
@@ -445,3 +448,153 @@ def small_scenarios(
         link=link if link is not None else link_configs(),
         name=name,
     )
+
+
+# --- fault schedules ------------------------------------------------------------------------
+class FaultList(list[dict[str, Any]]):
+    """A drawn fault schedule: a list of ``faults:`` entries whose ``repr`` is their YAML, so
+    a shrunk counterexample shows the smallest schedule as it would be written in a scenario."""
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump({"faults": list(self)}, sort_keys=False, default_flow_style=None)
+
+    def __repr__(self) -> str:
+        # (as GeneratedScenario's: the comment lines survive Hypothesis's trailing comma)
+        return "# fault schedule as YAML\n" + self.to_yaml().rstrip("\n") + "\n# end of faults"
+
+
+#: the kinds :func:`fault_schedules` draws from by default
+SCHEDULE_KINDS = (
+    "partition",
+    "isolate",
+    "link_change",
+    "crash",
+    "restart",
+    "pause",
+    "disconnect",
+    "broker_restart",
+    "backhaul_outage",
+    "storage_full",
+    "duty_cycle",
+    "clock_skew",
+)
+_LIFE_KINDS = {"crash", "restart", "pause", "disconnect", "broker_restart"}
+
+
+def _roles(scenario_or_nodes: Scenario | Any) -> dict[str, list[str]]:
+    if isinstance(scenario_or_nodes, Scenario):
+        spec = scenario_or_nodes.spec
+        return {
+            "gateways": [gateway.name for gateway in spec.gateways],
+            "devices": [device.name for device in scenario_or_nodes.devices],
+            "broker": [spec.broker.name],
+        }
+    roles = {key: list(scenario_or_nodes.get(key, ())) for key in ("gateways", "devices")}
+    broker = scenario_or_nodes.get("broker", "broker")
+    roles["broker"] = [broker] if isinstance(broker, str) else list(broker)
+    return roles
+
+
+def fault_schedules(
+    scenario_or_nodes: Scenario | Any,
+    *,
+    kinds: Sequence[str] = SCHEDULE_KINDS,
+    max_faults: int = 4,
+    max_time: int | float | str = "3s",
+    max_duration: int | float | str = "1s",
+    triggers: Sequence[str] = ("at", "after", "when"),
+) -> st.SearchStrategy[FaultList]:
+    """Fault schedules for a scenario's nodes: up to ``max_faults`` ``faults:`` entries of
+    ``kinds``, each with a trigger drawn from ``triggers`` (``at`` up to ``max_time``, on a
+    100 ms grid; ``after`` an earlier fault of the schedule; ``when`` a gateway subscribed or
+    a node received some messages) and, for the kinds that last, a ``duration`` up to
+    ``max_duration``. ``scenario_or_nodes`` is a :class:`Scenario` or a mapping with
+    ``gateways``, ``devices`` and ``broker`` (names). Each node undergoes at most one fault
+    of its life (crash, restart, pause, disconnect, broker_restart), always with a
+    duration, so every drawn schedule can be applied. Use it as
+    ``scenario.with_overrides({"faults": schedule})``, or ``run.schedule(fault)`` for each.
+    """
+    roles = _roles(scenario_or_nodes)
+    unknown = set(kinds) - set(SCHEDULE_KINDS)
+    if unknown:
+        raise ValueError(f"fault_schedules: unknown kinds {sorted(unknown)}")
+    if set(triggers) - {"at", "after", "when"} or not triggers:
+        raise ValueError(f"fault_schedules: triggers are at, after and when, got {triggers!r}")
+    gateways, devices, broker = roles["gateways"], roles["devices"], roles["broker"][0]
+    usable = [
+        kind
+        for kind in kinds
+        if (kind not in ("disconnect", "backhaul_outage", "storage_full") or gateways)
+        and (kind not in ("duty_cycle", "clock_skew") or devices)
+        and (kind not in ("crash", "restart", "pause") or gateways or broker)
+    ]
+    if not usable:
+        raise ValueError("fault_schedules: no kind of fault fits these nodes")
+    time_steps = max(1, _ms(max_time, "fault_schedules: max_time") // 100)
+    duration_steps = max(1, _ms(max_duration, "fault_schedules: max_duration") // 100)
+    nodes = [*devices, *gateways, broker]
+
+    @st.composite
+    def draw_schedule(draw: st.DrawFn) -> FaultList:
+        count = draw(st.integers(0, max_faults))
+        faults = FaultList()
+        lives: set[str] = set()
+        for index in range(count):
+            kind = draw(st.sampled_from(usable))
+            entry: dict[str, Any] = {"name": f"f{index}", "kind": kind}
+            if kind in ("partition", "link_change"):
+                first = draw(st.sampled_from(nodes))
+                second = draw(st.sampled_from([n for n in nodes if n != first] or [broker]))
+                if first == second:
+                    continue
+                entry["between"] = [first, second]
+                if draw(st.booleans()):
+                    entry["one_way"] = True
+                if kind == "link_change":
+                    entry["latency"] = f"{draw(st.integers(0, 20)) * 10}ms"
+                    entry["loss"] = draw(_probability(0.5))
+            elif kind == "isolate":
+                entry["target"] = draw(st.sampled_from(nodes))
+            elif kind in _LIFE_KINDS:
+                if kind == "broker_restart":
+                    target = broker
+                    entry["persistence"] = draw(st.booleans())
+                elif kind == "disconnect":
+                    target = draw(st.sampled_from(gateways))
+                else:
+                    target = draw(st.sampled_from([*gateways, broker]))
+                if target in lives:
+                    continue
+                lives.add(target)
+                entry["target"] = target
+            elif kind in ("backhaul_outage", "storage_full"):
+                entry["target"] = draw(st.sampled_from(gateways))
+            elif kind == "duty_cycle":
+                entry["target"] = draw(st.sampled_from(devices))
+                period = draw(st.integers(2, 10))
+                entry["period"] = f"{period * 100}ms"
+                entry["awake"] = f"{draw(st.integers(1, period - 1)) * 100}ms"
+                entry["asleep"] = draw(st.sampled_from(["buffer", "drop"]))
+            else:  # clock_skew
+                entry["target"] = draw(st.sampled_from(devices))
+                entry["drift_ppm"] = draw(st.integers(-1000, 1000))
+            trigger = draw(st.sampled_from([t for t in triggers if t != "after" or faults]))
+            if trigger == "at":
+                entry["at"] = f"{draw(st.integers(0, time_steps - 1)) * 100}ms"
+            elif trigger == "after":
+                earlier = draw(st.sampled_from([fault["name"] for fault in faults]))
+                delay = draw(st.integers(0, time_steps - 1)) * 100
+                entry["after"] = {"fault": earlier, "delay": f"{delay}ms"}
+            elif bool(gateways) and draw(st.booleans()):
+                entry["when"] = {"subscribed": draw(st.sampled_from(gateways))}
+            else:
+                receiver = draw(st.sampled_from([*gateways, broker]))
+                entry["when"] = {"received": receiver, "count": draw(st.integers(1, 20))}
+            if kind in _LIFE_KINDS or draw(st.booleans()):
+                entry["duration"] = f"{draw(st.integers(1, duration_steps)) * 100}ms"
+            faults.append(entry)
+        return faults
+
+    return draw_schedule()

@@ -260,6 +260,17 @@ class EdgeScenario(FaultControls, Assertions):
         ``options``: ``duration`` for ``"disconnect"``."""
         self._act("at", (parse_until(when), action, node), options)
 
+    def schedule(self, fault: Any) -> Any:
+        """Add a fault to the run's schedule, as a ``faults:`` entry of the scenario file
+        (a mapping, or a :class:`~pytest_edgesim.core.scenario.schema.FaultSpec`):
+        ``edge_scenario.schedule({"kind": "restart", "target": "gw", "when": {"subscribed":
+        "gw"}})``. Recorded, so that ``replay_check`` schedules it too; see docs/faults.md."""
+        from pytest_edgesim.core.run import _fault_spec
+        from pytest_edgesim.core.scenario.schema import FaultSpec
+
+        spec = fault if isinstance(fault, FaultSpec) else _fault_spec(fault)
+        return self._act("schedule", (spec,), {})
+
     def fault(self, action: str, node: str, *, duration: Any = None) -> AppliedFault:
         """Do fault ``action`` to ``node`` now, and record it (``replay_check`` does it too)."""
         options = {} if duration is None else {"duration": duration}
@@ -369,6 +380,8 @@ def _perform(
         return simulation.run(f"{args[0]}us")
     if name == "inject":
         return simulation.inject(*args, **kwargs)
+    if name == "schedule":
+        return simulation.schedule(*args)
     if name == "at":
         at_ticks, action, node = args
         return simulation.schedule_fault(f"{at_ticks}us", action, node, **kwargs)

@@ -150,28 +150,44 @@ def _matches(name: str, pattern: str) -> bool:
     return name == pattern or fnmatch.fnmatchcase(name, pattern)
 
 
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
 def resolve_nodes(patterns: str | Iterable[str], node_names: Iterable[str]) -> frozenset[str]:
-    """The node names matched by one glob pattern or several."""
+    """The node names matched by one glob pattern or several (a pattern without ``*``, ``?``
+    or ``[`` is a name, looked up rather than matched: a thousand faults each naming one
+    sensor do not each match every node's name)."""
     if isinstance(patterns, str):
         patterns = [patterns]
     patterns = list(patterns)
-    return frozenset(n for n in node_names if any(_matches(n, p) for p in patterns))
+    globs = [pattern for pattern in patterns if _GLOB_CHARACTERS.intersection(pattern)]
+    if not isinstance(node_names, (Mapping, set, frozenset)):
+        node_names = list(node_names)
+    if globs:
+        found = {n for n in node_names if any(_matches(n, p) for p in patterns)}
+        return frozenset(found)
+    if isinstance(node_names, list):
+        listed = set(node_names)
+        return frozenset(pattern for pattern in patterns if pattern in listed)
+    return frozenset(pattern for pattern in patterns if pattern in node_names)
 
 
 class Cut:
     """A partition between two sets of nodes; down or up, with the time it last healed."""
 
-    __slots__ = ("down_since", "last_healed_at", "side_a", "side_b")
+    __slots__ = ("down_since", "last_healed_at", "one_way", "side_a", "side_b")
 
-    def __init__(self, side_a: frozenset[str], side_b: frozenset[str]):
+    def __init__(self, side_a: frozenset[str], side_b: frozenset[str], one_way: bool = False):
         self.side_a = side_a
         self.side_b = side_b
+        #: only the links from ``side_a`` to ``side_b`` are cut (a one-way partition)
+        self.one_way = one_way
         self.down_since: int | None = None
         self.last_healed_at = -1
 
     def separates(self, src: str, dst: str) -> bool:
         a, b = self.side_a, self.side_b
-        return (src in a and dst in b) or (src in b and dst in a)
+        return (src in a and dst in b) or (not self.one_way and src in b and dst in a)
 
     def __repr__(self) -> str:
         state = "down" if self.down_since is not None else "up"
@@ -236,6 +252,13 @@ class NetworkModel:
         self.links: dict[tuple[str, str], Link] = {}
         self.cuts: list[Cut] = []
         self._cut_watchers: list[Callable[[], None]] = []
+        self._drop_watchers: dict[tuple[str, str], list[Callable[[int], None]]] = {}
+        self._drops_seen: dict[tuple[str, str], int] = {}
+        self._watching_drops = False
+        self._arrival_taps: dict[str, _ArrivalTap] = {}
+        #: node -> the links from or to it (a new cut looks at the links of its smaller side)
+        self._links_of: dict[str, list[Link]] = {}
+        self._cuts_by_sides: dict[tuple[frozenset[str], frozenset[str], bool], Cut] = {}
         self._pinned: list[tuple[frozenset[str], frozenset[str], LinkProfile]] = []
         self._node_counters = {name: metrics.node(name) for name in nodes}
         self._topic_counters = metrics.topics  # read-only here: a miss goes through metrics
@@ -264,10 +287,13 @@ class NetworkModel:
         link.cuts = tuple(c for c in self.cuts if c.separates(src, dst))
         link.counter = self.metrics.link(link.key)
         link.src_counter = self._node_counters[src]
-        link.dst_node = self.nodes[dst]
+        link.dst_node = self._arrival_taps.get(dst) or self.nodes[dst]  # type: ignore[assignment]
         link.dst_counter = self._node_counters[dst]
         link.dst_relays = dst in self.relays
         self.links[(src, dst)] = link
+        self._links_of.setdefault(src, []).append(link)
+        if dst != src:
+            self._links_of.setdefault(dst, []).append(link)
         return link
 
     def _names(self, spec: str | Iterable[str]) -> frozenset[str]:
@@ -330,12 +356,17 @@ class NetworkModel:
                     self._pinned.append((frozenset([src]), frozenset([dst]), link.profile))
 
     # --- partitions -----------------------------------------------------------------------
-    def add_cut(self, side_a: frozenset[str], side_b: frozenset[str]) -> Cut:
-        cut = Cut(side_a, side_b)
+    def add_cut(self, side_a: frozenset[str], side_b: frozenset[str], one_way: bool = False) -> Cut:
+        cut = Cut(side_a, side_b, one_way)
         self.cuts.append(cut)
-        for (src, dst), link in self.links.items():
-            if cut.separates(src, dst):
-                link.cuts = (*link.cuts, cut)
+        smaller = side_a if len(side_a) <= len(side_b) else side_b
+        seen: set[tuple[str, str]] = set()
+        for node in sorted(smaller):
+            for link in self._links_of.get(node, ()):
+                pair = (link.src, link.dst)
+                if pair not in seen and cut.separates(*pair):
+                    seen.add(pair)
+                    link.cuts = (*link.cuts, cut)
         return cut
 
     def partition(self, a: str | Sequence[str], b: str | Sequence[str]) -> Cut:
@@ -370,6 +401,51 @@ class NetworkModel:
                 self.cut_up(cut)
                 healed += 1
         return healed
+
+    def cut_between(
+        self, side_a: frozenset[str], side_b: frozenset[str], one_way: bool = False
+    ) -> Cut:
+        """The cut between these sides (made once: a schedule that cuts the same sides a
+        thousand times gives the links one cut to check, not a thousand)."""
+        key = (side_a, side_b, one_way)
+        cut = self._cuts_by_sides.get(key)
+        if cut is None:
+            cut = self._cuts_by_sides[key] = self.add_cut(side_a, side_b, one_way)
+            if not one_way:
+                self._cuts_by_sides[(side_b, side_a, one_way)] = cut
+        return cut
+
+    def link_profiles(
+        self, sources: frozenset[str], targets: frozenset[str]
+    ) -> dict[tuple[str, str], LinkProfile]:
+        """The profile of every directed link from ``sources`` to ``targets`` now."""
+        return {
+            (src, dst): self.link(src, dst).profile
+            for src in sorted(sources)
+            for dst in sorted(targets)
+            if src != dst
+        }
+
+    def restore_profiles(self, profiles: Mapping[tuple[str, str], LinkProfile]) -> None:
+        """Give each link its profile back (what :meth:`link_profiles` returned)."""
+        for (src, dst), profile in profiles.items():
+            self.link(src, dst).profile = profile
+            self._pinned.append((frozenset([src]), frozenset([dst]), profile))
+
+    def watch_drops(self, link: tuple[str, str], callback: Callable[[int], None]) -> None:
+        """Call ``callback(count)`` each time the link ``(src, dst)`` drops a packet."""
+        self._drop_watchers.setdefault(link, []).append(callback)
+        self._watching_drops = True
+
+    def watch_arrivals(self, node: str, callback: Callable[[int], None]) -> None:
+        """Call ``callback(count)`` each time a PUBLISH reaches ``node`` (after it took it)."""
+        tap = self._arrival_taps.get(node)
+        if tap is None:
+            tap = self._arrival_taps[node] = _ArrivalTap(self.nodes[node])
+            for (_, dst), link in self.links.items():
+                if dst == node:
+                    link.dst_node = tap  # type: ignore[assignment]
+        tap.watchers.append(callback)
 
     def watch_cuts(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` each time a cut goes down or heals (after the change)."""
@@ -413,6 +489,15 @@ class NetworkModel:
                 message.message_id,
                 f"{packet.kind}:{cause}",
             )
+        if self._watching_drops:
+            self._dropped_on((link.src, link.dst))
+
+    def _dropped_on(self, pair: tuple[str, str]) -> None:
+        watchers = self._drop_watchers.get(pair)
+        if watchers:
+            count = self._drops_seen[pair] = self._drops_seen.get(pair, 0) + 1
+            for watcher in tuple(watchers):
+                watcher(count)
 
     def _deliver(self, item: tuple[Link, Packet]) -> None:
         link, packet = item
@@ -465,6 +550,26 @@ class NetworkModel:
                 str(packet.packet_id),
             )
         link.dst_node.on_packet(packet)
+
+
+class _ArrivalTap:
+    """Stands for a node on its inbound links while a fault trigger counts its arrivals
+    (only then: a run without such a trigger delivers to the node itself)."""
+
+    __slots__ = ("count", "node", "watchers")
+
+    def __init__(self, node: Node):
+        self.node = node
+        self.count = 0
+        self.watchers: list[Callable[[int], None]] = []
+
+    def on_packet(self, packet: Packet) -> object:
+        self.node.on_packet(packet)
+        if packet.kind == PUBLISH:
+            self.count += 1
+            for watcher in tuple(self.watchers):
+                watcher(self.count)
+        return None
 
 
 class DirectNetworkModel(NetworkModel):

@@ -118,6 +118,10 @@ class Node:
     #: the faults :meth:`apply_fault` handles (``stop``, ``kill``, ``start``, ``pause``,
     #: ``resume``, ``disconnect``, ``reconnect``); a run refuses the others with a clear error
     supported_faults: ClassVar[tuple[str, ...]] = ()
+    #: the conditions :meth:`set_condition` changes (a fault kind's way into the node: a
+    #: gateway's ``uplink`` and ``storage_full``, a device's ``duty_cycle`` and ``clock``,
+    #: the broker's ``persistence``)
+    supported_conditions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str):
         self.name = name
@@ -161,6 +165,14 @@ class Node:
         from pytest_edgesim.errors import FaultError
 
         raise FaultError(f"node {self.name!r} ({self.implementation}) cannot {action}")
+
+    def set_condition(self, condition: str, setting: Any) -> str:
+        """Change ``condition`` (one of :attr:`supported_conditions`) to ``setting`` now, as
+        a fault kind asks (see :mod:`pytest_edgesim.core.builtin_faults`); return what it
+        did, in a few words for the trace, or ``""``."""
+        from pytest_edgesim.errors import FaultError
+
+        raise FaultError(f"node {self.name!r} ({self.implementation}) has no {condition}")
 
     def broker_restarted(self) -> None:
         """The broker came back after a stop or kill: a client re-subscribes here (its

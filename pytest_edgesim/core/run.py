@@ -11,7 +11,7 @@ interface.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pytest_edgesim.core.assertions import AssertionLog, Assertions
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pytest_edgesim.core.packet import Message
     from pytest_edgesim.core.rng import StreamFactory
     from pytest_edgesim.core.scenario import Scenario
+    from pytest_edgesim.core.scenario.schema import FaultSpec
     from pytest_edgesim.core.topology import Topology
     from pytest_edgesim.core.trace import TraceRecorder
 
@@ -106,6 +107,8 @@ class ScenarioRun(Protocol):
         self, at: int | float | str, action: str, node: str, **options: Any
     ) -> None: ...
 
+    def schedule(self, fault: Any) -> Any: ...
+
     @property
     def faults(self) -> tuple[AppliedFault, ...]: ...
 
@@ -137,6 +140,8 @@ class TopologyRun(FaultControls, Assertions):
     bit_exact = True
     #: "simulation" or "live run": how errors name this run
     noun = "run"
+    #: which tier applies the run's faults (see :data:`~pytest_edgesim.core.fault_kinds.TIERS`)
+    tier = "virtual_time"
 
     def __init__(self, topology: Topology):
         self.topology = topology
@@ -148,6 +153,11 @@ class TopologyRun(FaultControls, Assertions):
         self._life = LifeStates()
         self._faults: list[AppliedFault] = []
         self._scenario_faults_due = bool(self.scenario.spec.faults)
+        self._started = False
+        #: faults of the schedule (``where``, spec) not armed yet (``schedule`` adds to it)
+        self._schedule: list[tuple[str, FaultSpec]] = []
+        self._subscription_watchers: dict[str, list[Callable[[int], None]]] = {}
+        self._subscriptions: dict[str, int] = {}
         self._timeline = TimelineRecorder(self.scenario.duration_ticks)
         self._timeline.watch(topology.network.cuts)
         topology.network.watch_cuts(lambda: self._timeline.cuts_changed(self.now))
@@ -219,12 +229,19 @@ class TopologyRun(FaultControls, Assertions):
             )
         if self._scenario_faults_due:  # (scheduled once every node is there: at the first run)
             self._scenario_faults_due = False
-            for fault in self.scenario.spec.faults:
+            for index, fault in enumerate(self.scenario.spec.faults):
+                if fault.action is None:  # a fault of the schedule (kind and trigger)
+                    self._schedule.append((f"faults[{index}]", fault))
+                    continue
                 options = {} if fault.duration is None else {"duration": f"{fault.duration}us"}
+                assert fault.at is not None and fault.target is not None
                 self.schedule_fault(f"{fault.at}us", fault.action, fault.target, **options)
             profile = self.swarm_profile
             if profile is not None:
                 _schedule_profile(self, profile)
+        self._started = True
+        if self._schedule:
+            self._arm_schedule()
         started = time.perf_counter()
         try:
             # slice by slice, sampling the timeline between slices: the events run in the
@@ -245,6 +262,105 @@ class TopologyRun(FaultControls, Assertions):
     def _advance(self, target: int) -> None:
         raise NotImplementedError
 
+    # --- the fault schedule -----------------------------------------------------------------
+    def schedule(self, fault: FaultSpec | Mapping[str, Any]) -> FaultSpec:
+        """Add a fault to the schedule: a :class:`FaultSpec` or the mapping a ``faults:``
+        entry is (``{"kind": "backhaul_outage", "target": "gw", "when": {"subscribed":
+        "gw"}, "duration": "30min"}``). Before the first run it joins the scenario's own
+        faults (an ``after:`` may name any of them); later it is armed at once. Either way
+        this run's tier is asked first whether it can apply it."""
+        from pytest_edgesim.core.scenario.schema import FaultSpec
+
+        if self._closed:
+            raise UsageError(f"this {self.noun} is closed")
+        spec = fault if isinstance(fault, FaultSpec) else _fault_spec(fault)
+        check_fault(spec)
+        where = f"schedule({spec.describe()})"
+        if spec.action is not None:
+            raise FaultUsageError(
+                f"{where}: give kind: {spec.action} (action: is the scenario file's first form)"
+            )
+        self._schedule.append((where, spec))
+        if self._started:
+            self._arm_schedule()
+        return spec
+
+    def _arm_schedule(self) -> None:
+        from pytest_edgesim.core.fault_schedule import FaultSchedule
+
+        pending, self._schedule = self._schedule, []
+        schedule = FaultSchedule(self, pending)
+        schedule.check()
+        schedule.arm()
+
+    def node_condition(self, node: str, condition: str, setting: Any) -> str:
+        """Set ``condition`` of ``node`` now (a gateway's ``uplink``, a device's
+        ``duty_cycle``...: see :meth:`Node.set_condition
+        <pytest_edgesim.core.node.Node.set_condition>`); what it did, in a few words."""
+        problem = self.condition_problem(node, condition)
+        if problem:
+            raise FaultUsageError(problem)
+        return self.nodes[node].set_condition(condition, setting)
+
+    def condition_problem(self, node: str, condition: str) -> str | None:
+        """Why ``node`` cannot take ``condition`` in this run (``None``: it can)."""
+        known = self.nodes.get(node)
+        if known is None:
+            return f"{node!r} is not a node of this {self.noun}"
+        if condition not in known.supported_conditions:
+            return (
+                f"a {known.implementation} node ({node!r}) of this {self.noun} has no "
+                f"{condition} to change"
+            )
+        return None
+
+    def live_link_problem(self, fault: FaultSpec) -> str | None:
+        """Why this run cannot change the links ``fault`` names (a live run's real links)."""
+        return None
+
+    def change_real_links(self, fault: FaultSpec, action: str) -> str:
+        """Cut, heal, change or restore (``action``) the real links ``fault`` names: a live
+        run's proxied gateway connections; a virtual-time run has none (its links are the
+        network model's)."""
+        return ""
+
+    def watch_subscriptions(self, node: str, callback: Callable[[int], None]) -> None:
+        """Call ``callback(count)`` each time ``node`` has subscribed at the broker (every
+        one of its filters); a gateway connected when the run starts has done so once."""
+        first = not self._subscription_watchers
+        self._subscription_watchers.setdefault(node, []).append(callback)
+        if first:
+            self._watch_broker_subscriptions()
+        if node not in self._subscriptions:
+            self._subscriptions[node] = int(self._connected_at_start(node))
+        if self._subscriptions[node]:
+            callback(self._subscriptions[node])
+
+    def _connected_at_start(self, node: str) -> bool:
+        gateways = {gateway.name for gateway in self.scenario.spec.gateways}
+        return (
+            node in gateways
+            and self._life.state(node) == "running"
+            and not self._life.disconnected(node)
+        )
+
+    def _watch_broker_subscriptions(self) -> None:
+        """Have the broker model report each subscription (a live run: its own way)."""
+        broker = self.broker
+        if hasattr(broker, "subscription_watcher"):
+            broker.subscription_watcher = self._filter_subscribed
+
+    def _filter_subscribed(self, subscriber: str, topic_filter: str) -> None:
+        for gateway in self.scenario.spec.gateways:
+            if gateway.name == subscriber and gateway.subscribe[-1].filter != topic_filter:
+                return  # (a gateway has subscribed once its last filter is)
+        self._subscribed(subscriber)
+
+    def _subscribed(self, node: str) -> None:
+        count = self._subscriptions[node] = self._subscriptions.get(node, 0) + 1
+        for watcher in tuple(self._subscription_watchers.get(node, ())):
+            watcher(count)
+
     def result(self) -> RunResult:
         """The result so far (metrics over virtual time 0..now)."""
         now = self.now
@@ -256,7 +372,7 @@ class TopologyRun(FaultControls, Assertions):
             metrics=self.metrics.snapshot(now),
             trace_digest=tracer.digest if self.bit_exact else None,
             events=self.coordinator.events_processed,
-            nodes={name: self._describe(name, node) for name, node in self.nodes.items()},
+            nodes=self._describe_nodes(),
             arrivals=tuple(self.cloud.arrivals),
             trace=tracer.kept() if tracer.keep else None,
             wall_time_s=self._wall_time,
@@ -269,9 +385,15 @@ class TopologyRun(FaultControls, Assertions):
             assertions=self.topology.assertions.records(),
         )
 
-    def _describe(self, name: str, node: Node) -> dict[str, Any]:
+    def _describe_nodes(self) -> dict[str, dict[str, Any]]:
+        done: dict[str, list[str]] = {}
+        for fault in self._faults:  # (once: a schedule of a thousand faults, a thousand nodes)
+            done.setdefault(fault.target, []).append(fault.action)
+        return {name: self._describe(name, node, done) for name, node in self.nodes.items()}
+
+    def _describe(self, name: str, node: Node, faults: Mapping[str, list[str]]) -> dict[str, Any]:
         description = dict(node.describe())
-        done = [fault.action for fault in self._faults if fault.target == name]
+        done = faults.get(name, ())
         if done:  # a node that underwent a fault says so (never one that did not)
             description["state"] = self._life.state(name)
             description["restarts"] = sum(action in ("start", "restart") for action in done)
@@ -373,7 +495,11 @@ class TopologyRun(FaultControls, Assertions):
         if reconnect_at is not None:
             self.coordinator.schedule_at(reconnect_at, self._timed_reconnect, (node, number))
             detail = f"{detail}; reconnects at t={reconnect_at / TICKS_PER_SECOND:g}s".lstrip("; ")
-        return self._applied(action, node, detail)
+        applied = self._applied(action, node, detail)
+        ready_again = action in ("start", "restart", "reconnect")  # (a real gateway is ready)
+        if ready_again and not self.bit_exact and node in self._subscription_watchers:
+            self._subscribed(node)
+        return applied
 
     def schedule_fault(self, at: int | float | str, action: str, node: str, **options: Any) -> None:
         """Do fault ``action`` to ``node`` at virtual time ``at`` (absolute: seconds or
@@ -451,6 +577,33 @@ class TopologyRun(FaultControls, Assertions):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _fault_spec(data: Mapping[str, Any]) -> FaultSpec:
+    """A ``faults:`` entry given in code, checked as the scenario file's are."""
+    from pydantic import ValidationError
+
+    from pytest_edgesim.core.scenario.problems import format_validation_error
+    from pytest_edgesim.core.scenario.schema import FaultSpec
+
+    try:
+        spec = FaultSpec.model_validate(dict(data))
+    except ValidationError as error:
+        lines = format_validation_error(error, FaultSpec, dict(data), "schedule", None)
+        raise FaultUsageError(
+            "; ".join(line.removeprefix("schedule: ") for line in lines)
+        ) from None
+    check_fault(spec)
+    return spec
+
+
+def check_fault(spec: FaultSpec) -> None:
+    """Raise :class:`FaultError` when ``spec`` does not fit its kind (given in code)."""
+    from pytest_edgesim.core.fault_kinds import fault_problems
+
+    wrong = fault_problems(spec)
+    if wrong:
+        raise FaultUsageError("; ".join(f"{field}: {message}" for field, message in wrong))
 
 
 def _duration_ticks(duration: int | float | str) -> int:

@@ -151,3 +151,27 @@ def gateway_program(spec: Any) -> str:
     from pytest_edgesim.docker.user_gateway import program_key
 
     return program_key(spec)
+
+
+def proxied_endpoint(client: docker.DockerClient, endpoint: Any, seed: int = 0) -> tuple[Any, Any]:
+    """An impairing proxy in front of the broker for one gateway container (a fault
+    schedule that changes or cuts the gateway's link to the broker, docs/faults.md):
+    ``(endpoint, impairment)``, the endpoint a container connects to (this host's proxy, at
+    the host's address on the broker's network) and the proxy's controls (``update``,
+    ``cut``, ``heal``, ``remove``)."""
+    from dataclasses import replace
+
+    from pytest_edgesim.docker.impairment import impair
+
+    impairment = impair(
+        (endpoint.host, endpoint.port),
+        mechanism="proxy",
+        seed=seed,
+        name="gateway-broker",
+        listen_host="0.0.0.0",
+    )
+    if endpoint.network is None:  # the container shares the host's network namespace
+        return replace(endpoint, port=impairment.port), impairment
+    network = client.networks.get(endpoint.network)
+    host = network.attrs["IPAM"]["Config"][0]["Gateway"]
+    return replace(endpoint, container_host=host, container_port=impairment.port), impairment

@@ -11,16 +11,18 @@ readings that really arrived.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_edgesim.core.metrics.delivery import lineage_from_json
 from pytest_edgesim.core.models.session import Session
+from pytest_edgesim.core.models.store_forward import StoreAndForward
 from pytest_edgesim.core.node import Node
 from pytest_edgesim.core.packet import PUBACK, Message
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.node import NodeContext
     from pytest_edgesim.core.packet import Packet
+    from pytest_edgesim.core.scenario.schema import BufferSpec
 
 
 def reading_payload(message: Message, created_at_us: int) -> str:
@@ -110,6 +112,7 @@ class GatewayUplink(Node):
         payload_bytes: int,
         retry: int,
         filters: tuple[str, ...] = (),
+        buffer: BufferSpec | None = None,
     ):
         super().__init__(name)
         # Node.implementation is a class variable (what compiled code reads it as); this
@@ -122,6 +125,10 @@ class GatewayUplink(Node):
         self.filters = filters
         self.forwarded = 0
         self.runner_state: dict[str, Any] = {}
+        #: the gateway's store-and-forward buffer, on its modelled uplink (docs/faults.md)
+        self._store = StoreAndForward(
+            name, buffer, lambda message: self._session.publish(self.to, message, self.qos)
+        )
 
     def bind(self, context: NodeContext) -> None:
         super().bind(context)
@@ -163,10 +170,23 @@ class GatewayUplink(Node):
         counter = context.metrics.topic(topic)
         counter.sent += 1
         counter.bytes += self.payload_bytes
+        if self._store.uplink_down and self._store.takes(message, context):
+            return
         self._session.publish(self.to, message, self.qos)
 
+    supported_conditions: ClassVar[tuple[str, ...]] = ("uplink", "storage_full")
+
+    def set_condition(self, condition: str, setting: Any) -> str:
+        """The uplink and the buffer, as a hosted gateway's (the real gateway does not know)."""
+        return self._store.set_condition(condition, setting)
+
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "forwarded": self.forwarded, **self.runner_state}
+        return {
+            **super().describe(),
+            "forwarded": self.forwarded,
+            **self._store.describe(),
+            **self.runner_state,
+        }
 
 
 def _lineage(payload: Any) -> tuple[tuple[str, int, int], ...]:

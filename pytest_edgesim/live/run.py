@@ -131,6 +131,7 @@ class LiveRun(TopologyRun):
 
     bit_exact = False
     noun = "live run"
+    tier = "live"
 
     def __init__(
         self,
@@ -145,8 +146,14 @@ class LiveRun(TopologyRun):
         connect_timeout_s: float = 30.0,
         keep_containers: bool = False,
         broker_control: Any = None,
+        link_proxy: Callable[[BrokerEndpoint], tuple[BrokerEndpoint, Any]] | None = None,
     ):
         self.broker_endpoint = broker
+        self._link_proxy = link_proxy
+        #: gateway -> the impairing proxy its container reaches the broker through (when the
+        #: scenario's schedule changes or cuts that link)
+        self._real_links: dict[str, Any] = {}
+        self._saved_links: dict[tuple[int, str], Any] = {}
         self._broker_control = broker_control
         self.time_scale = time_scale
         self.topic_prefix = topic_prefix
@@ -219,7 +226,10 @@ class LiveRun(TopologyRun):
         )
         kind = gateway_kind(spec.kind)
         if self._launcher is not None and kind.needs_docker:
-            self._gateways[spec.name] = self._launcher(spec, config, self.broker_endpoint)
+            endpoint = self.broker_endpoint
+            if self._link_proxy is not None and _faults_its_broker_link(self.scenario, spec):
+                endpoint, self._real_links[spec.name] = self._link_proxy(endpoint)
+            self._gateways[spec.name] = self._launcher(spec, config, endpoint)
             return
         if kind.wall_clock is None:
             raise SimulationError(
@@ -316,6 +326,77 @@ class LiveRun(TopologyRun):
         return self._gateways[name]
 
     # --- faults: on the real components --------------------------------------------------------
+    def live_link_problem(self, fault: Any) -> str | None:
+        """The links a live run models (a sensor's to the broker, a gateway's to the cloud)
+        can be cut and changed, and so can a gateway container's connection to the broker
+        when the scenario's schedule named it (it then runs through an impairing proxy)."""
+        for gateway in self._real_gateways(fault):
+            if gateway not in self._real_links:
+                return (
+                    f"it would change {gateway!r}'s real connection to the broker, which this "
+                    "live run does not route through the impairing proxy (only a gateway "
+                    "container whose link the scenario file's faults: name does; or use kind: "
+                    "disconnect)"
+                )
+            if fault.one_way:
+                return (
+                    f"the proxy on {gateway!r}'s connection to the broker acts on both "
+                    "directions: a one-way change of a real link is not supported"
+                )
+            if fault.fault_kind == "link_change" and fault.loss is not None and fault.loss >= 1:
+                return "a TCP proxy delays what it 'loses' (retransmission): loss must be below 1"
+        return None
+
+    def _real_gateways(self, fault: Any) -> list[str]:
+        """The gateways whose real connection to the broker ``fault``'s sides separate."""
+        from pytest_edgesim.core.network import resolve_nodes
+
+        assert fault.between is not None
+        names = list(self.nodes)
+        side_a = resolve_nodes(fault.between[0], names) - {fault.bridge}
+        side_b = resolve_nodes(fault.between[1], names) - {fault.bridge}
+        broker = self.broker.name
+        return [
+            name
+            for name in self._gateways
+            if (name in side_a and broker in side_b) or (name in side_b and broker in side_a)
+        ]
+
+    def change_real_links(self, fault: Any, action: str) -> str:
+        """Apply ``action`` (``cut``, ``heal``, ``change``, ``restore``) of ``fault`` to the
+        proxies on the gateways' connections to the broker that it names."""
+        done = []
+        for gateway in self._real_gateways(fault):
+            proxy = self._real_links[gateway]
+            key = (id(fault), gateway)
+            if action == "cut":
+                proxy.cut()
+            elif action == "heal":
+                proxy.heal()
+            elif action == "change":
+                self._saved_links[key] = proxy.spec
+                scale = self.time_scale  # (the proxy keeps the wall clock)
+                changes = (
+                    {} if fault.bandwidth is None else {"rate": round(fault.bandwidth * scale)}
+                )
+                proxy.update(
+                    latency=None if fault.latency is None else f"{fault.latency / scale}us",
+                    jitter=None if fault.jitter is None else f"{fault.jitter / scale}us",
+                    loss=fault.loss,
+                    **changes,
+                )
+            else:
+                saved = self._saved_links.pop(key)
+                bits = None if saved.rate_kbit_s is None else round(saved.rate_kbit_s * 1000)
+                proxy.update(
+                    latency=f"{saved.latency_ms}ms",
+                    jitter=f"{saved.jitter_ms}ms",
+                    loss=saved.loss_rate,
+                    rate=bits,
+                )
+            done.append(gateway)
+        return f"proxy of {', '.join(done)}" if done else ""
+
     def _runner_of(self, node: str) -> Any:
         if node in self._gateways:
             return self._gateways[node]
@@ -381,6 +462,8 @@ class LiveRun(TopologyRun):
         finally:
             for client in self._clients:
                 mqtt.disconnect(client)
+            for proxy in self._real_links.values():
+                proxy.remove()
         if errors:
             raise errors[0]
 
@@ -411,7 +494,28 @@ def _uplink(spec: GatewaySpec, site: GatewaySite) -> GatewayUplink:
         payload_bytes=forward.payload_bytes,
         retry=site.retry_interval,
         filters=tuple(s.filter for s in spec.subscribe),
+        buffer=forward.buffer,
     )
+
+
+def _faults_its_broker_link(scenario: Scenario, spec: GatewaySpec) -> bool:
+    """Whether the scenario's fault schedule cuts or changes ``spec``'s link to the broker."""
+    import fnmatch
+
+    broker = scenario.spec.broker.name
+
+    def names(side: list[str], node: str) -> bool:
+        return any(fnmatch.fnmatchcase(node, pattern) for pattern in side)
+
+    for fault in scenario.spec.faults:
+        if fault.between is None:
+            continue
+        first, second = fault.between
+        if (names(first, spec.name) and names(second, broker)) or (
+            names(second, spec.name) and names(first, broker)
+        ):
+            return True
+    return False
 
 
 def _runner_state(runner: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pytest_edgesim.core._mypyc import mypyc_attr
 from pytest_edgesim.core.assertions import ASSERTION_KINDS
 from pytest_edgesim.core.metrics.delivery import lineage_from_json, lineage_to_json
 from pytest_edgesim.core.models.session import Session
+from pytest_edgesim.core.models.store_forward import StoreAndForward
 from pytest_edgesim.core.node import Node
 from pytest_edgesim.core.packet import PUBACK, Message
 from pytest_edgesim.errors import SimulationError
@@ -354,6 +355,7 @@ class HostedGateway(Node):
         "disconnect",
         "reconnect",
     )
+    supported_conditions: ClassVar[tuple[str, ...]] = ("uplink", "storage_full")
 
     def __init__(
         self,
@@ -398,6 +400,12 @@ class HostedGateway(Node):
         self._not_before = 0  # after a pause: outputs due meanwhile go out at the resume
         self.restarts = 0
         self.dropped_down = 0
+        # the uplink (backhaul_outage, storage_full): forwards wait in the buffer while down
+        self._store = StoreAndForward(
+            name,
+            spec.forward.buffer,
+            lambda message: self._session.publish(spec.forward.to, message, message.qos),
+        )
 
     # --- binding ---------------------------------------------------------------------------
     def bind(self, context: NodeContext) -> None:
@@ -607,7 +615,17 @@ class HostedGateway(Node):
                 message.message_id,
                 str(output.get("detail", "")),
             )
+        store = self._store
+        if store.uplink_down and store.takes(message, context):
+            return
         self._session.publish(forward.to, message, message.qos)
+
+    def set_condition(self, condition: str, setting: Any) -> str:
+        """``uplink`` (False: down; what it forwards waits in ``forward.buffer``, or, without
+        one, is sent into the cut and lost; True: up, what waited is sent in order now) and
+        ``storage_full`` (True: the buffer takes nothing more); see
+        :class:`~pytest_edgesim.core.models.store_forward.StoreAndForward`."""
+        return self._store.set_condition(condition, setting)
 
     def _lineage(self, output: Output) -> tuple[tuple[str, int, int], ...]:
         """A publish output's lineage (``sources``, see :meth:`NodeApi.publish`); ``()`` when
@@ -687,6 +705,7 @@ class HostedGateway(Node):
             "dropped_rejected": self.dropped_rejected,
             "pending_in_aggregate": state.get("pending_in_aggregate", 0),
             **({"dropped_node_down": self.dropped_down} if self.dropped_down else {}),
+            **self._store.describe(),
         }
 
     # --- faults -------------------------------------------------------------------------------
@@ -794,6 +813,7 @@ class HostedGateway(Node):
         unprocessed = state.get("received", 0) - state.get("processed", 0)
         unprocessed -= state.get("dropped_overflow", 0)
         lost = max(0, unprocessed) + state.get("pending_in_aggregate", 0) + len(self._pending)
+        lost += self._store.clear()  # (its store-and-forward buffer is not persistent storage)
         self._pending = []
         if lost:
             self.dropped_down += lost

@@ -636,7 +636,14 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
         def launch(spec: GatewaySpec, config: Mapping[str, Any], endpoint: BrokerEndpoint) -> Any:
             if keep:  # a container of its own, left running (listed at the end of the run)
                 return _kept_gateway(item, broker, spec, config, endpoint, base_dir)
+            if endpoint != broker.endpoint:  # through a proxy of its own: not from the pool
+                return _launch_gateway(item, spec, config, endpoint, [], base_dir)
             return _pooled_gateway(item, broker, spec, config, endpoint, base_dir)
+
+        def link_proxy(endpoint: BrokerEndpoint) -> tuple[BrokerEndpoint, Any]:
+            from pytest_edgesim.docker.session import proxied_endpoint
+
+            return proxied_endpoint(_docker_client(item.config), endpoint, seed)
 
         # a gateway isolated by restart keeps its own topics: the run has no prefix
         if _restart_isolated(scenario):
@@ -653,6 +660,7 @@ def live_factory(request: pytest.FixtureRequest) -> Callable[[Scenario, int, str
             launcher=launch,
             keep_containers=keep,
             broker_control=broker.container,
+            link_proxy=link_proxy,
         )
 
     return build

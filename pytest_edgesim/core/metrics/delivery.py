@@ -32,6 +32,9 @@ from pytest_edgesim.core.topics import topic_matches
 #: reached a gateway that had not forwarded it (queued, being processed, in an aggregate
 #: still open, or on its way on) when the run ended; ``unknown``: no drop of it was seen (in
 #: flight at the end, or lost where nothing counts: a real broker, a real gateway).
+#: ``storage_full``: a gateway's store-and-forward buffer was full (or made full by a
+#: ``storage_full`` fault) while its uplink was down; ``asleep``: a device on a duty cycle
+#: that drops what is due while it sleeps (see docs/faults.md).
 LOST_CAUSES = (
     "loss",
     "partition",
@@ -41,6 +44,8 @@ LOST_CAUSES = (
     "queue_full",
     "offline",
     "session_lost",
+    "storage_full",
+    "asleep",
     "no_subscriber",
     "pending",
     "unknown",

@@ -21,6 +21,7 @@ from pytest_edgesim.core.metrics.delivery import DeliveryLedger
 from pytest_edgesim.core.metrics.sketch import LatencySketch
 from pytest_edgesim.core.metrics.summaries import (
     SESSION_DROP_CAUSES,
+    SPARSE_DROP_CAUSES,
     DropCounts,
     LatencySummary,
 )
@@ -67,17 +68,17 @@ class FlowCounter:
             self.dropped_overflow += 1
         elif cause == "node_down":
             self.dropped_node_down += 1
-        elif cause in SESSION_DROP_CAUSES:
+        elif cause in SPARSE_DROP_CAUSES:
             if self.dropped_session is None:
-                self.dropped_session = [0] * len(SESSION_DROP_CAUSES)
-            self.dropped_session[SESSION_DROP_CAUSES.index(cause)] += 1
+                self.dropped_session = [0] * len(SPARSE_DROP_CAUSES)
+            self.dropped_session[SPARSE_DROP_CAUSES.index(cause)] += 1
         else:  # a node's own reason
             self.dropped_rejected += 1
 
     def add_session_drops(self, other: FlowCounter) -> None:
         if other.dropped_session is not None:
             if self.dropped_session is None:
-                self.dropped_session = [0] * len(SESSION_DROP_CAUSES)
+                self.dropped_session = [0] * len(SPARSE_DROP_CAUSES)
             for index, count in enumerate(other.dropped_session):
                 self.dropped_session[index] += count
 

@@ -16,6 +16,11 @@ DROP_CAUSES = ("loss", "partition", "queue_overflow", "rejected", "node_down")
 #: the broker's causes (MQTT sessions, see docs/results.md): a key only where it is not 0,
 #: so that results of runs without them read as before
 SESSION_DROP_CAUSES = ("queue_full", "offline", "session_lost")
+#: the fault kinds' causes (docs/faults.md): a gateway's full store-and-forward buffer, a
+#: device's reading due while it slept; keys only where not 0, as the broker's
+FAULT_DROP_CAUSES = ("storage_full", "asleep")
+#: the causes that are keys only where not 0
+SPARSE_DROP_CAUSES = SESSION_DROP_CAUSES + FAULT_DROP_CAUSES
 LATENCY_KEYS = ("count", "min", "mean", "p50", "p95", "p99", "max")
 
 
@@ -68,8 +73,8 @@ class DropCounts(_SlottedMapping):
     for a subscriber with an MQTT session, ``queue_full``, ``offline`` and ``session_lost``
     (these three are keys only when not 0)."""
 
-    __slots__ = DROP_CAUSES + SESSION_DROP_CAUSES
-    _keys = DROP_CAUSES + SESSION_DROP_CAUSES
+    __slots__ = DROP_CAUSES + SPARSE_DROP_CAUSES
+    _keys = DROP_CAUSES + SPARSE_DROP_CAUSES
 
     def __init__(
         self,
@@ -81,19 +86,22 @@ class DropCounts(_SlottedMapping):
         queue_full: int = 0,
         offline: int = 0,
         session_lost: int = 0,
+        storage_full: int = 0,
+        asleep: int = 0,
     ):
         object.__setattr__(self, "loss", loss)
         object.__setattr__(self, "partition", partition)
         object.__setattr__(self, "queue_overflow", queue_overflow)
         object.__setattr__(self, "rejected", rejected)
         object.__setattr__(self, "node_down", node_down)
-        for cause, count in zip(SESSION_DROP_CAUSES, (queue_full, offline, session_lost)):
+        sparse = (queue_full, offline, session_lost, storage_full, asleep)
+        for cause, count in zip(SPARSE_DROP_CAUSES, sparse):
             if count:
                 object.__setattr__(self, cause, count)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, int]) -> DropCounts:
-        known = DROP_CAUSES + SESSION_DROP_CAUSES
+        known = DROP_CAUSES + SPARSE_DROP_CAUSES
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown drop causes {unknown} (known: {', '.join(known)})")

@@ -30,7 +30,8 @@ which delivers the retained messages again. A persistent session with an ``expir
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_edgesim.core.models.delays import make_delay_sampler
 from pytest_edgesim.core.models.session import Session
@@ -90,6 +91,8 @@ class ClientSession:
 class BrokerModel(Node):
     supported_faults: ClassVar[tuple[str, ...]] = ("stop", "kill", "start", "pause", "resume")
 
+    supported_conditions: ClassVar[tuple[str, ...]] = ("persistence",)
+
     def __init__(self, name: str, spec: BrokerSpec):
         super().__init__(name)
         self.spec = spec
@@ -99,6 +102,12 @@ class BrokerModel(Node):
         self._busy_until = 0
         #: False while stopped or killed (clients then neither subscribe nor reach it)
         self.up = True
+        #: a fault's broker_restart with persistence: the next stop keeps what Mosquitto's
+        #: persistence file would (retained messages, persistent sessions' subscriptions)
+        self.persistent_restart = False
+        self._kept: tuple[dict[str, Any], list[tuple[str, str, int]]] | None = None
+        #: ``(subscriber, filter)`` for each subscription, when a fault trigger waits for one
+        self.subscription_watcher: Callable[[str, str], None] | None = None
         self._impaired = False  # stopped or paused: arrivals take _impaired_packet
         self._paused = False
         self._held: list[Packet] = []
@@ -153,6 +162,16 @@ class BrokerModel(Node):
         if client is not None:
             client.filters.append((topic_filter, qos))
         self._deliver_retained(subscriber, topic_filter, qos)
+        if self.subscription_watcher is not None:
+            self.subscription_watcher(subscriber, topic_filter)
+
+    def set_condition(self, condition: str, setting: Any) -> str:
+        """``persistence``: the next stop or kill keeps the retained messages and the
+        subscriptions of persistent sessions (``clean: false``), as Mosquitto's
+        ``persistence true`` does; the start after restores them."""
+        assert condition == "persistence", condition
+        self.persistent_restart = bool(setting)
+        return ""
 
     def _deliver_retained(self, subscriber: str, topic_filter: str, qos: int) -> None:
         client = self.clients.get(subscriber)
@@ -408,6 +427,13 @@ class BrokerModel(Node):
             self.up = True
             self._impaired = False
             self.restarts += 1
+            if self._kept is not None:  # restored from its persistence
+                retained, subscriptions = self._kept
+                self._kept = None
+                self.retained = retained
+                for subscriber, topic_filter, qos in subscriptions:
+                    self.index.subscribe(topic_filter, (subscriber, qos))
+                return f"restored {len(retained)} retained, {len(subscriptions)} subscription(s)"
             return ""
         if action == "pause":
             self._paused = self._impaired = True
@@ -434,8 +460,18 @@ class BrokerModel(Node):
         self._session.inflight.clear()
         self._session.frozen = False
         subscriptions = len(self.index)
+        if self.persistent_restart:
+            self.persistent_restart = False
+            kept = [
+                (client.name, topic_filter, qos)
+                for client in self.clients.values()
+                if not client.clean
+                for topic_filter, qos in client.filters
+            ]
+            self._kept = (dict(self.retained), kept)
+            subscriptions -= len(kept)
         self.index = TopicIndex()
-        retained = len(self.retained)
+        retained = 0 if self._kept is not None else len(self.retained)
         self.retained = {}
         self.up = False
         self._paused = False

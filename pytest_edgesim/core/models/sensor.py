@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_edgesim.core.models.session import Session
 from pytest_edgesim.core.models.values import make_value_source
@@ -11,6 +11,7 @@ from pytest_edgesim.core.node import Node
 from pytest_edgesim.core.packet import PUBACK, PUBLISH, Message, Packet
 
 if TYPE_CHECKING:
+    from pytest_edgesim.core.builtin_faults import Clock, DutyCycle
     from pytest_edgesim.core.node import NodeContext
     from pytest_edgesim.core.scenario.schema import DeviceSpec
 
@@ -21,8 +22,12 @@ class SensorModel(Node):
     # Slots: a scenario may hold 100,000 sensors, and a slot costs 8 bytes where an instance
     # dict of this many keys costs about 25. (``name`` and ``context`` live in Node's dict.)
     __slots__ = (
+        "_clock",
         "_cycle",
+        "_duty",
+        "_faulted",
         "_first",
+        "_held",
         "_hot",
         "_jitter",
         "_mean_gap",
@@ -59,6 +64,11 @@ class SensorModel(Node):
         self.retry_interval = retry_interval
         self.base_dir = base_dir
         self.published = 0
+        # fault conditions (docs/faults.md): None on the hot path of a run without them
+        self._faulted: bool | None = None
+        self._duty: DutyCycle | None = None
+        self._clock: Clock | None = None
+        self._held: list[tuple[int, float]] | None = None
 
     def bind(self, context: NodeContext) -> None:
         super().bind(context)
@@ -109,6 +119,9 @@ class SensorModel(Node):
         return max(nominal, self._start)  # jitter never moves a reading before the start
 
     def _publish(self, _arg: object = None) -> None:
+        if self._faulted is not None:
+            self._publish_faulted()
+            return
         coordinator, send, callback, periodic, qos, retain, payload_bytes = self._hot
         now = coordinator.now
         value = self._values(now)
@@ -142,6 +155,103 @@ class SensorModel(Node):
             following = now + max(1, round(self._stream.exponential(self._mean_gap)))
         if self._stop is None or following < self._stop:
             coordinator.schedule_at(following, callback)
+
+    # --- fault conditions: a duty cycle, a skewed clock ------------------------------------
+    supported_conditions: ClassVar[tuple[str, ...]] = ("duty_cycle", "clock")
+
+    def set_condition(self, condition: str, setting: Any) -> str:
+        """``duty_cycle`` (a :class:`~pytest_edgesim.core.builtin_faults.DutyCycle`, or None:
+        awake from now on, what it kept is sent now) and ``clock`` (a
+        :class:`~pytest_edgesim.core.builtin_faults.Clock`, or None: true time again). Its
+        schedule of readings runs on its own clock; a reading due while it sleeps is kept
+        until it wakes, or lost (``asleep``)."""
+        if condition == "clock":
+            self._clock = setting
+        else:
+            assert condition == "duty_cycle", condition
+            self._duty = setting
+            if setting is None:
+                self._wake()
+        self._faulted = True if self._duty is not None or self._clock is not None else None
+        return ""
+
+    def _publish_faulted(self) -> None:
+        """A reading falls due on a device with a fault condition (the hot path's twin)."""
+        coordinator, _, callback, periodic, *_ = self._hot
+        now = coordinator.now
+        duty = self._duty
+        wakes_at = duty.wakes_at(now) if duty is not None else now
+        if wakes_at == now:
+            self._emit(now, self._values(now), now)
+        elif duty is not None and duty.buffer:
+            if not self._held:
+                self._held = []
+                coordinator.schedule_at(wakes_at, self._wake)
+            self._held.append((now, self._values(now)))
+        else:
+            self._lose_asleep(now, self._values(now))
+        clock = self._clock
+        if periodic:
+            self._cycle = cycle = self._cycle + 1
+            following = self._periodic_time(cycle)
+            if clock is not None:
+                following = clock.when_it_reads(following)
+        else:
+            gap = self._stream.exponential(self._mean_gap)
+            if clock is not None:
+                gap /= 1.0 + clock.drift_ppm / 1e6
+            following = now + max(1, round(gap))
+        if following <= now:
+            following = now + 1
+        if self._stop is None or following < self._stop:
+            coordinator.schedule_at(following, callback)
+
+    def _wake(self, _arg: object = None) -> None:
+        """Awake: what it read while asleep goes out now, oldest first."""
+        held, self._held = self._held, None
+        assert self.context is not None
+        now = self.context.coordinator.now
+        for created_at, value in held or ():
+            self._emit(now, value, created_at)
+
+    def _emit(self, now: int, value: float, created_at: int) -> None:
+        """Send one reading (what :meth:`_publish` does inline, the hot path)."""
+        _, send, _, _, qos, retain, payload_bytes = self._hot
+        self.published = seq = self.published + 1
+        message = Message(self.topic, value, self.name, seq, created_at, qos, retain, payload_bytes)
+        counter = self._topic_counter
+        counter.sent += 1
+        counter.bytes += payload_bytes
+        trace = self._trace
+        if trace is not None:
+            trace.record(
+                now,
+                "publish",
+                self.name,
+                self.broker,
+                self.topic,
+                message.message_id,
+                "%.12g" % value,
+            )
+        if qos == 0:
+            send(Packet(PUBLISH, self.name, self.broker, message))
+        else:
+            self._session.publish(self.broker, message, qos)
+
+    def _lose_asleep(self, now: int, value: float) -> None:
+        """A reading due while asleep, on a duty cycle that drops them: an ``asleep`` drop."""
+        context = self.context
+        assert context is not None
+        self.published = seq = self.published + 1
+        self._topic_counter.sent += 1
+        self._topic_counter.drop("asleep")
+        context.metrics.node(self.name).drop("asleep")
+        context.metrics.delivery.drop(self.name, seq, None, "asleep")
+        trace = self._trace
+        if trace is not None:
+            trace.record(
+                now, "drop", self.name, self.broker, self.topic, f"{self.name}#{seq}", "asleep"
+            )
 
     def mqtt_session(self) -> Session | None:
         return self._session if self.context is not None else None

@@ -273,6 +273,16 @@ class ScenarioBuilder:
         )
         return self
 
+    def fault(self, kind: str, **fields: Any) -> ScenarioBuilder:
+        """Add a ``faults:`` entry of ``kind`` (see docs/faults.md): its target, settings,
+        ``duration`` and one trigger, as the YAML takes them (``at="30s"``,
+        ``when={"subscribed": "gw"}``, ``after={"fault": "cut", "delay": "5s"}``)."""
+        entry = {"kind": kind, **{key: _plain(value) for key, value in fields.items()}}
+        faults = self._data.setdefault("faults", [])
+        faults.append(entry)
+        self._calls.append((f"faults[{len(faults) - 1}]", f".fault({kind!r}, ...)"))
+        return self
+
     # --- anything else ----------------------------------------------------------------------
     def set(self, path: str, value: Any) -> ScenarioBuilder:
         """Set any field by dotted path, as ``--set`` does (``"devices[0].retain"``)."""
@@ -336,6 +346,7 @@ _TOP_LEVEL_ORDER = (
     "devices",
     "gateways",
     "network",
+    "faults",
 )
 _NETWORK_ORDER = ("model", "default", "links", "partitions")
 

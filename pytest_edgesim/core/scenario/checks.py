@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_edgesim.core.limits import Limits
-from pytest_edgesim.core.scenario.schema import DeviceSpec, ReplayValue, ScenarioSpec
+from pytest_edgesim.core.scenario.schema import DeviceSpec, FaultSpec, ReplayValue, ScenarioSpec
 from pytest_edgesim.core.scenario.yaml_source import Path_
 from pytest_edgesim.core.topics import validate_topic_filter, validate_topic_name
 
@@ -225,7 +225,8 @@ def check_references(
         problem = config_file_problem(spec.broker.config, base_dir)
         if problem:
             problems.append(f"{where(('broker', 'config'))}: {problem}")
-    _check_faults(spec, where, problems)
+    device_list = [name for names in device_names for name in names]
+    _check_faults(spec, where, problems, device_list)
     _check_swarm(spec, where, problems)
     return tuple(node_names)
 
@@ -247,26 +248,130 @@ def config_file_problem(config: str, base_dir: Path | None) -> str | None:
     return None
 
 
-def _check_faults(spec: ScenarioSpec, where: Where, problems: list[str]) -> None:
-    """A scheduled fault names a gateway or the broker, within the run, and one it can do."""
+def _check_faults(
+    spec: ScenarioSpec, where: Where, problems: list[str], node_names: list[str] | None = None
+) -> None:
+    """A scheduled fault names nodes of the scenario, within the run, and one it can do."""
     gateways = [gateway.name for gateway in spec.gateways]
+    named: dict[str, int] = {}
     for i, fault in enumerate(spec.faults):
-        if fault.target == spec.broker.name:
-            if fault.action in ("disconnect", "reconnect"):
+        if fault.name is not None:
+            if fault.name in named:
                 problems.append(
-                    f"{where(('faults', i, 'action'))}: the broker cannot {fault.action} (a "
-                    "gateway's connection to it can)"
+                    f"{where(('faults', i, 'name'))}: {fault.name!r} already names "
+                    f"faults[{named[fault.name]}]; each fault's name is its own"
                 )
-        elif fault.target not in gateways:
+            named.setdefault(fault.name, i)
+    devices = node_names or []
+    for i, fault in enumerate(spec.faults):
+        if fault.action is not None:
+            _check_first_form(spec, fault, i, where, problems, gateways)
+            continue
+        _check_fault(spec, fault, i, where, problems, gateways, devices, named)
+
+
+def _check_first_form(
+    spec: ScenarioSpec,
+    fault: FaultSpec,
+    i: int,
+    where: Where,
+    problems: list[str],
+    gateways: list[str],
+) -> None:
+    assert fault.at is not None and fault.target is not None
+    if fault.target == spec.broker.name:
+        if fault.action in ("disconnect", "reconnect"):
             problems.append(
-                f"{where(('faults', i, 'target'))}: {fault.target!r} is not a gateway or the "
-                f"broker{_suggest(fault.target, [*gateways, spec.broker.name])}; faults can "
-                f"target: {_names_list([*gateways, spec.broker.name])}"
+                f"{where(('faults', i, 'action'))}: the broker cannot {fault.action} (a "
+                "gateway's connection to it can)"
             )
-        if fault.at >= spec.duration:
+    elif fault.target not in gateways:
+        problems.append(
+            f"{where(('faults', i, 'target'))}: {fault.target!r} is not a gateway or the "
+            f"broker{_suggest(fault.target, [*gateways, spec.broker.name])}; faults can "
+            f"target: {_names_list([*gateways, spec.broker.name])}"
+        )
+    if fault.at >= spec.duration:
+        problems.append(
+            f"{where(('faults', i, 'at'))}: {fault.at / 1e6:g}s is not before the end of "
+            f"the run (duration {spec.duration / 1e6:g}s)"
+        )
+
+
+def _check_fault(
+    spec: ScenarioSpec,
+    fault: FaultSpec,
+    i: int,
+    where: Where,
+    problems: list[str],
+    gateways: list[str],
+    devices: list[str],
+    named: dict[str, int],
+) -> None:
+    from pytest_edgesim.core.fault_kinds import fault_kind, fault_problems
+
+    wrong = fault_problems(fault)
+    for field, message in wrong:
+        problems.append(f"{where(('faults', i, field))}: {message}")
+    if wrong:
+        return
+    kind = fault_kind(fault.fault_kind)
+    nodes = [spec.broker.name, spec.cloud.name, *devices, *gateways]
+    if fault.at is not None and fault.at >= spec.duration:
+        problems.append(
+            f"{where(('faults', i, 'at'))}: {fault.at / 1e6:g}s is not before the end of "
+            f"the run (duration {spec.duration / 1e6:g}s)"
+        )
+    if fault.after is not None:
+        if fault.after.fault not in named:
             problems.append(
-                f"{where(('faults', i, 'at'))}: {fault.at / 1e6:g}s is not before the end of "
-                f"the run (duration {spec.duration / 1e6:g}s)"
+                f"{where(('faults', i, 'after', 'fault'))}: no fault is named "
+                f"{fault.after.fault!r}{_suggest(fault.after.fault, list(named))}"
+            )
+        elif named[fault.after.fault] == i:
+            problems.append(
+                f"{where(('faults', i, 'after', 'fault'))}: a fault cannot follow itself"
+            )
+    if fault.when is not None:
+        event, subject = fault.when.event
+        for node in subject.split("->") if event == "dropped" else [subject]:
+            if node.strip() not in nodes:
+                problems.append(
+                    f"{where(('faults', i, 'when', event))}: {node.strip()!r} is not a node"
+                    f"{_suggest(node.strip(), nodes)}"
+                )
+    if fault.target is not None:
+        choices = {
+            "gateway": gateways,
+            "broker": [spec.broker.name],
+            "device": devices,
+            "node": [n for n in nodes if n != spec.cloud.name],
+        }[kind.target]
+        matched = [n for n in choices if fnmatch.fnmatchcase(n, fault.target)]
+        if not matched:
+            problems.append(
+                f"{where(('faults', i, 'target'))}: {fault.target!r} is not a {kind.target} of "
+                f"the scenario{_suggest(fault.target, choices)} ({kind.name} faults target "
+                f"{_names_list(choices) if choices else f'a {kind.target}, and there is none'})"
+            )
+        elif kind.name == "backhaul_outage" and fault.target in gateways:
+            forward_to = next(g.forward.to for g in spec.gateways if g.name == fault.target)
+            if forward_to not in nodes:
+                problems.append(
+                    f"{where(('faults', i, 'target'))}: {fault.target!r} forwards to "
+                    f"{forward_to!r}, which is not a node: it has no uplink to cut"
+                )
+    if fault.between is not None:
+        _check_sides(fault.between, nodes, ("faults", i), where, problems)
+        for side_index, side in enumerate(fault.between):
+            if not any(fnmatch.fnmatchcase(n, p) for n in nodes for p in side):
+                problems.append(
+                    f"{where(('faults', i, 'between', side_index))}: {side!r} matches no node"
+                )
+        if fault.bridge is not None and fault.bridge not in nodes:
+            problems.append(
+                f"{where(('faults', i, 'bridge'))}: {fault.bridge!r} is not a node"
+                f"{_suggest(fault.bridge, nodes)}"
             )
 
 

@@ -404,8 +404,20 @@ class QueueSpec(_Strict):
     drop: Literal["newest", "oldest"] = "newest"
 
 
+class BufferSpec(_Strict):
+    """A gateway's store-and-forward buffer: what it forwards while its uplink is down
+    (``backhaul_outage``) waits here, up to ``capacity`` messages, and goes out when the
+    uplink is back; when full, the arriving forward (``newest``) or the oldest waiting one
+    (``oldest``) is lost, counted as ``storage_full``."""
+
+    capacity: int = Field(ge=0, le=MAX_COUNT, strict=True)
+    drop: Literal["newest", "oldest"] = "oldest"
+
+
 class ForwardSpec(_Strict):
     to: str = "cloud"
+    #: the store-and-forward buffer (None: what is forwarded while the uplink is down is lost)
+    buffer: BufferSpec | None = None
     topic: str = Field("cloud/{gateway}/aggregate", min_length=1)
     qos: QoS = 0
     payload_bytes: int = Field(128, ge=0, le=MAX_PAYLOAD_BYTES, strict=True)
@@ -709,22 +721,175 @@ class CloudSpec(_Strict):
     name: Name = "cloud"
 
 
-class FaultSpec(_Strict):
-    """A fault done to a gateway or the broker at virtual time ``at`` (see
-    ``edge_scenario.restart`` and the like); ``duration`` only for ``disconnect``."""
+def _signed_duration(value: object) -> int:
+    """A duration that may be negative (a clock running behind): ``"-2s"`` or ``-2``."""
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -parse_duration(value.strip()[1:])
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        return -parse_duration(-value)
+    return parse_duration(value)
 
-    at: Ticks
-    action: Literal[
-        "stop", "start", "restart", "kill", "pause", "resume", "disconnect", "reconnect"
-    ]
-    target: str
-    duration: PositiveTicks | None = None
+
+SignedTicks = Annotated[int, BeforeValidator(_signed_duration)]
+
+#: the faults of the first schedule form (``at:`` + ``action:``), each also a fault kind
+FAULT_ACTIONS: Final = (
+    "stop",
+    "start",
+    "restart",
+    "kill",
+    "pause",
+    "resume",
+    "disconnect",
+    "reconnect",
+)
+
+
+def _link_name(value: object) -> object:
+    if (
+        not isinstance(value, str)
+        or value.count("->") != 1
+        or not all(part.strip() for part in value.split("->"))
+    ):
+        raise ValueError(f"must name a directed link as 'SOURCE->DESTINATION', got {value!r}")
+    return value
+
+
+class AfterTrigger(_Strict):
+    """Fire ``delay`` after another fault (by its ``name``) began, or ended (``of: end``)."""
+
+    fault: Name
+    delay: Ticks = 0
+    of: Literal["start", "end"] = "start"
+
+
+class WhenTrigger(_Strict):
+    """Fire when an event has happened ``count`` times, then ``delay`` later: a node
+    ``subscribed`` at the broker, messages ``received`` by a node, messages ``dropped`` on
+    a link (``"SOURCE->DESTINATION"``, any cause)."""
+
+    subscribed: Name | None = None
+    received: Name | None = None
+    dropped: Annotated[str, BeforeValidator(_link_name)] | None = None
+    count: int = Field(1, ge=1, le=MAX_COUNT, strict=True)
+    delay: Ticks = 0
 
     @model_validator(mode="after")
-    def _duration_for_disconnect(self) -> FaultSpec:
-        if self.duration is not None and self.action != "disconnect":
-            raise ValueError(f"duration is for disconnect only, not {self.action}")
+    def _one_event(self) -> WhenTrigger:
+        given = [name for name in ("subscribed", "received", "dropped") if getattr(self, name)]
+        if len(given) != 1:
+            said = f"not {' and '.join(given)}" if given else "got none"
+            raise ValueError(f"name one event: subscribed, received or dropped ({said})")
         return self
+
+    @property
+    def event(self) -> tuple[str, str]:
+        """``(event, subject)``: ``("received", "gw")``."""
+        for name in ("subscribed", "received", "dropped"):
+            subject = getattr(self, name)
+            if subject:
+                return name, subject
+        raise AssertionError("a trigger names one event")
+
+
+#: the settings of the built-in fault kinds (a kind declares which of them it takes)
+FAULT_SETTINGS: Final = (
+    "between",
+    "one_way",
+    "bridge",
+    "latency",
+    "jitter",
+    "loss",
+    "bandwidth",
+    "persistence",
+    "offset",
+    "drift_ppm",
+    "period",
+    "awake",
+    "asleep",
+    "params",
+)
+
+
+class FaultSpec(_Strict):
+    """One fault of the schedule: a ``kind`` (see :mod:`pytest_edgesim.core.fault_kinds`),
+    its target (``target:``, or ``between:`` for the network's kinds), its settings, a
+    ``duration`` for one that lasts, and one trigger: ``at`` a virtual time, ``after``
+    another fault, or ``when`` an event has happened. The first form, ``at:`` +
+    ``action:`` (one of :data:`FAULT_ACTIONS`), is the kind of that name."""
+
+    #: how ``after:`` triggers of other faults name this one
+    name: Name | None = None
+    kind: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    action: (
+        Literal["stop", "start", "restart", "kill", "pause", "resume", "disconnect", "reconnect"]
+        | None
+    ) = None
+    at: Ticks | None = None
+    after: AfterTrigger | None = None
+    when: WhenTrigger | None = None
+    target: Annotated[str, Field(min_length=1)] | None = None
+    duration: PositiveTicks | None = None
+    # --- the built-in kinds' settings ---------------------------------------------------------
+    #: partition, link_change: the two groups of nodes (glob patterns)
+    between: tuple[Side, Side] | None = None
+    #: partition, link_change: only from the first group to the second
+    one_way: bool = Field(False, strict=True)
+    #: partition: a node on both sides that still reaches both (Jepsen's bridge)
+    bridge: Name | None = None
+    latency: Ticks | None = None
+    jitter: Ticks | None = None
+    loss: Probability | None = None
+    bandwidth: BitsPerSecond | None = None
+    #: broker_restart: the broker keeps its persistent sessions and retained messages
+    persistence: bool = Field(False, strict=True)
+    #: clock_skew: how far the node's clock is ahead (negative: behind)
+    offset: SignedTicks | None = None
+    #: clock_skew: how fast the node's clock runs, in parts per million (negative: slow)
+    drift_ppm: float | None = Field(None, ge=-100_000, le=100_000)
+    #: duty_cycle: one sleep/wake cycle, and how long of it the device is awake
+    period: PositiveTicks | None = None
+    awake: PositiveTicks | None = None
+    #: duty_cycle: what becomes of a reading due while asleep
+    asleep: Literal["buffer", "drop"] = "buffer"
+    #: a kind registered by a plugin: its own settings (JSON values)
+    params: dict[str, JsonValue] = {}
+
+    @model_validator(mode="after")
+    def _against_its_kind(self) -> FaultSpec:
+        if self.kind is not None and self.action is not None:
+            raise ValueError("give kind (or the older action), not both")
+        if self.action is not None:  # the first form: at + action + target
+            if self.at is None or self.target is None:
+                raise ValueError("a fault with action: needs at: and target: too")
+            if self.duration is not None and self.action != "disconnect":
+                raise ValueError(f"duration is for disconnect only, not {self.action}")
+        if self.kind is None and self.action is None:
+            raise ValueError(
+                "needs a kind (partition, link_change, restart, backhaul_outage, ...; "
+                "see docs/faults.md)"
+            )
+        triggers = [name for name in ("at", "after", "when") if getattr(self, name) is not None]
+        if len(triggers) != 1:
+            said = f"not {' and '.join(triggers)}" if triggers else "got none"
+            raise ValueError(f"needs one trigger: at, after or when ({said})")
+        return self  # (checked against its kind in checks, with the field named)
+
+    @property
+    def fault_kind(self) -> str:
+        """The kind's name (``action`` in the first form)."""
+        kind = self.kind if self.kind is not None else self.action
+        assert kind is not None
+        return kind
+
+    def describe(self) -> str:
+        """``restart gw``, ``partition [gw] | [broker]``: for messages and the trace."""
+        if self.between is not None:
+            arrow = " -> " if self.one_way else " | "
+            where = f"{self.between[0]}{arrow}{self.between[1]}"
+        else:
+            where = str(self.target)
+        return f"{self.name + ': ' if self.name else ''}{self.fault_kind} {where}"
 
 
 class SwarmKindSpec(_Strict):
