@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 LEASE_ROLE = "lease"
 #: the label every image the project builds carries (see :mod:`.images`)
 _PROJECT_IMAGE_FILTER = "edgesim.origin=project"
+_PROJECT_REPOSITORY_PREFIX = "edgesim/"
 
 
 class Lease:
@@ -63,8 +64,15 @@ class Lease:
 def lease_image(client: docker.DockerClient) -> str | None:
     """An image the project built on this engine (all have ``cat``), or None."""
     images = client.api.images(filters={"label": _PROJECT_IMAGE_FILTER})
-    ids = sorted(image["Id"] for image in images)
-    return ids[0] if ids else None
+    # by a tag of the project's own repositories: an image committed from one of them (a
+    # test's, a user's) carries the label too, and a lease in it would pin it on the engine
+    tags = sorted(
+        tag
+        for image in images
+        for tag in image.get("RepoTags") or ()
+        if tag.startswith(_PROJECT_REPOSITORY_PREFIX)
+    )
+    return tags[0] if tags else None
 
 
 def take_lease(

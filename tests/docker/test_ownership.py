@@ -296,3 +296,22 @@ def test_a_session_in_another_pid_namespace_with_this_host_name(
         runner.remove(force=True)
         if inner_session is not None:
             remove_session(docker_client, inner_session)
+
+
+def test_the_lease_runs_in_an_image_of_the_projects_own_repositories():
+    """An image committed from a project image carries its label too; a lease in it would
+    keep it on the engine (nothing could untag it), so the lease takes a project tag."""
+    from pytest_edgesim.docker.lease import lease_image
+
+    class Api:
+        def images(self, filters):
+            return [
+                {"Id": "sha256:0a", "RepoTags": ["edgesim-test/prune-1:t0"]},
+                {"Id": "sha256:0b", "RepoTags": None},
+                {"Id": "sha256:ff", "RepoTags": ["edgesim/mqtt-broker:latest", "x/y:z"]},
+            ]
+
+    class Client:
+        api = Api()
+
+    assert lease_image(Client()) == "edgesim/mqtt-broker:latest"  # type: ignore[arg-type]
