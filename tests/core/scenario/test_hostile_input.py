@@ -30,9 +30,11 @@ corpus = importlib.util.module_from_spec(_spec)
 sys.modules["make_scenario_corpus"] = corpus  # (dataclasses look their module up)
 _spec.loader.exec_module(corpus)
 
-#: the safety bound of one validation: a limit error must come before either
+#: the memory bound of one validation: a limit error must come before it
 MEMORY_BYTES = 2**30
-SECONDS = 20
+#: a guard against a hang, not the target: the 20 s target of issue 13 is measured by
+#: benchmarks/bench_hostile_input.py (a timed assertion would fail on a loaded runner)
+SECONDS = 120
 
 
 def _bounded() -> None:
