@@ -37,6 +37,8 @@ NODE_ACTIONS = ("restart", "kill", "pause", "disconnect")
 _TICKS_PER_MS = TICKS_PER_SECOND // 1000
 PARTITION = "partition"
 LINK = "link"
+#: a fault of the schedule (docs/faults.md), put on the run by ``run.schedule``
+SCHEDULED = "schedule"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +131,14 @@ class SwarmTopology:
     gateways: tuple[str, ...]
     devices: tuple[str, ...]
     supported: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the conditions each node can take in this run (a gateway's ``uplink``...)
+    conditions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def can(self, node: str, *actions: str) -> bool:
         return all(action in self.supported.get(node, ()) for action in actions)
+
+    def takes(self, node: str, condition: str) -> bool:
+        return condition in self.conditions.get(node, ())
 
     @classmethod
     def of(cls, run: TopologyRun) -> SwarmTopology:
@@ -142,6 +149,7 @@ class SwarmTopology:
             devices=tuple(device.name for device in scenario.devices),
             # (a live run asks its real components what they support)
             supported={name: tuple(run._supported_faults(name)) for name in run.nodes},
+            conditions={name: tuple(node.supported_conditions) for name, node in run.nodes.items()},
         )
 
 
@@ -156,14 +164,19 @@ class SwarmKind:
     name: str
     summary: str
     draw: DrawFunction
+    #: drawn when a ``swarm:`` section names no kinds (False: only when named)
+    default: bool = True
 
 
 _CATALOGUE: dict[str, SwarmKind] = {}
 
 
-def register_swarm_kind(name: str, summary: str, draw: DrawFunction) -> SwarmKind:
-    """Add a kind to the catalogue (a name already there is replaced)."""
-    kind = _CATALOGUE[name] = SwarmKind(name, summary, draw)
+def register_swarm_kind(
+    name: str, summary: str, draw: DrawFunction, *, default: bool = True
+) -> SwarmKind:
+    """Add a kind to the catalogue (a name already there is replaced); ``default=False``
+    keeps it out of a swarm that names no kinds (so adding it changes no existing profile)."""
+    kind = _CATALOGUE[name] = SwarmKind(name, summary, draw, default)
     return kind
 
 
@@ -260,6 +273,25 @@ def _draw_link_latency(
     return [SwarmFault("link_latency", LINK, at, (node, topology.broker), duration, settings)]
 
 
+def _gateway_condition(kind: str, condition: str) -> DrawFunction:
+    """A kind of the fault schedule (docs/faults.md) that sets ``condition`` of one gateway
+    for a while: drawn as a :data:`SCHEDULED` fault, put on the run by ``run.schedule``."""
+
+    def draw(rng: RandomStream, topology: SwarmTopology, bounds: SwarmBounds) -> list[SwarmFault]:
+        candidates = [
+            name
+            for name in _matching(topology.gateways, bounds.targets)
+            if topology.takes(name, condition)
+        ]
+        target = _pick(rng, candidates)
+        if target is None:
+            return []
+        at, duration = bounds.at(rng), bounds.duration(rng)
+        return [SwarmFault(kind, SCHEDULED, at, (target,), duration)]
+
+    return draw
+
+
 register_swarm_kind(
     "gateway_restart",
     "a gateway stops and starts at once",
@@ -291,6 +323,18 @@ register_swarm_kind("link_loss", "a link to the broker loses packets for a while
 register_swarm_kind(
     "link_latency", "a link to the broker slows down for a while", _draw_link_latency
 )
+register_swarm_kind(
+    "backhaul_outage",
+    "a gateway's uplink to the cloud is out for a while (it buffers what it forwards)",
+    _gateway_condition("backhaul_outage", "uplink"),
+    default=False,
+)
+register_swarm_kind(
+    "storage_full",
+    "a gateway's store-and-forward buffer takes nothing more for a while",
+    _gateway_condition("storage_full", "storage_full"),
+    default=False,
+)
 
 
 # --- profiles ---------------------------------------------------------------------------------
@@ -320,6 +364,8 @@ def _channels(fault: SwarmFault) -> tuple[tuple[str, ...], ...]:
         return (("node", fault.targets[0]),)
     if fault.action == LINK:
         return (("link", *sorted(fault.targets)),)
+    if fault.action == SCHEDULED:  # (one outage of a kind at a time per gateway)
+        return ((fault.kind, fault.targets[0]),)
     return ()
 
 
@@ -355,7 +401,11 @@ def resolve_bounds(swarm: Any, duration_ticks: int) -> dict[str, SwarmBounds]:
     """The bounds of each kind of a scenario's ``swarm:`` section
     (:class:`~pytest_edgesim.core.scenario.schema.SwarmSpec`): per-kind values over the
     section's, over the defaults; every kind of the catalogue when it names none."""
-    names = list(swarm.kinds) if swarm.kinds is not None else list(_CATALOGUE)
+    names = (
+        list(swarm.kinds)
+        if swarm.kinds is not None
+        else [name for name, kind in _CATALOGUE.items() if kind.default]
+    )
     end = duration_ticks if swarm.end is None else min(swarm.end, duration_ticks)
     resolved = {}
     for name in names:
@@ -407,6 +457,17 @@ def _apply_partition(run: TopologyRun, fault: SwarmFault) -> None:
     _schedule_partition(run, fault)
 
 
+def _apply_scheduled(run: TopologyRun, fault: SwarmFault) -> None:
+    entry: dict[str, object] = {
+        "kind": fault.kind,
+        "target": fault.targets[0],
+        "at": f"{fault.at_ticks}us",
+    }
+    if fault.duration_ticks:
+        entry["duration"] = f"{fault.duration_ticks}us"
+    run.schedule(entry)
+
+
 _APPLIERS: dict[str, ApplyFunction] = {
     "restart": _node_fault(None),
     "kill": _node_fault("start"),
@@ -414,6 +475,7 @@ _APPLIERS: dict[str, ApplyFunction] = {
     "disconnect": _node_fault(None),
     PARTITION: _apply_partition,
     LINK: _apply_link,
+    SCHEDULED: _apply_scheduled,
 }
 
 

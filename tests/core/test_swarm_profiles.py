@@ -181,3 +181,38 @@ def test_pass_rates_by_kind_with_their_intervals():
     assert rows["gateway_restart"]["rate"] == 0.5
     low, high = rows["gateway_restart"]["interval"]
     assert 0 < low < 0.5 < high < 1
+
+
+def test_kinds_of_the_fault_schedule_are_drawn_only_when_named():
+    """backhaul_outage and storage_full come from the fault schedule (run.schedule): a swarm
+    that names no kinds never draws them (existing profiles stay as they were); one that
+    names them cuts the gateway's uplink, and its buffer's overflow is counted."""
+    from pytest_edgesim.core.swarm import resolve_bounds
+
+    spec = Scenario.from_dict(SWARMED).spec
+    assert spec.swarm is not None
+    assert not {"backhaul_outage", "storage_full"} & set(resolve_bounds(spec.swarm, 30 * SECOND))
+
+    outage = {
+        **SWARMED,
+        "gateways": [
+            {
+                "name": "gw",
+                "subscribe": "t/#",
+                "forward": {"topic": "cloud/t", "qos": 1, "buffer": {"capacity": 3}},
+            }
+        ],
+        "swarm": {
+            "start": "2s",
+            "end": "10s",
+            "min_duration": "10s",
+            "max_duration": "15s",
+            "kinds": {"backhaul_outage": {"probability": 1.0, "max_count": 1}},
+        },
+    }
+    result = simulate(Scenario.from_dict(outage))
+    assert result.swarm_profile is not None
+    (fault,) = result.swarm_profile.faults
+    assert (fault.kind, fault.targets) == ("backhaul_outage", ("gw",))
+    assert [applied.action for applied in result.faults][:1] == ["backhaul_outage"]
+    assert result.delivery("*", "cloud").lost_by_cause.get("storage_full", 0) > 0
