@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 LEASE_ROLE = "lease"
 #: the label every image the project builds carries (see :mod:`.images`)
 _PROJECT_IMAGE_FILTER = "edgesim.origin=project"
-_PROJECT_REPOSITORY_PREFIX = "edgesim/"
+#: the repositories of the project's own images (``containers/``; every one has ``cat``)
+_PROJECT_REPOSITORIES = ("edgesim/base", "edgesim/mqtt-broker", "edgesim/gateway")
 
 
 class Lease:
@@ -70,7 +71,7 @@ def lease_image(client: docker.DockerClient) -> str | None:
         tag
         for image in images
         for tag in image.get("RepoTags") or ()
-        if tag.startswith(_PROJECT_REPOSITORY_PREFIX)
+        if tag.rpartition(":")[0] in _PROJECT_REPOSITORIES
     )
     return tags[0] if tags else None
 

@@ -307,6 +307,7 @@ def test_the_lease_runs_in_an_image_of_the_projects_own_repositories():
         def images(self, filters):
             return [
                 {"Id": "sha256:0a", "RepoTags": ["edgesim-test/prune-1:t0"]},
+                {"Id": "sha256:0c", "RepoTags": ["edgesim/edgesim-test-x:1"]},
                 {"Id": "sha256:0b", "RepoTags": None},
                 {"Id": "sha256:ff", "RepoTags": ["edgesim/mqtt-broker:latest", "x/y:z"]},
             ]
