@@ -281,3 +281,20 @@ def test_version_says_which_engine_runs(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.rstrip().endswith(", engine: pure (EDGESIM_ENGINE=pure)")
+
+
+def test_every_cause_of_loss_has_a_column_heading():
+    from pytest_edgesim.core.metrics.delivery import LOST_CAUSES
+    from pytest_edgesim.core.metrics.tables import _CAUSE_HEADINGS
+
+    assert set(LOST_CAUSES) <= set(_CAUSE_HEADINGS)
+
+
+def test_the_backhaul_outage_scenario_runs_and_counts_its_losses(capsys):
+    """The fault schedule's example: what the full buffer and the sleeping sensors lost are
+    columns of the delivery table."""
+    code, out, _ = run_cli(capsys, "run", str(BASIC.parent / "backhaul-outage.yaml"))
+
+    assert code == EXIT_OK
+    heading = next(line for line in out.splitlines() if line.startswith("delivery "))
+    assert "store-full" in heading and "asleep" in heading

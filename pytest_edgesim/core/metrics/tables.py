@@ -129,6 +129,8 @@ _CAUSE_HEADINGS = {
     "queue_full": "q-full",
     "offline": "offline",
     "session_lost": "s-lost",
+    "storage_full": "store-full",
+    "asleep": "asleep",
     "no_subscriber": "no-sub",
     "pending": "pending",
     "unknown": "unknown",
