@@ -33,7 +33,7 @@ from pytest_edgesim.core.models.values import read_replay_column
 from pytest_edgesim.core.network import LinkProfile, apply_settings, resolve_nodes
 from pytest_edgesim.core.result import RunResult
 from pytest_edgesim.core.scenario.schema import check_seed
-from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until
+from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until, refuse_going_back
 from pytest_edgesim.errors import SimulationError, UsageError
 
 if TYPE_CHECKING:
@@ -380,12 +380,7 @@ class NativeSimulation:
         return self.result()
 
     def run_to_tick(self, target: int, shown: object = None) -> None:
-        if target < self.now:
-            shown = f"{target}us" if shown is None else shown
-            raise UsageError(
-                f"cannot run until {shown!r}: virtual time is already "
-                f"{self.now / TICKS_PER_SECOND:g}s"
-            )
+        refuse_going_back(self.now, target, shown)
         started = time.perf_counter()
         try:
             self._run.run(target)

@@ -27,7 +27,12 @@ from pytest_edgesim.core.metrics.timeline import RunProfile, TimelineRecorder, l
 from pytest_edgesim.core.result import RunResult
 from pytest_edgesim.core.swarm import SwarmProfile, SwarmTopology, draw_profile, resolve_bounds
 from pytest_edgesim.core.swarm import schedule_profile as _schedule_profile
-from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_duration, parse_until
+from pytest_edgesim.core.units import (
+    TICKS_PER_SECOND,
+    parse_duration,
+    parse_until,
+    refuse_going_back,
+)
 from pytest_edgesim.errors import FaultUsageError, UsageError
 
 if TYPE_CHECKING:
@@ -221,12 +226,7 @@ class TopologyRun(FaultControls, Assertions):
 
     def run_to_tick(self, target: int, shown: object = None) -> None:
         """Run to ``target`` ticks (``shown``: how the caller wrote it, for the error)."""
-        if target < self.now:
-            shown = f"{target}us" if shown is None else shown
-            raise UsageError(
-                f"cannot run until {shown!r}: virtual time is already "
-                f"{self.now / TICKS_PER_SECOND:g}s"
-            )
+        refuse_going_back(self.now, target, shown)
         if self._scenario_faults_due:  # (scheduled once every node is there: at the first run)
             self._scenario_faults_due = False
             for index, fault in enumerate(self.scenario.spec.faults):

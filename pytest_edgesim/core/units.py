@@ -92,6 +92,18 @@ def parse_until(value: object) -> int:
         raise UsageError(f"cannot run until {value!r}: {exc}") from None
 
 
+def refuse_going_back(now_ticks: int, target_ticks: int, shown: object = None) -> None:
+    """A run asked to go back in time (``shown``: how the caller wrote the target) is a
+    :class:`~pytest_edgesim.errors.UsageError`."""
+    if target_ticks < now_ticks:
+        from pytest_edgesim.errors import UsageError
+
+        shown = f"{target_ticks}us" if shown is None else shown
+        raise UsageError(
+            f"cannot run until {shown!r}: virtual time is already {now_ticks / TICKS_PER_SECOND:g}s"
+        )
+
+
 def parse_bandwidth(value: object) -> int:
     """Return a bandwidth as integer bits per second (``"1Mbps"``, ``"250kbit/s"``, ``56000``)."""
     if isinstance(value, bool):
