@@ -47,6 +47,10 @@ from pytest_edgesim.docker.proxy import RTO_MIN_S, CutMode, LinkProfile, TcpProx
 from pytest_edgesim.errors import EdgesimError
 
 Mechanism = Literal["netem", "proxy"]
+#: a chunk the proxy wrote later than this after its model's time is left out of the
+#: self-check (the host stalled it; see :meth:`Impairment.self_check`)
+STALL_S = 0.05
+
 _UNCHANGED = object()
 
 
@@ -196,14 +200,20 @@ class Impairment:
         and is not measured here (an empty list); nor is a setting with a rate cap
         (serialisation delays each chunk by its size and those queued ahead). The proxy's
         own timer delay on a loaded host (how late it wrote each chunk after its model's
-        time) is allowed for, and said."""
+        time) is allowed for, and said; a chunk it wrote more than ``STALL_S`` late is not
+        judged at all."""
         if self.proxy is None:
             return []
         by_direction: dict[tuple[int, int, str], list[tuple[float, float]]] = {}
         lateness_s: dict[int, list[float]] = {}
         for epoch, index, way, received_s, scheduled_s, written_s in self.proxy.measurements():
+            late_s = max(0.0, written_s - scheduled_s)
+            lateness_s.setdefault(epoch, []).append(late_s)
+            if late_s > STALL_S:
+                # (the proxy itself stalled, a loaded host: the chunk's delay says nothing of
+                # the link, and a stall as long as a retransmission would read as a loss)
+                continue
             by_direction.setdefault((epoch, index, way), []).append((received_s, written_s))
-            lateness_s.setdefault(epoch, []).append(max(0.0, written_s - scheduled_s))
         latest = self._asked[max(self._asked)]
         results = []
         for epoch in sorted({key[0] for key in by_direction}):
