@@ -23,6 +23,16 @@ from pytest_edgesim.lockstep.host import LockstepError, hosted_gateway
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
+def new_lockstep_containers(client: docker.DockerClient, before: set[str]) -> list[str]:
+    """This process's lockstep containers that were not there ``before`` (another test's
+    container, reaped at the session's end, is not this test's business)."""
+    return [c["Id"] for c in lockstep_containers(client) if c["Id"] not in before]
+
+
+def _ids(client: docker.DockerClient) -> set[str]:
+    return {summary["Id"] for summary in lockstep_containers(client)}
+
+
 def lockstep_containers(client: docker.DockerClient) -> list[dict]:
     # this process's own: xdist workers may share the session id
     filters = {
@@ -45,6 +55,7 @@ def test_the_gateway_container_in_lockstep_gives_the_python_models_digest(
     name: str, docker_client: docker.DockerClient, gateway_image: str
 ) -> None:
     scenario = Scenario.from_yaml(SCENARIOS / name)
+    before = _ids(docker_client)
     expected = simulate(scenario)
     result = simulate(scenario.with_gateways("docker", mode="lockstep"))
     assert result.trace_digest == expected.trace_digest
@@ -55,7 +66,7 @@ def test_the_gateway_container_in_lockstep_gives_the_python_models_digest(
     gateway = scenario.spec.gateways[0].name
     assert result.nodes[gateway]["implementation"] == "docker:lockstep"
     assert result.nodes[gateway]["processed"] == expected.nodes[gateway]["processed"] > 0
-    assert not lockstep_containers(docker_client)
+    assert not new_lockstep_containers(docker_client, before)
 
 
 def test_the_same_seed_gives_the_same_digest_again(
@@ -82,22 +93,24 @@ def test_a_restarted_lockstep_container_gives_the_python_models_digest(
         {"at": "24s", "action": "resume", "target": "gateway"},
     ]
     scenario = Scenario.from_dict(spec)
+    before = _ids(docker_client)
     expected = simulate(scenario, until="30s")
     result = simulate(scenario.with_gateways("docker", mode="lockstep"), until="30s")
     assert result.trace_digest == expected.trace_digest
     assert result.nodes["gateway"]["restarts"] == 2
-    assert not lockstep_containers(docker_client)
+    assert not new_lockstep_containers(docker_client, before)
 
 
 def test_a_container_killed_mid_run_stops_the_run_with_its_logs_and_is_removed(
     docker_client: docker.DockerClient, gateway_image: str
 ) -> None:
     twin = Scenario.from_yaml(SCENARIOS / "basic.yaml").with_gateways("docker", mode="lockstep")
+    before = _ids(docker_client)
     with Simulation(twin) as simulation:
         simulation.run("5s")
         gateway = simulation.node("gateway")
         container = gateway.host.container
-        assert lockstep_containers(docker_client)
+        assert new_lockstep_containers(docker_client, before)
         docker_client.api.kill(container.container_id)
         docker_client.api.wait(container.container_id)
         with pytest.raises(LockstepError) as caught:
@@ -107,7 +120,7 @@ def test_a_container_killed_mid_run_stops_the_run_with_its_logs_and_is_removed(
     assert "waiting for reply to advance to t=" in message
     assert "no longer running" in message
     assert "listening on" in message  # the container's last log lines
-    assert not lockstep_containers(docker_client)
+    assert not new_lockstep_containers(docker_client, before)
 
 
 # --- a property over small scenarios, one container for every example ----------------------
