@@ -41,3 +41,12 @@ def small_scenario(pytester: pytest.Pytester) -> str:
     """Writes ``small.yaml`` beside the test files; returns its file name."""
     pytester.makefile(".yaml", small=SMALL_SCENARIO)
     return "small.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _not_on_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The small test files run as on a developer's terminal, also when this suite runs in
+    CI: with ``CI`` set, pytest prints whole summary lines and an undecided sequential test
+    fails (``--edgesim-undecided=auto``). A test about CI sets ``CI`` itself."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("BUILD_NUMBER", raising=False)
