@@ -198,14 +198,16 @@ def _pick(rng: RandomStream, candidates: Sequence[str]) -> str | None:
     return candidates[rng.below(len(candidates))] if candidates else None
 
 
-def _gateway_fault(kind: str, action: str, timed: bool, *needs: str) -> DrawFunction:
-    """A kind that strikes one gateway (one that supports ``needs``) with ``action``."""
+def _one_gateway(
+    kind: str, action: str, timed: bool, eligible: Callable[[SwarmTopology, str], bool]
+) -> DrawFunction:
+    """A kind that strikes one ``eligible`` gateway with ``action`` (for a while if ``timed``)."""
 
     def draw(rng: RandomStream, topology: SwarmTopology, bounds: SwarmBounds) -> list[SwarmFault]:
         candidates = [
             name
             for name in _matching(topology.gateways, bounds.targets)
-            if topology.can(name, *needs)
+            if eligible(topology, name)
         ]
         target = _pick(rng, candidates)
         if target is None:
@@ -215,6 +217,11 @@ def _gateway_fault(kind: str, action: str, timed: bool, *needs: str) -> DrawFunc
         return [SwarmFault(kind, action, at, (target,), duration)]
 
     return draw
+
+
+def _gateway_fault(kind: str, action: str, timed: bool, *needs: str) -> DrawFunction:
+    """A kind that strikes one gateway (one that supports ``needs``) with ``action``."""
+    return _one_gateway(kind, action, timed, lambda topology, name: topology.can(name, *needs))
 
 
 def _draw_broker_restart(
@@ -276,20 +283,9 @@ def _draw_link_latency(
 def _gateway_condition(kind: str, condition: str) -> DrawFunction:
     """A kind of the fault schedule (docs/faults.md) that sets ``condition`` of one gateway
     for a while: drawn as a :data:`SCHEDULED` fault, put on the run by ``run.schedule``."""
-
-    def draw(rng: RandomStream, topology: SwarmTopology, bounds: SwarmBounds) -> list[SwarmFault]:
-        candidates = [
-            name
-            for name in _matching(topology.gateways, bounds.targets)
-            if topology.takes(name, condition)
-        ]
-        target = _pick(rng, candidates)
-        if target is None:
-            return []
-        at, duration = bounds.at(rng), bounds.duration(rng)
-        return [SwarmFault(kind, SCHEDULED, at, (target,), duration)]
-
-    return draw
+    return _one_gateway(
+        kind, SCHEDULED, True, lambda topology, name: topology.takes(name, condition)
+    )
 
 
 register_swarm_kind(
