@@ -43,6 +43,30 @@ def test_header_shows_options(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["edgesim: seed 42, tier statistical, docker off, engine *"])
 
 
+def test_header_says_which_engine_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_edgesim.core import native
+
+    monkeypatch.delenv("EDGESIM_ENGINE", raising=False)
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest()
+    if native.native_available():
+        expected = f"native {native._native.ENGINE_VERSION} (pure for what it does not cover)"
+    else:
+        expected = "pure (the native engine is not built)"
+    result.stdout.fnmatch_lines([f"edgesim: seed *, engine {expected}"])
+
+
+def test_header_says_when_the_pure_engine_is_forced(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGESIM_ENGINE", "pure")
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["edgesim: seed *, engine pure (EDGESIM_ENGINE=pure)"])
+
+
 def test_random_seed_is_drawn_and_shown(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain(): pass")
     result = pytester.runpytest("--edgesim-seed=random")
