@@ -21,7 +21,6 @@ from pytest_edgesim.errors import SimulationError, UsageError
 Callback = Callable[[Any], None]
 
 
-# (RealtimeCoordinator subclasses it)
 class Coordinator:
     """Owns virtual time and runs callbacks in ``(time, sequence)`` order."""
 
