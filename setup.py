@@ -1,19 +1,15 @@
-"""The native engine's build, and the opt-in mypyc build of the pure core; everything else is
-in pyproject.toml.
+"""The native engine's build; everything else is in pyproject.toml.
 
 The native engine (``native/``, a Rust crate built with setuptools-rust into
 ``pytest_edgesim.core._native``) is built by every install, editable or not, when ``cargo``
 is on the PATH; without it (or with ``EDGESIM_NATIVE=0``) the install says so in one line
 and the package runs on its pure-Python engine, which gives the same results (see
 docs/engine.md). A failed native build does not fail the install either (``optional``): the
-pure engine is the reference, the native one only faster.
+pure engine is the reference, the native one only faster. ``EDGESIM_NATIVE=1`` turns both
+fallbacks into errors (the wheel builds in CI set it).
 
-``EDGESIM_COMPILE=1 pip install .`` or ``EDGESIM_COMPILE=1 python -m build --wheel``
-compiles the modules in ``COMPILED`` with mypyc; the wheel still carries every ``.py``
-file (the Docker image contexts copy the package source), and a compiled module is
-preferred over its source on import. Without the variable, and for every editable install,
-the package is pure Python. When compilation was asked for and fails, the build fails: a
-silent pure-Python fallback would hide exactly what the user wanted.
+A wheel (``pip wheel .``, ``python -m build``, cibuildwheel) is an abi3 wheel: one per
+platform for every CPython from 3.10 on (see ``wheel_options``).
 """
 
 from __future__ import annotations
@@ -22,68 +18,41 @@ import os
 import shutil
 import sys
 
-from setuptools import Extension, setup
-
-# The deterministic core's hot path. Modules that only set up a run, talk to Docker or
-# read files gain nothing and stay interpreted.
-COMPILED = [
-    "pytest_edgesim/core/engine.py",
-    "pytest_edgesim/core/network.py",
-    "pytest_edgesim/core/packet.py",
-    "pytest_edgesim/core/metrics/sketch.py",
-    "pytest_edgesim/core/trace.py",
-    "pytest_edgesim/core/rng.py",
-    "pytest_edgesim/core/topics.py",
-    "pytest_edgesim/core/aggregation.py",
-    "pytest_edgesim/core/metrics/recorder.py",
-    "pytest_edgesim/core/metrics/delivery.py",
-    "pytest_edgesim/core/node.py",
-    "pytest_edgesim/core/models/sensor.py",
-    "pytest_edgesim/core/models/broker.py",
-    "pytest_edgesim/core/models/cloud.py",
-    "pytest_edgesim/gateway/model.py",
-    "pytest_edgesim/core/models/session.py",
-    "pytest_edgesim/core/models/values.py",  # the samplers every reading calls
-    "pytest_edgesim/core/models/delays.py",
-    "pytest_edgesim/lockstep/host.py",
-    "pytest_edgesim/gateway/logic.py",
-]
+from setuptools import setup
 
 # The setuptools commands that build extension modules. The PEP 517 hooks also run this file
-# for metadata (``egg_info``, ``dist_info``), before mypy is even installed, and the PEP 660
-# hook runs ``editable_wheel``: an editable install never compiles.
-BUILD_COMMANDS = {"bdist_wheel", "build", "build_ext", "install"}
-
-
-def ext_modules() -> list[Extension]:
-    if os.environ.get("EDGESIM_COMPILE", "") != "1":
-        return []
-    if "editable_wheel" in sys.argv or "develop" in sys.argv:
-        print("EDGESIM_COMPILE=1 ignored: an editable install stays pure Python", file=sys.stderr)
-        return []
-    if not BUILD_COMMANDS.intersection(sys.argv):
-        return []
-    from mypyc.build import mypycify  # only the compiled build needs mypy installed
-
-    # group_name gives the shared runtime library a readable name (pytest_edgesim__mypyc)
-    # instead of a hash; the type check uses the [tool.mypy] section of pyproject.toml.
-    return mypycify(COMPILED, opt_level="3", group_name="pytest_edgesim")
-
+# for metadata (``egg_info``, ``dist_info``): those build nothing and say nothing.
+EDITABLE_COMMANDS = {"editable_wheel", "develop"}
+BUILD_COMMANDS = {"bdist_wheel", "build", "build_ext", "install"} | EDITABLE_COMMANDS
+#: The oldest Python the package supports: a wheel's native engine uses CPython's stable ABI
+#: from this version on (abi3), so one wheel per platform serves it and every later version.
+LIMITED_API = "cp310"
 
 NATIVE_ENV = "EDGESIM_NATIVE"
 
 
 def rust_extensions() -> list[object]:
     """The native engine, unless there is no Rust toolchain (or ``EDGESIM_NATIVE=0``); the
-    reason is said once, by the command that builds (not by the metadata hooks)."""
-    building = bool(BUILD_COMMANDS.union({"editable_wheel", "develop"}).intersection(sys.argv))
-    if os.environ.get(NATIVE_ENV, "") == "0":
+    reason is said once, by the command that builds (not by the metadata hooks).
+
+    ``EDGESIM_NATIVE=1`` requires it: no cargo, or a failed build, fails the build instead of
+    leaving the pure engine (what a wheel build in CI wants: a wheel without the engine is
+    not the wheel it meant to publish).
+    """
+    building = bool(BUILD_COMMANDS.intersection(sys.argv))
+    setting = os.environ.get(NATIVE_ENV, "")
+    if setting == "0":
         if building:
             print(
                 f"pytest-edgesim: {NATIVE_ENV}=0: the native engine is not built", file=sys.stderr
             )
         return []
     if shutil.which("cargo") is None:
+        if setting == "1":
+            raise SystemExit(
+                f"pytest-edgesim: {NATIVE_ENV}=1 requires the native engine, but there is no "
+                "Rust toolchain (cargo) on the PATH"
+            )
         if building:
             print(
                 "pytest-edgesim: no Rust toolchain (cargo) on the PATH: installing without the "
@@ -99,11 +68,21 @@ def rust_extensions() -> list[object]:
             "pytest_edgesim.core._native",
             path="native/Cargo.toml",
             binding=Binding.PyO3,
-            optional=True,
+            optional=setting != "1",
             debug=False,
         )
     ]
 
 
+def wheel_options() -> dict[str, dict[str, str]]:
+    """A wheel is tagged ``cp310-abi3`` and its engine built against the stable ABI (setuptools-rust
+    reads the tag: pyo3's ``abi3-py310`` feature, ``_native.abi3.so``). An editable install
+    builds for the interpreter it runs on (``_native.cpython-3XY-....so``), as it always did: a
+    new name would leave the old file beside it, which Python would go on importing."""
+    if EDITABLE_COMMANDS.intersection(sys.argv):
+        return {}
+    return {"bdist_wheel": {"py_limited_api": LIMITED_API}}
+
+
 if __name__ == "__main__":  # (how setuptools runs it; a test imports it to read the rules)
-    setup(ext_modules=ext_modules(), rust_extensions=rust_extensions())
+    setup(rust_extensions=rust_extensions(), options=wheel_options())

@@ -18,7 +18,6 @@ from types import CodeType, ModuleType
 
 #: old name -> new name, both under ``pytest_edgesim.``
 MOVED: dict[str, str] = {
-    "_mypyc": "core._mypyc",
     "aggregation": "core.aggregation",
     "builder": "core.scenario.builder",
     "cli_docker": "cli.docker",

@@ -16,15 +16,11 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any, ClassVar
 
-from pytest_edgesim.core._mypyc import mypyc_attr
 from pytest_edgesim.errors import SimulationError, UsageError
 
 Callback = Callable[[Any], None]
 
 
-# (RealtimeCoordinator subclasses it; class variables that subclasses override must be
-# ClassVar: a compiled class would turn a plain one into a per-instance default)
-@mypyc_attr(allow_interpreted_subclasses=True)
 class Coordinator:
     """Owns virtual time and runs callbacks in ``(time, sequence)`` order."""
 
@@ -88,7 +84,6 @@ class Coordinator:
             raise UsageError(f"cannot run until t={until}: virtual time is already {self.now}")
         queue = self._queue
         pop = heappop
-        # (an int limit, not float("inf"): compiled, the comparison stays an integer one)
         bounded = until is not None
         limit = 0 if until is None else until if inclusive else until - 1
         paced = self.paced

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from pytest_edgesim.core._mypyc import frozen_reduce
 from pytest_edgesim.core.packet import PUBLISH, Packet
 from pytest_edgesim.core.units import (
     MAX_TICKS,
@@ -49,9 +48,6 @@ class PacketReceiver(Protocol):
 @dataclass(frozen=True, slots=True)
 class LinkProfile:
     """The impairments of one directed link, all in ticks, bits per second and probabilities."""
-
-    def __reduce__(self) -> tuple[Any, ...]:  # (pickle and copy, compiled too)
-        return frozen_reduce(self)
 
     latency: int = 0
     jitter: str = "none"  # "none" | "uniform" | "normal"
@@ -233,7 +229,7 @@ class Link:
         self.counter: FlowCounter = None  # type: ignore[assignment]  # set by the network
         self.src_counter: FlowCounter = None  # type: ignore[assignment]  # the sender's
         # the node, or a tap standing for it (a fault trigger counting its arrivals); typed
-        # as the one method used, so the compiled build accepts either
+        # as the one method used
         self.dst_node: PacketReceiver = None  # type: ignore[assignment]
         self.dst_counter: FlowCounter = None  # type: ignore[assignment]  # the receiver's
         self.dst_relays = False  # the receiver is a relay (the broker's hop)
@@ -270,8 +266,6 @@ class NetworkModel:
         self._pinned: list[tuple[frozenset[str], frozenset[str], LinkProfile]] = []
         self._node_counters = {name: metrics.node(name) for name in nodes}
         self._topic_counters = metrics.topics  # read-only here: a miss goes through metrics
-        # (the recorder itself, not its bound method: compiled, a call on a typed object is a
-        # direct C call, a call through a stored callable is not)
         self._trace: TraceRecorder | None = trace if trace.enabled else None
         self._deliver_callback = self._deliver  # bound once: scheduled for every packet
 
@@ -315,8 +309,7 @@ class NetworkModel:
         a: str | Sequence[str],
         b: str | Sequence[str],
         *,
-        # (Any: the compiled build would refuse a value of another type with a TypeError
-        # before the checks below could say what is wrong with it)
+        # (Any: the checks below say what is wrong with a value of another type)
         latency: Any = None,
         jitter: Any = None,
         bandwidth: Any = None,

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pytest_edgesim.core._mypyc import mypyc_attr
-
 if TYPE_CHECKING:
     from pytest_edgesim.core.assertions import AssertionLog
     from pytest_edgesim.core.engine import Coordinator
@@ -105,12 +103,9 @@ class NodeContext:
         return held
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class Node:
     """Base class of every node. Subclasses override the hooks they need."""
 
-    # (ClassVar: compiled by the opt-in mypyc build, a plain class attribute would become a
-    # per-instance default that a subclass's own class attribute could not override)
     #: ``"python_model"`` for in-process models; container-backed nodes say what they are.
     implementation: ClassVar[str] = "python_model"
     #: True when the node runs on the wall clock and so cannot take part in a virtual-time run.
@@ -134,9 +129,8 @@ class Node:
     def on_packet(self, packet: Packet) -> object:
         """A packet addressed to this node has arrived (at ``context.now``).
 
-        What it returns is ignored. (Declared ``object``, not ``None``: compiled code checks
-        what a method returns against its declared type, and a subclass's ``on_packet``
-        that happens to return something must not fail only in the compiled build.)
+        What it returns is ignored (declared ``object``, so that a subclass's ``on_packet``
+        may return something).
         """
         return None
 

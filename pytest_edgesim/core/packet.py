@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-# (Final: the compiled build inlines them instead of looking them up per packet)
 PUBLISH: Final = "publish"
 PUBACK: Final = "puback"
 

@@ -19,8 +19,6 @@ from math import log as _logf
 from math import sqrt as _sqrt
 from typing import Final
 
-# (imported, not assigned: compiled, math's functions are direct C calls; Final constants
-# are C constants there)
 _BLOCK: Final = struct.Struct("<8Q")
 _INV_2_53: Final = 1.0 / 9007199254740992.0
 _TWO_PI: Final = 2.0 * math.pi

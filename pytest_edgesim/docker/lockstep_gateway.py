@@ -194,6 +194,4 @@ def docker_lockstep_gateway(spec: GatewaySpec, site: GatewaySite) -> HostedGatew
 class DockerLockstepGateway(HostedGateway):
     """A hosted gateway whose logic runs in a container (it only says so in its summary)."""
 
-    # (a class of its own: ``implementation`` is a class variable, which a compiled
-    # HostedGateway instance cannot shadow)
     implementation = "docker:lockstep"

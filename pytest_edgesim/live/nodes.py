@@ -115,8 +115,8 @@ class GatewayUplink(Node):
         buffer: BufferSpec | None = None,
     ):
         super().__init__(name)
-        # Node.implementation is a class variable (what compiled code reads it as); this
-        # interpreted class may shadow it per instance, as each gateway says what it runs.
+        # Node.implementation is a class variable; this class shadows it per instance, as
+        # each gateway says what it runs.
         self.implementation = implementation  # type: ignore[misc]
         self.to = to
         self.qos = qos

@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pytest_edgesim.core._mypyc import mypyc_attr
 from pytest_edgesim.core.assertions import ASSERTION_KINDS
 from pytest_edgesim.core.metrics.delivery import lineage_from_json, lineage_to_json
 from pytest_edgesim.core.models.session import Session
@@ -118,7 +117,6 @@ class LocalHost:
         return self.runtime.state() if self.runtime is not None else None
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # ContainerHost (docker/lockstep_gateway.py)
 class SocketHost:
     """Drives a node process over the lockstep protocol on a TCP connection.
 
@@ -331,7 +329,6 @@ def _summary(request: dict[str, Any]) -> str:
     return request["type"]
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # DockerLockstepGateway (docker/lockstep_gateway.py)
 class HostedGateway(Node):
     """A gateway whose logic runs in a :class:`LogicHost` (in process or over a socket).
 
@@ -344,7 +341,6 @@ class HostedGateway(Node):
 
     #: the default of ``windowed`` for every hosted gateway (in process and in containers
     #: alike, so that both keep giving the same trace)
-    #: (a ClassVar, so that setting it on the class reaches compiled code too)
     windowed_default: ClassVar[bool] = False
     supported_faults: ClassVar[tuple[str, ...]] = (
         "stop",

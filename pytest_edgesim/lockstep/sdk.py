@@ -64,7 +64,7 @@ class NodeLogic:
     """
 
     #: what this node says it is in its hello (name/version)
-    #: (a ClassVar: ``serve`` reads it from the class; the compiled GatewayLogic overrides it)
+    #: (a ClassVar: ``serve`` reads it from the class; GatewayLogic overrides it)
     implementation: ClassVar[str] = "edgesim-node"
 
     def __init__(self, node: NodeApi, config: Mapping[str, Any]):

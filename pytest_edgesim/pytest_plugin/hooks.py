@@ -8,6 +8,7 @@ and nothing of Docker: the hooks import what they need when they run.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Generator
@@ -80,6 +81,7 @@ _restore_signals_key = pytest.StashKey[Callable[[], None]]()
 _worker_died_key = pytest.StashKey[bool]()
 _keep_before_key = pytest.StashKey[bool]()
 _kept_key = pytest.StashKey[list[tuple[str, str]]]()
+_engine_before_key = pytest.StashKey["str | None"]()
 _DOCKER_TIER = "Docker tier: "
 _KEPT_OUTPUT = "edgesim_kept"
 
@@ -197,6 +199,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
     )
     add(
+        "--edgesim-engine",
+        "edgesim_engine",
+        "the engine of virtual-time runs: auto (the native engine where it is built and covers "
+        "the scenario, else the pure one; the default), pure, or native (a scenario it cannot "
+        "run is an error); wins over $EDGESIM_ENGINE",
+        metavar="ENGINE",
+    )
+    add(
         "--edgesim-docker",
         "edgesim_docker",
         _DOCKER_TIER + "auto (skip Docker items when no engine is available; the default), "
@@ -296,12 +306,35 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_edgesim.docker import session as docker_session
 
         config.stash[_keep_before_key] = docker_session.set_keep(True)
+    _set_engine(config)
     report = config.stash[session_report_key] = SessionReport(settings.session_seed(config))
     if not _is_worker(config):
         config.pluginmanager.register(report, "edgesim-report")
         html_report.configure(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "edgesim-xdist")
+
+
+def _set_engine(config: pytest.Config) -> None:
+    """``--edgesim-engine`` or the ini key, for the session: in ``$EDGESIM_ENGINE``, which the
+    core reads (restored at the end of the session)."""
+    from pytest_edgesim.core.native import ENGINE_ENV
+
+    engine = settings.engine_setting(config)
+    if engine is not None and os.environ.get(ENGINE_ENV) != engine:
+        config.stash[_engine_before_key] = os.environ.get(ENGINE_ENV)
+        os.environ[ENGINE_ENV] = engine
+
+
+def _restore_engine(config: pytest.Config) -> None:
+    from pytest_edgesim.core.native import ENGINE_ENV
+
+    if _engine_before_key in config.stash:
+        before = config.stash[_engine_before_key]
+        if before is None:
+            os.environ.pop(ENGINE_ENV, None)
+        else:
+            os.environ[ENGINE_ENV] = before
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -612,6 +645,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from pytest_edgesim.docker import session as docker_session
 
         docker_session.set_keep(config.stash[_keep_before_key])
+    _restore_engine(config)
     if _configured_sessions > 0:
         return
     if config.stash.get(_worker_died_key, False) and settings.docker_mode(config) != "off":

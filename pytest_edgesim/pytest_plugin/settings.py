@@ -10,8 +10,9 @@ one that is set wins:
 
 Two settings differ on purpose: ``--edgesim-trials`` on the command line overrides every
 marker (that is what it is for; the ini key ``edgesim_trials`` is only a default for markers
-that do not say), and the Docker mode also reads the ``EDGESIM_DOCKER`` environment variable,
-between the option and the ini key, so that CI can require Docker without editing files.
+that do not say), and the Docker mode and the engine also read an environment variable
+(``EDGESIM_DOCKER``, ``EDGESIM_ENGINE``), between the option and the ini key, so that CI can
+set them without editing files.
 
 Values are checked here, once, in :func:`validate`, which the plugin calls at start-up: a
 bad value is a ``pytest.UsageError`` naming the option, the ini key or the variable.
@@ -58,6 +59,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "time_scale": ("--edgesim-time-scale", "edgesim_time_scale"),
     "artifacts": ("--edgesim-artifacts", "edgesim_artifacts"),
     "baseline_dir": ("--edgesim-baseline-dir", "edgesim_baseline_dir"),
+    "engine": ("--edgesim-engine", "edgesim_engine"),
 }
 
 
@@ -303,6 +305,30 @@ def docker_mode(config: pytest.Config) -> str:
     return "auto"
 
 
+# --- the engine ------------------------------------------------------------------------------
+def engine_setting(config: pytest.Config) -> str | None:
+    """The engine virtual-time runs use: ``auto``, ``pure`` or ``native`` (docs/engine.md), or
+    None when nothing says (the core's default, ``auto``).
+
+    Order: ``--edgesim-engine``, then ``$EDGESIM_ENGINE``, then the ini key. The core reads
+    the variable (``core.native.requested_engine``): the plugin sets it for the session
+    from the option or the ini key, so that xdist workers and the processes tests start
+    run the same engine.
+    """
+    from pytest_edgesim.core.native import ENGINE_ENV, ENGINES
+
+    option = _from_option(config, "engine")
+    if option is not None:
+        return _choice(option, SETTINGS["engine"][0], ENGINES)
+    environment = os.environ.get(ENGINE_ENV, "").strip()
+    if environment:
+        return _choice(environment, f"environment variable {ENGINE_ENV}", ENGINES)
+    ini = _from_ini(config, "engine")
+    if ini is not None:
+        return _choice(ini, f"ini key {SETTINGS['engine'][1]}", ENGINES)
+    return None
+
+
 def docker_broker(config: pytest.Config) -> str | None:
     """The broker the Docker tier uses (reserved for the Docker tier)."""
     value, _ = _raw(config, "broker")
@@ -366,5 +392,6 @@ def validate(config: pytest.Config) -> None:
     replay_trial_seed(config)
     on_real_trials(config)
     docker_mode(config)
+    engine_setting(config)
     summary_requested(config)
     keep_containers(config)

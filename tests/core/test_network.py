@@ -261,8 +261,6 @@ def test_set_link_takes_the_yaml_values_and_refuses_bad_ones():
 
 
 def test_what_a_nodes_on_packet_returns_is_ignored():
-    """Also in the compiled build, where a declared return type would otherwise be checked."""
-
     class Answering(Recorder):
         def on_packet(self, packet):
             super().on_packet(packet)

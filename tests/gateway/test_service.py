@@ -237,7 +237,7 @@ def test_an_error_while_processing_one_message_does_not_stop_the_worker(
     gateway = start_gateway(aggregate={"count": 1, "functions": ["sum"]})
 
     class FailingOnValueOne:
-        """The aggregator, wrapped (a compiled Aggregator's methods cannot be replaced)."""
+        """The aggregator, wrapped."""
 
         def __init__(self, aggregator: Any) -> None:
             self._aggregator = aggregator

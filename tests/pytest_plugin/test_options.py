@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -17,6 +18,7 @@ OPTIONS = (
     "--edgesim-docker",
     "--edgesim-broker",
     "--edgesim-keep-containers",
+    "--edgesim-engine",
 )
 
 
@@ -41,6 +43,79 @@ def test_header_shows_options(pytester: pytest.Pytester) -> None:
         "--edgesim-seed=42", "--edgesim-tier=statistical", "--edgesim-docker=off"
     )
     result.stdout.fnmatch_lines(["edgesim: seed 42, tier statistical, docker off, engine *"])
+
+
+def test_header_says_which_engine_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_edgesim.core import native
+
+    monkeypatch.delenv("EDGESIM_ENGINE", raising=False)
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest()
+    if native.native_available():
+        expected = f"native {native._native.ENGINE_VERSION} (pure for what it does not cover)"
+    else:
+        expected = "pure (the native engine is not built)"
+    result.stdout.fnmatch_lines([f"edgesim: seed *, engine {expected}"])
+
+
+def test_header_says_when_the_pure_engine_is_forced(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGESIM_ENGINE", "pure")
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["edgesim: seed *, engine pure (EDGESIM_ENGINE=pure)"])
+
+
+ENGINE_TEST = """
+from pytest_edgesim import Scenario
+from pytest_edgesim.core.native import choose_engine
+
+
+def test_engine(pytestconfig):
+    scenario = Scenario.from_yaml(pytestconfig.rootpath / "small.yaml")
+    assert choose_engine(scenario).engine == "pure"
+"""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "ini", "environment"),
+    [
+        (["--edgesim-engine=pure"], None, None),
+        (["--edgesim-engine=pure"], "native", "native"),  # the option wins
+        ([], "native", "pure"),  # then the environment variable
+        ([], "pure", None),  # then the ini key
+    ],
+)
+@pytest.mark.usefixtures("small_scenario")
+def test_the_engine_option_forces_the_pure_engine(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    arguments: list[str],
+    ini: str | None,
+    environment: str | None,
+) -> None:
+    monkeypatch.delenv("EDGESIM_ENGINE", raising=False)
+    if environment is not None:
+        monkeypatch.setenv("EDGESIM_ENGINE", environment)
+    if ini is not None:
+        pytester.makeini(f"[pytest]\nedgesim_engine = {ini}\n")
+    pytester.makepyfile(ENGINE_TEST)
+    result = pytester.runpytest(*arguments)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["edgesim: seed *, engine pure (EDGESIM_ENGINE=pure)"])
+    assert os.environ.get("EDGESIM_ENGINE") == environment  # the session's setting is undone
+
+
+def test_an_unknown_engine_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest("--edgesim-engine=fast")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--edgesim-engine: expected one of auto, pure, native, got 'fast'"]
+    )
 
 
 def test_random_seed_is_drawn_and_shown(pytester: pytest.Pytester) -> None:

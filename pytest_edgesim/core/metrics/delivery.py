@@ -21,7 +21,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_edgesim.core._mypyc import frozen_reduce
 from pytest_edgesim.core.topics import topic_matches
 
 #: why a reading did not reach a destination. All but the last three are where the model
@@ -439,9 +438,6 @@ class Delivery:
     saying nothing of their readings (a black-box gateway), counted in ``delivered``.
     """
 
-    def __reduce__(self) -> tuple[Any, ...]:  # (pickle and copy, compiled too)
-        return frozen_reduce(self)
-
     sent: int = 0
     delivered: int = 0
     lost: int = 0
@@ -501,9 +497,6 @@ class Deliveries:
     ``reached`` names, per origin, the gateways its readings reached; ``without_lineage``
     counts, per destination and forwarding origin, the forwards that carried no lineage.
     """
-
-    def __reduce__(self) -> tuple[Any, ...]:  # (pickle and copy, compiled too)
-        return frozen_reduce(self)
 
     flows: Mapping[str, Mapping[str, Delivery]] = field(default_factory=dict)
     reached: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

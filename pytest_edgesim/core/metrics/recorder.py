@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_edgesim.core._mypyc import frozen_reduce
 from pytest_edgesim.core.metrics.delivery import DeliveryLedger
 from pytest_edgesim.core.metrics.sketch import LatencySketch
 from pytest_edgesim.core.metrics.summaries import (
@@ -178,9 +177,6 @@ class FlowStats:
     dropped anywhere on the way; ``latency_ms`` is publisher-to-subscriber.
     """
 
-    def __reduce__(self) -> tuple[Any, ...]:  # (pickle and copy, compiled too)
-        return frozen_reduce(self)
-
     sent: int = 0
     delivered: int = 0
     dropped: Mapping[str, int] = field(default_factory=DropCounts)
@@ -225,9 +221,6 @@ class FlowStats:
 @dataclass(frozen=True)
 class Metrics:
     """All metrics of a run: a value, safe to compare, serialise and send between processes."""
-
-    def __reduce__(self) -> tuple[Any, ...]:  # (pickle and copy, compiled too)
-        return frozen_reduce(self)
 
     duration_s: float
     nodes: Mapping[str, FlowStats]

@@ -18,8 +18,6 @@ from typing import Final
 
 from pytest_edgesim.core.metrics.summaries import LatencySummary
 
-# (imported, not assigned: compiled, math's own log and ceil are direct C calls; Final
-# constants are C constants there)
 RELATIVE_ACCURACY: Final = 0.01
 _GAMMA: Final = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _INV_LOG_GAMMA: Final = 1.0 / math.log(_GAMMA)
@@ -60,7 +58,6 @@ class LatencySketch:
         if value <= 0:
             self._zeros += 1
             return
-        # (float(): log of a float is a direct C call once compiled; the same double either way)
         position = _ceil(_log(float(value)) * _INV_LOG_GAMMA) - self._offset
         if position >= 0:
             try:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class Arrival(NamedTuple):
     time: int
     topic: str
-    payload: Any  # (not ``object``: mypyc cannot compile a NamedTuple field of type object)
+    payload: Any
     origin: str
     seq: int
     created_at: int

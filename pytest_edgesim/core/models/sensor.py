@@ -78,7 +78,6 @@ class SensorModel(Node):
         self._session = Session(self.name, context, self.retry_interval)
         self._topic_counter = context.metrics.topic(self.topic)
         context.metrics.delivery.source(self.name, self.topic).publisher = self
-        # (the recorder, not its bound method: a direct call once compiled)
         self._trace = context.trace if context.trace.enabled else None
         # The hot path's lookups, made once, in one tuple (one unpacking per reading). The
         # spec is frozen, so its fields can be read here once instead of per reading.
