@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.core.gateway_kinds import gateway_kind
 from pytest_edgesim.core.metrics.delivery import DeliveryLedger, Received, SeqSet
-from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
+from pytest_edgesim.core.metrics.recorder import FlowCounter, FlowStats, Metrics, MetricsRecorder
 from pytest_edgesim.core.metrics.summaries import DropCounts, LatencySummary
 from pytest_edgesim.core.models.cloud import Arrival
 from pytest_edgesim.core.models.values import read_replay_column
+from pytest_edgesim.core.native_nodes import NativeNodes
 from pytest_edgesim.core.network import LinkProfile, apply_settings, resolve_nodes
 from pytest_edgesim.core.result import RunResult
 from pytest_edgesim.core.scenario.schema import check_seed
@@ -115,13 +116,23 @@ def unsupported(scenario: Scenario, trace: str = "digest") -> str | None:
         return f"more than {MAX_LINK_RULES} link rules"
     for gateway in spec.gateways:
         kind = gateway_kind(gateway.kind)
-        if kind.native is None or not kind.native():
-            return f"gateway {gateway.name!r} is a {kind.name} gateway (native: python_model only)"
         if gateway.session is not None:
             return f"gateway {gateway.name!r} models its MQTT session"
-        if gateway.forward.to != spec.cloud.name:
-            return f"gateway {gateway.name!r} forwards to {gateway.forward.to!r}, not the cloud"
+        if _modelled(gateway):
+            if gateway.forward.to != spec.cloud.name:
+                return f"gateway {gateway.name!r} forwards to {gateway.forward.to!r}, not the cloud"
+        elif kind.virtual_time is None:
+            return (
+                f"gateway {gateway.name!r} is a {kind.name} gateway, which runs on the wall clock"
+            )
     return None
+
+
+def _modelled(gateway: Any) -> bool:
+    """Whether the native engine models gateway ``gateway`` itself (the project's gateway);
+    any other runs as a Python node through callbacks (see :mod:`.native_nodes`)."""
+    kind = gateway_kind(gateway.kind)
+    return kind.native is not None and kind.native()
 
 
 def choose_engine(scenario: Scenario, trace: str = "digest") -> EngineChoice:
@@ -206,9 +217,11 @@ def _sensor_plan(device: Any) -> tuple[Any, ...]:
             publish.stop, float(publish.rate))  # fmt: skip
 
 
-def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any:
+def _build(
+    scenario: Scenario, seed: int, trace: bool, record_limit: int
+) -> tuple[Any, NativeNodes | None]:
     """The native run of ``scenario`` (nodes in the pure engine's order: broker, cloud,
-    devices, gateways)."""
+    devices, gateways), and its Python nodes (None: it has none)."""
     spec = scenario.spec
     devices = scenario.devices
     names = [spec.broker.name, spec.cloud.name, *(d.name for d in devices)]
@@ -249,6 +262,9 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
         sensors.append((position, device.topic, spec_index[key], value_index[key]))
     gateways = []
     for gateway in spec.gateways:
+        if not _modelled(gateway):
+            gateways.append(None)
+            continue
         aggregate = gateway.aggregate
         gateways.append(
             (
@@ -271,7 +287,8 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
                 ),
             )
         )
-    return _native.NativeRun(
+    hosted = None in gateways
+    run = _native.NativeRun(
         str(int(seed)),
         names,
         0,
@@ -289,8 +306,28 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
         sensor_specs,
         value_specs,
         sensors,
-        gateways,
+        [] if hosted else gateways,
     )
+    if not hosted:
+        return run, None
+    # Some gateways are Python nodes: made first, then every gateway bound in order (each
+    # binding may queue events, numbered in that order)
+    nodes = NativeNodes(run, scenario, seed, names, trace)
+    for gateway in spec.gateways:
+        if not _modelled(gateway):
+            factory = gateway_kind(gateway.kind).virtual_time
+            assert factory is not None  # (unsupported() said so)
+            nodes.make(gateway, factory)
+    nodes.ledger.made.append((spec.cloud.name, None, False))
+    for gateway, plan in zip(spec.gateways, gateways):
+        if plan is None:
+            nodes.bind(gateway.name)
+        else:
+            nodes.ledger.made.append(
+                (gateway.name, tuple(s.filter for s in gateway.subscribe), True)
+            )
+            run.add_gateway(plan)
+    return run, nodes
 
 
 # --- reading the run back -------------------------------------------------------------------------
@@ -324,6 +361,57 @@ class _Freezer:
             latency_ms=latency,
             throughput_per_s=round(delivered / duration_s, 6) if duration_s > 0 else 0.0,
         )
+
+
+def _with_hosted(
+    metrics: MetricsRecorder,
+    names: Sequence[str],
+    node_counters: list[tuple[Any, ...]],
+    topic_counters: list[tuple[str, tuple[Any, ...]]],
+    totals: tuple[Any, ...],
+) -> tuple[list[tuple[Any, ...]], list[tuple[str, tuple[Any, ...]]], tuple[Any, ...]]:
+    """The native counters with what the Python nodes counted in their own (their drops,
+    their forwards), as if both had counted in one recorder."""
+    position = {name: index for index, name in enumerate(names)}
+    node_counters = list(node_counters)
+    for name, counter in metrics.nodes.items():
+        node_counters[position[name]] = _added(node_counters[position[name]], counter)
+    topics = dict(topic_counters)
+    for topic, counter in metrics.topics.items():
+        topics[topic] = _added(topics.get(topic, _EMPTY), counter)
+        totals = _added(totals, counter)
+    return node_counters, list(topics.items()), totals
+
+
+_EMPTY: tuple[Any, ...] = (0, 0, (0, 0, 0, 0, 0), 0, 0, None)
+
+
+def _added(raw: tuple[Any, ...], counter: FlowCounter) -> tuple[Any, ...]:
+    sent, delivered, dropped, redelivered, size, summary = raw
+    if counter.latency.count:
+        raise SimulationError(
+            "a Python node on the native engine recorded latencies itself (only the network "
+            "does there); EDGESIM_ENGINE=pure runs it on the pure engine"
+        )
+    dropped = (
+        dropped[0] + counter.dropped_loss,
+        dropped[1] + counter.dropped_partition,
+        dropped[2] + counter.dropped_overflow,
+        dropped[3] + counter.dropped_rejected,
+        dropped[4] + counter.dropped_node_down,
+        *dropped[5:],
+    )
+    if counter.dropped_session is not None:
+        extra = list(dropped[5:]) or [0] * len(counter.dropped_session)
+        dropped = (*dropped[:5], *(a + b for a, b in zip(extra, counter.dropped_session)))
+    return (
+        sent + counter.sent,
+        delivered + counter.delivered,
+        dropped,
+        redelivered + counter.redelivered,
+        size + counter.bytes,
+        summary,
+    )
 
 
 def _seqs(runs: list[tuple[int, int]]) -> SeqSet:
@@ -363,7 +451,7 @@ class NativeSimulation:
         self._wall_time = 0.0
         self._closed = False
         started = time.perf_counter()
-        self._run = _build(scenario, self.seed, self._trace, max(0, record_limit))
+        self._run, self._nodes = _build(scenario, self.seed, self._trace, max(0, record_limit))
         self._wall_time += time.perf_counter() - started
 
     @property
@@ -403,6 +491,11 @@ class NativeSimulation:
         names = [spec.broker.name, spec.cloud.name, *(d.name for d in devices)]
         names += [g.name for g in spec.gateways]
         node_counters, link_counters, topic_counters, totals = run.counters()
+        hosted = self._nodes
+        if hosted is not None:  # what the Python nodes counted themselves
+            node_counters, topic_counters, totals = _with_hosted(
+                hosted.metrics, names, node_counters, topic_counters, totals
+            )
         duration_s = now / TICKS_PER_SECOND
         freeze = _Freezer(duration_s)
         metrics = Metrics(
@@ -440,7 +533,8 @@ class NativeSimulation:
                 "published": published,
                 "inflight": inflight,
             }
-        for gateway, numbers in zip(spec.gateways, gateways):
+        modelled = [gateway for gateway in spec.gateways if _modelled(gateway)]
+        for gateway, numbers in zip(modelled, gateways):
             received, forwarded, overflow, rejected, _inflight, logic = numbers
             nodes[gateway.name] = {
                 "name": gateway.name,
@@ -453,6 +547,12 @@ class NativeSimulation:
                 "dropped_rejected": rejected,
                 "pending_in_aggregate": logic[5],
             }
+        if hosted is not None:
+            for gateway in spec.gateways:
+                node = hosted.nodes.get(gateway.name)
+                if node is not None:
+                    nodes[gateway.name] = dict(node.describe())
+            nodes = {name: nodes[name] for name in names}  # (the pure engine's order)
         return RunResult(
             scenario=self.scenario.name,
             seed=self.seed,
@@ -466,6 +566,7 @@ class NativeSimulation:
             wall_time_s=self._wall_time,
             deliveries=ledger.snapshot(),
             faults=(),
+            assertions=() if hosted is None else hosted.assertions.records(),
         )
 
     def _ledger(
@@ -480,9 +581,20 @@ class NativeSimulation:
             source = ledger.source(names[origin])
             for cause, runs in causes:
                 source.dropped[cause] = _seqs(runs)
-        ledger.destination(spec.cloud.name)
-        for gateway in spec.gateways:
-            ledger.destination(gateway.name, [s.filter for s in gateway.subscribe], gateway=True)
+        hosted = self._nodes
+        if hosted is None:
+            ledger.destination(spec.cloud.name)
+            for gateway in spec.gateways:
+                ledger.destination(
+                    gateway.name, [s.filter for s in gateway.subscribe], gateway=True
+                )
+        else:
+            for name, filters, gateway_node in hosted.ledger.made:
+                ledger.destination(name, filters, gateway=gateway_node)
+            for node, counts in self._run.without_lineage():
+                without = ledger.destinations[names[node]].without_lineage
+                for origin, count in counts:
+                    without[names[origin]] = count
         for node, records in destinations:
             destination = ledger.destinations[names[node]]
             for origin, runs, highest, duplicated, reordered in records:
@@ -495,7 +607,11 @@ class NativeSimulation:
         return ledger
 
     def close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
+        if self._nodes is not None:
+            self._nodes.close()
 
     def __enter__(self) -> NativeSimulation:
         return self

@@ -1,0 +1,347 @@
+"""Python nodes on the native engine, through callbacks.
+
+A gateway the native engine does not model (the user's logic, ``implementation: python``; a
+Docker lockstep container; a kind a user registered with ``register_gateway_kind``) stays
+the Python :class:`~pytest_edgesim.core.node.Node` its kind makes, bound to a
+:class:`~pytest_edgesim.core.node.NodeContext` whose parts lead into the native run instead
+of the pure engine's objects: ``send`` puts the packet on the native network,
+``coordinator.schedule_at`` queues a timer in the native queue (the same ``(time,
+sequence)`` order), ``trace.record`` writes the canonical line into the native digest,
+``metrics.delivery`` is the native delivery ledger, and the counters the node keeps itself
+(``metrics.node``/``metrics.topic``: its drops, its forwards) are added to the native ones
+when the result is read. The engine hands each packet delivered to such a node, and each
+timer it set, to :class:`NativeNodes`, which calls the node as the pure engine would. The
+node cannot tell; only those nodes run at Python's speed.
+
+What the pure engine offers a node and this does not (the native engine's run is not
+steerable): watching partitions (``network.watch_cuts``), a subscription made after
+retained messages, unsubscribing and the broker's per-client sessions. A node that asks for
+them gets a :class:`~pytest_edgesim.errors.SimulationError` saying so (``EDGESIM_ENGINE=pure``
+runs it on the pure engine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from pytest_edgesim.core.assertions import AssertionLog
+from pytest_edgesim.core.metrics.delivery import DeliveryLedger
+from pytest_edgesim.core.metrics.recorder import MetricsRecorder
+from pytest_edgesim.core.network import LatencyNetworkModel, LinkProfile
+from pytest_edgesim.core.node import Node, NodeContext
+from pytest_edgesim.core.packet import PUBACK, PUBLISH, Message, Packet
+from pytest_edgesim.core.rng import StreamFactory
+from pytest_edgesim.core.topology import GatewaySite
+from pytest_edgesim.core.trace import TraceRecorder
+from pytest_edgesim.errors import SimulationError
+
+if TYPE_CHECKING:
+    from pytest_edgesim.core.engine import Coordinator
+    from pytest_edgesim.core.scenario import Scenario
+    from pytest_edgesim.core.scenario.schema import GatewaySpec
+
+Lineage = tuple[tuple[str, int, int], ...]
+_PURE = "EDGESIM_ENGINE=pure runs it on the pure engine"
+
+
+class NativeCoordinator:
+    """``Coordinator`` of a Python node on the native engine: the native clock and queue."""
+
+    __slots__ = ("_calls", "_next_call", "_run")
+
+    def __init__(self, run: Any):
+        self._run = run
+        self._calls: dict[int, tuple[Callable[[Any], None], Any]] = {}
+        self._next_call = 0
+
+    @property
+    def now(self) -> int:
+        return int(self._run.now)
+
+    @now.setter
+    def now(self, time: int) -> None:  # (HostedGateway: an output happens at its own time)
+        self._run.set_now(time)
+
+    @property
+    def events_processed(self) -> int:
+        return int(self._run.events)
+
+    def schedule_at(self, time: int, callback: Callable[[Any], None], arg: Any = None) -> None:
+        now = self._run.now
+        if time < now:
+            raise SimulationError(
+                f"cannot schedule at t={time} ticks: virtual time is already {now}"
+            )
+        self._next_call = call = self._next_call + 1
+        self._calls[call] = (callback, arg)
+        self._run.schedule(time, call)
+
+    def schedule_in(self, delay: int, callback: Callable[[Any], None], arg: Any = None) -> None:
+        self.schedule_at(self._run.now + delay, callback, arg)
+
+    def peek(self) -> int | None:
+        return cast("int | None", self._run.peek())
+
+    def fire(self, call: int) -> None:
+        """Timer ``call`` is due (the native engine's callback)."""
+        callback, arg = self._calls.pop(call)
+        callback(arg)
+
+
+class NativeTrace(TraceRecorder):
+    """``TraceRecorder`` of a Python node: its lines go into the native run's digest."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: Any, *, enabled: bool):
+        super().__init__(enabled=enabled)
+        self._run = run
+
+    def record(
+        self, time: int, kind: str, node: str, peer: str, topic: str, message: str, detail: str
+    ) -> None:
+        # the fields as the pure recorder's f-string (or ``%d`` for a time not an int) writes them
+        self._run.trace(
+            time if time.__class__ is int else int("%d" % time),
+            f"{kind}",
+            f"{node}",
+            f"{peer}",
+            f"{topic}",
+            f"{message}",
+            f"{detail}",
+        )
+
+
+class NativeLedger(DeliveryLedger):
+    """The delivery ledger of Python nodes: the native run's (``source`` records are kept
+    here and added when the result is read)."""
+
+    __slots__ = ("_index", "_run", "made")
+
+    def __init__(self, run: Any, index: Mapping[str, int]):
+        super().__init__()
+        self._run = run
+        self._index = index
+        #: ``destination`` calls in order, (name, filters, gateway): the order the pure
+        #: ledger would hold them in (native gateways' are added here at their turn)
+        self.made: list[tuple[str, tuple[str, ...] | None, bool]] = []
+
+    def _node(self, name: str) -> int:
+        node = self._index.get(name)
+        if node is None:
+            raise SimulationError(
+                f"the delivery ledger names {name!r}, which is not a node of the run "
+                f"(the native engine accounts nodes only; {_PURE})"
+            )
+        return node
+
+    def _lineage(self, sources: Lineage | None) -> list[tuple[int, int, int]] | None:
+        if sources is None:
+            return None
+        return [(self._node(origin), first, last) for origin, first, last in sources]
+
+    def destination(  # type: ignore[override]  # (the node gets a handle, not a Destination)
+        self, name: str, filters: Iterable[str] | None = None, *, gateway: bool = False
+    ) -> int:
+        node = self._node(name)
+        if all(made[0] != name for made in self.made):
+            self.made.append((name, None if filters is None else tuple(filters), gateway))
+            self._run.ledger_destination(node)
+        return node
+
+    def arrive(  # type: ignore[override]
+        self, destination: int, origin: str, seq: int, sources: Lineage | None
+    ) -> None:
+        self._run.ledger_arrive(destination, self._node(origin), seq, self._lineage(sources))
+
+    def drop(self, origin: str, seq: int, sources: Lineage | None, cause: str) -> None:
+        self._run.ledger_drop(self._node(origin), seq, self._lineage(sources), cause)
+
+    def abandon(self, destination_name: str, cause: str) -> None:
+        raise SimulationError(f"a fault on the native engine ({_PURE})")
+
+
+class NativeNetwork:
+    """The ``NetworkView`` of a Python node on the native engine."""
+
+    def __init__(self, run: Any, scenario: Scenario, index: Mapping[str, int]):
+        self._run = run
+        self._index = index
+        network = scenario.spec.network
+        self._model: LatencyNetworkModel | None = None
+        if network.model != "direct":
+            self._model = LatencyNetworkModel(
+                cast("Coordinator", None),
+                StreamFactory(0),
+                MetricsRecorder(),
+                TraceRecorder(enabled=False),
+                cast("Mapping[str, Node]", dict.fromkeys(index)),
+                [scenario.spec.broker.name],
+                default=network.default,
+                rules=network.links,
+            )
+
+    @property
+    def links(self) -> Mapping[tuple[str, str], Any]:
+        return {}  # (a node reads a link's profile with profile_for)
+
+    def profile_for(self, src: str, dst: str) -> LinkProfile:
+        return LinkProfile() if self._model is None else self._model.profile_for(src, dst)
+
+    def is_partitioned(self, src: str, dst: str) -> bool:
+        return bool(self._run.is_partitioned(self._index[src], self._index[dst]))
+
+    def watch_cuts(self, callback: Callable[[], None]) -> None:
+        raise SimulationError(f"watching partitions from a node on the native engine ({_PURE})")
+
+
+class NativeBroker(Node):
+    """The broker as a Python node sees it on the native engine (``GatewaySite.broker``):
+    its subscriptions go to the native broker."""
+
+    up = True
+
+    def __init__(self, name: str, run: Any, index: Mapping[str, int]):
+        super().__init__(name)
+        self._run = run
+        self._index = index
+
+    def subscribe(self, subscriber: str, topic_filter: str, qos: int) -> None:
+        if self._run.retained_count():
+            raise SimulationError(
+                f"{subscriber!r} subscribes after retained messages were published: the "
+                f"native broker does not deliver them on subscription ({_PURE})"
+            )
+        self._run.subscribe(self._index[subscriber], topic_filter, qos)
+
+    def unsubscribe(self, subscriber: str, topic_filter: str, qos: int) -> None:
+        raise SimulationError(f"unsubscribing at the native broker ({_PURE})")
+
+    def forget_client(self, subscriber: str) -> None:
+        raise SimulationError(f"a client's session at the native broker ({_PURE})")
+
+    def open_session(self, subscriber: str, **session: Any) -> None:
+        raise SimulationError(f"a client's session at the native broker ({_PURE})")
+
+
+class NativeNodes:
+    """The Python nodes of one native run: binds them, and takes the engine's callbacks."""
+
+    def __init__(self, run: Any, scenario: Scenario, seed: int, names: Sequence[str], trace: bool):
+        self.run = run
+        self.names = list(names)
+        self.index = {name: position for position, name in enumerate(names)}
+        self.coordinator = NativeCoordinator(run)
+        self.streams = StreamFactory(seed)
+        self.metrics = MetricsRecorder()
+        self.ledger = NativeLedger(run, self.index)
+        self.metrics.delivery = self.ledger
+        self.trace = NativeTrace(run, enabled=trace)
+        self.assertions = AssertionLog()
+        self.network = NativeNetwork(run, scenario, self.index)
+        self.broker = NativeBroker(scenario.spec.broker.name, run, self.index)
+        self.site = GatewaySite(scenario, seed, self.broker)
+        self.nodes: dict[str, Node] = {}
+        self._by_index: dict[int, Node] = {}
+        run.set_foreign(self.coordinator.fire, self.packet)
+
+    def make(self, spec: GatewaySpec, factory: Callable[[GatewaySpec, GatewaySite], Node]) -> None:
+        """Make gateway ``spec``'s node (the pure engine makes every node before binding any)."""
+        node = factory(spec, self.site)
+        self.nodes[spec.name] = node
+        self._by_index[self.index[spec.name]] = node
+        self.run.add_foreign(self.index[spec.name])
+
+    def bind(self, name: str) -> None:
+        """Bind node ``name`` (in the pure engine's order: the gateways' order)."""
+        node = self.nodes[name]
+        node.bind(
+            NodeContext(
+                name,
+                cast("Coordinator", self.coordinator),
+                self.send,
+                self.streams,
+                self.metrics,
+                self.trace,
+                self.network,
+                self.assertions,
+            )
+        )
+
+    # --- the node's side ----------------------------------------------------------------------
+    def send(self, packet: Packet) -> None:
+        """``NodeContext.send``: the packet goes onto the native network now."""
+        index = self.index
+        dst = index.get(packet.dst)
+        if dst is None:
+            raise SimulationError(
+                f"{packet.src} sent a packet to {packet.dst!r}, which is not a node"
+            )
+        message = packet.message
+        origin = index.get(message.origin)
+        if origin is None:
+            raise SimulationError(
+                f"{packet.src} sent message {message.message_id}, whose origin "
+                f"{message.origin!r} is not a node (the native engine numbers nodes; {_PURE})"
+            )
+        sources = message.sources
+        run = self.run
+        packet.sent_at = run.now
+        run.send(
+            packet.kind == PUBACK,
+            index[packet.src],
+            dst,
+            packet.qos,
+            packet.packet_id,
+            packet.duplicate,
+            message.topic,
+            message.payload,
+            origin,
+            message.seq,
+            message.created_at,
+            message.qos,
+            message.retain,
+            message.size_bytes,
+            None if sources is None else self.ledger._lineage(sources),
+        )
+
+    # --- the engine's side --------------------------------------------------------------------
+    def packet(
+        self,
+        node: int,
+        puback: bool,
+        src: str,
+        qos: int,
+        packet_id: int,
+        duplicate: bool,
+        sent_at: int,
+        topic: str,
+        payload: Any,
+        origin: str,
+        seq: int,
+        created_at: int,
+        message_qos: int,
+        retain: bool,
+        size_bytes: int,
+        sources: Lineage | None,
+    ) -> None:
+        """The native network delivered this packet to Python node ``node``."""
+        message = Message(
+            topic, payload, origin, seq, created_at, message_qos, retain, size_bytes, sources
+        )
+        packet = Packet(
+            PUBACK if puback else PUBLISH,
+            src,
+            self.names[node],
+            message,
+            qos,
+            packet_id,
+            duplicate,
+            sent_at,
+        )
+        self._by_index[node].on_packet(packet)
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            node.close()
