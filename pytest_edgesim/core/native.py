@@ -260,7 +260,7 @@ def _build(
             value_index[key] = len(value_specs)
             value_specs.append(_value_plan(device.spec, scenario.base_dir))
         sensors.append((position, device.topic, spec_index[key], value_index[key]))
-    gateways = []
+    gateways: list[tuple[Any, ...] | None] = []
     for gateway in spec.gateways:
         if not _modelled(gateway):
             gateways.append(None)
