@@ -698,6 +698,8 @@ pub struct Engine {
     pub profile_source: Option<Box<dyn ProfileSource>>,
     /// what a Python node must do next (`run` returns for it; see `foreign.rs`)
     pub foreign_call: Option<ForeignCall>,
+    /// a Python node watches the partitions (`NetworkModel.watch_cuts`)
+    pub watching_cuts: bool,
 }
 
 pub struct Setup {
@@ -768,6 +770,7 @@ impl Engine {
             inv_log_gamma: sketch::log_gamma_factor(),
             profile_source: None,
             foreign_call: None,
+            watching_cuts: false,
             names: setup.names,
         };
         // Topology._network: the scenario's partitions are the first events on the queue
@@ -977,6 +980,7 @@ impl Engine {
                 let cut = &mut self.cuts[cut as usize];
                 if cut.down_since.is_none() {
                     cut.down_since = Some(now);
+                    self.cuts_changed();
                 }
             }
             Event::Foreign(call) => self.foreign_call = Some(ForeignCall::Timer(call)),
@@ -986,6 +990,7 @@ impl Engine {
                 if cut.down_since.is_some() {
                     cut.down_since = None;
                     cut.last_healed_at = now;
+                    self.cuts_changed();
                 }
             }
         }

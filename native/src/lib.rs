@@ -278,6 +278,11 @@ impl NativeRun {
                     drop(this);
                     timer.call1(py, (number,))?;
                 }
+                ForeignCall::CutsChanged => {
+                    let timer = timer.clone_ref(py);
+                    drop(this);
+                    timer.call1(py, (0,))?;
+                }
                 ForeignCall::Packet(delivered) => {
                     let args = packet_tuple(py, &this.engine, &delivered)?;
                     let packet = packet.clone_ref(py);
@@ -446,6 +451,11 @@ impl NativeRun {
         let node = g.0;
         let spec = gateway_spec(&mut self.engine, g);
         self.engine.add_gateway(node, spec);
+    }
+
+    /// A Python node watches the partitions: `timer(0)` each time one goes down or heals.
+    fn watch_cuts(&mut self) {
+        self.engine.watching_cuts = true;
     }
 
     /// Node `node` is a Python node.

@@ -14,8 +14,9 @@ timer it set, to :class:`NativeNodes`, which calls the node as the pure engine w
 node cannot tell; only those nodes run at Python's speed.
 
 What the pure engine offers a node and this does not (the native engine's run is not
-steerable): watching partitions (``network.watch_cuts``), a subscription made after
-retained messages, unsubscribing and the broker's per-client sessions. A node that asks for
+steerable): a subscription made after retained messages, unsubscribing and the broker's
+per-client sessions, a link's live state (``network.links``: a node reads a link's profile
+with ``profile_for``). A node that asks for
 them gets a :class:`~pytest_edgesim.errors.SimulationError` saying so (``EDGESIM_ENGINE=pure``
 runs it on the pure engine).
 """
@@ -48,10 +49,12 @@ _PURE = "EDGESIM_ENGINE=pure runs it on the pure engine"
 class NativeCoordinator:
     """``Coordinator`` of a Python node on the native engine: the native clock and queue."""
 
-    __slots__ = ("_calls", "_next_call", "_run")
+    __slots__ = ("_calls", "_next_call", "_run", "cut_watchers")
 
     def __init__(self, run: Any):
         self._run = run
+        #: what the nodes asked to be called when a partition goes down or heals
+        self.cut_watchers: list[Callable[[], None]] = []
         self._calls: dict[int, tuple[Callable[[Any], None], Any]] = {}
         self._next_call = 0
 
@@ -84,7 +87,11 @@ class NativeCoordinator:
         return cast("int | None", self._run.peek())
 
     def fire(self, call: int) -> None:
-        """Timer ``call`` is due (the native engine's callback)."""
+        """Timer ``call`` is due (the native engine's callback; 0: the partitions changed)."""
+        if call == 0:
+            for watcher in tuple(self.cut_watchers):
+                watcher()
+            return
         callback, arg = self._calls.pop(call)
         callback(arg)
 
@@ -165,35 +172,52 @@ class NativeLedger(DeliveryLedger):
 class NativeNetwork:
     """The ``NetworkView`` of a Python node on the native engine."""
 
-    def __init__(self, run: Any, scenario: Scenario, index: Mapping[str, int]):
+    def __init__(
+        self,
+        run: Any,
+        scenario: Scenario,
+        index: Mapping[str, int],
+        coordinator: NativeCoordinator,
+    ):
         self._run = run
         self._index = index
-        network = scenario.spec.network
+        self._scenario = scenario
+        self._coordinator = coordinator
         self._model: LatencyNetworkModel | None = None
-        if network.model != "direct":
+
+    def _profiles(self) -> LatencyNetworkModel:
+        """The pure network's profile resolution (made when first asked: it matches every
+        rule against every node)."""
+        if self._model is None:
+            spec = self._scenario.spec
             self._model = LatencyNetworkModel(
                 cast("Coordinator", None),
                 StreamFactory(0),
                 MetricsRecorder(),
                 TraceRecorder(enabled=False),
-                cast("Mapping[str, Node]", dict.fromkeys(index)),
-                [scenario.spec.broker.name],
-                default=network.default,
-                rules=network.links,
+                cast("Mapping[str, Node]", dict.fromkeys(self._index)),
+                [spec.broker.name],
+                default=spec.network.default,
+                rules=spec.network.links,
             )
+        return self._model
 
     @property
     def links(self) -> Mapping[tuple[str, str], Any]:
         return {}  # (a node reads a link's profile with profile_for)
 
     def profile_for(self, src: str, dst: str) -> LinkProfile:
-        return LinkProfile() if self._model is None else self._model.profile_for(src, dst)
+        if self._scenario.spec.network.model == "direct":
+            return LinkProfile()
+        return self._profiles().profile_for(src, dst)
 
     def is_partitioned(self, src: str, dst: str) -> bool:
         return bool(self._run.is_partitioned(self._index[src], self._index[dst]))
 
     def watch_cuts(self, callback: Callable[[], None]) -> None:
-        raise SimulationError(f"watching partitions from a node on the native engine ({_PURE})")
+        """Call ``callback()`` each time a partition goes down or heals (after the change)."""
+        self._coordinator.cut_watchers.append(callback)
+        self._run.watch_cuts()
 
 
 class NativeBroker(Node):
@@ -239,7 +263,7 @@ class NativeNodes:
         self.metrics.delivery = self.ledger
         self.trace = NativeTrace(run, enabled=trace)
         self.assertions = AssertionLog()
-        self.network = NativeNetwork(run, scenario, self.index)
+        self.network = NativeNetwork(run, scenario, self.index, self.coordinator)
         self.broker = NativeBroker(scenario.spec.broker.name, run, self.index)
         self.site = GatewaySite(scenario, seed, self.broker)
         self.nodes: dict[str, Node] = {}

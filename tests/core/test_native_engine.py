@@ -404,22 +404,55 @@ def test_a_python_node_with_a_native_gateway_beside_it_binds_in_the_pure_engines
     _assert_same(*_both(Scenario.from_dict(data)))
 
 
+class _Watcher(_Relay):
+    """A relay that watches the partitions and writes what it sees of them in the trace."""
+
+    def bind(self, context: NodeContext) -> None:
+        super().bind(context)
+        assert context.network is not None
+        context.network.watch_cuts(self._cuts_changed)
+        self.profile = context.network.profile_for(self.name, self.spec.forward.to)
+
+    def _cuts_changed(self) -> None:
+        context = self.context
+        assert context is not None and context.network is not None
+        cut = context.network.is_partitioned(self.name, self.spec.forward.to)
+        context.trace.record(context.now, "cuts", self.name, "", "", "", f"cut={cut}")
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "uplink_ms": self.profile.latency / 1000}
+
+
+def test_a_python_node_sees_the_network_as_on_the_pure_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gateway_kinds, "_registered", dict(gateway_kinds._registered))
+    register_gateway_kind(GatewayKind("python_model", "a watcher", virtual_time=_Watcher))
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "partition.yaml")
+    expected, got = _both(scenario)
+    _assert_same(expected, got)
+    assert got.nodes["edge-gw"]["uplink_ms"] > 0
+    with Simulation(scenario, trace="full") as pure:
+        seen = [event[-1] for event in pure.run().trace or () if event[1] == "cuts"]
+    assert seen == ["cut=True", "cut=False"]
+
+
 def test_what_a_python_node_cannot_have_on_the_native_engine_is_an_error_saying_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Watcher(_Relay):
-        def bind(self, context: NodeContext) -> None:
-            super().bind(context)
-            assert context.network is not None
-            context.network.watch_cuts(lambda: None)
+    class Leaving(_Relay):
+        def _relay(self, reading: Message) -> None:
+            super()._relay(reading)
+            self.broker.unsubscribe(self.name, self.spec.subscribe[0].filter, 0)
 
     monkeypatch.setattr(gateway_kinds, "_registered", dict(gateway_kinds._registered))
-    register_gateway_kind(GatewayKind("python_model", "a watcher", virtual_time=Watcher))
+    register_gateway_kind(GatewayKind("python_model", "leaving", virtual_time=Leaving))
     scenario = Scenario.from_yaml(ROOT / "scenarios" / "basic.yaml")
-    with pytest.raises(SimulationError, match=r"watching partitions .*EDGESIM_ENGINE=pure"):
-        native.NativeSimulation(scenario)
-    with Simulation(scenario) as pure:
-        assert pure.run("2s").nodes[scenario.spec.gateways[0].name]["relayed"] > 0
+    with (
+        native.NativeSimulation(scenario) as simulation,
+        pytest.raises(SimulationError, match=r"unsubscribing .*EDGESIM_ENGINE=pure"),
+    ):
+        simulation.run("5s")
 
 
 def test_a_wall_clock_gateway_stays_on_the_pure_engine_which_refuses_it() -> None:

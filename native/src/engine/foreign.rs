@@ -18,6 +18,8 @@ pub enum ForeignCall {
     Timer(u64),
     /// the network delivered this packet to it (`packet.dst`)
     Packet(Packet),
+    /// a partition went down or healed (for the nodes watching them)
+    CutsChanged,
 }
 
 impl Engine {
@@ -61,6 +63,13 @@ impl Engine {
         line.push('\t');
         line.push_str(detail);
         self.tracer.end();
+    }
+
+    /// A partition went down or healed just now.
+    pub(super) fn cuts_changed(&mut self) {
+        if self.watching_cuts {
+            self.foreign_call = Some(ForeignCall::CutsChanged);
+        }
     }
 
     /// `NetworkModel.is_partitioned(src, dst)`: a cut between them is down now.
