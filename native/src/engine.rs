@@ -592,6 +592,8 @@ enum Output {
         origin: u32,
         seq: i64,
         reason: &'static str,
+        /// the dropped message's lineage (another gateway's forward: its readings)
+        sources: Option<Lineage>,
     },
 }
 
@@ -700,6 +702,9 @@ pub struct Engine {
     pub foreign_call: Option<ForeignCall>,
     /// a Python node watches the partitions (`NetworkModel.watch_cuts`)
     pub watching_cuts: bool,
+    /// a gateway model was to aggregate a payload a Python node made (which only the pure
+    /// gateway reads: an int, text, an object with a value field)
+    pub object_aggregated: bool,
 }
 
 pub struct Setup {
@@ -771,6 +776,7 @@ impl Engine {
             profile_source: None,
             foreign_call: None,
             watching_cuts: false,
+            object_aggregated: false,
             names: setup.names,
         };
         // Topology._network: the scenario's partitions are the first events on the queue
@@ -1719,6 +1725,7 @@ impl Engine {
             origin: message.origin,
             seq: message.seq,
             reason: "queue_overflow",
+            sources: message.sources.clone(),
         });
     }
 
@@ -1786,6 +1793,9 @@ impl Engine {
         let value = match &message.payload {
             Payload::Float(value) if value.is_finite() => *value,
             _ => {
+                if let Payload::Object(_) = message.payload {
+                    self.object_aggregated = true; // (the run is refused: see the field)
+                }
                 *rejected += 1;
                 outputs.push(Output::Drop {
                     t: stamp,
@@ -1793,6 +1803,7 @@ impl Engine {
                     origin: message.origin,
                     seq: message.seq,
                     reason: "not_a_number",
+                    sources: message.sources.clone(),
                 });
                 return;
             }
@@ -1936,6 +1947,7 @@ impl Engine {
                 origin,
                 seq,
                 reason,
+                sources,
             } => {
                 let cause = if reason == "queue_overflow" {
                     sketch::QUEUE_OVERFLOW
@@ -1950,7 +1962,8 @@ impl Engine {
                 }
                 self.node_counters[node as usize].drop(cause);
                 self.topic_counter(topic).drop(cause);
-                self.ledger.drop(origin, seq, None, cause);
+                self.ledger
+                    .drop(origin, seq, sources.as_deref().map(|v| v.as_slice()), cause);
                 if self.tracer.enabled {
                     let line = self.tracer.begin(
                         now,

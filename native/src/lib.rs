@@ -453,6 +453,13 @@ impl NativeRun {
         self.engine.add_gateway(node, spec);
     }
 
+    /// Whether a gateway model was to aggregate a payload a Python node made (the run
+    /// cannot go on natively: see `Engine::object_aggregated`).
+    #[getter]
+    fn object_aggregated(&self) -> bool {
+        self.engine.object_aggregated
+    }
+
     /// A Python node watches the partitions: `timer(0)` each time one goes down or heals.
     fn watch_cuts(&mut self) {
         self.engine.watching_cuts = true;

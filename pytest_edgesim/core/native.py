@@ -114,25 +114,50 @@ def unsupported(scenario: Scenario, trace: str = "digest") -> str | None:
         return "broker.max_inflight_messages models per-client sessions"
     if spec.network.model == "latency" and len(spec.network.links) > MAX_LINK_RULES:
         return f"more than {MAX_LINK_RULES} link rules"
+    hosted = python_nodes(scenario)
     for gateway in spec.gateways:
         kind = gateway_kind(gateway.kind)
         if gateway.session is not None:
             return f"gateway {gateway.name!r} models its MQTT session"
-        if _modelled(gateway):
-            if gateway.forward.to != spec.cloud.name:
-                return f"gateway {gateway.name!r} forwards to {gateway.forward.to!r}, not the cloud"
-        elif kind.virtual_time is None:
+        if gateway.name in hosted and kind.virtual_time is None:
             return (
                 f"gateway {gateway.name!r} is a {kind.name} gateway, which runs on the wall clock"
             )
     return None
 
 
-def _modelled(gateway: Any) -> bool:
-    """Whether the native engine models gateway ``gateway`` itself (the project's gateway);
-    any other runs as a Python node through callbacks (see :mod:`.native_nodes`)."""
-    kind = gateway_kind(gateway.kind)
-    return kind.native is not None and kind.native()
+def python_nodes(scenario: Scenario) -> frozenset[str]:
+    """The gateways of ``scenario`` that run as Python nodes on the native engine, called
+    back (see :mod:`.native_nodes`): all but the project's gateways it models, which forward
+    to the cloud and read no Python node's forward (whose payload only the pure gateway
+    reads), sent to them or through the broker. (A node of a registered kind may publish
+    anywhere: a modelled gateway that was to aggregate its payload stops the run, saying so.)"""
+    spec = scenario.spec
+    hosted: set[str] = set()
+    for gateway in spec.gateways:
+        kind = gateway_kind(gateway.kind)
+        native = kind.native is not None and kind.native()
+        if not native or gateway.forward.to != spec.cloud.name:
+            hosted.add(gateway.name)
+    grown = True
+    while grown:  # what a Python node's forwards reach is one too
+        grown = False
+        for gateway in spec.gateways:
+            if gateway.name in hosted:
+                continue
+            for sender in spec.gateways:
+                if sender.name in hosted and _reaches(sender, gateway, spec.broker.name):
+                    hosted.add(gateway.name)
+                    grown = True
+                    break
+    return frozenset(hosted)
+
+
+def _reaches(sender: Any, gateway: Any, broker: str) -> bool:
+    """Whether ``sender``'s forwards may reach ``gateway`` and be read there: sent to it, or
+    through the broker to a gateway that aggregates (a logic chooses its topics)."""
+    target = sender.forward.to
+    return target == gateway.name or (target == broker and gateway.aggregate is not None)
 
 
 def choose_engine(scenario: Scenario, trace: str = "digest") -> EngineChoice:
@@ -260,9 +285,10 @@ def _build(
             value_index[key] = len(value_specs)
             value_specs.append(_value_plan(device.spec, scenario.base_dir))
         sensors.append((position, device.topic, spec_index[key], value_index[key]))
+    hosted = python_nodes(scenario)
     gateways: list[tuple[Any, ...] | None] = []
     for gateway in spec.gateways:
-        if not _modelled(gateway):
+        if gateway.name in hosted:
             gateways.append(None)
             continue
         aggregate = gateway.aggregate
@@ -287,7 +313,6 @@ def _build(
                 ),
             )
         )
-    hosted = None in gateways
     run = _native.NativeRun(
         str(int(seed)),
         names,
@@ -314,7 +339,7 @@ def _build(
     # binding may queue events, numbered in that order)
     nodes = NativeNodes(run, scenario, seed, names, trace)
     for gateway in spec.gateways:
-        if not _modelled(gateway):
+        if gateway.name in hosted:
             factory = gateway_kind(gateway.kind).virtual_time
             assert factory is not None  # (unsupported() said so)
             nodes.make(gateway, factory)
@@ -474,6 +499,12 @@ class NativeSimulation:
             self._run.run(target)
         finally:
             self._wall_time += time.perf_counter() - started
+        if self._nodes is not None and self._run.object_aggregated:
+            raise SimulationError(
+                "a gateway modelled by the native engine was to aggregate a payload a Python "
+                "node made (only the pure gateway reads any payload but a float); run this "
+                "scenario with EDGESIM_ENGINE=pure"
+            )
 
     def run_in_steps(self, target_ticks: int | None = None, steps: int = 100) -> Iterator[int]:
         target = self.scenario.duration_ticks if target_ticks is None else target_ticks
@@ -533,7 +564,9 @@ class NativeSimulation:
                 "published": published,
                 "inflight": inflight,
             }
-        modelled = [gateway for gateway in spec.gateways if _modelled(gateway)]
+        modelled = [
+            gateway for gateway in spec.gateways if gateway.name not in python_nodes(self.scenario)
+        ]
         for gateway, numbers in zip(modelled, gateways):
             received, forwarded, overflow, rejected, _inflight, logic = numbers
             nodes[gateway.name] = {

@@ -288,6 +288,63 @@ def test_the_users_gateway_runs_natively_with_the_pure_engines_result() -> None:
         _assert_same(*_both(scenario.with_overrides({"duration": "30s"}), seed))
 
 
+@pytest.mark.parametrize("name", ["basic", "lossy", "partition", "user-gateway"])
+def test_hosted_gateways_with_lookahead_windows_run_as_python_nodes(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """With windows on, the project's gateway is no longer the native engine's model: it runs
+    as the Python node it is, outputs put on the network at their own (earlier) times."""
+    from pytest_edgesim.lockstep.host import HostedGateway
+
+    monkeypatch.setattr(HostedGateway, "windowed_default", True)
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / f"{name}.yaml")
+    assert native.choose_engine(scenario).native
+    _assert_same(*_both(scenario))
+
+
+def test_a_gateway_a_python_node_forwards_to_is_a_python_node_too() -> None:
+    """The user's logic forwards ``{"value": v}`` objects to the project's gateway, which
+    aggregates their values (as only its Python form reads them): both run as Python nodes,
+    and a modelled gateway beside them stays native."""
+    data = yaml.safe_load((ROOT / "scenarios" / "basic.yaml").read_text())
+    modelled = data["gateways"][0]
+    data["gateways"] = [
+        {
+            "name": "user",
+            "implementation": "python",
+            "logic": "user_logics:Forwarder",
+            "subscribe": modelled["subscribe"],
+            "forward": {"to": "gateway", "topic": "edge/readings", "qos": 1},
+        },
+        modelled,
+        {**modelled, "name": "beside"},
+    ]
+    scenario = Scenario.from_dict(data)
+    assert native.python_nodes(scenario) == {"user", "gateway"}
+    expected, got = _both(scenario)
+    _assert_same(expected, got)
+    assert got.metrics.node("cloud").delivered > 0
+    assert got.delivery("temp-0", "cloud").delivered > 0
+
+
+def test_a_gateway_a_python_node_publishes_to_through_the_broker_is_a_python_node_too() -> None:
+    data = yaml.safe_load((ROOT / "scenarios" / "basic.yaml").read_text())
+    modelled = data["gateways"][0]
+    data["gateways"] = [
+        {
+            "name": "user",
+            "implementation": "python",
+            "logic": "user_logics:Forwarder",
+            "subscribe": ["sites/lab/temp-0/temperature"],
+            "forward": {"to": "broker", "topic": "sites/lab/user/temperature"},
+        },
+        modelled,
+    ]
+    scenario = Scenario.from_dict(data)
+    assert native.python_nodes(scenario) == {"user", "gateway"}
+    _assert_same(*_both(scenario))
+
+
 class _Relay(Node):
     """A gateway kind a user registered, not a ``HostedGateway``: it subscribes at the
     broker, acknowledges, forwards every other reading 3 ms later at QoS 1 (its own session:
