@@ -512,6 +512,40 @@ def test_what_a_python_node_cannot_have_on_the_native_engine_is_an_error_saying_
         simulation.run("5s")
 
 
+def test_a_python_nodes_payload_a_modelled_gateway_was_to_aggregate_stops_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A node of a registered kind may publish anywhere: an object payload reaching the
+    aggregation of a gateway the native engine models (which reads floats only) is an error
+    naming the way out, never a silent difference."""
+
+    class Chatty(_Relay):
+        def _relay(self, reading: Message) -> None:
+            context = self.context
+            assert context is not None
+            self.relayed += 1
+            message = Message(
+                "sites/lab/chatty/temperature", {"value": 1}, self.name, self.relayed, context.now
+            )
+            self.session.publish(self.broker.name, message, 0)
+
+    monkeypatch.setattr(gateway_kinds, "_registered", dict(gateway_kinds._registered))
+    register_gateway_kind(GatewayKind("python_logic", "chatty", virtual_time=Chatty))
+    data = yaml.safe_load((ROOT / "scenarios" / "basic.yaml").read_text())
+    modelled = data["gateways"][0]
+    chatty = {"name": "chatty", "implementation": "python", "logic": "user_logics:Forwarder"}
+    data["gateways"] = [modelled, {**chatty, "subscribe": ["sites/lab/temp-0/temperature"]}]
+    scenario = Scenario.from_dict(data)
+    assert native.python_nodes(scenario) == {"chatty"}
+    with Simulation(scenario) as pure:
+        assert pure.run().nodes["gateway"]["processed"] > 0
+    with (
+        native.NativeSimulation(scenario) as simulation,
+        pytest.raises(SimulationError, match="was to aggregate a payload a Python node made"),
+    ):
+        simulation.run()
+
+
 def test_a_wall_clock_gateway_stays_on_the_pure_engine_which_refuses_it() -> None:
     data = yaml.safe_load((ROOT / "scenarios" / "basic.yaml").read_text())
     data["gateways"][0]["implementation"] = "docker"
