@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use engine::{
     AggValue, AggregateSpec, Engine, ForeignCall, Function, GatewaySpec, Jitter, Loss, Message,
@@ -451,6 +452,20 @@ impl NativeRun {
         let node = g.0;
         let spec = gateway_spec(&mut self.engine, g);
         self.engine.add_gateway(node, spec);
+    }
+
+    // (the callbacks are bound methods of objects that hold this run: a cycle the garbage
+    // collector must see through)
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some((timer, packet)) = &self.foreign {
+            visit.call(timer)?;
+            visit.call(packet)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.foreign = None;
     }
 
     /// Whether a gateway model was to aggregate a payload a Python node made (the run

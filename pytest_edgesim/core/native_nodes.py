@@ -60,7 +60,7 @@ class NativeCoordinator:
 
     @property
     def now(self) -> int:
-        return int(self._run.now)
+        return cast(int, self._run.now)
 
     @now.setter
     def now(self, time: int) -> None:  # (HostedGateway: an output happens at its own time)
@@ -160,7 +160,12 @@ class NativeLedger(DeliveryLedger):
     def arrive(  # type: ignore[override]
         self, destination: int, origin: str, seq: int, sources: Lineage | None
     ) -> None:
-        self._run.ledger_arrive(destination, self._node(origin), seq, self._lineage(sources))
+        node = self._index.get(origin)
+        if node is None or sources is not None:  # (a reading of a node: the hot case)
+            node = self._node(origin)
+            self._run.ledger_arrive(destination, node, seq, self._lineage(sources))
+            return
+        self._run.ledger_arrive(destination, node, seq, None)
 
     def drop(self, origin: str, seq: int, sources: Lineage | None, cause: str) -> None:
         self._run.ledger_drop(self._node(origin), seq, self._lineage(sources), cause)
