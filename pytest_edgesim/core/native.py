@@ -610,6 +610,11 @@ class NativeSimulation:
         ledger = DeliveryLedger()
         for device, (published, _) in zip(devices, sensors):
             ledger.source(device.name, device.topic).sent = published
+        if self._nodes is not None:  # the sources Python nodes declared (their drops are native)
+            for name, declared in self._nodes.ledger.sources.items():
+                source = ledger.source(name, declared.topic)
+                source.sent += declared.sent
+                source.publisher = declared.publisher
         drops, destinations = self._run.ledger()
         for origin, causes in drops:
             source = ledger.source(names[origin])

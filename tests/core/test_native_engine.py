@@ -365,6 +365,7 @@ class _Relay(Node):
         self.destination = context.metrics.delivery.destination(
             self.name, [s.filter for s in self.spec.subscribe], gateway=True
         )
+        context.metrics.delivery.source(self.name, self.spec.forward_topic).publisher = self
         for subscription in self.spec.subscribe:
             self.broker.subscribe(self.name, subscription.filter, subscription.qos)
 
@@ -396,6 +397,10 @@ class _Relay(Node):
             message.message_id,
             "even",
         )
+
+    @property
+    def published(self) -> int:  # (its count as a source of the delivery ledger)
+        return self.relayed
 
     def _relay(self, reading: Message) -> None:
         context = self.context
