@@ -164,7 +164,7 @@ impl Ledger {
                 one[0] = (origin, seq, seq);
                 &one
             }
-            Some(runs) if runs.is_empty() => {
+            Some([]) => {
                 match destination
                     .without_lineage
                     .iter_mut()
