@@ -143,7 +143,7 @@ fn gateway_spec(engine: &mut Engine, g: GatewayTuple) -> GatewaySpec {
 #[pyclass(unsendable, module = "pytest_edgesim.core._native")]
 struct NativeRun {
     engine: Engine,
-    /// the Python nodes' callbacks: `timer(call)` and `packet(node, *packet)` (see
+    /// the Python nodes' callbacks: `timer(call, now)` and `packet(now, node, *packet)` (see
     /// `core/native_nodes.py`)
     foreign: Option<(PyObject, PyObject)>,
 }
@@ -276,13 +276,15 @@ impl NativeRun {
             match call {
                 ForeignCall::Timer(number) => {
                     let timer = timer.clone_ref(py);
+                    let now = this.engine.now;
                     drop(this);
-                    timer.call1(py, (number,))?;
+                    timer.call1(py, (number, now))?;
                 }
                 ForeignCall::CutsChanged => {
                     let timer = timer.clone_ref(py);
+                    let now = this.engine.now;
                     drop(this);
-                    timer.call1(py, (0,))?;
+                    timer.call1(py, (0, now))?;
                 }
                 ForeignCall::Packet(delivered) => {
                     let args = packet_tuple(py, &this.engine, &delivered)?;
@@ -441,7 +443,7 @@ impl NativeRun {
     }
 
     // --- Python nodes (see engine/foreign.rs and core/native_nodes.py) ----------------------
-    /// The Python nodes' callbacks: `timer(call)` and `packet(*packet_tuple)`.
+    /// The Python nodes' callbacks: `timer(call, now)` and `packet(*packet_tuple)`.
     fn set_foreign(&mut self, timer: PyObject, packet: PyObject) {
         self.foreign = Some((timer, packet));
     }
@@ -485,12 +487,14 @@ impl NativeRun {
         self.engine.add_foreign(node);
     }
 
-    /// Put a Python node's packet on the network now.
+    /// Put a Python node's packet on the network at `now` (its clock: a lockstep gateway's
+    /// output happens at its own time within an advance).
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (puback, src, dst, qos, packet_id, duplicate, topic, payload, origin, seq, created_at, message_qos, retain, size_bytes, sources))]
+    #[pyo3(signature = (now, puback, src, dst, qos, packet_id, duplicate, topic, payload, origin, seq, created_at, message_qos, retain, size_bytes, sources))]
     fn send(
         &mut self,
         py: Python<'_>,
+        now: i64,
         puback: bool,
         src: u32,
         dst: u32,
@@ -526,6 +530,7 @@ impl NativeRun {
             sources: sources.map(Rc::new),
         };
         let packet = Engine::foreign_packet(puback, src, dst, qos, packet_id, duplicate, message);
+        self.engine.now = now;
         self.engine.foreign_send(packet);
         Ok(())
     }
@@ -533,11 +538,6 @@ impl NativeRun {
     /// A Python node's timer `call` at `time` (not before now).
     fn schedule(&mut self, time: i64, call: u64) {
         self.engine.foreign_schedule(time, call);
-    }
-
-    /// Move the clock (a Python node's output happens at its own time within an advance).
-    fn set_now(&mut self, time: i64) {
-        self.engine.now = time;
     }
 
     /// The time of the next event (None: none).
@@ -645,7 +645,7 @@ fn payload_object(py: Python<'_>, payload: &Payload) -> PyResult<PyObject> {
     })
 }
 
-/// A packet delivered to a Python node, as `NativeNodes.packet` takes it: (node, puback,
+/// A packet delivered to a Python node, as `NativeNodes.packet` takes it: (now, node, puback,
 /// src, qos, packet_id, duplicate, sent_at, topic, payload, origin, seq, created_at,
 /// message qos, retain, size_bytes, sources or None).
 fn packet_tuple<'py>(
@@ -666,6 +666,7 @@ fn packet_tuple<'py>(
         }
     };
     let items: Vec<PyObject> = vec![
+        engine.now.into_pyobject(py)?.into_any().unbind(),
         packet.dst.into_pyobject(py)?.into_any().unbind(),
         (packet.kind == engine::Kind::Puback)
             .into_pyobject(py)?

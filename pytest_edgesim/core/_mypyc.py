@@ -4,8 +4,10 @@ The opt-in compiled build (setup.py) turns some classes into native classes, whi
 interpreted code may subclass only when the class says so with
 ``@mypyc_attr(allow_interpreted_subclasses=True)``: users subclass ``Node``, the
 wall-clock coordinator subclasses ``Coordinator``, the Docker tier ``HostedGateway`` and
-``SocketHost``. mypyc reads the decorator while compiling (the type checker sees the real
-one); at run time it is a no-op, so no install needs mypy_extensions.
+``SocketHost``, the native engine's Python nodes ``Coordinator``, ``TraceRecorder`` and
+``DeliveryLedger`` (``core/native_nodes.py``). mypyc reads the decorator while compiling
+(the type checker sees the real one); at run time it is a no-op, so no install needs
+mypy_extensions.
 """
 
 from __future__ import annotations

@@ -500,7 +500,10 @@ class NativeSimulation:
             self._run.run(target)
         finally:
             self._wall_time += time.perf_counter() - started
-        if self._nodes is not None and self._run.object_aggregated:
+        if self._nodes is None:
+            return
+        self._nodes.coordinator.sync()
+        if self._run.object_aggregated:
             raise SimulationError(
                 "a gateway modelled by the native engine was to aggregate a payload a Python "
                 "node made (only the pure gateway reads any payload but a float); run this "

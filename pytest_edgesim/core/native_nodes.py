@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from pytest_edgesim.core.assertions import AssertionLog
-from pytest_edgesim.core.metrics.delivery import DeliveryLedger
+from pytest_edgesim.core.engine import Coordinator
+from pytest_edgesim.core.metrics.delivery import DeliveryLedger, Destination
 from pytest_edgesim.core.metrics.recorder import MetricsRecorder
 from pytest_edgesim.core.network import LatencyNetworkModel, LinkProfile
 from pytest_edgesim.core.node import Node, NodeContext
@@ -38,7 +39,6 @@ from pytest_edgesim.core.trace import TraceRecorder
 from pytest_edgesim.errors import SimulationError
 
 if TYPE_CHECKING:
-    from pytest_edgesim.core.engine import Coordinator
     from pytest_edgesim.core.scenario import Scenario
     from pytest_edgesim.core.scenario.schema import GatewaySpec
 
@@ -46,48 +46,39 @@ Lineage = tuple[tuple[str, int, int], ...]
 _PURE = "EDGESIM_ENGINE=pure runs it on the pure engine"
 
 
-class NativeCoordinator:
-    """``Coordinator`` of a Python node on the native engine: the native clock and queue."""
-
-    __slots__ = ("_calls", "_next_call", "_run", "cut_watchers")
+class NativeCoordinator(Coordinator):
+    """The ``Coordinator`` of Python nodes on the native engine: the native queue. ``now`` is
+    the time of the event being handed to Python (set before each callback); a node may move
+    it within its event (a lockstep gateway stamps each output with its own time), and what
+    it sends leaves at that time."""
 
     def __init__(self, run: Any):
+        super().__init__()
         self._run = run
         #: what the nodes asked to be called when a partition goes down or heals
         self.cut_watchers: list[Callable[[], None]] = []
         self._calls: dict[int, tuple[Callable[[Any], None], Any]] = {}
         self._next_call = 0
 
-    @property
-    def now(self) -> int:
-        return cast(int, self._run.now)
-
-    @now.setter
-    def now(self, time: int) -> None:  # (HostedGateway: an output happens at its own time)
-        self._run.set_now(time)
-
-    @property
-    def events_processed(self) -> int:
-        return int(self._run.events)
-
     def schedule_at(self, time: int, callback: Callable[[Any], None], arg: Any = None) -> None:
-        now = self._run.now
-        if time < now:
+        if time < self.now:
             raise SimulationError(
-                f"cannot schedule at t={time} ticks: virtual time is already {now}"
+                f"cannot schedule at t={time} ticks: virtual time is already {self.now}"
             )
         self._next_call = call = self._next_call + 1
         self._calls[call] = (callback, arg)
         self._run.schedule(time, call)
 
     def schedule_in(self, delay: int, callback: Callable[[Any], None], arg: Any = None) -> None:
-        self.schedule_at(self._run.now + delay, callback, arg)
+        self.schedule_at(self.now + delay, callback, arg)
 
     def peek(self) -> int | None:
         return cast("int | None", self._run.peek())
 
-    def fire(self, call: int) -> None:
-        """Timer ``call`` is due (the native engine's callback; 0: the partitions changed)."""
+    def fire(self, call: int, now: int) -> None:
+        """Timer ``call`` is due at ``now`` (the native engine's callback; call 0: the
+        partitions changed)."""
+        self.now = now
         if call == 0:
             for watcher in tuple(self.cut_watchers):
                 watcher()
@@ -95,11 +86,14 @@ class NativeCoordinator:
         callback, arg = self._calls.pop(call)
         callback(arg)
 
+    def sync(self) -> None:
+        """Read the native clock and count (between runs)."""
+        self.now = self._run.now
+        self.events_processed = self._run.events
+
 
 class NativeTrace(TraceRecorder):
     """``TraceRecorder`` of a Python node: its lines go into the native run's digest."""
-
-    __slots__ = ("_run",)
 
     def __init__(self, run: Any, *, enabled: bool):
         super().__init__(enabled=enabled)
@@ -124,8 +118,6 @@ class NativeLedger(DeliveryLedger):
     """The delivery ledger of Python nodes: the native run's (``source`` records are kept
     here and added when the result is read)."""
 
-    __slots__ = ("_index", "_run", "made")
-
     def __init__(self, run: Any, index: Mapping[str, int]):
         super().__init__()
         self._run = run
@@ -148,24 +140,30 @@ class NativeLedger(DeliveryLedger):
             return None
         return [(self._node(origin), first, last) for origin, first, last in sources]
 
-    def destination(  # type: ignore[override]  # (the node gets a handle, not a Destination)
+    def destination(
         self, name: str, filters: Iterable[str] | None = None, *, gateway: bool = False
-    ) -> int:
-        node = self._node(name)
-        if all(made[0] != name for made in self.made):
-            self.made.append((name, None if filters is None else tuple(filters), gateway))
+    ) -> Destination:
+        """The node's handle for ``arrive`` (what it received is counted natively)."""
+        destination = self.destinations.get(name)
+        if destination is None:
+            node = self._node(name)
+            listed = None if filters is None else tuple(filters)
+            destination = self.destinations[name] = Destination(name, listed, gateway)
+            self.made.append((name, listed, gateway))
             self._run.ledger_destination(node)
-        return node
+        return destination
 
-    def arrive(  # type: ignore[override]
-        self, destination: int, origin: str, seq: int, sources: Lineage | None
+    def arrive(
+        self, destination: Destination, origin: str, seq: int, sources: Lineage | None
     ) -> None:
-        node = self._index.get(origin)
-        if node is None or sources is not None:  # (a reading of a node: the hot case)
+        index = self._index
+        node = index.get(origin)
+        if node is None or sources is not None:
             node = self._node(origin)
-            self._run.ledger_arrive(destination, node, seq, self._lineage(sources))
+            lineage = self._lineage(sources)
+            self._run.ledger_arrive(index[destination.name], node, seq, lineage)
             return
-        self._run.ledger_arrive(destination, node, seq, None)
+        self._run.ledger_arrive(index[destination.name], node, seq, None)  # (a reading)
 
     def drop(self, origin: str, seq: int, sources: Lineage | None, cause: str) -> None:
         self._run.ledger_drop(self._node(origin), seq, self._lineage(sources), cause)
@@ -288,7 +286,7 @@ class NativeNodes:
         node.bind(
             NodeContext(
                 name,
-                cast("Coordinator", self.coordinator),
+                self.coordinator,
                 self.send,
                 self.streams,
                 self.metrics,
@@ -315,9 +313,9 @@ class NativeNodes:
                 f"{message.origin!r} is not a node (the native engine numbers nodes; {_PURE})"
             )
         sources = message.sources
-        run = self.run
-        packet.sent_at = run.now
-        run.send(
+        packet.sent_at = now = self.coordinator.now
+        self.run.send(
+            now,
             packet.kind == PUBACK,
             index[packet.src],
             dst,
@@ -338,6 +336,7 @@ class NativeNodes:
     # --- the engine's side --------------------------------------------------------------------
     def packet(
         self,
+        now: int,
         node: int,
         puback: bool,
         src: str,
@@ -355,7 +354,8 @@ class NativeNodes:
         size_bytes: int,
         sources: Lineage | None,
     ) -> None:
-        """The native network delivered this packet to Python node ``node``."""
+        """The native network delivered this packet to Python node ``node`` at ``now``."""
+        self.coordinator.now = now
         message = Message(
             topic, payload, origin, seq, created_at, message_qos, retain, size_bytes, sources
         )

@@ -15,6 +15,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import IO, Final
 
+from pytest_edgesim.core._mypyc import mypyc_attr
+
 TraceEvent = tuple[int, str, str, str, str, str, str]
 FIELDS = ("t", "kind", "node", "peer", "topic", "message", "detail")
 _FLUSH_EVERY: Final = 4096
@@ -26,6 +28,8 @@ def canonical_line(event: TraceEvent) -> str:
     return _LINE % event
 
 
+# (the native engine's Python nodes record through a subclass: core/native_nodes.py)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class TraceRecorder:
     """Receives events in run order; keeps a running SHA-256 and, optionally, the events."""
 
