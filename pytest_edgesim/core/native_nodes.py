@@ -16,9 +16,9 @@ node cannot tell; only those nodes run at Python's speed.
 What the pure engine offers a node and this does not (the native engine's run is not
 steerable): a subscription made after retained messages, unsubscribing and the broker's
 per-client sessions, a link's live state (``network.links``: a node reads a link's profile
-with ``profile_for``). A node that asks for
-them gets a :class:`~pytest_edgesim.errors.SimulationError` saying so (``EDGESIM_ENGINE=pure``
-runs it on the pure engine).
+with ``profile_for``). A node that asks for them gets a
+:class:`~pytest_edgesim.errors.SimulationError` saying so (``EDGESIM_ENGINE=pure`` runs it
+on the pure engine).
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ class NativeNetwork:
         if self._model is None:
             spec = self._scenario.spec
             self._model = LatencyNetworkModel(
-                cast("Coordinator", None),
+                self._coordinator,
                 StreamFactory(0),
                 MetricsRecorder(),
                 TraceRecorder(enabled=False),
