@@ -345,6 +345,16 @@ def test_a_gateway_a_python_node_publishes_to_through_the_broker_is_a_python_nod
     _assert_same(*_both(scenario))
 
 
+def test_the_users_gateway_paused_resumed_and_untraced_gives_the_pure_engines_result() -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "user-gateway.yaml")
+    with Simulation(scenario) as pure, native.NativeSimulation(scenario) as fast:
+        for until in ("1s", "2.5s", "4s", "6s"):
+            _assert_same(pure.run(until), fast.run(until))
+    expected, got = _both(scenario, trace="off")
+    assert got.trace_digest == expected.trace_digest == ""
+    _assert_same(expected, got)
+
+
 class _Relay(Node):
     """A gateway kind a user registered, not a ``HostedGateway``: it subscribes at the
     broker, acknowledges, forwards every other reading 3 ms later at QoS 1 (its own session:
