@@ -13,6 +13,9 @@ use crate::ledger::Ledger;
 use crate::rng::{py_round, Delay, Stream};
 use crate::sketch::{self, Counter};
 
+mod foreign;
+pub use foreign::ForeignCall;
+
 pub type Tick = i64;
 
 /// A multiply-shift hasher for the engine's integer keys (SipHash is for untrusted keys;
@@ -83,6 +86,8 @@ pub struct AggPayload {
 pub enum Payload {
     Float(f64),
     Aggregate(Rc<AggPayload>),
+    /// a payload a Python node made (the Python object, held by the binding)
+    Object(Rc<dyn std::any::Any>),
 }
 
 pub struct Message {
@@ -123,6 +128,8 @@ pub enum Event {
     Flush(u32, u64),
     CutDown(u32),
     CutUp(u32),
+    /// a Python node's timer (its callback is kept on the Python side, by this number)
+    Foreign(u64),
 }
 
 /// The queue: a 4-ary min-heap of `(time, sequence << SLOT_BITS | slot)` keys (16 bytes, four
@@ -385,6 +392,8 @@ pub enum NodeRef {
     Cloud,
     Sensor(u32),
     Gateway(u32),
+    /// a Python node (see `foreign.rs`): what reaches it goes to Python
+    Foreign,
 }
 
 pub struct Session {
@@ -583,6 +592,8 @@ enum Output {
         origin: u32,
         seq: i64,
         reason: &'static str,
+        /// the dropped message's lineage (another gateway's forward: its readings)
+        sources: Option<Lineage>,
     },
 }
 
@@ -687,6 +698,13 @@ pub struct Engine {
     retry_interval: i64,
     inv_log_gamma: f64,
     pub profile_source: Option<Box<dyn ProfileSource>>,
+    /// what a Python node must do next (`run` returns for it; see `foreign.rs`)
+    pub foreign_call: Option<ForeignCall>,
+    /// a Python node watches the partitions (`NetworkModel.watch_cuts`)
+    pub watching_cuts: bool,
+    /// a gateway model was to aggregate a payload a Python node made (which only the pure
+    /// gateway reads: an int, text, an object with a value field)
+    pub object_aggregated: bool,
 }
 
 pub struct Setup {
@@ -756,6 +774,9 @@ impl Engine {
             retry_interval: setup.retry_interval,
             inv_log_gamma: sketch::log_gamma_factor(),
             profile_source: None,
+            foreign_call: None,
+            watching_cuts: false,
+            object_aggregated: false,
             names: setup.names,
         };
         // Topology._network: the scenario's partitions are the first events on the queue
@@ -859,6 +880,20 @@ impl Engine {
         }
     }
 
+    /// `BrokerModel.subscribe` (at bind: nothing is retained yet)
+    pub fn subscribe(&mut self, node: u32, filter: &str, qos: u8) {
+        let known = self
+            .subscriptions
+            .iter()
+            .any(|(f, _, subscriber, q)| f == filter && *subscriber == node && *q == qos);
+        if !known {
+            let levels: Vec<String> = filter.split('/').map(str::to_string).collect();
+            self.subscriptions
+                .push((filter.to_string(), levels, node, qos));
+            self.matching_cache.clear();
+        }
+    }
+
     pub fn seed_text(&self) -> String {
         self.seed.clone()
     }
@@ -869,16 +904,7 @@ impl Engine {
         let count = self.names.len();
         self.ledger.add_destination(node, count);
         for (filter, qos) in &spec.subscriptions {
-            let levels: Vec<String> = filter.split('/').map(str::to_string).collect();
-            let known = self
-                .subscriptions
-                .iter()
-                .any(|(f, _, subscriber, q)| f == filter && *subscriber == node && q == qos);
-            if !known {
-                self.subscriptions
-                    .push((filter.clone(), levels, node, *qos));
-                self.matching_cache.clear();
-            }
+            self.subscribe(node, filter, *qos);
         }
         let delay_stream = Stream::new(
             &self.seed,
@@ -938,6 +964,9 @@ impl Engine {
             self.now = time;
             self.events += 1;
             self.dispatch(event);
+            if self.foreign_call.is_some() {
+                return; // the caller hands it to Python, then runs on
+            }
         }
         self.now = until;
     }
@@ -957,14 +986,17 @@ impl Engine {
                 let cut = &mut self.cuts[cut as usize];
                 if cut.down_since.is_none() {
                     cut.down_since = Some(now);
+                    self.cuts_changed();
                 }
             }
+            Event::Foreign(call) => self.foreign_call = Some(ForeignCall::Timer(call)),
             Event::CutUp(cut) => {
                 let now = self.now;
                 let cut = &mut self.cuts[cut as usize];
                 if cut.down_since.is_some() {
                     cut.down_since = None;
                     cut.last_healed_at = now;
+                    self.cuts_changed();
                 }
             }
         }
@@ -1057,6 +1089,7 @@ impl Engine {
             NodeRef::Cloud => &mut self.cloud_session,
             NodeRef::Sensor(index) => &mut self.sensors[index as usize].session,
             NodeRef::Gateway(index) => &mut self.gateways[index as usize].session,
+            NodeRef::Foreign => unreachable!("a Python node keeps its MQTT session in Python"),
         }
     }
 
@@ -1445,6 +1478,7 @@ impl Engine {
                 }
             }
             NodeRef::Gateway(index) => self.gateway_packet(index, packet),
+            NodeRef::Foreign => self.foreign_call = Some(ForeignCall::Packet(packet)),
         }
     }
 
@@ -1691,6 +1725,7 @@ impl Engine {
             origin: message.origin,
             seq: message.seq,
             reason: "queue_overflow",
+            sources: message.sources.clone(),
         });
     }
 
@@ -1758,6 +1793,9 @@ impl Engine {
         let value = match &message.payload {
             Payload::Float(value) if value.is_finite() => *value,
             _ => {
+                if let Payload::Object(_) = message.payload {
+                    self.object_aggregated = true; // (the run is refused: see the field)
+                }
                 *rejected += 1;
                 outputs.push(Output::Drop {
                     t: stamp,
@@ -1765,6 +1803,7 @@ impl Engine {
                     origin: message.origin,
                     seq: message.seq,
                     reason: "not_a_number",
+                    sources: message.sources.clone(),
                 });
                 return;
             }
@@ -1908,6 +1947,7 @@ impl Engine {
                 origin,
                 seq,
                 reason,
+                sources,
             } => {
                 let cause = if reason == "queue_overflow" {
                     sketch::QUEUE_OVERFLOW
@@ -1922,7 +1962,8 @@ impl Engine {
                 }
                 self.node_counters[node as usize].drop(cause);
                 self.topic_counter(topic).drop(cause);
-                self.ledger.drop(origin, seq, None, cause);
+                self.ledger
+                    .drop(origin, seq, sources.as_deref().map(|v| v.as_slice()), cause);
                 if self.tracer.enabled {
                     let line = self.tracer.begin(
                         now,

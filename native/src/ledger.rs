@@ -106,6 +106,9 @@ pub struct Destination {
     pub received: Vec<Received>,
     /// origin node -> position in `received` (u32::MAX: none yet)
     pub index: Vec<u32>,
+    /// forwards that arrived saying nothing of their readings (a Python node's, with an
+    /// empty lineage): (forwarding origin, count), in order of first arrival
+    pub without_lineage: Vec<(u32, i64)>,
 }
 
 pub struct Ledger {
@@ -132,6 +135,7 @@ impl Ledger {
             origins: Vec::new(),
             received: Vec::new(),
             index: vec![u32::MAX; nodes],
+            without_lineage: Vec::new(),
         });
     }
 
@@ -159,6 +163,17 @@ impl Ledger {
             None => {
                 one[0] = (origin, seq, seq);
                 &one
+            }
+            Some([]) => {
+                match destination
+                    .without_lineage
+                    .iter_mut()
+                    .find(|(o, _)| *o == origin)
+                {
+                    Some(entry) => entry.1 += 1,
+                    None => destination.without_lineage.push((origin, 1)),
+                }
+                return;
             }
             Some(runs) => runs,
         };

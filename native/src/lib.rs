@@ -14,11 +14,12 @@ mod sketch;
 use std::rc::Rc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use engine::{
-    AggValue, AggregateSpec, Engine, Function, GatewaySpec, Jitter, Loss, Payload, Profile,
-    ProfileSource, SensorSpec, Setup, Value,
+    AggValue, AggregateSpec, Engine, ForeignCall, Function, GatewaySpec, Jitter, Loss, Message,
+    Packet, Payload, Profile, ProfileSource, SensorSpec, Setup, Value,
 };
 use rng::Delay;
 
@@ -118,10 +119,33 @@ type GatewayTuple = (
     Option<AggregateTuple>,
 );
 
+fn gateway_spec(engine: &mut Engine, g: GatewayTuple) -> GatewaySpec {
+    let forward_topic = engine.intern_topic(&g.3);
+    GatewaySpec {
+        subscriptions: g.1,
+        forward_to: g.2,
+        forward_topic,
+        forward_qos: g.4,
+        forward_bytes: g.5,
+        capacity: g.6,
+        drop_newest: g.7,
+        delay: delay(g.8),
+        aggregate: g.9.map(|a| AggregateSpec {
+            count: a.0,
+            window: a.1,
+            functions: a.2.into_iter().map(function).collect(),
+            group_by: a.3,
+        }),
+    }
+}
+
 /// One run of a scenario on the native engine.
 #[pyclass(unsendable, module = "pytest_edgesim.core._native")]
 struct NativeRun {
     engine: Engine,
+    /// the Python nodes' callbacks: `timer(call, now)` and `packet(now, node, *packet)` (see
+    /// `core/native_nodes.py`)
+    foreign: Option<(PyObject, PyObject)>,
 }
 
 #[pymethods]
@@ -223,31 +247,53 @@ impl NativeRun {
             engine.add_sensor(node, &topic, specs[spec as usize], source);
         }
         for g in gateways {
-            let forward_topic = engine.intern_topic(&g.3);
-            let spec = GatewaySpec {
-                subscriptions: g.1,
-                forward_to: g.2,
-                forward_topic,
-                forward_qos: g.4,
-                forward_bytes: g.5,
-                capacity: g.6,
-                drop_newest: g.7,
-                delay: delay(g.8),
-                aggregate: g.9.map(|a| AggregateSpec {
-                    count: a.0,
-                    window: a.1,
-                    functions: a.2.into_iter().map(function).collect(),
-                    group_by: a.3,
-                }),
-            };
-            engine.add_gateway(g.0, spec);
+            let node = g.0;
+            let spec = gateway_spec(&mut engine, g);
+            engine.add_gateway(node, spec);
         }
-        NativeRun { engine }
+        NativeRun {
+            engine,
+            foreign: None,
+        }
     }
 
-    /// Run every event before `until` (ticks); the clock then reads `until`.
-    fn run(&mut self, until: i64) {
-        self.engine.run(until);
+    /// Run every event before `until` (ticks); the clock then reads `until`. What concerns
+    /// a Python node is handed to its callbacks on the way, the engine free meanwhile.
+    fn run(slf: &Bound<'_, Self>, until: i64) -> PyResult<()> {
+        let py = slf.py();
+        loop {
+            let call = {
+                let mut this = slf.borrow_mut();
+                this.engine.run(until);
+                this.engine.foreign_call.take()
+            };
+            let Some(call) = call else { return Ok(()) };
+            let this = slf.borrow();
+            let (timer, packet) = this
+                .foreign
+                .as_ref()
+                .expect("the Python nodes' callbacks are set");
+            match call {
+                ForeignCall::Timer(number) => {
+                    let timer = timer.clone_ref(py);
+                    let now = this.engine.now;
+                    drop(this);
+                    timer.call1(py, (number, now))?;
+                }
+                ForeignCall::CutsChanged => {
+                    let timer = timer.clone_ref(py);
+                    let now = this.engine.now;
+                    drop(this);
+                    timer.call1(py, (0, now))?;
+                }
+                ForeignCall::Packet(delivered) => {
+                    let args = packet_tuple(py, &this.engine, &delivered)?;
+                    let packet = packet.clone_ref(py);
+                    drop(this);
+                    packet.call1(py, args)?;
+                }
+            }
+        }
     }
 
     #[getter]
@@ -383,22 +429,7 @@ impl NativeRun {
         let engine = &self.engine;
         let out = PyList::empty(py);
         for (time, message) in &engine.arrivals {
-            let payload: PyObject = match &message.payload {
-                Payload::Float(value) => value.into_pyobject(py)?.into_any().unbind(),
-                Payload::Aggregate(aggregate) => {
-                    let dict = PyDict::new(py);
-                    for (function, value) in &aggregate.values {
-                        match value {
-                            AggValue::Float(v) => dict.set_item(function.name(), v)?,
-                            AggValue::Int(v) => dict.set_item(function.name(), v)?,
-                        }
-                    }
-                    if let Some(group) = &aggregate.group {
-                        dict.set_item("group", group)?;
-                    }
-                    dict.into_any().unbind()
-                }
-            };
+            let payload = payload_object(py, &message.payload)?;
             out.append((
                 *time,
                 engine.topics[message.topic as usize].as_str(),
@@ -410,9 +441,277 @@ impl NativeRun {
         }
         Ok(out)
     }
+
+    // --- Python nodes (see engine/foreign.rs and core/native_nodes.py) ----------------------
+    /// The Python nodes' callbacks: `timer(call, now)` and `packet(*packet_tuple)`.
+    fn set_foreign(&mut self, timer: PyObject, packet: PyObject) {
+        self.foreign = Some((timer, packet));
+    }
+
+    /// Gateway `g` (as the constructor takes them), bound now: the run binds its gateways
+    /// one by one, in order, when some are Python nodes.
+    fn add_gateway(&mut self, g: GatewayTuple) {
+        let node = g.0;
+        let spec = gateway_spec(&mut self.engine, g);
+        self.engine.add_gateway(node, spec);
+    }
+
+    // (the callbacks are bound methods of objects that hold this run: a cycle the garbage
+    // collector must see through)
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some((timer, packet)) = &self.foreign {
+            visit.call(timer)?;
+            visit.call(packet)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.foreign = None;
+    }
+
+    /// Whether a gateway model was to aggregate a payload a Python node made (the run
+    /// cannot go on natively: see `Engine::object_aggregated`).
+    #[getter]
+    fn object_aggregated(&self) -> bool {
+        self.engine.object_aggregated
+    }
+
+    /// A Python node watches the partitions: `timer(0)` each time one goes down or heals.
+    fn watch_cuts(&mut self) {
+        self.engine.watching_cuts = true;
+    }
+
+    /// Node `node` is a Python node.
+    fn add_foreign(&mut self, node: u32) {
+        self.engine.add_foreign(node);
+    }
+
+    /// Put a Python node's packet on the network at `now` (its clock: a lockstep gateway's
+    /// output happens at its own time within an advance).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (now, puback, src, dst, qos, packet_id, duplicate, topic, payload, origin, seq, created_at, message_qos, retain, size_bytes, sources))]
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        now: i64,
+        puback: bool,
+        src: u32,
+        dst: u32,
+        qos: u8,
+        packet_id: u32,
+        duplicate: bool,
+        topic: &str,
+        payload: PyObject,
+        origin: u32,
+        seq: i64,
+        created_at: i64,
+        message_qos: u8,
+        retain: bool,
+        size_bytes: i64,
+        sources: Option<Vec<(u32, i64, i64)>>,
+    ) -> PyResult<()> {
+        let bound = payload.bind(py);
+        let payload = if bound.is_exact_instance_of::<PyFloat>() {
+            Payload::Float(bound.extract()?)
+        } else {
+            Payload::Object(Rc::new(payload))
+        };
+        let topic = self.engine.intern_topic(topic);
+        let message = Message {
+            topic,
+            payload,
+            origin,
+            seq,
+            created_at,
+            qos: message_qos,
+            retain,
+            size_bytes,
+            sources: sources.map(Rc::new),
+        };
+        let packet = Engine::foreign_packet(puback, src, dst, qos, packet_id, duplicate, message);
+        self.engine.now = now;
+        self.engine.foreign_send(packet);
+        Ok(())
+    }
+
+    /// A Python node's timer `call` at `time` (not before now).
+    fn schedule(&mut self, time: i64, call: u64) {
+        self.engine.foreign_schedule(time, call);
+    }
+
+    /// The time of the next event (None: none).
+    fn peek(&self) -> Option<i64> {
+        self.engine.peek()
+    }
+
+    /// One trace line of a Python node.
+    #[allow(clippy::too_many_arguments)]
+    fn trace(
+        &mut self,
+        time: i64,
+        kind: &str,
+        node: &str,
+        peer: &str,
+        topic: &str,
+        message: &str,
+        detail: &str,
+    ) {
+        self.engine
+            .foreign_trace(time, kind, node, peer, topic, message, detail);
+    }
+
+    /// A subscription of node `node` at the broker.
+    fn subscribe(&mut self, node: u32, filter: &str, qos: u8) {
+        self.engine.subscribe(node, filter, qos);
+    }
+
+    fn retained_count(&self) -> usize {
+        self.engine.retained_count()
+    }
+
+    fn is_partitioned(&self, src: u32, dst: u32) -> bool {
+        self.engine.is_partitioned(src, dst)
+    }
+
+    /// The delivery ledger's destination `node` (made once).
+    fn ledger_destination(&mut self, node: u32) {
+        self.engine.foreign_destination(node);
+    }
+
+    #[pyo3(signature = (node, origin, seq, sources))]
+    fn ledger_arrive(
+        &mut self,
+        node: u32,
+        origin: u32,
+        seq: i64,
+        sources: Option<Vec<(u32, i64, i64)>>,
+    ) {
+        self.engine
+            .ledger
+            .arrive(node, origin, seq, sources.as_deref());
+    }
+
+    #[pyo3(signature = (origin, seq, sources, cause))]
+    fn ledger_drop(
+        &mut self,
+        origin: u32,
+        seq: i64,
+        sources: Option<Vec<(u32, i64, i64)>>,
+        cause: &str,
+    ) {
+        let code = Engine::cause_code(cause);
+        self.engine
+            .ledger
+            .drop(origin, seq, sources.as_deref(), code);
+    }
+
+    /// Forwards that arrived without lineage: [(destination node, [(origin, count)])].
+    fn without_lineage(&self) -> Vec<(u32, Vec<(u32, i64)>)> {
+        self.engine
+            .ledger
+            .destinations
+            .iter()
+            .filter(|destination| !destination.without_lineage.is_empty())
+            .map(|destination| (destination.node, destination.without_lineage.clone()))
+            .collect()
+    }
 }
 
 use rng::Stream;
+
+/// A message's payload as Python holds it (a reading's float, an aggregate's dict, or the
+/// object a Python node sent).
+fn payload_object(py: Python<'_>, payload: &Payload) -> PyResult<PyObject> {
+    Ok(match payload {
+        Payload::Float(value) => value.into_pyobject(py)?.into_any().unbind(),
+        Payload::Aggregate(aggregate) => {
+            let dict = PyDict::new(py);
+            for (function, value) in &aggregate.values {
+                match value {
+                    AggValue::Float(v) => dict.set_item(function.name(), v)?,
+                    AggValue::Int(v) => dict.set_item(function.name(), v)?,
+                }
+            }
+            if let Some(group) = &aggregate.group {
+                dict.set_item("group", group)?;
+            }
+            dict.into_any().unbind()
+        }
+        Payload::Object(object) => object
+            .downcast_ref::<PyObject>()
+            .expect("a Python payload")
+            .clone_ref(py),
+    })
+}
+
+/// A packet delivered to a Python node, as `NativeNodes.packet` takes it: (now, node, puback,
+/// src, qos, packet_id, duplicate, sent_at, topic, payload, origin, seq, created_at,
+/// message qos, retain, size_bytes, sources or None).
+fn packet_tuple<'py>(
+    py: Python<'py>,
+    engine: &Engine,
+    packet: &Packet,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let message = &packet.message;
+    let names = &engine.names;
+    let sources: PyObject = match &message.sources {
+        None => py.None(),
+        Some(runs) => {
+            let items: Vec<(&str, i64, i64)> = runs
+                .iter()
+                .map(|&(origin, first, last)| (names[origin as usize].as_str(), first, last))
+                .collect();
+            PyTuple::new(py, items)?.into_any().unbind()
+        }
+    };
+    let items: Vec<PyObject> = vec![
+        engine.now.into_pyobject(py)?.into_any().unbind(),
+        packet.dst.into_pyobject(py)?.into_any().unbind(),
+        (packet.kind == engine::Kind::Puback)
+            .into_pyobject(py)?
+            .to_owned()
+            .into_any()
+            .unbind(),
+        names[packet.src as usize]
+            .as_str()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
+        packet.qos.into_pyobject(py)?.into_any().unbind(),
+        packet.packet_id.into_pyobject(py)?.into_any().unbind(),
+        packet
+            .duplicate
+            .into_pyobject(py)?
+            .to_owned()
+            .into_any()
+            .unbind(),
+        packet.sent_at.into_pyobject(py)?.into_any().unbind(),
+        engine.topics[message.topic as usize]
+            .as_str()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
+        payload_object(py, &message.payload)?,
+        names[message.origin as usize]
+            .as_str()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
+        message.seq.into_pyobject(py)?.into_any().unbind(),
+        message.created_at.into_pyobject(py)?.into_any().unbind(),
+        message.qos.into_pyobject(py)?.into_any().unbind(),
+        message
+            .retain
+            .into_pyobject(py)?
+            .to_owned()
+            .into_any()
+            .unbind(),
+        message.size_bytes.into_pyobject(py)?.into_any().unbind(),
+        sources,
+    ];
+    PyTuple::new(py, items)
+}
 
 fn engine_seed(engine: &Engine) -> String {
     engine.seed_text()

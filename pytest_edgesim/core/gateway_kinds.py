@@ -66,8 +66,10 @@ class GatewayKind:
     ``virtual_time`` builds it as a node of a virtual-time run (None: the kind runs only on
     the wall clock, in live runs); ``wall_clock`` starts it for real in a live run (None: it
     cannot run there); ``needs_docker`` says whether either needs the Docker engine.
-    ``native`` says whether the native engine may run it now in its place (None: never; see
-    :mod:`pytest_edgesim.core.native`, which implements only the project's gateway logic).
+    ``native`` says whether the native engine may run its own model of the gateway now in
+    its place (None: never; see :mod:`pytest_edgesim.core.native`, which models only the
+    project's gateway logic); otherwise the native engine runs the node ``virtual_time``
+    makes, calling it back (see :mod:`pytest_edgesim.core.native_nodes`).
     """
 
     name: str

@@ -3,8 +3,9 @@
 The pure-Python engine is the reference. The native one (the extension module
 ``pytest_edgesim.core._native``, built from ``native/`` when a Rust toolchain is present)
 runs the built-in models (sensors and their value models, links, partitions, the broker
-model, the project's gateway, the cloud) event for event as the pure engine does, and
-gives the same trace digest, metrics, deliveries and result. :func:`choose_engine` decides
+model, the project's gateway, the cloud) event for event as the pure engine does, hosts
+every other gateway as the Python node it is (calling it back, see :mod:`.native_nodes`),
+and gives the same trace digest, metrics, deliveries and result. :func:`choose_engine` decides
 which engine runs a scenario: the native one when it is built and covers everything the
 scenario uses, the pure one otherwise (its ``reason`` says why), unless ``EDGESIM_ENGINE``
 forces one (see docs/engine.md).
@@ -26,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.core.gateway_kinds import gateway_kind
 from pytest_edgesim.core.metrics.delivery import DeliveryLedger, Received, SeqSet
-from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
+from pytest_edgesim.core.metrics.recorder import FlowCounter, FlowStats, Metrics, MetricsRecorder
 from pytest_edgesim.core.metrics.summaries import DropCounts, LatencySummary
 from pytest_edgesim.core.models.cloud import Arrival
 from pytest_edgesim.core.models.values import read_replay_column
+from pytest_edgesim.core.native_nodes import NativeNodes
 from pytest_edgesim.core.network import LinkProfile, apply_settings, resolve_nodes
 from pytest_edgesim.core.result import RunResult
 from pytest_edgesim.core.scenario.schema import check_seed
@@ -113,15 +115,50 @@ def unsupported(scenario: Scenario, trace: str = "digest") -> str | None:
         return "broker.max_inflight_messages models per-client sessions"
     if spec.network.model == "latency" and len(spec.network.links) > MAX_LINK_RULES:
         return f"more than {MAX_LINK_RULES} link rules"
+    hosted = python_nodes(scenario)
     for gateway in spec.gateways:
         kind = gateway_kind(gateway.kind)
-        if kind.native is None or not kind.native():
-            return f"gateway {gateway.name!r} is a {kind.name} gateway (native: python_model only)"
         if gateway.session is not None:
             return f"gateway {gateway.name!r} models its MQTT session"
-        if gateway.forward.to != spec.cloud.name:
-            return f"gateway {gateway.name!r} forwards to {gateway.forward.to!r}, not the cloud"
+        if gateway.name in hosted and kind.virtual_time is None:
+            return (
+                f"gateway {gateway.name!r} is a {kind.name} gateway, which runs on the wall clock"
+            )
     return None
+
+
+def python_nodes(scenario: Scenario) -> frozenset[str]:
+    """The gateways of ``scenario`` that run as Python nodes on the native engine, called
+    back (see :mod:`.native_nodes`): all but the project's gateways it models, which forward
+    to the cloud and read no Python node's forward (whose payload only the pure gateway
+    reads), sent to them or through the broker. (A node of a registered kind may publish
+    anywhere: a modelled gateway that was to aggregate its payload stops the run, saying so.)"""
+    spec = scenario.spec
+    hosted: set[str] = set()
+    for gateway in spec.gateways:
+        kind = gateway_kind(gateway.kind)
+        native = kind.native is not None and kind.native()
+        if not native or gateway.forward.to != spec.cloud.name:
+            hosted.add(gateway.name)
+    grown = True
+    while grown:  # what a Python node's forwards reach is one too
+        grown = False
+        for gateway in spec.gateways:
+            if gateway.name in hosted:
+                continue
+            for sender in spec.gateways:
+                if sender.name in hosted and _reaches(sender, gateway, spec.broker.name):
+                    hosted.add(gateway.name)
+                    grown = True
+                    break
+    return frozenset(hosted)
+
+
+def _reaches(sender: Any, gateway: Any, broker: str) -> bool:
+    """Whether ``sender``'s forwards may reach ``gateway`` and be read there: sent to it, or
+    through the broker to a gateway that aggregates (a logic chooses its topics)."""
+    target = sender.forward.to
+    return target == gateway.name or (target == broker and gateway.aggregate is not None)
 
 
 def choose_engine(scenario: Scenario, trace: str = "digest") -> EngineChoice:
@@ -206,9 +243,11 @@ def _sensor_plan(device: Any) -> tuple[Any, ...]:
             publish.stop, float(publish.rate))  # fmt: skip
 
 
-def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any:
+def _build(
+    scenario: Scenario, seed: int, trace: bool, record_limit: int
+) -> tuple[Any, NativeNodes | None]:
     """The native run of ``scenario`` (nodes in the pure engine's order: broker, cloud,
-    devices, gateways)."""
+    devices, gateways), and its Python nodes (None: it has none)."""
     spec = scenario.spec
     devices = scenario.devices
     names = [spec.broker.name, spec.cloud.name, *(d.name for d in devices)]
@@ -247,8 +286,12 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
             value_index[key] = len(value_specs)
             value_specs.append(_value_plan(device.spec, scenario.base_dir))
         sensors.append((position, device.topic, spec_index[key], value_index[key]))
-    gateways = []
+    hosted = python_nodes(scenario)
+    gateways: list[tuple[Any, ...] | None] = []
     for gateway in spec.gateways:
+        if gateway.name in hosted:
+            gateways.append(None)
+            continue
         aggregate = gateway.aggregate
         gateways.append(
             (
@@ -271,7 +314,7 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
                 ),
             )
         )
-    return _native.NativeRun(
+    run = _native.NativeRun(
         str(int(seed)),
         names,
         0,
@@ -289,8 +332,28 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
         sensor_specs,
         value_specs,
         sensors,
-        gateways,
+        [] if hosted else gateways,
     )
+    if not hosted:
+        return run, None
+    # Some gateways are Python nodes: made first, then every gateway bound in order (each
+    # binding may queue events, numbered in that order)
+    nodes = NativeNodes(run, scenario, seed, names, trace)
+    for gateway in spec.gateways:
+        if gateway.name in hosted:
+            factory = gateway_kind(gateway.kind).virtual_time
+            assert factory is not None  # (unsupported() said so)
+            nodes.make(gateway, factory)
+    nodes.ledger.made.append((spec.cloud.name, None, False))
+    for gateway, plan in zip(spec.gateways, gateways):
+        if plan is None:
+            nodes.bind(gateway.name)
+        else:
+            nodes.ledger.made.append(
+                (gateway.name, tuple(s.filter for s in gateway.subscribe), True)
+            )
+            run.add_gateway(plan)
+    return run, nodes
 
 
 # --- reading the run back -------------------------------------------------------------------------
@@ -324,6 +387,57 @@ class _Freezer:
             latency_ms=latency,
             throughput_per_s=round(delivered / duration_s, 6) if duration_s > 0 else 0.0,
         )
+
+
+def _with_hosted(
+    metrics: MetricsRecorder,
+    names: Sequence[str],
+    node_counters: list[tuple[Any, ...]],
+    topic_counters: list[tuple[str, tuple[Any, ...]]],
+    totals: tuple[Any, ...],
+) -> tuple[list[tuple[Any, ...]], list[tuple[str, tuple[Any, ...]]], tuple[Any, ...]]:
+    """The native counters with what the Python nodes counted in their own (their drops,
+    their forwards), as if both had counted in one recorder."""
+    position = {name: index for index, name in enumerate(names)}
+    node_counters = list(node_counters)
+    for name, counter in metrics.nodes.items():
+        node_counters[position[name]] = _added(node_counters[position[name]], counter)
+    topics = dict(topic_counters)
+    for topic, counter in metrics.topics.items():
+        topics[topic] = _added(topics.get(topic, _EMPTY), counter)
+        totals = _added(totals, counter)
+    return node_counters, list(topics.items()), totals
+
+
+_EMPTY: tuple[Any, ...] = (0, 0, (0, 0, 0, 0, 0), 0, 0, None)
+
+
+def _added(raw: tuple[Any, ...], counter: FlowCounter) -> tuple[Any, ...]:
+    sent, delivered, dropped, redelivered, size, summary = raw
+    if counter.latency.count:
+        raise SimulationError(
+            "a Python node on the native engine recorded latencies itself (only the network "
+            "does there); EDGESIM_ENGINE=pure runs it on the pure engine"
+        )
+    dropped = (
+        dropped[0] + counter.dropped_loss,
+        dropped[1] + counter.dropped_partition,
+        dropped[2] + counter.dropped_overflow,
+        dropped[3] + counter.dropped_rejected,
+        dropped[4] + counter.dropped_node_down,
+        *dropped[5:],
+    )
+    if counter.dropped_session is not None:
+        extra = list(dropped[5:]) or [0] * len(counter.dropped_session)
+        dropped = (*dropped[:5], *(a + b for a, b in zip(extra, counter.dropped_session)))
+    return (
+        sent + counter.sent,
+        delivered + counter.delivered,
+        dropped,
+        redelivered + counter.redelivered,
+        size + counter.bytes,
+        summary,
+    )
 
 
 def _seqs(runs: list[tuple[int, int]]) -> SeqSet:
@@ -363,7 +477,7 @@ class NativeSimulation:
         self._wall_time = 0.0
         self._closed = False
         started = time.perf_counter()
-        self._run = _build(scenario, self.seed, self._trace, max(0, record_limit))
+        self._run, self._nodes = _build(scenario, self.seed, self._trace, max(0, record_limit))
         self._wall_time += time.perf_counter() - started
 
     @property
@@ -386,6 +500,15 @@ class NativeSimulation:
             self._run.run(target)
         finally:
             self._wall_time += time.perf_counter() - started
+        if self._nodes is None:
+            return
+        self._nodes.coordinator.sync()
+        if self._run.object_aggregated:
+            raise SimulationError(
+                "a gateway modelled by the native engine was to aggregate a payload a Python "
+                "node made (only the pure gateway reads any payload but a float); run this "
+                "scenario with EDGESIM_ENGINE=pure"
+            )
 
     def run_in_steps(self, target_ticks: int | None = None, steps: int = 100) -> Iterator[int]:
         target = self.scenario.duration_ticks if target_ticks is None else target_ticks
@@ -403,6 +526,11 @@ class NativeSimulation:
         names = [spec.broker.name, spec.cloud.name, *(d.name for d in devices)]
         names += [g.name for g in spec.gateways]
         node_counters, link_counters, topic_counters, totals = run.counters()
+        hosted = self._nodes
+        if hosted is not None:  # what the Python nodes counted themselves
+            node_counters, topic_counters, totals = _with_hosted(
+                hosted.metrics, names, node_counters, topic_counters, totals
+            )
         duration_s = now / TICKS_PER_SECOND
         freeze = _Freezer(duration_s)
         metrics = Metrics(
@@ -440,7 +568,10 @@ class NativeSimulation:
                 "published": published,
                 "inflight": inflight,
             }
-        for gateway, numbers in zip(spec.gateways, gateways):
+        modelled = [
+            gateway for gateway in spec.gateways if gateway.name not in python_nodes(self.scenario)
+        ]
+        for gateway, numbers in zip(modelled, gateways):
             received, forwarded, overflow, rejected, _inflight, logic = numbers
             nodes[gateway.name] = {
                 "name": gateway.name,
@@ -453,6 +584,12 @@ class NativeSimulation:
                 "dropped_rejected": rejected,
                 "pending_in_aggregate": logic[5],
             }
+        if hosted is not None:
+            for gateway in spec.gateways:
+                node = hosted.nodes.get(gateway.name)
+                if node is not None:
+                    nodes[gateway.name] = dict(node.describe())
+            nodes = {name: nodes[name] for name in names}  # (the pure engine's order)
         return RunResult(
             scenario=self.scenario.name,
             seed=self.seed,
@@ -466,6 +603,7 @@ class NativeSimulation:
             wall_time_s=self._wall_time,
             deliveries=ledger.snapshot(),
             faults=(),
+            assertions=() if hosted is None else hosted.assertions.records(),
         )
 
     def _ledger(
@@ -475,14 +613,30 @@ class NativeSimulation:
         ledger = DeliveryLedger()
         for device, (published, _) in zip(devices, sensors):
             ledger.source(device.name, device.topic).sent = published
+        if self._nodes is not None:  # the sources Python nodes declared (their drops are native)
+            for name, declared in self._nodes.ledger.sources.items():
+                source = ledger.source(name, declared.topic)
+                source.sent += declared.sent
+                source.publisher = declared.publisher
         drops, destinations = self._run.ledger()
         for origin, causes in drops:
             source = ledger.source(names[origin])
             for cause, runs in causes:
                 source.dropped[cause] = _seqs(runs)
-        ledger.destination(spec.cloud.name)
-        for gateway in spec.gateways:
-            ledger.destination(gateway.name, [s.filter for s in gateway.subscribe], gateway=True)
+        hosted = self._nodes
+        if hosted is None:
+            ledger.destination(spec.cloud.name)
+            for gateway in spec.gateways:
+                ledger.destination(
+                    gateway.name, [s.filter for s in gateway.subscribe], gateway=True
+                )
+        else:
+            for name, filters, gateway_node in hosted.ledger.made:
+                ledger.destination(name, filters, gateway=gateway_node)
+            for node, counts in self._run.without_lineage():
+                without = ledger.destinations[names[node]].without_lineage
+                for origin, count in counts:
+                    without[names[origin]] = count
         for node, records in destinations:
             destination = ledger.destinations[names[node]]
             for origin, runs, highest, duplicated, reordered in records:
@@ -495,7 +649,11 @@ class NativeSimulation:
         return ledger
 
     def close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
+        if self._nodes is not None:
+            self._nodes.close()
 
     def __enter__(self) -> NativeSimulation:
         return self

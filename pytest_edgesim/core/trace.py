@@ -26,6 +26,7 @@ def canonical_line(event: TraceEvent) -> str:
     return _LINE % event
 
 
+# (the native engine's Python nodes record through a subclass: core/native_nodes.py)
 class TraceRecorder:
     """Receives events in run order; keeps a running SHA-256 and, optionally, the events."""
 

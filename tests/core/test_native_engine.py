@@ -12,16 +12,25 @@ import math
 import os
 import shutil
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_edgesim import Scenario, simulate
-from pytest_edgesim.core import native
+from pytest_edgesim.core import gateway_kinds, native
+from pytest_edgesim.core.gateway_kinds import GatewayKind, gateway_kind, register_gateway_kind
+from pytest_edgesim.core.models.session import Session
+from pytest_edgesim.core.node import Node, NodeContext
+from pytest_edgesim.core.packet import PUBACK, Message, Packet
 from pytest_edgesim.core.rng import RandomStream
 from pytest_edgesim.core.simulation import Simulation, open_simulation
+from pytest_edgesim.core.topology import GatewaySite
 from pytest_edgesim.errors import SimulationError, UsageError
 from pytest_edgesim.strategies import link_configs, seeds, small_scenarios
 
@@ -117,6 +126,8 @@ def test_every_example_scenario_gives_the_pure_engines_result(path: Path) -> Non
         assert isinstance(open_simulation(scenario), Simulation)
         return
     assert native.choose_engine(scenario).native
+    if any(gateway_kind(gateway.kind).needs_docker for gateway in scenario.spec.gateways):
+        return  # a container: tests/docker/test_lockstep_docker.py runs it on both engines
     for seed in (None, 7):
         _assert_same(*_both(scenario, seed))
 
@@ -214,6 +225,347 @@ def test_generated_scenarios_give_the_pure_engines_result(case: tuple[Scenario, 
     scenario, seed = case
     assert native.unsupported(scenario) is None
     _assert_same(*_both(scenario, seed))
+
+
+# --- Python nodes on the native engine ----------------------------------------------------------
+_USER_LOGICS = ["Forwarder", "Noisy", "Ticker", "AssertingForwarder"]
+
+
+@contextmanager
+def _project_gateway_as_a_python_node() -> Iterator[None]:
+    """The project's gateway (``python_model``) as a kind the native engine does not model:
+    its ``HostedGateway`` runs as a Python node, called back by the native engine."""
+    saved = dict(gateway_kinds._registered)
+    model = gateway_kind("python_model")
+    register_gateway_kind(GatewayKind("python_model", "hosted", virtual_time=model.virtual_time))
+    try:
+        yield
+    finally:
+        gateway_kinds._registered.clear()
+        gateway_kinds._registered.update(saved)
+
+
+@st.composite
+def _with_python_nodes(draw: st.DrawFn) -> tuple[Scenario, int, bool]:
+    """A varied scenario in which some gateways run the user's logic (``implementation:
+    python``: timers, random draws, assertions, dict payloads, no lineage), and, or, the
+    project's gateway runs as a Python node too."""
+    scenario, seed = draw(_varied())
+    data = yaml.safe_load(scenario.to_yaml())
+    for gateway in data.get("gateways", []):
+        logic = draw(st.sampled_from([None, *_USER_LOGICS]))
+        if logic is None:
+            continue
+        for key in ("processing_delay", "queue", "aggregate"):
+            gateway.pop(key, None)
+        gateway.update(implementation="python", logic=f"user_logics:{logic}")
+        if logic == "Ticker":
+            gateway["config"] = {"period_s": draw(st.sampled_from([0.05, 0.3, 1.0]))}
+    return Scenario.from_dict(data), seed, draw(st.booleans())
+
+
+@settings(
+    max_examples=int(os.environ.get("EDGESIM_DIFFERENTIAL_EXAMPLES", "150")) // 2,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(case=_with_python_nodes())
+def test_python_nodes_on_the_native_engine_give_the_pure_engines_result(
+    case: tuple[Scenario, int, bool],
+) -> None:
+    scenario, seed, hosted = case
+    with _project_gateway_as_a_python_node() if hosted else nullcontext():
+        assert native.unsupported(scenario) is None
+        _assert_same(*_both(scenario, seed))
+
+
+def test_the_users_gateway_runs_natively_with_the_pure_engines_result() -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "user-gateway.yaml")
+    assert native.choose_engine(scenario).native
+    with open_simulation(scenario) as simulation:
+        assert isinstance(simulation, native.NativeSimulation)
+    for seed in (None, 7, 123):
+        _assert_same(*_both(scenario.with_overrides({"duration": "30s"}), seed))
+
+
+@pytest.mark.parametrize("name", ["basic", "lossy", "partition", "user-gateway"])
+def test_hosted_gateways_with_lookahead_windows_run_as_python_nodes(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """With windows on, the project's gateway is no longer the native engine's model: it runs
+    as the Python node it is, outputs put on the network at their own (earlier) times."""
+    from pytest_edgesim.lockstep.host import HostedGateway
+
+    monkeypatch.setattr(HostedGateway, "windowed_default", True)
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / f"{name}.yaml")
+    assert native.choose_engine(scenario).native
+    _assert_same(*_both(scenario))
+
+
+def test_a_gateway_a_python_node_forwards_to_is_a_python_node_too() -> None:
+    """The user's logic forwards ``{"value": v}`` objects to the project's gateway, which
+    aggregates their values (as only its Python form reads them): both run as Python nodes,
+    and a modelled gateway beside them stays native."""
+    data = yaml.safe_load((ROOT / "scenarios" / "basic.yaml").read_text())
+    modelled = data["gateways"][0]
+    data["gateways"] = [
+        {
+            "name": "user",
+            "implementation": "python",
+            "logic": "user_logics:Forwarder",
+            "subscribe": modelled["subscribe"],
+            "forward": {"to": "gateway", "topic": "edge/readings", "qos": 1},
+        },
+        modelled,
+        {**modelled, "name": "beside"},
+    ]
+    scenario = Scenario.from_dict(data)
+    assert native.python_nodes(scenario) == {"user", "gateway"}
+    expected, got = _both(scenario)
+    _assert_same(expected, got)
+    assert got.metrics.node("cloud").delivered > 0
+    assert got.delivery("temp-0", "cloud").delivered > 0
+
+
+def test_a_gateway_a_python_node_publishes_to_through_the_broker_is_a_python_node_too() -> None:
+    data = yaml.safe_load((ROOT / "scenarios" / "basic.yaml").read_text())
+    modelled = data["gateways"][0]
+    data["gateways"] = [
+        {
+            "name": "user",
+            "implementation": "python",
+            "logic": "user_logics:Forwarder",
+            "subscribe": ["sites/lab/temp-0/temperature"],
+            "forward": {"to": "broker", "topic": "sites/lab/user/temperature"},
+        },
+        modelled,
+    ]
+    scenario = Scenario.from_dict(data)
+    assert native.python_nodes(scenario) == {"user", "gateway"}
+    _assert_same(*_both(scenario))
+
+
+def test_the_users_gateway_paused_resumed_and_untraced_gives_the_pure_engines_result() -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "user-gateway.yaml")
+    with Simulation(scenario) as pure, native.NativeSimulation(scenario) as fast:
+        for until in ("1s", "2.5s", "4s", "6s"):
+            _assert_same(pure.run(until), fast.run(until))
+    expected, got = _both(scenario, trace="off")
+    assert got.trace_digest == expected.trace_digest == ""
+    _assert_same(expected, got)
+
+
+class _Relay(Node):
+    """A gateway kind a user registered, not a ``HostedGateway``: it subscribes at the
+    broker, acknowledges, forwards every other reading 3 ms later at QoS 1 (its own session:
+    packet ids, retries), rejects the others and says so in the trace, the counters and the
+    delivery ledger, and draws a jitter from its random stream."""
+
+    def __init__(self, spec: Any, site: GatewaySite):
+        super().__init__(spec.name)
+        self.spec = spec
+        self.broker = site.broker
+        self.retry_interval = site.retry_interval
+        self.relayed = 0
+
+    def bind(self, context: NodeContext) -> None:
+        super().bind(context)
+        self.session = Session(self.name, context, self.retry_interval)
+        self.jitter = context.stream("jitter")
+        self.destination = context.metrics.delivery.destination(
+            self.name, [s.filter for s in self.spec.subscribe], gateway=True
+        )
+        context.metrics.delivery.source(self.name, self.spec.forward_topic).publisher = self
+        for subscription in self.spec.subscribe:
+            self.broker.subscribe(self.name, subscription.filter, subscription.qos)
+
+    def on_packet(self, packet: Packet) -> None:
+        context = self.context
+        assert context is not None
+        if packet.kind == PUBACK:
+            self.session.acknowledge(packet.packet_id)
+            return
+        if packet.qos == 1:
+            self.session.reply_puback(packet)
+        message = packet.message
+        context.metrics.delivery.arrive(
+            self.destination, message.origin, message.seq, message.sources
+        )
+        if message.seq % 2:
+            delay = 3_000 + int(self.jitter.random() * 1_000)
+            context.call_at(context.now + delay, self._relay, message)
+            return
+        context.metrics.node(self.name).drop("even")
+        context.metrics.topic(message.topic).drop("even")
+        context.metrics.delivery.drop(message.origin, message.seq, message.sources, "even")
+        context.trace.record(
+            context.now,
+            "drop",
+            self.name,
+            message.origin,
+            message.topic,
+            message.message_id,
+            "even",
+        )
+
+    @property
+    def published(self) -> int:  # (its count as a source of the delivery ledger)
+        return self.relayed
+
+    def _relay(self, reading: Message) -> None:
+        context = self.context
+        assert context is not None
+        self.relayed += 1
+        topic = self.spec.forward_topic
+        message = Message(
+            topic,
+            {"value": reading.payload},
+            self.name,
+            self.relayed,
+            reading.created_at,
+            qos=1,
+            size_bytes=32,
+            sources=((reading.origin, reading.seq, reading.seq),),
+        )
+        counter = context.metrics.topic(topic)
+        counter.sent += 1
+        counter.bytes += 32
+        context.trace.record(
+            context.now, "forward", self.name, self.spec.forward.to, topic, message.message_id, ""
+        )
+        self.session.publish(self.spec.forward.to, message, 1)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "relayed": self.relayed}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_registered_gateway_kind_runs_as_a_python_node_with_the_pure_engines_result(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(gateway_kinds, "_registered", dict(gateway_kinds._registered))
+    register_gateway_kind(GatewayKind("python_model", "a relay", virtual_time=_Relay))
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "lossy.yaml").with_overrides(
+        {"duration": "20s"}
+    )
+    assert native.choose_engine(scenario).native
+    expected, got = _both(scenario, seed)
+    _assert_same(expected, got)
+    name = scenario.spec.gateways[0].name
+    assert got.nodes[name]["relayed"] > 0
+    assert got.metrics.node(name).dropped["rejected"] > 0
+
+
+def test_a_python_node_with_a_native_gateway_beside_it_binds_in_the_pure_engines_order() -> None:
+    """Gateways bind in order and may queue events as they do: a Python node between two
+    modelled gateways keeps its place."""
+    data = yaml.safe_load((ROOT / "scenarios" / "basic.yaml").read_text())
+    modelled = data["gateways"][0]
+    data["gateways"] = [
+        modelled,
+        {
+            "name": "user",
+            "implementation": "python",
+            "logic": "user_logics:Ticker",
+            "config": {"period_s": 0.25},
+            "subscribe": modelled["subscribe"],
+            "forward": {"topic": "cloud/ticks"},
+        },
+        {**modelled, "name": "last"},
+    ]
+    _assert_same(*_both(Scenario.from_dict(data)))
+
+
+class _Watcher(_Relay):
+    """A relay that watches the partitions and writes what it sees of them in the trace."""
+
+    def bind(self, context: NodeContext) -> None:
+        super().bind(context)
+        assert context.network is not None
+        context.network.watch_cuts(self._cuts_changed)
+        self.profile = context.network.profile_for(self.name, self.spec.forward.to)
+
+    def _cuts_changed(self) -> None:
+        context = self.context
+        assert context is not None and context.network is not None
+        cut = context.network.is_partitioned(self.name, self.spec.forward.to)
+        context.trace.record(context.now, "cuts", self.name, "", "", "", f"cut={cut}")
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "uplink_ms": self.profile.latency / 1000}
+
+
+def test_a_python_node_sees_the_network_as_on_the_pure_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gateway_kinds, "_registered", dict(gateway_kinds._registered))
+    register_gateway_kind(GatewayKind("python_model", "a watcher", virtual_time=_Watcher))
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "partition.yaml")
+    expected, got = _both(scenario)
+    _assert_same(expected, got)
+    assert got.nodes["edge-gw"]["uplink_ms"] > 0
+    with Simulation(scenario, trace="full") as pure:
+        seen = [event[-1] for event in pure.run().trace or () if event[1] == "cuts"]
+    assert seen == ["cut=True", "cut=False"]
+
+
+def test_what_a_python_node_cannot_have_on_the_native_engine_is_an_error_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Leaving(_Relay):
+        def _relay(self, reading: Message) -> None:
+            super()._relay(reading)
+            self.broker.unsubscribe(self.name, self.spec.subscribe[0].filter, 0)
+
+    monkeypatch.setattr(gateway_kinds, "_registered", dict(gateway_kinds._registered))
+    register_gateway_kind(GatewayKind("python_model", "leaving", virtual_time=Leaving))
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "basic.yaml")
+    with (
+        native.NativeSimulation(scenario) as simulation,
+        pytest.raises(SimulationError, match=r"unsubscribing .*EDGESIM_ENGINE=pure"),
+    ):
+        simulation.run("5s")
+
+
+def test_a_python_nodes_payload_a_modelled_gateway_was_to_aggregate_stops_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A node of a registered kind may publish anywhere: an object payload reaching the
+    aggregation of a gateway the native engine models (which reads floats only) is an error
+    naming the way out, never a silent difference."""
+
+    class Chatty(_Relay):
+        def _relay(self, reading: Message) -> None:
+            context = self.context
+            assert context is not None
+            self.relayed += 1
+            message = Message(
+                "sites/lab/chatty/temperature", {"value": 1}, self.name, self.relayed, context.now
+            )
+            self.session.publish(self.broker.name, message, 0)
+
+    monkeypatch.setattr(gateway_kinds, "_registered", dict(gateway_kinds._registered))
+    register_gateway_kind(GatewayKind("python_logic", "chatty", virtual_time=Chatty))
+    data = yaml.safe_load((ROOT / "scenarios" / "basic.yaml").read_text())
+    modelled = data["gateways"][0]
+    chatty = {"name": "chatty", "implementation": "python", "logic": "user_logics:Forwarder"}
+    data["gateways"] = [modelled, {**chatty, "subscribe": ["sites/lab/temp-0/temperature"]}]
+    scenario = Scenario.from_dict(data)
+    assert native.python_nodes(scenario) == {"chatty"}
+    with Simulation(scenario) as pure:
+        assert pure.run().nodes["gateway"]["processed"] > 0
+    with (
+        native.NativeSimulation(scenario) as simulation,
+        pytest.raises(SimulationError, match="was to aggregate a payload a Python node made"),
+    ):
+        simulation.run()
+
+
+def test_a_wall_clock_gateway_stays_on_the_pure_engine_which_refuses_it() -> None:
+    data = yaml.safe_load((ROOT / "scenarios" / "basic.yaml").read_text())
+    data["gateways"][0]["implementation"] = "docker"
+    scenario = Scenario.from_dict(data)
+    assert "runs on the wall clock" in native.choose_engine(scenario).reason
 
 
 # --- choosing the engine ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from lockstep_gateways import serve_lockstep_gateways
 
 from pytest_edgesim import Scenario, Simulation, simulate
+from pytest_edgesim.core.native import NativeSimulation, choose_engine
 from pytest_edgesim.docker.images import ensure_image
 from pytest_edgesim.docker.labels import PID_LABEL, ROLE_LABEL, SESSION_LABEL, session_id
 from pytest_edgesim.docker.lockstep_gateway import GATEWAY_COMMAND, ROLE, NodeContainer
@@ -66,6 +67,28 @@ def test_the_gateway_container_in_lockstep_gives_the_python_models_digest(
     gateway = scenario.spec.gateways[0].name
     assert result.nodes[gateway]["implementation"] == "docker:lockstep"
     assert result.nodes[gateway]["processed"] == expected.nodes[gateway]["processed"] > 0
+    assert not new_lockstep_containers(docker_client, before)
+
+
+@pytest.mark.parametrize("name", ["basic.yaml", "lossy.yaml", "partition.yaml"])
+def test_the_lockstep_container_on_the_native_engine_gives_the_pure_engines_result(
+    name: str, docker_client: docker.DockerClient, gateway_image: str
+) -> None:
+    """The container is a Python node to the native engine (called back for each packet and
+    timer, over the protocol as on the pure engine): the same trace and the same result."""
+    twin = Scenario.from_yaml(SCENARIOS / name).with_gateways("docker", mode="lockstep")
+    assert choose_engine(twin).native
+    before = _ids(docker_client)
+    with Simulation(twin) as pure:
+        expected = pure.run("30s")
+    with NativeSimulation(twin) as fast:
+        got = fast.run("30s")
+    assert got.trace_digest == expected.trace_digest
+    assert got.events == expected.events
+    assert got.metrics == expected.metrics
+    assert got.deliveries == expected.deliveries
+    assert got.nodes == expected.nodes
+    assert got == expected
     assert not new_lockstep_containers(docker_client, before)
 
 

@@ -241,6 +241,7 @@ def _arrived(source: Source, first: int, last: int) -> None:
             seqs.remove(first, last)
 
 
+# (the native engine's Python nodes record through a subclass: core/native_nodes.py)
 class DeliveryLedger:
     """Where sources, gateways and sinks record what they sent, received and dropped."""
 
