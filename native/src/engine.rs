@@ -13,6 +13,9 @@ use crate::ledger::Ledger;
 use crate::rng::{py_round, Delay, Stream};
 use crate::sketch::{self, Counter};
 
+#[path = "faults.rs"]
+pub mod faults;
+
 pub type Tick = i64;
 
 /// A multiply-shift hasher for the engine's integer keys (SipHash is for untrusted keys;
@@ -123,6 +126,11 @@ pub enum Event {
     Flush(u32, u64),
     CutDown(u32),
     CutUp(u32),
+    /// a fault of the schedule fires, or its duration is over (faults.rs)
+    FaultBegin(u32),
+    FaultEnd(u32),
+    /// a sensor on a duty cycle wakes (what it kept goes out)
+    Wake(u32),
 }
 
 /// The queue: a 4-ary min-heap of `(time, sequence << SLOT_BITS | slot)` keys (16 bytes, four
@@ -351,12 +359,14 @@ pub struct Cut {
     pub side_b: Vec<bool>,
     pub down_since: Option<Tick>,
     pub last_healed_at: Tick,
+    /// only the links from `side_a` to `side_b` are cut (a one-way partition)
+    pub one_way: bool,
 }
 
 impl Cut {
     fn separates(&self, src: u32, dst: u32) -> bool {
         let (s, d) = (src as usize, dst as usize);
-        (self.side_a[s] && self.side_b[d]) || (self.side_b[s] && self.side_a[d])
+        (self.side_a[s] && self.side_b[d]) || (!self.one_way && self.side_b[s] && self.side_a[d])
     }
 }
 
@@ -687,6 +697,8 @@ pub struct Engine {
     retry_interval: i64,
     inv_log_gamma: f64,
     pub profile_source: Option<Box<dyn ProfileSource>>,
+    /// the fault schedule's state (None: a run without one; see faults.rs)
+    pub faults: Option<Box<faults::Faults>>,
 }
 
 pub struct Setup {
@@ -756,6 +768,7 @@ impl Engine {
             retry_interval: setup.retry_interval,
             inv_log_gamma: sketch::log_gamma_factor(),
             profile_source: None,
+            faults: None,
             names: setup.names,
         };
         // Topology._network: the scenario's partitions are the first events on the queue
@@ -774,6 +787,7 @@ impl Engine {
                 side_b: b,
                 down_since: None,
                 last_healed_at: -1,
+                one_way: false,
             });
             engine.schedule(start, Event::CutDown(index));
             if let Some(end) = end {
@@ -967,15 +981,29 @@ impl Engine {
                     cut.last_healed_at = now;
                 }
             }
+            Event::FaultBegin(fault) => self.fault_begin(fault),
+            Event::FaultEnd(fault) => self.fault_end(fault),
+            Event::Wake(sensor) => self.wake(sensor),
         }
     }
 
     // --- sensors ------------------------------------------------------------------------------
     fn sensor_publish(&mut self, index: u32) {
+        if self.faults.is_some() && self.sensor_faulted(index) {
+            self.sensor_publish_faulted(index);
+            return;
+        }
         let now = self.now;
+        let value = self.sensors[index as usize].value.next(now);
+        self.sensor_emit(index, now, value, now);
+        self.schedule_next_publish(index, now);
+    }
+
+    /// One reading goes out (`SensorModel._emit`): numbered, counted, traced, sent.
+    #[inline]
+    fn sensor_emit(&mut self, index: u32, now: Tick, value: f64, created_at: Tick) {
         let sensor = &mut self.sensors[index as usize];
         let spec = sensor.spec;
-        let value = sensor.value.next(now);
         sensor.published += 1;
         let seq = sensor.published;
         let node = sensor.node;
@@ -985,7 +1013,7 @@ impl Engine {
             payload: Payload::Float(value),
             origin: node,
             seq,
-            created_at: now,
+            created_at,
             qos: spec.qos,
             retain: spec.retain,
             size_bytes: spec.payload_bytes,
@@ -1027,8 +1055,13 @@ impl Engine {
         } else {
             self.session_publish(node, broker, message, false);
         }
-        // the next publication
+    }
+
+    /// The sensor's next reading on the queue (or none past its stop).
+    #[inline]
+    fn schedule_next_publish(&mut self, index: u32, now: Tick) {
         let sensor = &mut self.sensors[index as usize];
+        let spec = sensor.spec;
         let following = if spec.periodic {
             sensor.cycle += 1;
             let mut following = sensor.first + sensor.cycle * spec.period;
@@ -1371,6 +1404,9 @@ impl Engine {
             line.push_str(sketch::CAUSES[cause as usize]);
             self.tracer.end();
         }
+        if self.faults.is_some() {
+            self.dropped_on(src, dst);
+        }
     }
 
     fn deliver(&mut self, link_index: u32, packet: Packet) {
@@ -1436,6 +1472,7 @@ impl Engine {
             let _ = write!(line, "{}", packet.packet_id);
             self.tracer.end();
         }
+        let publish = packet.kind == Kind::Publish;
         match self.kinds[dst as usize] {
             NodeRef::Broker => self.broker_packet(packet),
             NodeRef::Cloud => self.cloud_packet(packet),
@@ -1445,6 +1482,9 @@ impl Engine {
                 }
             }
             NodeRef::Gateway(index) => self.gateway_packet(index, packet),
+        }
+        if publish && self.faults.is_some() {
+            self.arrived_at(dst);
         }
     }
 
@@ -1886,6 +1926,9 @@ impl Engine {
                     line.push('\t');
                     line.push_str(&detail);
                     self.tracer.end();
+                }
+                if self.faults.is_some() && self.store_takes(index, &message) {
+                    return;
                 }
                 if qos == 0 {
                     self.transmit(Packet {

@@ -16,6 +16,7 @@ use std::rc::Rc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+use engine::faults::{Action, Fault, Trigger};
 use engine::{
     AggValue, AggregateSpec, Engine, Function, GatewaySpec, Jitter, Loss, Payload, Profile,
     ProfileSource, SensorSpec, Setup, Value,
@@ -117,6 +118,81 @@ type GatewayTuple = (
     (u8, i64, i64),
     Option<AggregateTuple>,
 );
+
+/// (name, target, duration, begin detail, end detail)
+type FaultHead = (String, String, Option<i64>, String, String);
+/// (code: 0 at, 1 after, 2 received, 3 dropped, 4 never; time or delay; node or src; dst;
+/// count)
+type TriggerTuple = (u8, i64, u32, u32, i64);
+/// (code: 0 cut, 1 link change, 2 backhaul, 3 storage full, 4 duty cycle; cut; gateway;
+/// link pairs; (latency, jitter, loss, bandwidth); sensors; (period, awake, buffer))
+type ActionTuple = (
+    u8,
+    u32,
+    u32,
+    Vec<(u32, u32)>,
+    (Option<i64>, Option<i64>, Option<f64>, Option<i64>),
+    Vec<u32>,
+    (i64, i64, bool),
+);
+type FaultTuple = (
+    FaultHead,
+    TriggerTuple,
+    ActionTuple,
+    (Vec<(u32, i64)>, Vec<(u32, i64)>),
+);
+
+fn fault(plan: FaultTuple) -> Fault {
+    let (head, trigger, action, (on_start, on_end)) = plan;
+    let trigger = match trigger.0 {
+        0 => Trigger::At(trigger.1),
+        1 => Trigger::Dependent,
+        2 => Trigger::Received {
+            node: trigger.2,
+            count: trigger.4,
+            delay: trigger.1,
+        },
+        3 => Trigger::Dropped {
+            src: trigger.2,
+            dst: trigger.3,
+            count: trigger.4,
+            delay: trigger.1,
+        },
+        _ => Trigger::Never,
+    };
+    let action = match action.0 {
+        0 => Action::Cut(action.1),
+        1 => Action::LinkChange {
+            pairs: action.3,
+            latency: action.4 .0,
+            jitter: action.4 .1,
+            loss: action.4 .2,
+            bandwidth: action.4 .3,
+        },
+        2 => Action::Backhaul {
+            gateway: action.2,
+            cut: action.1,
+        },
+        3 => Action::StorageFull(action.2),
+        _ => Action::DutyCycle {
+            sensors: action.5,
+            period: action.6 .0,
+            awake: action.6 .1,
+            buffer: action.6 .2,
+        },
+    };
+    Fault {
+        name: head.0,
+        target: head.1,
+        duration: head.2,
+        begin_detail: head.3,
+        end_detail: head.4,
+        trigger,
+        action,
+        on_start,
+        on_end,
+    }
+}
 
 /// One run of a scenario on the native engine.
 #[pyclass(unsendable, module = "pytest_edgesim.core._native")]
@@ -245,6 +321,32 @@ impl NativeRun {
         NativeRun { engine }
     }
 
+    /// Arm the fault schedule (before the first run): the faults' cuts (sides, one way),
+    /// each gateway's buffer (capacity, drop newest) and the faults, as
+    /// `core/native_faults.py` plans them.
+    fn arm_faults(
+        &mut self,
+        cuts: Vec<(Vec<u32>, Vec<u32>, bool)>,
+        buffers: Vec<Option<(usize, bool)>>,
+        faults: Vec<FaultTuple>,
+    ) {
+        let faults = faults.into_iter().map(fault).collect();
+        self.engine.arm_faults(cuts, buffers, faults);
+    }
+
+    /// The faults done ((time, action, target, detail) in order) and each gateway's buffer
+    /// (waiting, lost to storage_full); None without a schedule.
+    #[allow(clippy::type_complexity)]
+    fn faults(&self) -> Option<(Vec<(i64, String, String, String)>, Vec<(usize, i64)>)> {
+        let state = self.engine.faults.as_ref()?;
+        let stores = state
+            .stores
+            .iter()
+            .map(|store| (store.buffered(), store.dropped))
+            .collect();
+        Some((state.applied.clone(), stores))
+    }
+
     /// Run every event before `until` (ticks); the clock then reads `until`.
     fn run(&mut self, until: i64) {
         self.engine.run(until);
@@ -286,7 +388,7 @@ impl NativeRun {
             ))?;
             totals.sent += counter.sent;
             totals.delivered += counter.delivered;
-            for cause in 0..5 {
+            for cause in 0..7 {
                 totals.dropped[cause] += counter.dropped[cause];
             }
             totals.redelivered += counter.redelivered;
@@ -435,7 +537,11 @@ fn counter_tuple<'py>(py: Python<'py>, counter: &sketch::Counter) -> PyResult<Bo
     let items: Vec<PyObject> = vec![
         counter.sent.into_pyobject(py)?.into_any().unbind(),
         counter.delivered.into_pyobject(py)?.into_any().unbind(),
-        (dropped[0], dropped[1], dropped[2], dropped[3], dropped[4])
+        // (DropCounts' order: the broker's session causes are not counted natively)
+        (
+            dropped[0], dropped[1], dropped[2], dropped[3], dropped[4], 0, 0, 0, dropped[5],
+            dropped[6],
+        )
             .into_pyobject(py)?
             .into_any()
             .unbind(),

@@ -30,6 +30,7 @@ from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
 from pytest_edgesim.core.metrics.summaries import DropCounts, LatencySummary
 from pytest_edgesim.core.models.cloud import Arrival
 from pytest_edgesim.core.models.values import read_replay_column
+from pytest_edgesim.core.native_faults import fault_plan, read_back, unsupported_faults
 from pytest_edgesim.core.network import LinkProfile, apply_settings, resolve_nodes
 from pytest_edgesim.core.result import RunResult
 from pytest_edgesim.core.scenario.schema import check_seed
@@ -105,8 +106,6 @@ def unsupported(scenario: Scenario, trace: str = "digest") -> str | None:
     spec = scenario.spec
     if trace not in ("digest", "off"):
         return f"trace={trace!r} keeps every event (the native engine keeps a digest only)"
-    if spec.faults:
-        return "the scenario schedules faults"
     if spec.swarm is not None:
         return "the scenario draws a swarm of faults"
     if spec.broker.max_inflight_messages:
@@ -121,7 +120,7 @@ def unsupported(scenario: Scenario, trace: str = "digest") -> str | None:
             return f"gateway {gateway.name!r} models its MQTT session"
         if gateway.forward.to != spec.cloud.name:
             return f"gateway {gateway.name!r} forwards to {gateway.forward.to!r}, not the cloud"
-    return None
+    return unsupported_faults(scenario)
 
 
 def choose_engine(scenario: Scenario, trace: str = "digest") -> EngineChoice:
@@ -271,7 +270,7 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
                 ),
             )
         )
-    return _native.NativeRun(
+    run = _native.NativeRun(
         str(int(seed)),
         names,
         0,
@@ -291,6 +290,9 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
         sensors,
         gateways,
     )
+    if spec.faults:  # (armed where the pure run arms them: after every node's first event)
+        run.arm_faults(*fault_plan(scenario, names))
+    return run
 
 
 # --- reading the run back -------------------------------------------------------------------------
@@ -453,6 +455,7 @@ class NativeSimulation:
                 "dropped_rejected": rejected,
                 "pending_in_aggregate": logic[5],
             }
+        faults = read_back(run.faults(), self.scenario, nodes)
         return RunResult(
             scenario=self.scenario.name,
             seed=self.seed,
@@ -465,7 +468,7 @@ class NativeSimulation:
             trace=None,
             wall_time_s=self._wall_time,
             deliveries=ledger.snapshot(),
-            faults=(),
+            faults=faults,
         )
 
     def _ledger(

@@ -1,0 +1,575 @@
+//! The fault schedule, event for event as the pure engine applies it
+//! (`core/fault_schedule.py` with the built-in kinds of `core/builtin_faults.py`, the
+//! gateway's `core/models/store_forward.py` and the sensor's duty cycle).
+//!
+//! Python resolves the plan (`core/native_faults.py`): each fault's trigger, what it acts
+//! on (node and cut indices, the links a `link_change` touches), its fixed trace details,
+//! and which faults an `after:` makes wait for it. Here a fault fires as a `FaultBegin`
+//! event (once), ends as a `FaultEnd` event after its duration, and writes the same
+//! `fault` trace line and applied-fault record as `FaultSchedule._fire` and `_end`.
+
+use super::*;
+
+/// What makes a fault fire.
+pub enum Trigger {
+    /// at this time (scheduled when the plan is armed, in plan order)
+    At(Tick),
+    /// only when a fault it comes `after:` starts or ends
+    Dependent,
+    /// when the node has taken its `count`-th PUBLISH, `delay` later
+    Received { node: u32, count: i64, delay: Tick },
+    /// when the link has dropped its `count`-th packet, `delay` later
+    Dropped {
+        src: u32,
+        dst: u32,
+        count: i64,
+        delay: Tick,
+    },
+    /// never (a `when:` that cannot happen in this run)
+    Never,
+}
+
+/// What a fault does when it begins (and undoes when it ends).
+#[derive(Clone)]
+pub enum Action {
+    /// `partition`, `isolate`: a cut goes down (heals at the end)
+    Cut(u32),
+    /// `link_change`: the links' profiles change (each gets its own back at the end)
+    LinkChange {
+        pairs: Vec<(u32, u32)>,
+        latency: Option<Tick>,
+        jitter: Option<Tick>,
+        loss: Option<f64>,
+        bandwidth: Option<i64>,
+    },
+    /// `backhaul_outage`: the gateway's uplink is cut and the gateway buffers
+    Backhaul { gateway: u32, cut: u32 },
+    /// `storage_full`: the gateway's buffer takes nothing more
+    StorageFull(u32),
+    /// `duty_cycle`: the sensors sleep except `awake` of every `period`
+    DutyCycle {
+        sensors: Vec<u32>,
+        period: Tick,
+        awake: Tick,
+        buffer: bool,
+    },
+}
+
+pub struct Fault {
+    /// the kind's name (the applied record's action; `NAME:end` at the end)
+    pub name: String,
+    pub target: String,
+    pub duration: Option<Tick>,
+    /// the record's detail where it does not depend on the run
+    pub begin_detail: String,
+    pub end_detail: String,
+    pub trigger: Trigger,
+    pub action: Action,
+    /// the faults waiting for this one's start and end (`after:`), with their delays
+    pub on_start: Vec<(u32, Tick)>,
+    pub on_end: Vec<(u32, Tick)>,
+}
+
+/// `builtin_faults.DutyCycle`
+#[derive(Clone, Copy)]
+struct DutyCycle {
+    since: Tick,
+    period: Tick,
+    awake: Tick,
+    buffer: bool,
+}
+
+impl DutyCycle {
+    fn wakes_at(&self, now: Tick) -> Tick {
+        let phase = (now - self.since).rem_euclid(self.period);
+        if phase < self.awake {
+            now
+        } else {
+            now + self.period - phase
+        }
+    }
+}
+
+/// A gateway's uplink and store-and-forward buffer (`StoreAndForward`).
+pub struct Store {
+    /// `forward.buffer`: (capacity, drop newest); None: no buffer
+    buffer: Option<(usize, bool)>,
+    uplink_down: bool,
+    storage_full: bool,
+    waiting: VecDeque<Rc<Message>>,
+    pub dropped: i64,
+}
+
+impl Store {
+    pub fn buffered(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+/// A counted event some faults fire on: how often it happened, which faults watch it.
+#[derive(Default)]
+struct Watch {
+    count: i64,
+    faults: Vec<u32>,
+}
+
+pub struct Faults {
+    faults: Vec<Fault>,
+    fired: Vec<bool>,
+    /// a `link_change`'s links with the profiles they had before it
+    before: Vec<Vec<(u32, Rc<Profile>)>>,
+    /// (time, action, target, detail) of every fault done, in order
+    pub applied: Vec<(Tick, String, String, String)>,
+    /// by gateway index
+    pub stores: Vec<Store>,
+    /// by sensor index
+    duties: Vec<Option<DutyCycle>>,
+    held: Vec<Option<Vec<(Tick, f64)>>>,
+    arrivals: IntMap<u32, Watch>,
+    drops: IntMap<(u32, u32), Watch>,
+}
+
+impl Engine {
+    /// Arm the schedule (`FaultSchedule.arm`, at the first run): `cuts` are the faults' cuts
+    /// (made before any link opens, each link checks them from the start: a cut never down
+    /// drops nothing), `buffers` each gateway's `forward.buffer`.
+    pub fn arm_faults(
+        &mut self,
+        cuts: Vec<(Vec<u32>, Vec<u32>, bool)>,
+        buffers: Vec<Option<(usize, bool)>>,
+        faults: Vec<Fault>,
+    ) {
+        assert!(
+            self.links.is_empty(),
+            "faults are armed before any link opens"
+        );
+        let count = self.names.len();
+        // the faults' cuts follow the scenario's partitions
+        let base = self.cuts.len() as u32;
+        let mut faults = faults;
+        for fault in &mut faults {
+            match &mut fault.action {
+                Action::Cut(cut) | Action::Backhaul { cut, .. } => *cut += base,
+                _ => {}
+            }
+        }
+        for (side_a, side_b, one_way) in cuts {
+            let mut a = vec![false; count];
+            let mut b = vec![false; count];
+            for node in side_a {
+                a[node as usize] = true;
+            }
+            for node in side_b {
+                b[node as usize] = true;
+            }
+            self.cuts.push(Cut {
+                side_a: a,
+                side_b: b,
+                down_since: None,
+                last_healed_at: -1,
+                one_way,
+            });
+        }
+        let mut state = Faults {
+            fired: vec![false; faults.len()],
+            before: (0..faults.len()).map(|_| Vec::new()).collect(),
+            applied: Vec::new(),
+            stores: buffers
+                .into_iter()
+                .map(|buffer| Store {
+                    buffer,
+                    uplink_down: false,
+                    storage_full: false,
+                    waiting: VecDeque::new(),
+                    dropped: 0,
+                })
+                .collect(),
+            duties: vec![None; self.sensors.len()],
+            held: (0..self.sensors.len()).map(|_| None).collect(),
+            arrivals: IntMap::default(),
+            drops: IntMap::default(),
+            faults,
+        };
+        let now = self.now;
+        let mut due = Vec::new();
+        for (index, fault) in state.faults.iter().enumerate() {
+            match fault.trigger {
+                Trigger::At(at) => due.push((at.max(now), index as u32)),
+                Trigger::Received { node, .. } => state
+                    .arrivals
+                    .entry(node)
+                    .or_default()
+                    .faults
+                    .push(index as u32),
+                Trigger::Dropped { src, dst, .. } => state
+                    .drops
+                    .entry((src, dst))
+                    .or_default()
+                    .faults
+                    .push(index as u32),
+                Trigger::Dependent | Trigger::Never => {}
+            }
+        }
+        self.faults = Some(Box::new(state));
+        for (at, index) in due {
+            self.schedule(at, Event::FaultBegin(index));
+        }
+    }
+
+    fn fault_state(&mut self) -> &mut Faults {
+        self.faults.as_mut().expect("a fault schedule")
+    }
+
+    // --- firing -------------------------------------------------------------------------
+    pub(super) fn fault_begin(&mut self, index: u32) {
+        let state = self.fault_state();
+        if state.fired[index as usize] {
+            return;
+        }
+        state.fired[index as usize] = true;
+        let detail = self.begin_action(index);
+        let fault = &self.faults.as_ref().unwrap().faults[index as usize];
+        let (name, duration) = (fault.name.clone(), fault.duration);
+        self.record_fault(index, name, detail);
+        let now = self.now;
+        if let Some(duration) = duration {
+            self.schedule(now + duration, Event::FaultEnd(index));
+        }
+        let waiting = self.faults.as_ref().unwrap().faults[index as usize]
+            .on_start
+            .clone();
+        for (dependent, delay) in waiting {
+            self.schedule(now + delay, Event::FaultBegin(dependent));
+        }
+    }
+
+    pub(super) fn fault_end(&mut self, index: u32) {
+        let detail = self.end_action(index);
+        let name = format!("{}:end", self.fault_state().faults[index as usize].name);
+        self.record_fault(index, name, detail);
+        let now = self.now;
+        let waiting = self.fault_state().faults[index as usize].on_end.clone();
+        for (dependent, delay) in waiting {
+            self.schedule(now + delay, Event::FaultBegin(dependent));
+        }
+    }
+
+    /// `TopologyRun._applied`: the record and the `fault` trace line.
+    fn record_fault(&mut self, index: u32, action: String, detail: String) {
+        let now = self.now;
+        let state = self.faults.as_mut().unwrap();
+        let target = state.faults[index as usize].target.clone();
+        if self.tracer.enabled {
+            let line = self.tracer.begin(now, "fault", &target, "", "");
+            line.push_str(&action);
+            line.push('\t');
+            line.push_str(&detail);
+            self.tracer.end();
+        }
+        state.applied.push((now, action, target, detail));
+    }
+
+    fn begin_action(&mut self, index: u32) -> String {
+        let now = self.now;
+        let fault = &self.fault_state().faults[index as usize];
+        let (detail, action) = (fault.begin_detail.clone(), fault.action.clone());
+        match action {
+            Action::Cut(cut) => self.cut_down(cut),
+            Action::LinkChange {
+                pairs,
+                latency,
+                jitter,
+                loss,
+                bandwidth,
+            } => {
+                let mut before = Vec::with_capacity(pairs.len());
+                for &(src, dst) in &pairs {
+                    let link = self.link_for(src, dst);
+                    before.push((link, self.links[link as usize].profile.clone()));
+                }
+                for &(link, ref old) in &before {
+                    let mut profile = Profile::clone(old);
+                    if let Some(latency) = latency {
+                        profile.latency = latency;
+                    }
+                    if let Some(jitter) = jitter {
+                        profile.jitter = if jitter > 0 {
+                            Jitter::Uniform
+                        } else {
+                            Jitter::None
+                        };
+                        profile.jitter_ticks = jitter;
+                    }
+                    if let Some(loss) = loss {
+                        profile.loss = if loss > 0.0 {
+                            Loss::Bernoulli
+                        } else {
+                            Loss::None
+                        };
+                        profile.loss_rate = loss;
+                    }
+                    if let Some(bandwidth) = bandwidth {
+                        profile.bandwidth_bps = bandwidth;
+                    }
+                    self.links[link as usize].profile = Rc::new(profile);
+                }
+                self.fault_state().before[index as usize] = before;
+            }
+            Action::Backhaul { gateway, cut } => {
+                self.cut_down(cut);
+                self.fault_state().stores[gateway as usize].uplink_down = true;
+            }
+            Action::StorageFull(gateway) => {
+                self.fault_state().stores[gateway as usize].storage_full = true;
+            }
+            Action::DutyCycle {
+                sensors,
+                period,
+                awake,
+                buffer,
+            } => {
+                let cycle = DutyCycle {
+                    since: now,
+                    period,
+                    awake,
+                    buffer,
+                };
+                let state = self.fault_state();
+                for sensor in sensors {
+                    state.duties[sensor as usize] = Some(cycle);
+                }
+            }
+        }
+        detail
+    }
+
+    fn end_action(&mut self, index: u32) -> String {
+        let fault = &self.fault_state().faults[index as usize];
+        let (detail, action) = (fault.end_detail.clone(), fault.action.clone());
+        match action {
+            Action::Cut(cut) => self.cut_up(cut),
+            Action::LinkChange { .. } => {
+                let before = std::mem::take(&mut self.fault_state().before[index as usize]);
+                for (link, profile) in before {
+                    self.links[link as usize].profile = profile;
+                }
+            }
+            Action::Backhaul { gateway, cut } => {
+                self.cut_up(cut);
+                let store = &mut self.fault_state().stores[gateway as usize];
+                store.uplink_down = false;
+                let waiting = std::mem::take(&mut store.waiting);
+                let sent = waiting.len();
+                for message in waiting {
+                    self.forward_held(gateway, message);
+                }
+                return if sent > 0 {
+                    format!("sent {} buffered", sent)
+                } else {
+                    String::new()
+                };
+            }
+            Action::StorageFull(gateway) => {
+                self.fault_state().stores[gateway as usize].storage_full = false;
+            }
+            Action::DutyCycle { sensors, .. } => {
+                for sensor in sensors {
+                    self.fault_state().duties[sensor as usize] = None;
+                    self.wake(sensor);
+                }
+            }
+        }
+        detail
+    }
+
+    fn cut_down(&mut self, cut: u32) {
+        let now = self.now;
+        let cut = &mut self.cuts[cut as usize];
+        if cut.down_since.is_none() {
+            cut.down_since = Some(now);
+        }
+    }
+
+    fn cut_up(&mut self, cut: u32) {
+        let now = self.now;
+        let cut = &mut self.cuts[cut as usize];
+        if cut.down_since.is_some() {
+            cut.down_since = None;
+            cut.last_healed_at = now;
+        }
+    }
+
+    // --- `when:` triggers ---------------------------------------------------------------
+    /// A PUBLISH reached `node` (after the node took it: `_ArrivalTap.on_packet`).
+    pub(super) fn arrived_at(&mut self, node: u32) {
+        let state = self.faults.as_mut().unwrap();
+        let Some(watch) = state.arrivals.get_mut(&node) else {
+            return;
+        };
+        watch.count += 1;
+        let count = watch.count;
+        let watchers = watch.faults.clone();
+        self.counted(&watchers, count);
+    }
+
+    /// The link `src -> dst` dropped a packet (`NetworkModel._dropped_on`).
+    pub(super) fn dropped_on(&mut self, src: u32, dst: u32) {
+        let state = self.faults.as_mut().unwrap();
+        let Some(watch) = state.drops.get_mut(&(src, dst)) else {
+            return;
+        };
+        watch.count += 1;
+        let count = watch.count;
+        let watchers = watch.faults.clone();
+        self.counted(&watchers, count);
+    }
+
+    fn counted(&mut self, watchers: &[u32], count: i64) {
+        let now = self.now;
+        for &index in watchers {
+            let state = self.faults.as_ref().unwrap();
+            let (wanted, delay) = match state.faults[index as usize].trigger {
+                Trigger::Received { count, delay, .. } | Trigger::Dropped { count, delay, .. } => {
+                    (count, delay)
+                }
+                _ => unreachable!("a watcher counts"),
+            };
+            if count == wanted && !state.fired[index as usize] {
+                self.schedule(now + delay, Event::FaultBegin(index));
+            }
+        }
+    }
+
+    // --- the gateway's store-and-forward buffer ------------------------------------------
+    /// `StoreAndForward.takes`: whether the buffer took the forward (kept or lost).
+    pub(super) fn store_takes(&mut self, gateway: u32, message: &Rc<Message>) -> bool {
+        let store = &mut self.fault_state().stores[gateway as usize];
+        if !store.uplink_down {
+            return false;
+        }
+        let Some((capacity, drop_newest)) = store.buffer else {
+            return false;
+        };
+        if store.storage_full || store.waiting.len() >= capacity {
+            if store.storage_full || drop_newest || store.waiting.is_empty() {
+                self.lose_stored(gateway, message);
+                return true;
+            }
+            let oldest = store.waiting.pop_front().unwrap();
+            self.lose_stored(gateway, &oldest);
+        }
+        self.fault_state().stores[gateway as usize]
+            .waiting
+            .push_back(message.clone());
+        true
+    }
+
+    fn lose_stored(&mut self, gateway: u32, message: &Message) {
+        self.fault_state().stores[gateway as usize].dropped += 1;
+        let node = self.gateways[gateway as usize].node;
+        let cause = sketch::STORAGE_FULL;
+        self.ledger.drop(
+            message.origin,
+            message.seq,
+            message.sources.as_deref().map(|v| v.as_slice()),
+            cause,
+        );
+        self.node_counters[node as usize].drop(cause);
+        self.topic_counter(message.topic).drop(cause);
+        if self.tracer.enabled {
+            let now = self.now;
+            let line = self.tracer.begin(
+                now,
+                "drop",
+                &self.names[node as usize],
+                "",
+                &self.topics[message.topic as usize],
+            );
+            message_id(line, &self.names[message.origin as usize], message.seq);
+            line.push_str("\tstorage_full");
+            self.tracer.end();
+        }
+    }
+
+    /// The uplink is back: a forward that waited goes out (`Session.publish`).
+    fn forward_held(&mut self, gateway: u32, message: Rc<Message>) {
+        let gateway = &self.gateways[gateway as usize];
+        let (node, to) = (gateway.node, gateway.spec.forward_to);
+        if message.qos == 0 {
+            self.transmit(Packet {
+                kind: Kind::Publish,
+                src: node,
+                dst: to,
+                message,
+                qos: 0,
+                packet_id: 0,
+                duplicate: false,
+                sent_at: 0,
+            });
+        } else {
+            self.session_publish(node, to, message, false);
+        }
+    }
+
+    // --- the sensor's duty cycle --------------------------------------------------------
+    pub(super) fn sensor_faulted(&self, sensor: u32) -> bool {
+        self.faults.as_ref().unwrap().duties[sensor as usize].is_some()
+    }
+
+    /// `SensorModel._publish_faulted`: due now; awake, it goes out; asleep, it is kept for
+    /// the wake or lost.
+    pub(super) fn sensor_publish_faulted(&mut self, index: u32) {
+        let now = self.now;
+        let value = self.sensors[index as usize].value.next(now);
+        let state = self.faults.as_mut().unwrap();
+        let duty = state.duties[index as usize].expect("a duty cycle");
+        let wakes_at = duty.wakes_at(now);
+        if wakes_at == now {
+            self.sensor_emit(index, now, value, now);
+        } else if duty.buffer {
+            let held = &mut state.held[index as usize];
+            let first = held.as_ref().map_or(true, |held| held.is_empty());
+            held.get_or_insert_with(Vec::new).push((now, value));
+            if first {
+                self.schedule(wakes_at, Event::Wake(index));
+            }
+        } else {
+            self.lose_asleep(index, now);
+        }
+        self.schedule_next_publish(index, now);
+    }
+
+    /// `SensorModel._wake`: what it kept goes out now, oldest first.
+    pub(super) fn wake(&mut self, index: u32) {
+        let now = self.now;
+        let held = self.fault_state().held[index as usize].take();
+        for (created_at, value) in held.unwrap_or_default() {
+            self.sensor_emit(index, now, value, created_at);
+        }
+    }
+
+    /// `SensorModel._lose_asleep`: a reading due asleep on a cycle that drops them.
+    fn lose_asleep(&mut self, index: u32, now: Tick) {
+        let sensor = &mut self.sensors[index as usize];
+        sensor.published += 1;
+        let (seq, node, topic) = (sensor.published, sensor.node, sensor.topic);
+        let cause = sketch::ASLEEP;
+        let counter = self.topic_counter(topic);
+        counter.sent += 1;
+        counter.drop(cause);
+        self.node_counters[node as usize].drop(cause);
+        self.ledger.drop(node, seq, None, cause);
+        if self.tracer.enabled {
+            let line = self.tracer.begin(
+                now,
+                "drop",
+                &self.names[node as usize],
+                &self.names[self.broker as usize],
+                &self.topics[topic as usize],
+            );
+            message_id(line, &self.names[node as usize], seq);
+            line.push_str("\tasleep");
+            self.tracer.end();
+        }
+    }
+}

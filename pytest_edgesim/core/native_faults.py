@@ -1,0 +1,255 @@
+"""A scenario's fault schedule as the native engine applies it (``native/src/faults.rs``).
+
+The pure engine arms the schedule (:class:`~pytest_edgesim.core.fault_schedule.FaultSchedule`)
+at the first run and applies each kind through the run (:mod:`~pytest_edgesim.core.builtin_faults`).
+Here the same schedule is resolved once, before the native run starts: each fault's trigger,
+what it acts on (node indices, the cuts it takes down, the links a ``link_change`` touches),
+the trace details that do not depend on the run, and which faults wait for it (``after:``).
+The native run then fires them as the pure one does, event for event.
+
+:func:`unsupported_faults` says why a schedule stays on the pure engine: a kind the native
+engine does not apply (a node's life: restarts, crashes, pauses, disconnections; clock skew;
+a plugin's kind), or a fault the pure engine would refuse (it then says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from pytest_edgesim.core.builtin_faults import _link_detail
+from pytest_edgesim.core.fault_schedule import _target
+from pytest_edgesim.core.faults import AppliedFault
+from pytest_edgesim.core.network import resolve_nodes
+
+if TYPE_CHECKING:
+    from pytest_edgesim.core.scenario import Scenario
+    from pytest_edgesim.core.scenario.schema import FaultSpec
+
+#: the kinds the native engine applies, with their codes in the plan
+NATIVE_KINDS: Final = {
+    "partition": 0,
+    "isolate": 0,
+    "link_change": 1,
+    "backhaul_outage": 2,
+    "storage_full": 3,
+    "duty_cycle": 4,
+}
+_KINDS_SAID: Final = ", ".join(NATIVE_KINDS)
+
+_AT, _AFTER, _RECEIVED, _DROPPED, _NEVER = range(5)
+
+Plan = tuple[list[tuple[Any, ...]], list[Any], list[tuple[Any, ...]]]
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def node_names(scenario: Scenario) -> list[str]:
+    """The run's nodes in the native engine's order (broker, cloud, devices, gateways)."""
+    spec = scenario.spec
+    names = [spec.broker.name, spec.cloud.name, *(d.name for d in scenario.devices)]
+    return names + [g.name for g in spec.gateways]
+
+
+def unsupported_faults(scenario: Scenario) -> str | None:
+    """Why the native engine cannot apply ``scenario``'s ``faults:`` (None when it can)."""
+    if not scenario.spec.faults:
+        return None
+    try:
+        fault_plan(scenario, node_names(scenario))
+    except _Unsupported as reason:
+        return str(reason)
+    return None
+
+
+def fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
+    """``(cuts, buffers, faults)`` for ``NativeRun.arm_faults`` (see ``native/src/lib.rs``)."""
+    spec = scenario.spec
+    index = {name: position for position, name in enumerate(names)}
+    faults: list[tuple[str, FaultSpec]] = []
+    for position, fault in enumerate(spec.faults):
+        where = fault.name or f"faults[{position}]"
+        if fault.action is not None:
+            raise _Unsupported(
+                f"fault {where!r} is a {fault.action} action on a node's life (native: "
+                f"{_KINDS_SAID})"
+            )
+        if fault.fault_kind not in NATIVE_KINDS:
+            raise _Unsupported(
+                f"fault {where!r} is a {fault.fault_kind} fault (native: {_KINDS_SAID})"
+            )
+        faults.append((where, fault))
+    named = {fault.name for _, fault in faults if fault.name}
+    dependents: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for position, (where, fault) in enumerate(faults):
+        if fault.after is not None:
+            if fault.after.fault not in named:
+                raise _Unsupported(f"fault {where!r}: after names no fault {fault.after.fault!r}")
+            key = (fault.after.fault, fault.after.of)
+            dependents.setdefault(key, []).append((position, fault.after.delay))
+    plan = _Planner(scenario, names, index)
+    planned = []
+    for where, fault in faults:
+        head, action = plan.action(where, fault)
+        waiting = (
+            (dependents.get((fault.name, "start"), []), dependents.get((fault.name, "end"), []))
+            if fault.name
+            else ([], [])
+        )
+        planned.append((head, plan.trigger(where, fault), action, waiting))
+    buffers = [
+        None
+        if gateway.forward.buffer is None
+        else (gateway.forward.buffer.capacity, gateway.forward.buffer.drop == "newest")
+        for gateway in spec.gateways
+    ]
+    return plan.cuts, buffers, planned
+
+
+class _Planner:
+    """Resolves one fault after another against the run's nodes, sharing cuts as
+    ``NetworkModel.cut_between`` does."""
+
+    def __init__(self, scenario: Scenario, names: Sequence[str], index: Mapping[str, int]):
+        self.scenario = scenario
+        self.names = names
+        self.index = index
+        self.gateways = {gateway.name: gateway for gateway in scenario.spec.gateways}
+        self.devices = [device.name for device in scenario.devices]
+        self.cuts: list[tuple[list[int], list[int], bool]] = []
+        self._cut_of: dict[tuple[frozenset[str], frozenset[str], bool], int] = {}
+
+    def _cut(self, side_a: frozenset[str], side_b: frozenset[str], one_way: bool = False) -> int:
+        key = (side_a, side_b, one_way)
+        found = self._cut_of.get(key)
+        if found is None:
+            found = self._cut_of[key] = len(self.cuts)
+            if not one_way:
+                self._cut_of[(side_b, side_a, one_way)] = found
+            index = self.index
+            self.cuts.append(
+                (sorted(index[n] for n in side_a), sorted(index[n] for n in side_b), one_way)
+            )
+        return found
+
+    def _sides(self, fault: FaultSpec) -> tuple[frozenset[str], frozenset[str]]:
+        assert fault.between is not None
+        side_a = resolve_nodes(fault.between[0], self.names)
+        side_b = resolve_nodes(fault.between[1], self.names)
+        if fault.bridge is not None:
+            side_a, side_b = side_a - {fault.bridge}, side_b - {fault.bridge}
+        return side_a, side_b
+
+    def _gateway(self, where: str, fault: FaultSpec) -> int:
+        if fault.target not in self.gateways:
+            raise _Unsupported(f"fault {where!r}: {fault.target!r} is not a gateway")
+        return list(self.gateways).index(fault.target)
+
+    def action(self, where: str, fault: FaultSpec) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """(the head: name, target, duration, details; the action) of ``fault``."""
+        kind = fault.fault_kind
+        cut = gateway = 0
+        pairs: list[tuple[int, int]] = []
+        settings: tuple[Any, ...] = (None, None, None, None)
+        sensors: list[int] = []
+        cycle: tuple[int, int, bool] = (0, 0, False)
+        begin = end = ""
+        if kind == "partition":
+            cut = self._cut(*self._sides(fault), fault.one_way)
+            end = "healed"
+        elif kind == "isolate":
+            alone = self._targets(where, fault)
+            cut = self._cut(alone, frozenset(self.names) - alone)
+            end = "healed"
+        elif kind == "link_change":
+            side_a, side_b = self._sides(fault)
+            if not side_a or not side_b:
+                raise _Unsupported(f"fault {where!r}: a side of the link change matches no node")
+            pairs = self._pairs(side_a, side_b, fault.one_way)
+            loss = None if fault.loss is None else float(fault.loss)
+            settings = (fault.latency, fault.jitter, loss, fault.bandwidth)
+            begin, end = _link_detail(fault), "restored"
+        elif kind in ("backhaul_outage", "storage_full"):
+            gateway = self._gateway(where, fault)
+            spec = self.gateways[str(fault.target)]
+            if kind == "backhaul_outage":
+                cut = self._cut(frozenset([spec.name]), frozenset([spec.forward.to]))
+                buffer = spec.forward.buffer
+                begin = "no buffer" if buffer is None else f"buffering up to {buffer.capacity}"
+        else:
+            chosen = self._targets(where, fault)
+            if not chosen <= set(self.devices):
+                raise _Unsupported(f"fault {where!r}: {fault.target!r} matches a node not a device")
+            sensors = [position for position, name in enumerate(self.devices) if name in chosen]
+            assert fault.period is not None and fault.awake is not None
+            cycle = (fault.period, fault.awake, fault.asleep == "buffer")
+            begin = f"{len(sensors)} device(s)"
+        head = (kind, _target(fault), fault.duration, begin, end)
+        return head, (NATIVE_KINDS[kind], cut, gateway, pairs, settings, sensors, cycle)
+
+    def _targets(self, where: str, fault: FaultSpec) -> frozenset[str]:
+        assert fault.target is not None
+        chosen = resolve_nodes(fault.target, self.names)
+        if not chosen:
+            raise _Unsupported(f"fault {where!r}: {fault.target!r} matches no node")
+        return chosen
+
+    def _pairs(
+        self, side_a: frozenset[str], side_b: frozenset[str], one_way: bool
+    ) -> list[tuple[int, int]]:
+        """The links ``network.link_profiles`` opens, in its order (each once)."""
+        index = self.index
+        pairs = [(src, dst) for src in sorted(side_a) for dst in sorted(side_b) if src != dst]
+        if not one_way:
+            pairs += [(src, dst) for src in sorted(side_b) for dst in sorted(side_a) if src != dst]
+        unique = dict.fromkeys(pairs)
+        return [(index[src], index[dst]) for src, dst in unique]
+
+    def trigger(self, where: str, fault: FaultSpec) -> tuple[int, int, int, int, int]:
+        if fault.at is not None:
+            return (_AT, fault.at, 0, 0, 0)
+        if fault.after is not None:
+            return (_AFTER, 0, 0, 0, 0)
+        assert fault.when is not None
+        event, subject = fault.when.event
+        count, delay = fault.when.count, fault.when.delay
+        nodes = [part.strip() for part in subject.split("->")] if event == "dropped" else [subject]
+        for node in nodes:
+            if node not in self.index:
+                raise _Unsupported(f"fault {where!r}: when: {node!r} is not a node of this run")
+        if event == "subscribed":
+            # a gateway connected at the start has subscribed once, and (no fault of its
+            # life on this engine) never again: the first time fires as the schedule is armed
+            if subject in self.gateways and count == 1:
+                return (_AT, delay, 0, 0, 0)
+            return (_NEVER, 0, 0, 0, 0)
+        if event == "received":
+            return (_RECEIVED, delay, self.index[subject], 0, count)
+        return (_DROPPED, delay, self.index[nodes[0]], self.index[nodes[1]], count)
+
+
+def read_back(
+    raw: tuple[list[tuple[int, str, str, str]], list[tuple[int, int]]] | None,
+    scenario: Scenario,
+    nodes: dict[str, dict[str, Any]],
+) -> tuple[AppliedFault, ...]:
+    """The faults done, from the native run; ``nodes`` (the nodes' descriptions) gain what
+    the pure run's describe: a gateway's buffer, a faulted node's state and count."""
+    if raw is None:
+        return ()
+    applied, stores = raw
+    for gateway, (buffered, dropped) in zip(scenario.spec.gateways, stores):
+        if buffered:
+            nodes[gateway.name]["buffered"] = buffered
+        if dropped:
+            nodes[gateway.name]["dropped_storage_full"] = dropped
+    faults = tuple(AppliedFault(*record) for record in applied)
+    done: dict[str, int] = {}
+    for fault in faults:
+        done[fault.target] = done.get(fault.target, 0) + 1
+    for name, count in done.items():
+        if name in nodes:  # (no fault of a node's life here: it runs, never restarted)
+            nodes[name].update(state="running", restarts=0, faults=count)
+    return faults
