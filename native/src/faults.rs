@@ -53,6 +53,12 @@ pub enum Action {
         awake: Tick,
         buffer: bool,
     },
+    /// `clock_skew`: the sensors' clocks run `offset` ahead, `drift_ppm` fast
+    ClockSkew {
+        sensors: Vec<u32>,
+        offset: Tick,
+        drift_ppm: f64,
+    },
 }
 
 pub struct Fault {
@@ -90,6 +96,22 @@ impl DutyCycle {
     }
 }
 
+/// `builtin_faults.Clock`
+#[derive(Clone, Copy)]
+struct Clock {
+    since: Tick,
+    offset: Tick,
+    drift_ppm: f64,
+}
+
+impl Clock {
+    /// The virtual time at which the clock reads `reading`.
+    fn when_it_reads(&self, reading: Tick) -> Tick {
+        let rate = 1.0 + self.drift_ppm / 1e6;
+        self.since + py_round((reading - self.offset - self.since) as f64 / rate)
+    }
+}
+
 /// A gateway's uplink and store-and-forward buffer (`StoreAndForward`).
 pub struct Store {
     /// `forward.buffer`: (capacity, drop newest); None: no buffer
@@ -124,6 +146,7 @@ pub struct Faults {
     pub stores: Vec<Store>,
     /// by sensor index
     duties: Vec<Option<DutyCycle>>,
+    clocks: Vec<Option<Clock>>,
     held: Vec<Option<Vec<(Tick, f64)>>>,
     arrivals: IntMap<u32, Watch>,
     drops: IntMap<(u32, u32), Watch>,
@@ -185,6 +208,7 @@ impl Engine {
                 })
                 .collect(),
             duties: vec![None; self.sensors.len()],
+            clocks: vec![None; self.sensors.len()],
             held: (0..self.sensors.len()).map(|_| None).collect(),
             arrivals: IntMap::default(),
             drops: IntMap::default(),
@@ -339,6 +363,21 @@ impl Engine {
                     state.duties[sensor as usize] = Some(cycle);
                 }
             }
+            Action::ClockSkew {
+                sensors,
+                offset,
+                drift_ppm,
+            } => {
+                let clock = Clock {
+                    since: now,
+                    offset,
+                    drift_ppm,
+                };
+                let state = self.fault_state();
+                for sensor in sensors {
+                    state.clocks[sensor as usize] = Some(clock);
+                }
+            }
         }
         detail
     }
@@ -376,6 +415,12 @@ impl Engine {
                 for sensor in sensors {
                     self.fault_state().duties[sensor as usize] = None;
                     self.wake(sensor);
+                }
+            }
+            Action::ClockSkew { sensors, .. } => {
+                let state = self.fault_state();
+                for sensor in sensors {
+                    state.clocks[sensor as usize] = None;
                 }
             }
         }
@@ -511,9 +556,10 @@ impl Engine {
         }
     }
 
-    // --- the sensor's duty cycle --------------------------------------------------------
+    // --- the sensor's duty cycle and clock ----------------------------------------------
     pub(super) fn sensor_faulted(&self, sensor: u32) -> bool {
-        self.faults.as_ref().unwrap().duties[sensor as usize].is_some()
+        let state = self.faults.as_ref().unwrap();
+        state.duties[sensor as usize].is_some() || state.clocks[sensor as usize].is_some()
     }
 
     /// `SensorModel._publish_faulted`: due now; awake, it goes out; asleep, it is kept for
@@ -522,11 +568,11 @@ impl Engine {
         let now = self.now;
         let value = self.sensors[index as usize].value.next(now);
         let state = self.faults.as_mut().unwrap();
-        let duty = state.duties[index as usize].expect("a duty cycle");
-        let wakes_at = duty.wakes_at(now);
+        let duty = state.duties[index as usize];
+        let wakes_at = duty.map_or(now, |duty| duty.wakes_at(now));
         if wakes_at == now {
             self.sensor_emit(index, now, value, now);
-        } else if duty.buffer {
+        } else if duty.is_some_and(|duty| duty.buffer) {
             let held = &mut state.held[index as usize];
             let first = held.as_ref().map_or(true, |held| held.is_empty());
             held.get_or_insert_with(Vec::new).push((now, value));
@@ -536,7 +582,33 @@ impl Engine {
         } else {
             self.lose_asleep(index, now);
         }
-        self.schedule_next_publish(index, now);
+        match self.fault_state().clocks[index as usize] {
+            None => self.schedule_next_publish(index, now),
+            Some(clock) => self.schedule_next_on_clock(index, now, clock),
+        }
+    }
+
+    /// The next reading on the sensor's own clock (`_publish_faulted`'s schedule).
+    fn schedule_next_on_clock(&mut self, index: u32, now: Tick, clock: Clock) {
+        let sensor = &mut self.sensors[index as usize];
+        let spec = sensor.spec;
+        let mut following = if spec.periodic {
+            sensor.cycle += 1;
+            let mut nominal = sensor.first + sensor.cycle * spec.period;
+            if spec.jitter != 0 {
+                nominal += py_round(spec.jitter as f64 * (2.0 * sensor.stream.random() - 1.0));
+            }
+            clock.when_it_reads(nominal.max(spec.start))
+        } else {
+            let gap = sensor.stream.exponential(sensor.mean_gap) / (1.0 + clock.drift_ppm / 1e6);
+            now + py_round(gap).max(1)
+        };
+        if following <= now {
+            following = now + 1;
+        }
+        if spec.stop.map_or(true, |stop| following < stop) {
+            self.schedule(following, Event::Publish(index));
+        }
     }
 
     /// `SensorModel._wake`: what it kept goes out now, oldest first.

@@ -124,8 +124,9 @@ type FaultHead = (String, String, Option<i64>, String, String);
 /// (code: 0 at, 1 after, 2 received, 3 dropped, 4 never; time or delay; node or src; dst;
 /// count)
 type TriggerTuple = (u8, i64, u32, u32, i64);
-/// (code: 0 cut, 1 link change, 2 backhaul, 3 storage full, 4 duty cycle; cut; gateway;
-/// link pairs; (latency, jitter, loss, bandwidth); sensors; (period, awake, buffer))
+/// (code: 0 cut, 1 link change, 2 backhaul, 3 storage full, 4 duty cycle, 5 clock skew;
+/// cut; gateway; link pairs; (latency, jitter, loss, bandwidth); sensors; (period, awake,
+/// buffer); (offset, drift_ppm))
 type ActionTuple = (
     u8,
     u32,
@@ -134,6 +135,7 @@ type ActionTuple = (
     (Option<i64>, Option<i64>, Option<f64>, Option<i64>),
     Vec<u32>,
     (i64, i64, bool),
+    (i64, f64),
 );
 type FaultTuple = (
     FaultHead,
@@ -174,6 +176,11 @@ fn fault(plan: FaultTuple) -> Fault {
             cut: action.1,
         },
         3 => Action::StorageFull(action.2),
+        5 => Action::ClockSkew {
+            sensors: action.5,
+            offset: action.7 .0,
+            drift_ppm: action.7 .1,
+        },
         _ => Action::DutyCycle {
             sensors: action.5,
             period: action.6 .0,

@@ -154,7 +154,8 @@ pub fn log_gamma_factor() -> f64 {
     INV_LOG_GAMMA.with(|value| *value)
 }
 
-/// Drop causes, in `LOST_CAUSES` order (the ledger's); counters keep the first five.
+/// Drop causes, by name (the ledger's `LOST_CAUSES`); counters keep the first five and the
+/// faults' two.
 pub const LOSS: u8 = 0;
 pub const PARTITION: u8 = 1;
 pub const QUEUE_OVERFLOW: u8 = 2;

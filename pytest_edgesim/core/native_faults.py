@@ -34,6 +34,7 @@ NATIVE_KINDS: Final = {
     "backhaul_outage": 2,
     "storage_full": 3,
     "duty_cycle": 4,
+    "clock_skew": 5,
 }
 _KINDS_SAID: Final = ", ".join(NATIVE_KINDS)
 
@@ -155,6 +156,7 @@ class _Planner:
         settings: tuple[Any, ...] = (None, None, None, None)
         sensors: list[int] = []
         cycle: tuple[int, int, bool] = (0, 0, False)
+        clock: tuple[int, float] = (0, 0.0)
         begin = end = ""
         if kind == "partition":
             cut = self._cut(*self._sides(fault), fault.one_way)
@@ -183,11 +185,15 @@ class _Planner:
             if not chosen <= set(self.devices):
                 raise _Unsupported(f"fault {where!r}: {fault.target!r} matches a node not a device")
             sensors = [position for position, name in enumerate(self.devices) if name in chosen]
-            assert fault.period is not None and fault.awake is not None
-            cycle = (fault.period, fault.awake, fault.asleep == "buffer")
-            begin = f"{len(sensors)} device(s)"
+            if kind == "duty_cycle":
+                assert fault.period is not None and fault.awake is not None
+                cycle = (fault.period, fault.awake, fault.asleep == "buffer")
+                begin = f"{len(sensors)} device(s)"
+            else:
+                clock = (fault.offset or 0, float(fault.drift_ppm or 0.0))
         head = (kind, _target(fault), fault.duration, begin, end)
-        return head, (NATIVE_KINDS[kind], cut, gateway, pairs, settings, sensors, cycle)
+        action = (NATIVE_KINDS[kind], cut, gateway, pairs, settings, sensors, cycle, clock)
+        return head, action
 
     def _targets(self, where: str, fault: FaultSpec) -> frozenset[str]:
         assert fault.target is not None

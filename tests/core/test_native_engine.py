@@ -18,12 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_edgesim import Scenario, simulate
+from pytest_edgesim import Scenario, ScenarioBuilder, simulate
 from pytest_edgesim.core import native
+from pytest_edgesim.core.native_faults import NATIVE_KINDS
 from pytest_edgesim.core.rng import RandomStream
 from pytest_edgesim.core.simulation import Simulation, open_simulation
 from pytest_edgesim.errors import SimulationError, UsageError
-from pytest_edgesim.strategies import link_configs, seeds, small_scenarios
+from pytest_edgesim.strategies import fault_schedules, link_configs, seeds, small_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -63,6 +64,7 @@ def _assert_same(expected, got) -> None:
     assert got.metrics == expected.metrics
     assert got.deliveries == expected.deliveries
     assert got.arrivals == expected.arrivals
+    assert got.faults == expected.faults
     assert got == expected
 
 
@@ -214,6 +216,123 @@ def test_generated_scenarios_give_the_pure_engines_result(case: tuple[Scenario, 
     scenario, seed = case
     assert native.unsupported(scenario) is None
     _assert_same(*_both(scenario, seed))
+
+
+# --- fault schedules ----------------------------------------------------------------------------
+@st.composite
+def _faulted(draw: st.DrawFn) -> tuple[Scenario, int]:
+    """A generated scenario with a fault schedule of the kinds the native engine applies,
+    its gateways sometimes with a store-and-forward buffer."""
+    scenario, seed = draw(_varied())
+    end = f"{scenario.duration_ticks // 1000}ms"
+    kinds = tuple(NATIVE_KINDS)
+    schedule = draw(fault_schedules(scenario, kinds=kinds, max_time=end, max_duration="2s"))
+    overrides: dict[str, object] = {"faults": list(schedule)}
+    for index, _gateway in enumerate(scenario.spec.gateways):
+        if draw(st.booleans()):
+            capacity = draw(st.integers(0, 6))
+            drop = draw(st.sampled_from(["oldest", "newest"]))
+            overrides[f"gateways[{index}].forward.buffer"] = {"capacity": capacity, "drop": drop}
+    return scenario.with_overrides(overrides), seed
+
+
+@settings(
+    max_examples=int(os.environ.get("EDGESIM_DIFFERENTIAL_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(case=_faulted())
+def test_generated_fault_schedules_give_the_pure_engines_result(
+    case: tuple[Scenario, int],
+) -> None:
+    scenario, seed = case
+    assert native.unsupported(scenario) is None
+    _assert_same(*_both(scenario, seed))
+
+
+_FAULTED = (
+    ScenarioBuilder("faulted", duration="6s")
+    .sensors("sensor", count=3, period="200ms", qos=1)
+    .gateway("gw", subscribe="sensors/#", forward={"qos": 1, "buffer": {"capacity": 4}})
+    .build()
+)
+
+#: what the generated schedules do not draw: bridges, jitter and bandwidth changes, `dropped`
+#: and repeated `received` triggers, `after` an end, globs, a subscription counted twice
+_SCHEDULES = {
+    "bridge": [
+        {"kind": "partition", "between": [["sensor-*"], ["gw", "cloud"]], "bridge": "gw",
+         "at": "1s", "duration": "2s"},
+    ],
+    "one-way-glob": [
+        {"kind": "partition", "between": ["sensor-*", "broker"], "one_way": True, "at": "1s"},
+    ],
+    "link-change": [
+        {"name": "slow", "kind": "link_change", "between": ["gw", "cloud"], "latency": "300ms",
+         "jitter": "50ms", "bandwidth": 20_000, "at": "500ms", "duration": "3s"},
+        {"kind": "link_change", "between": ["sensor-1", "broker"], "loss": 0.5, "one_way": True,
+         "after": {"fault": "slow", "of": "end", "delay": "100ms"}, "duration": "1s"},
+    ],
+    "dropped-trigger": [
+        {"name": "cut", "kind": "partition", "between": ["sensor-0", "broker"], "at": "1s",
+         "duration": "1s"},
+        {"kind": "isolate", "target": "gw", "when": {"dropped": "sensor-0->broker", "count": 3,
+         "delay": "250ms"}, "duration": "1s"},
+    ],
+    "received-trigger": [
+        {"name": "outage", "kind": "backhaul_outage", "target": "gw",
+         "when": {"received": "gw", "count": 4}, "duration": "2s"},
+        {"kind": "storage_full", "target": "gw", "after": {"fault": "outage", "delay": "1s"}},
+        {"kind": "duty_cycle", "target": "sensor-[12]", "when": {"subscribed": "gw", "count": 2},
+         "period": "1s", "awake": "300ms"},
+    ],
+    "duty-cycles": [
+        {"name": "sleep", "kind": "duty_cycle", "target": "sensor-*", "at": "300ms",
+         "period": "700ms", "awake": "200ms", "asleep": "buffer", "duration": "3s"},
+        {"kind": "duty_cycle", "target": "sensor-0", "after": {"fault": "sleep", "of": "end"},
+         "period": "500ms", "awake": "100ms", "asleep": "drop"},
+        {"kind": "clock_skew", "target": "sensor-2", "at": "2s", "offset": "-150ms",
+         "drift_ppm": 2500},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("faults", list(_SCHEDULES.values()), ids=list(_SCHEDULES))
+def test_fault_schedules_give_the_pure_engines_result(faults: list[dict[str, object]]) -> None:
+    scenario = _FAULTED.with_overrides({"faults": faults})
+    assert native.choose_engine(scenario).native
+    for seed in (None, 3):
+        _assert_same(*_both(scenario, seed))
+
+
+def test_a_faulted_run_paused_and_resumed_gives_the_same_result() -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "backhaul-outage.yaml")
+    with Simulation(scenario) as pure, native.NativeSimulation(scenario) as fast:
+        for until in ("10s", "20s", "1800s", "1800.5s", "1h"):
+            _assert_same(pure.run(until), fast.run(until))
+    assert [fault.action for fault in fast.result().faults] == [
+        "backhaul_outage", "duty_cycle", "backhaul_outage:end"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ({"kind": "restart", "target": "gw", "at": "1s"}, "fault 'faults[0]' is a restart fault"),
+        ({"name": "x", "kind": "pause", "target": "gw", "at": "1s", "duration": "1s"},
+         "fault 'x' is a pause fault"),
+        ({"action": "stop", "target": "gw", "at": "1s"}, "is a stop action on a node's life"),
+    ],
+)  # fmt: skip
+def test_faults_the_native_engine_does_not_apply_run_on_the_pure_one(
+    fault: dict[str, object], reason: str
+) -> None:
+    scenario = _FAULTED.with_overrides({"faults": [fault]})
+    choice = native.choose_engine(scenario)
+    assert choice.engine == "pure"
+    assert reason in choice.reason
+    if "kind" in fault and fault["kind"] == "restart":
+        assert "(native: partition, isolate, link_change" in choice.reason
 
 
 # --- choosing the engine ------------------------------------------------------------------------
