@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from pytest_edgesim.core.builtin_faults import _link_detail
+from pytest_edgesim.core.builtin_faults import BUILTIN_KINDS, _link_detail
+from pytest_edgesim.core.fault_kinds import fault_kind
 from pytest_edgesim.core.fault_schedule import _target
 from pytest_edgesim.core.faults import AppliedFault
 from pytest_edgesim.core.network import resolve_nodes
@@ -37,6 +38,7 @@ NATIVE_KINDS: Final = {
     "clock_skew": 5,
 }
 _KINDS_SAID: Final = ", ".join(NATIVE_KINDS)
+_BUILTIN: Final = {kind.name: kind for kind in BUILTIN_KINDS}
 
 _AT, _AFTER, _RECEIVED, _DROPPED, _NEVER = range(5)
 
@@ -80,6 +82,11 @@ def fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
         if fault.fault_kind not in NATIVE_KINDS:
             raise _Unsupported(
                 f"fault {where!r} is a {fault.fault_kind} fault (native: {_KINDS_SAID})"
+            )
+        if fault_kind(fault.fault_kind) is not _BUILTIN[fault.fault_kind]:
+            raise _Unsupported(
+                f"fault {where!r}: its kind {fault.fault_kind!r} is registered anew in this "
+                "process (register_fault_kind)"
             )
         faults.append((where, fault))
     named = {fault.name for _, fault in faults if fault.name}
