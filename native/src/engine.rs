@@ -1591,6 +1591,9 @@ impl Engine {
 
     // --- gateways (HostedGateway around GatewayLogic, no windows) ---------------------------
     fn gateway_packet(&mut self, index: u32, packet: Packet) {
+        if self.faults.is_some() && self.gateway_impaired(index, &packet) {
+            return;
+        }
         let node = self.gateways[index as usize].node;
         if packet.kind == Kind::Puback {
             self.gateways[index as usize]

@@ -25,8 +25,22 @@ pub enum Trigger {
         count: i64,
         delay: Tick,
     },
+    /// when the gateway has subscribed for the `count`-th time (once at the start), `delay`
+    /// later
+    Subscribed { node: u32, count: i64, delay: Tick },
     /// never (a `when:` that cannot happen in this run)
     Never,
+}
+
+/// What a fault of a gateway's life does to it (`HostedGateway.apply_fault`).
+#[derive(Clone, Copy, PartialEq)]
+pub enum Life {
+    Stop,
+    Kill,
+    Start,
+    Restart,
+    Disconnect,
+    Reconnect,
 }
 
 /// What a fault does when it begins (and undoes when it ends).
@@ -53,6 +67,12 @@ pub enum Action {
         awake: Tick,
         buffer: bool,
     },
+    /// `crash`, `restart`, `disconnect` of a gateway: `begin` now, `end` after the duration
+    Life {
+        gateway: u32,
+        begin: Life,
+        end: Life,
+    },
     /// `clock_skew`: the sensors' clocks run `offset` ahead, `drift_ppm` fast
     ClockSkew {
         sensors: Vec<u32>,
@@ -62,8 +82,10 @@ pub enum Action {
 }
 
 pub struct Fault {
-    /// the kind's name (the applied record's action; `NAME:end` at the end)
+    /// the applied records' actions: the kind's name and `NAME:end`, or a node's life
+    /// actions (`kill`, `start`, ...)
     pub name: String,
+    pub end_name: String,
     pub target: String,
     pub duration: Option<Tick>,
     /// the record's detail where it does not depend on the run
@@ -128,6 +150,14 @@ impl Store {
     }
 }
 
+/// A gateway's life (`HostedGateway`'s `_down`, `_connected` and `dropped_down`).
+#[derive(Default)]
+pub struct GatewayLife {
+    pub down: bool,
+    pub disconnected: bool,
+    pub dropped_down: i64,
+}
+
 /// A counted event some faults fire on: how often it happened, which faults watch it.
 #[derive(Default)]
 struct Watch {
@@ -144,12 +174,15 @@ pub struct Faults {
     pub applied: Vec<(Tick, String, String, String)>,
     /// by gateway index
     pub stores: Vec<Store>,
+    /// by gateway index
+    pub lives: Vec<GatewayLife>,
     /// by sensor index
     duties: Vec<Option<DutyCycle>>,
     clocks: Vec<Option<Clock>>,
     held: Vec<Option<Vec<(Tick, f64)>>>,
     arrivals: IntMap<u32, Watch>,
     drops: IntMap<(u32, u32), Watch>,
+    subscriptions: IntMap<u32, Watch>,
 }
 
 impl Engine {
@@ -207,11 +240,15 @@ impl Engine {
                     dropped: 0,
                 })
                 .collect(),
+            lives: (0..self.gateways.len())
+                .map(|_| GatewayLife::default())
+                .collect(),
             duties: vec![None; self.sensors.len()],
             clocks: vec![None; self.sensors.len()],
             held: (0..self.sensors.len()).map(|_| None).collect(),
             arrivals: IntMap::default(),
             drops: IntMap::default(),
+            subscriptions: IntMap::default(),
             faults,
         };
         let now = self.now;
@@ -231,6 +268,14 @@ impl Engine {
                     .or_default()
                     .faults
                     .push(index as u32),
+                Trigger::Subscribed { node, .. } => {
+                    // (a gateway connected at the start has subscribed once)
+                    let watch = state.subscriptions.entry(node).or_insert(Watch {
+                        count: 1,
+                        faults: Vec::new(),
+                    });
+                    watch.faults.push(index as u32);
+                }
                 Trigger::Dependent | Trigger::Never => {}
             }
         }
@@ -269,7 +314,7 @@ impl Engine {
 
     pub(super) fn fault_end(&mut self, index: u32) {
         let detail = self.end_action(index);
-        let name = format!("{}:end", self.fault_state().faults[index as usize].name);
+        let name = self.fault_state().faults[index as usize].end_name.clone();
         self.record_fault(index, name, detail);
         let now = self.now;
         let waiting = self.fault_state().faults[index as usize].on_end.clone();
@@ -363,6 +408,7 @@ impl Engine {
                     state.duties[sensor as usize] = Some(cycle);
                 }
             }
+            Action::Life { gateway, begin, .. } => return self.life(gateway, begin),
             Action::ClockSkew {
                 sensors,
                 offset,
@@ -423,6 +469,7 @@ impl Engine {
                     state.clocks[sensor as usize] = None;
                 }
             }
+            Action::Life { gateway, end, .. } => return self.life(gateway, end),
         }
         detail
     }
@@ -474,9 +521,9 @@ impl Engine {
         for &index in watchers {
             let state = self.faults.as_ref().unwrap();
             let (wanted, delay) = match state.faults[index as usize].trigger {
-                Trigger::Received { count, delay, .. } | Trigger::Dropped { count, delay, .. } => {
-                    (count, delay)
-                }
+                Trigger::Received { count, delay, .. }
+                | Trigger::Dropped { count, delay, .. }
+                | Trigger::Subscribed { count, delay, .. } => (count, delay),
                 _ => unreachable!("a watcher counts"),
             };
             if count == wanted && !state.fired[index as usize] {
@@ -642,6 +689,234 @@ impl Engine {
             message_id(line, &self.names[node as usize], seq);
             line.push_str("\tasleep");
             self.tracer.end();
+        }
+    }
+}
+
+// --- a gateway's life ------------------------------------------------------------------------
+impl Engine {
+    /// `TopologyRun.fault(action, gateway)`: what it cost, for the record.
+    fn life(&mut self, gateway: u32, action: Life) -> String {
+        match action {
+            Life::Stop => self.go_down(gateway, false),
+            Life::Kill => self.go_down(gateway, true),
+            Life::Start => self.come_up(gateway),
+            Life::Restart => {
+                let parts = [self.go_down(gateway, false), self.come_up(gateway)];
+                let parts: Vec<&str> = parts
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|part| !part.is_empty())
+                    .collect();
+                parts.join("; ")
+            }
+            Life::Disconnect => {
+                self.unsubscribe(gateway);
+                self.fault_state().lives[gateway as usize].disconnected = true;
+                String::new()
+            }
+            Life::Reconnect => {
+                self.fault_state().lives[gateway as usize].disconnected = false;
+                self.subscribe(gateway);
+                String::new()
+            }
+        }
+    }
+
+    /// `HostedGateway._impaired_packet`: whether a packet that reached a stopped or
+    /// disconnected gateway was taken (lost, or a PUBACK ignored).
+    pub(super) fn gateway_impaired(&mut self, gateway: u32, packet: &Packet) -> bool {
+        let life = &self.fault_state().lives[gateway as usize];
+        let down = life.down;
+        if !down && !life.disconnected {
+            return false;
+        }
+        if packet.kind == Kind::Puback {
+            return down; // (a disconnected gateway's link to the cloud still works)
+        }
+        if !down && packet.src != self.broker {
+            return false;
+        }
+        self.fault_state().lives[gateway as usize].dropped_down += 1;
+        let node = self.gateways[gateway as usize].node;
+        let message = &packet.message;
+        let cause = sketch::NODE_DOWN;
+        self.ledger.drop(
+            message.origin,
+            message.seq,
+            message.sources.as_deref().map(|v| v.as_slice()),
+            cause,
+        );
+        self.node_counters[node as usize].drop(cause);
+        self.topic_counter(message.topic).drop(cause);
+        if self.tracer.enabled {
+            let line = self.tracer.begin(
+                self.now,
+                "drop",
+                &self.names[node as usize],
+                &self.names[packet.src as usize],
+                &self.topics[message.topic as usize],
+            );
+            message_id(line, &self.names[message.origin as usize], message.seq);
+            line.push_str("\tnode_down");
+            self.tracer.end();
+        }
+        true
+    }
+
+    /// `HostedGateway._go_down`: a clean stop finishes what is due; either way what the
+    /// gateway held is lost (`node_down`), it unsubscribes and abandons its QoS 1 messages.
+    fn go_down(&mut self, gateway: u32, kill: bool) -> String {
+        let now = self.now;
+        if !kill {
+            self.advance(gateway, now);
+        }
+        let held = self.fault_state().stores[gateway as usize].waiting.len() as i64;
+        self.fault_state().stores[gateway as usize].waiting.clear();
+        let state = &mut self.gateways[gateway as usize];
+        let unprocessed = state.logic_received - state.processed - state.logic_overflow;
+        let lost =
+            unprocessed.max(0) + state.pending_in_aggregate() + state.pending.len() as i64 + held;
+        state.pending.clear();
+        let node = state.node;
+        if lost > 0 {
+            self.fault_state().lives[gateway as usize].dropped_down += lost;
+            self.node_counters[node as usize].dropped[sketch::NODE_DOWN as usize] += lost as u64;
+        }
+        self.abandon(node, sketch::NODE_DOWN);
+        self.unsubscribe(gateway);
+        let state = &mut self.gateways[gateway as usize];
+        state.session.inflight.clear();
+        state.generation += 1;
+        state.flush_at = None;
+        state.next_timer = None;
+        // (it holds nothing now: what it describes is what it had done)
+        state.queue.clear();
+        state.current = None;
+        state.groups.clear();
+        state.group_of.clear();
+        state.timers.clear();
+        self.fault_state().lives[gateway as usize].down = true;
+        if lost > 0 {
+            format!("lost {} held message(s)", lost)
+        } else {
+            String::new()
+        }
+    }
+
+    /// `HostedGateway._come_up`: a fresh logic, its clock at now; subscribed again.
+    fn come_up(&mut self, gateway: u32) -> String {
+        let now = self.now;
+        self.fault_state().lives[gateway as usize].down = false;
+        let name = format!(
+            "node:{}/processing",
+            self.names[self.gateways[gateway as usize].node as usize]
+        );
+        let stream = Stream::new(&self.seed, &name);
+        let state = &mut self.gateways[gateway as usize];
+        state.delay_stream = stream;
+        state.timer_sequence = 0;
+        state.logic_now = now;
+        state.logic_received = 0;
+        state.processed = 0;
+        state.logic_overflow = 0;
+        state.rejected = 0;
+        let window = state.spec.aggregate.as_ref().and_then(|a| a.window);
+        if let Some(window) = window {
+            state.set_timer(now + window, WINDOW);
+        }
+        state.next_timer = state.logic_next_timer();
+        self.subscribe(gateway);
+        self.arm(gateway);
+        String::new()
+    }
+
+    /// `HostedGateway._subscribe`: when connected and up, each filter at the broker.
+    fn subscribe(&mut self, gateway: u32) {
+        let life = &self.fault_state().lives[gateway as usize];
+        if life.down || life.disconnected {
+            return;
+        }
+        let node = self.gateways[gateway as usize].node;
+        let filters = self.gateways[gateway as usize].spec.subscriptions.clone();
+        for (filter, qos) in &filters {
+            let known = self
+                .subscriptions
+                .iter()
+                .any(|(f, _, subscriber, q)| f == filter && *subscriber == node && q == qos);
+            if !known {
+                let levels = filter.split('/').map(str::to_string).collect();
+                self.subscriptions
+                    .push((filter.clone(), levels, node, *qos));
+            }
+            self.matching_cache.clear();
+        }
+        // `TopologyRun._filter_subscribed`: a gateway has subscribed once its last filter is
+        let Some(watch) = self.fault_state().subscriptions.get_mut(&node) else {
+            return;
+        };
+        watch.count += 1;
+        let count = watch.count;
+        let watchers = watch.faults.clone();
+        self.counted(&watchers, count);
+    }
+
+    /// `HostedGateway._unsubscribe`: the broker forgets its subscriptions and what it had
+    /// in flight to it.
+    fn unsubscribe(&mut self, gateway: u32) {
+        let life = &self.fault_state().lives[gateway as usize];
+        if life.down || life.disconnected {
+            return;
+        }
+        let node = self.gateways[gateway as usize].node;
+        let filters = &self.gateways[gateway as usize].spec.subscriptions;
+        self.subscriptions.retain(|(f, _, subscriber, q)| {
+            *subscriber != node || !filters.iter().any(|(filter, qos)| filter == f && qos == q)
+        });
+        self.matching_cache.clear();
+        self.broker_session
+            .inflight
+            .retain(|_, (dst, _)| *dst != node);
+    }
+
+    /// `DeliveryLedger.abandon`: what reached `node` and was not dropped already is, last,
+    /// dropped by `cause`.
+    fn abandon(&mut self, node: u32, cause: u8) {
+        let Ledger {
+            dropped,
+            destinations,
+            destination_of,
+        } = &mut self.ledger;
+        let position = destination_of[node as usize];
+        if position == u32::MAX {
+            return;
+        }
+        let destination = &destinations[position as usize];
+        for (origin, record) in destination.origins.iter().zip(&destination.received) {
+            let source = &mut dropped[*origin as usize];
+            let mut pieces = crate::ledger::SeqSet {
+                runs: record.seqs.runs.clone(),
+            };
+            for (other, seqs) in source.iter() {
+                if *other != cause {
+                    for &(first, last) in &seqs.runs {
+                        pieces.remove(first, last);
+                    }
+                }
+            }
+            if pieces.runs.is_empty() {
+                continue;
+            }
+            let index = match source.iter().position(|(other, _)| *other == cause) {
+                Some(index) => index,
+                None => {
+                    source.push((cause, Default::default()));
+                    source.len() - 1
+                }
+            };
+            for &(first, last) in &pieces.runs {
+                source[index].1.add(first, last);
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use engine::faults::{Action, Fault, Trigger};
+use engine::faults::{Action, Fault, Life, Trigger};
 use engine::{
     AggValue, AggregateSpec, Engine, Function, GatewaySpec, Jitter, Loss, Payload, Profile,
     ProfileSource, SensorSpec, Setup, Value,
@@ -119,14 +119,15 @@ type GatewayTuple = (
     Option<AggregateTuple>,
 );
 
-/// (name, target, duration, begin detail, end detail)
-type FaultHead = (String, String, Option<i64>, String, String);
-/// (code: 0 at, 1 after, 2 received, 3 dropped, 4 never; time or delay; node or src; dst;
-/// count)
+/// (begin record's action, end record's action, target, duration, begin detail, end detail)
+type FaultHead = (String, String, String, Option<i64>, String, String);
+/// (code: 0 at, 1 after, 2 received, 3 dropped, 4 never, 5 subscribed; time or delay; node
+/// or src; dst; count)
 type TriggerTuple = (u8, i64, u32, u32, i64);
-/// (code: 0 cut, 1 link change, 2 backhaul, 3 storage full, 4 duty cycle, 5 clock skew;
-/// cut; gateway; link pairs; (latency, jitter, loss, bandwidth); sensors; (period, awake,
-/// buffer); (offset, drift_ppm))
+/// (code: 0 cut, 1 link change, 2 backhaul, 3 storage full, 4 duty cycle, 5 clock skew, 6 a
+/// gateway's life; cut; gateway; link pairs; (latency, jitter, loss, bandwidth); sensors;
+/// (period, awake, buffer); (offset, drift_ppm); (begin, end) life actions: 0 stop, 1 kill,
+/// 2 start, 3 restart, 4 disconnect, 5 reconnect)
 type ActionTuple = (
     u8,
     u32,
@@ -136,6 +137,7 @@ type ActionTuple = (
     Vec<u32>,
     (i64, i64, bool),
     (i64, f64),
+    (u8, u8),
 );
 type FaultTuple = (
     FaultHead,
@@ -160,7 +162,20 @@ fn fault(plan: FaultTuple) -> Fault {
             count: trigger.4,
             delay: trigger.1,
         },
+        5 => Trigger::Subscribed {
+            node: trigger.2,
+            count: trigger.4,
+            delay: trigger.1,
+        },
         _ => Trigger::Never,
+    };
+    let life = |code: u8| match code {
+        0 => Life::Stop,
+        1 => Life::Kill,
+        2 => Life::Start,
+        3 => Life::Restart,
+        4 => Life::Disconnect,
+        _ => Life::Reconnect,
     };
     let action = match action.0 {
         0 => Action::Cut(action.1),
@@ -176,6 +191,11 @@ fn fault(plan: FaultTuple) -> Fault {
             cut: action.1,
         },
         3 => Action::StorageFull(action.2),
+        6 => Action::Life {
+            gateway: action.2,
+            begin: life(action.8 .0),
+            end: life(action.8 .1),
+        },
         5 => Action::ClockSkew {
             sensors: action.5,
             offset: action.7 .0,
@@ -190,10 +210,11 @@ fn fault(plan: FaultTuple) -> Fault {
     };
     Fault {
         name: head.0,
-        target: head.1,
-        duration: head.2,
-        begin_detail: head.3,
-        end_detail: head.4,
+        end_name: head.1,
+        target: head.2,
+        duration: head.3,
+        begin_detail: head.4,
+        end_detail: head.5,
         trigger,
         action,
         on_start,
@@ -342,14 +363,15 @@ impl NativeRun {
     }
 
     /// The faults done ((time, action, target, detail) in order) and each gateway's buffer
-    /// (waiting, lost to storage_full); None without a schedule.
+    /// and life (waiting, lost to storage_full, lost as node_down); None without a schedule.
     #[allow(clippy::type_complexity)]
-    fn faults(&self) -> Option<(Vec<(i64, String, String, String)>, Vec<(usize, i64)>)> {
+    fn faults(&self) -> Option<(Vec<(i64, String, String, String)>, Vec<(usize, i64, i64)>)> {
         let state = self.engine.faults.as_ref()?;
         let stores = state
             .stores
             .iter()
-            .map(|store| (store.buffered(), store.dropped))
+            .zip(&state.lives)
+            .map(|(store, life)| (store.buffered(), store.dropped, life.dropped_down))
             .collect();
         Some((state.applied.clone(), stores))
     }

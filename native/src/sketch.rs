@@ -160,6 +160,7 @@ pub const LOSS: u8 = 0;
 pub const PARTITION: u8 = 1;
 pub const QUEUE_OVERFLOW: u8 = 2;
 pub const REJECTED: u8 = 3;
+pub const NODE_DOWN: u8 = 4;
 pub const NO_SUBSCRIBER: u8 = 8;
 /// the fault kinds' causes (a full store-and-forward buffer, a reading due asleep): kept
 /// by counters in their own slots, after the first five

@@ -8,8 +8,8 @@ the trace details that do not depend on the run, and which faults wait for it (`
 The native run then fires them as the pure one does, event for event.
 
 :func:`unsupported_faults` says why a schedule stays on the pure engine: a kind the native
-engine does not apply (a node's life: restarts, crashes, pauses, disconnections; clock skew;
-a plugin's kind), or a fault the pure engine would refuse (it then says why).
+engine does not apply (pauses, the broker's life, a plugin's kind), more than one fault of
+one gateway's life, or a fault the pure engine would refuse (it then says why).
 """
 
 from __future__ import annotations
@@ -36,11 +36,16 @@ NATIVE_KINDS: Final = {
     "storage_full": 3,
     "duty_cycle": 4,
     "clock_skew": 5,
+    "crash": 6,
+    "restart": 6,
+    "disconnect": 6,
 }
+#: a gateway's life actions (``HostedGateway.apply_fault``), by code
+_LIFE: Final = {"stop": 0, "kill": 1, "start": 2, "restart": 3, "disconnect": 4, "reconnect": 5}
 _KINDS_SAID: Final = ", ".join(NATIVE_KINDS)
 _BUILTIN: Final = {kind.name: kind for kind in BUILTIN_KINDS}
 
-_AT, _AFTER, _RECEIVED, _DROPPED, _NEVER = range(5)
+_AT, _AFTER, _RECEIVED, _DROPPED, _NEVER, _SUBSCRIBED = range(6)
 
 Plan = tuple[list[tuple[Any, ...]], list[Any], list[tuple[Any, ...]]]
 
@@ -89,6 +94,7 @@ def fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
                 "process (register_fault_kind)"
             )
         faults.append((where, fault))
+    _check_lives(scenario, faults)
     named = {fault.name for _, fault in faults if fault.name}
     dependents: dict[tuple[str, str], list[tuple[int, int]]] = {}
     for position, (where, fault) in enumerate(faults):
@@ -114,6 +120,31 @@ def fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
         for gateway in spec.gateways
     ]
     return plan.cuts, buffers, planned
+
+
+def _check_lives(scenario: Scenario, faults: list[tuple[str, FaultSpec]]) -> None:
+    """Faults of a node's life: a gateway's crash, restart or disconnection, one a gateway
+    (so that each is a valid transition, as the schedule's strategies draw them)."""
+    gateways = {gateway.name for gateway in scenario.spec.gateways}
+    lives: set[str] = set()
+    for where, fault in faults:
+        if NATIVE_KINDS[fault.fault_kind] != NATIVE_KINDS["crash"]:
+            continue
+        if fault.target not in gateways:
+            raise _Unsupported(
+                f"fault {where!r} is a {fault.fault_kind} of {fault.target!r} (native: of a "
+                "gateway only)"
+            )
+        if fault.target in lives:
+            raise _Unsupported(
+                f"fault {where!r} is a second fault of {fault.target!r}'s life (native: one)"
+            )
+        lives.add(fault.target)
+        if any(device.retain for device in scenario.spec.devices):
+            raise _Unsupported(
+                f"fault {where!r}: a gateway subscribing again gets retained readings "
+                "(native: not with retained readings)"
+            )
 
 
 class _Planner:
@@ -165,7 +196,17 @@ class _Planner:
         cycle: tuple[int, int, bool] = (0, 0, False)
         clock: tuple[int, float] = (0, 0.0)
         begin = end = ""
-        if kind == "partition":
+        names = (kind, f"{kind}:end")
+        life = (0, 0)
+        if kind in ("crash", "restart", "disconnect"):
+            gateway = self._gateway(where, fault)
+            names = {
+                "crash": ("kill", "start"),
+                "restart": ("restart", "") if fault.duration is None else ("stop", "start"),
+                "disconnect": ("disconnect", "reconnect"),
+            }[kind]
+            life = (_LIFE[names[0]], _LIFE.get(names[1], 0))
+        elif kind == "partition":
             cut = self._cut(*self._sides(fault), fault.one_way)
             end = "healed"
         elif kind == "isolate":
@@ -187,7 +228,7 @@ class _Planner:
                 cut = self._cut(frozenset([spec.name]), frozenset([spec.forward.to]))
                 buffer = spec.forward.buffer
                 begin = "no buffer" if buffer is None else f"buffering up to {buffer.capacity}"
-        else:
+        elif kind in ("duty_cycle", "clock_skew"):
             chosen = self._targets(where, fault)
             if not chosen <= set(self.devices):
                 raise _Unsupported(f"fault {where!r}: {fault.target!r} matches a node not a device")
@@ -198,8 +239,8 @@ class _Planner:
                 begin = f"{len(sensors)} device(s)"
             else:
                 clock = (fault.offset or 0, float(fault.drift_ppm or 0.0))
-        head = (kind, _target(fault), fault.duration, begin, end)
-        action = (NATIVE_KINDS[kind], cut, gateway, pairs, settings, sensors, cycle, clock)
+        head = (*names, _target(fault), fault.duration, begin, end)
+        action = (NATIVE_KINDS[kind], cut, gateway, pairs, settings, sensors, cycle, clock, life)
         return head, action
 
     def _targets(self, where: str, fault: FaultSpec) -> frozenset[str]:
@@ -233,36 +274,54 @@ class _Planner:
             if node not in self.index:
                 raise _Unsupported(f"fault {where!r}: when: {node!r} is not a node of this run")
         if event == "subscribed":
-            # a gateway connected at the start has subscribed once, and (no fault of its
-            # life on this engine) never again: the first time fires as the schedule is armed
-            if subject in self.gateways and count == 1:
+            # a gateway connected at the start has subscribed once: the first time fires as
+            # the schedule is armed; another node never subscribes
+            if subject not in self.gateways:
+                return (_NEVER, 0, 0, 0, 0)
+            if count == 1:
                 return (_AT, delay, 0, 0, 0)
-            return (_NEVER, 0, 0, 0, 0)
+            return (_SUBSCRIBED, delay, self.index[subject], 0, count)
         if event == "received":
             return (_RECEIVED, delay, self.index[subject], 0, count)
         return (_DROPPED, delay, self.index[nodes[0]], self.index[nodes[1]], count)
 
 
 def read_back(
-    raw: tuple[list[tuple[int, str, str, str]], list[tuple[int, int]]] | None,
+    raw: tuple[list[tuple[int, str, str, str]], list[tuple[int, int, int]]] | None,
     scenario: Scenario,
     nodes: dict[str, dict[str, Any]],
 ) -> tuple[AppliedFault, ...]:
     """The faults done, from the native run; ``nodes`` (the nodes' descriptions) gain what
-    the pure run's describe: a gateway's buffer, a faulted node's state and count."""
+    the pure run's describe (``TopologyRun._describe``): a gateway's buffer and messages
+    lost while down, a faulted node's state, restarts and faults."""
     if raw is None:
         return ()
-    applied, stores = raw
-    for gateway, (buffered, dropped) in zip(scenario.spec.gateways, stores):
+    applied, gateways = raw
+    for gateway, (buffered, dropped, down) in zip(scenario.spec.gateways, gateways):
+        described = nodes[gateway.name]
+        if down:
+            described["dropped_node_down"] = down
         if buffered:
-            nodes[gateway.name]["buffered"] = buffered
+            described["buffered"] = buffered
         if dropped:
-            nodes[gateway.name]["dropped_storage_full"] = dropped
+            described["dropped_storage_full"] = dropped
     faults = tuple(AppliedFault(*record) for record in applied)
-    done: dict[str, int] = {}
+    done: dict[str, list[str]] = {}
     for fault in faults:
-        done[fault.target] = done.get(fault.target, 0) + 1
-    for name, count in done.items():
-        if name in nodes:  # (no fault of a node's life here: it runs, never restarted)
-            nodes[name].update(state="running", restarts=0, faults=count)
+        done.setdefault(fault.target, []).append(fault.action)
+    for name, actions in done.items():
+        if name not in nodes:
+            continue
+        state, disconnected = "running", False
+        for action in actions:
+            if action in ("stop", "kill"):
+                state = "stopped"
+            elif action in ("start", "restart"):
+                state = "running"
+            elif action in ("disconnect", "reconnect"):
+                disconnected = action == "disconnect"
+        restarts = sum(action in ("start", "restart") for action in actions)
+        nodes[name].update(state=state, restarts=restarts, faults=len(actions))
+        if disconnected:
+            nodes[name]["disconnected"] = True
     return faults
