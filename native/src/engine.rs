@@ -963,7 +963,9 @@ impl Engine {
             Event::Retry(node, packet_id) => self.retry(node, packet_id),
             Event::Route(message) => {
                 self.broker_queued -= 1;
-                self.route(message);
+                if self.faults.is_none() || !self.route_stale() {
+                    self.route(message);
+                }
             }
             Event::Flush(gateway, generation) => self.flush(gateway, generation),
             Event::CutDown(cut) => {
@@ -1490,6 +1492,9 @@ impl Engine {
 
     // --- the broker ---------------------------------------------------------------------------
     fn broker_packet(&mut self, packet: Packet) {
+        if self.faults.is_some() && self.broker_impaired(&packet) {
+            return;
+        }
         if packet.kind == Kind::Puback {
             self.broker_session.inflight.remove(&packet.packet_id);
             return;

@@ -73,6 +73,13 @@ pub enum Action {
         begin: Life,
         end: Life,
     },
+    /// `crash`, `restart`, `broker_restart` of the broker (`persistence`: it keeps its
+    /// retained messages)
+    BrokerLife {
+        begin: Life,
+        end: Life,
+        persistence: bool,
+    },
     /// `clock_skew`: the sensors' clocks run `offset` ahead, `drift_ppm` fast
     ClockSkew {
         sensors: Vec<u32>,
@@ -183,6 +190,19 @@ pub struct Faults {
     arrivals: IntMap<u32, Watch>,
     drops: IntMap<(u32, u32), Watch>,
     subscriptions: IntMap<u32, Watch>,
+    pub broker: BrokerLife,
+}
+
+/// The broker's life (`BrokerModel`'s `up`, `_stale`, `dropped_down`, persistence).
+#[derive(Default)]
+pub struct BrokerLife {
+    pub down: bool,
+    /// routes scheduled before it went down, dying as they fall due
+    stale: i64,
+    pub dropped_down: i64,
+    persistent_restart: bool,
+    /// what a persistent restart kept (the retained topics)
+    kept: Option<Vec<u32>>,
 }
 
 impl Engine {
@@ -249,6 +269,7 @@ impl Engine {
             arrivals: IntMap::default(),
             drops: IntMap::default(),
             subscriptions: IntMap::default(),
+            broker: BrokerLife::default(),
             faults,
         };
         let now = self.now;
@@ -409,6 +430,14 @@ impl Engine {
                 }
             }
             Action::Life { gateway, begin, .. } => return self.life(gateway, begin),
+            Action::BrokerLife {
+                begin, persistence, ..
+            } => {
+                if persistence {
+                    self.fault_state().broker.persistent_restart = true;
+                }
+                return self.broker_life(begin);
+            }
             Action::ClockSkew {
                 sensors,
                 offset,
@@ -470,6 +499,7 @@ impl Engine {
                 }
             }
             Action::Life { gateway, end, .. } => return self.life(gateway, end),
+            Action::BrokerLife { end, .. } => return self.broker_life(end),
         }
         detail
     }
@@ -833,8 +863,9 @@ impl Engine {
 
     /// `HostedGateway._subscribe`: when connected and up, each filter at the broker.
     fn subscribe(&mut self, gateway: u32) {
-        let life = &self.fault_state().lives[gateway as usize];
-        if life.down || life.disconnected {
+        let state = self.fault_state();
+        let life = &state.lives[gateway as usize];
+        if life.down || life.disconnected || state.broker.down {
             return;
         }
         let node = self.gateways[gateway as usize].node;
@@ -864,8 +895,9 @@ impl Engine {
     /// `HostedGateway._unsubscribe`: the broker forgets its subscriptions and what it had
     /// in flight to it.
     fn unsubscribe(&mut self, gateway: u32) {
-        let life = &self.fault_state().lives[gateway as usize];
-        if life.down || life.disconnected {
+        let state = self.fault_state();
+        let life = &state.lives[gateway as usize];
+        if life.down || life.disconnected || state.broker.down {
             return;
         }
         let node = self.gateways[gateway as usize].node;
@@ -918,5 +950,134 @@ impl Engine {
                 source[index].1.add(first, last);
             }
         }
+    }
+}
+
+// --- the broker's life -----------------------------------------------------------------------
+impl Engine {
+    /// `TopologyRun.fault(action, broker)` (`BrokerModel.apply_fault`; the broker's start
+    /// has every gateway not stopped subscribe again, in node order).
+    fn broker_life(&mut self, action: Life) -> String {
+        match action {
+            Life::Stop | Life::Kill => self.broker_down(),
+            Life::Start => self.broker_up(),
+            _ => {
+                let parts = [self.broker_down(), self.broker_up()];
+                let parts: Vec<&str> = parts
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|part| !part.is_empty())
+                    .collect();
+                parts.join("; ")
+            }
+        }
+    }
+
+    /// `BrokerModel._go_down`: what waited to be routed dies, and with it its in-flight
+    /// messages, subscriptions and (without persistence) retained messages.
+    fn broker_down(&mut self) -> String {
+        let queued = self.broker_queued;
+        let broker = &mut self.fault_state().broker;
+        let waiting = queued - broker.stale;
+        broker.stale = queued;
+        let inflight = self.broker_session.inflight.len();
+        self.broker_session.inflight.clear();
+        let subscriptions = self.subscriptions.len();
+        let mut topics: Vec<u32> = self.retained.keys().copied().collect();
+        topics.sort_unstable();
+        let broker = &mut self.fault_state().broker;
+        let retained = if broker.persistent_restart {
+            broker.persistent_restart = false;
+            broker.kept = Some(topics);
+            0
+        } else {
+            topics.len()
+        };
+        broker.down = true;
+        if waiting > 0 {
+            broker.dropped_down += waiting;
+            let node = self.broker as usize;
+            self.node_counters[node].dropped[sketch::NODE_DOWN as usize] += waiting as u64;
+        }
+        self.subscriptions.clear();
+        self.matching_cache.clear();
+        self.retained.clear();
+        let parts: Vec<String> = [
+            (waiting as usize, "message(s) waiting to be routed lost"),
+            (inflight, "in-flight QoS 1 message(s) abandoned"),
+            (subscriptions, "subscription(s) lost"),
+            (retained, "retained message(s) lost"),
+        ]
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, what)| format!("{} {}", count, what))
+        .collect();
+        parts.join(", ")
+    }
+
+    fn broker_up(&mut self) -> String {
+        let broker = &mut self.fault_state().broker;
+        broker.down = false;
+        let detail = match broker.kept.take() {
+            Some(topics) => {
+                let detail = format!("restored {} retained, 0 subscription(s)", topics.len());
+                for topic in topics {
+                    self.retained.insert(topic, ());
+                }
+                detail
+            }
+            None => String::new(),
+        };
+        for gateway in 0..self.gateways.len() as u32 {
+            if !self.fault_state().lives[gateway as usize].down {
+                self.subscribe(gateway);
+            }
+        }
+        detail
+    }
+
+    /// A route scheduled before the broker went down dies (`BrokerModel._route_queued`).
+    pub(super) fn route_stale(&mut self) -> bool {
+        let broker = &mut self.fault_state().broker;
+        if broker.stale > 0 {
+            broker.stale -= 1;
+            return true;
+        }
+        false
+    }
+
+    /// `BrokerModel._impaired_packet`: a packet that reached the broker while it was down is
+    /// lost (a PUBLISH: `node_down`); false when it is up.
+    pub(super) fn broker_impaired(&mut self, packet: &Packet) -> bool {
+        if !self.fault_state().broker.down {
+            return false;
+        }
+        if packet.kind == Kind::Puback {
+            return true;
+        }
+        self.fault_state().broker.dropped_down += 1;
+        let message = &packet.message;
+        let cause = sketch::NODE_DOWN;
+        self.ledger.drop(
+            message.origin,
+            message.seq,
+            message.sources.as_deref().map(|v| v.as_slice()),
+            cause,
+        );
+        self.node_counters[self.broker as usize].drop(cause);
+        self.topic_counter(message.topic).drop(cause);
+        if self.tracer.enabled {
+            let line = self.tracer.begin(
+                self.now,
+                "drop",
+                &self.names[self.broker as usize],
+                &self.names[packet.src as usize],
+                &self.topics[message.topic as usize],
+            );
+            message_id(line, &self.names[message.origin as usize], message.seq);
+            line.push_str("\tnode_down");
+            self.tracer.end();
+        }
+        true
     }
 }

@@ -125,9 +125,9 @@ type FaultHead = (String, String, String, Option<i64>, String, String);
 /// or src; dst; count)
 type TriggerTuple = (u8, i64, u32, u32, i64);
 /// (code: 0 cut, 1 link change, 2 backhaul, 3 storage full, 4 duty cycle, 5 clock skew, 6 a
-/// gateway's life; cut; gateway; link pairs; (latency, jitter, loss, bandwidth); sensors;
+/// gateway's life, 7 the broker's; cut; gateway; link pairs; (latency, jitter, loss, bandwidth); sensors;
 /// (period, awake, buffer); (offset, drift_ppm); (begin, end) life actions: 0 stop, 1 kill,
-/// 2 start, 3 restart, 4 disconnect, 5 reconnect)
+/// 2 start, 3 restart, 4 disconnect, 5 reconnect, and the broker's persistence)
 type ActionTuple = (
     u8,
     u32,
@@ -137,7 +137,7 @@ type ActionTuple = (
     Vec<u32>,
     (i64, i64, bool),
     (i64, f64),
-    (u8, u8),
+    (u8, u8, bool),
 );
 type FaultTuple = (
     FaultHead,
@@ -195,6 +195,11 @@ fn fault(plan: FaultTuple) -> Fault {
             gateway: action.2,
             begin: life(action.8 .0),
             end: life(action.8 .1),
+        },
+        7 => Action::BrokerLife {
+            begin: life(action.8 .0),
+            end: life(action.8 .1),
+            persistence: action.8 .2,
         },
         5 => Action::ClockSkew {
             sensors: action.5,
@@ -363,9 +368,16 @@ impl NativeRun {
     }
 
     /// The faults done ((time, action, target, detail) in order) and each gateway's buffer
-    /// and life (waiting, lost to storage_full, lost as node_down); None without a schedule.
+    /// and life (waiting, lost to storage_full, lost as node_down), and what the broker lost
+    /// down; None without a schedule.
     #[allow(clippy::type_complexity)]
-    fn faults(&self) -> Option<(Vec<(i64, String, String, String)>, Vec<(usize, i64, i64)>)> {
+    fn faults(
+        &self,
+    ) -> Option<(
+        Vec<(i64, String, String, String)>,
+        Vec<(usize, i64, i64)>,
+        i64,
+    )> {
         let state = self.engine.faults.as_ref()?;
         let stores = state
             .stores
@@ -373,7 +385,7 @@ impl NativeRun {
             .zip(&state.lives)
             .map(|(store, life)| (store.buffered(), store.dropped, life.dropped_down))
             .collect();
-        Some((state.applied.clone(), stores))
+        Some((state.applied.clone(), stores, state.broker.dropped_down))
     }
 
     /// Run every event before `until` (ticks); the clock then reads `until`.

@@ -8,8 +8,9 @@ the trace details that do not depend on the run, and which faults wait for it (`
 The native run then fires them as the pure one does, event for event.
 
 :func:`unsupported_faults` says why a schedule stays on the pure engine: a kind the native
-engine does not apply (pauses, the broker's life, a plugin's kind), more than one fault of
-one gateway's life, or a fault the pure engine would refuse (it then says why).
+engine does not apply (pauses, a plugin's kind), more than one fault of one node's life, a
+node's life with retained readings, or a fault the pure engine would refuse (it then says
+why).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ NATIVE_KINDS: Final = {
     "crash": 6,
     "restart": 6,
     "disconnect": 6,
+    "broker_restart": 7,
 }
+_LIVES: Final = ("crash", "restart", "disconnect", "broker_restart")
 #: a gateway's life actions (``HostedGateway.apply_fault``), by code
 _LIFE: Final = {"stop": 0, "kill": 1, "start": 2, "restart": 3, "disconnect": 4, "reconnect": 5}
 _KINDS_SAID: Final = ", ".join(NATIVE_KINDS)
@@ -123,17 +126,22 @@ def fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
 
 
 def _check_lives(scenario: Scenario, faults: list[tuple[str, FaultSpec]]) -> None:
-    """Faults of a node's life: a gateway's crash, restart or disconnection, one a gateway
-    (so that each is a valid transition, as the schedule's strategies draw them)."""
-    gateways = {gateway.name for gateway in scenario.spec.gateways}
+    """Faults of a node's life: a gateway's crash, restart or disconnection, the broker's
+    crash or restart; one a node (so that each is a valid transition, as the schedule's
+    strategies draw them)."""
+    spec = scenario.spec
+    nodes = {gateway.name for gateway in spec.gateways}
     lives: set[str] = set()
     for where, fault in faults:
-        if NATIVE_KINDS[fault.fault_kind] != NATIVE_KINDS["crash"]:
+        if fault.fault_kind not in _LIVES:
             continue
-        if fault.target not in gateways:
+        allowed = nodes if fault.fault_kind == "disconnect" else {*nodes, spec.broker.name}
+        if fault.fault_kind == "broker_restart":
+            allowed = {spec.broker.name}
+        if fault.target not in allowed:
             raise _Unsupported(
                 f"fault {where!r} is a {fault.fault_kind} of {fault.target!r} (native: of a "
-                "gateway only)"
+                "gateway or the broker)"
             )
         if fault.target in lives:
             raise _Unsupported(
@@ -197,15 +205,18 @@ class _Planner:
         clock: tuple[int, float] = (0, 0.0)
         begin = end = ""
         names = (kind, f"{kind}:end")
-        life = (0, 0)
-        if kind in ("crash", "restart", "disconnect"):
-            gateway = self._gateway(where, fault)
-            names = {
-                "crash": ("kill", "start"),
-                "restart": ("restart", "") if fault.duration is None else ("stop", "start"),
-                "disconnect": ("disconnect", "reconnect"),
-            }[kind]
-            life = (_LIFE[names[0]], _LIFE.get(names[1], 0))
+        life: tuple[int, int, bool] = (0, 0, False)
+        kind_code = NATIVE_KINDS[kind]
+        if kind in _LIVES:
+            restart = ("restart", "") if fault.duration is None else ("stop", "start")
+            names = {"crash": ("kill", "start"), "disconnect": ("disconnect", "reconnect")}.get(
+                kind, restart
+            )
+            life = (_LIFE[names[0]], _LIFE.get(names[1], 0), fault.persistence)
+            if fault.target == self.scenario.spec.broker.name:
+                kind_code = NATIVE_KINDS["broker_restart"]
+            else:
+                gateway = self._gateway(where, fault)
         elif kind == "partition":
             cut = self._cut(*self._sides(fault), fault.one_way)
             end = "healed"
@@ -240,7 +251,7 @@ class _Planner:
             else:
                 clock = (fault.offset or 0, float(fault.drift_ppm or 0.0))
         head = (*names, _target(fault), fault.duration, begin, end)
-        action = (NATIVE_KINDS[kind], cut, gateway, pairs, settings, sensors, cycle, clock, life)
+        action = (kind_code, cut, gateway, pairs, settings, sensors, cycle, clock, life)
         return head, action
 
     def _targets(self, where: str, fault: FaultSpec) -> frozenset[str]:
@@ -287,7 +298,7 @@ class _Planner:
 
 
 def read_back(
-    raw: tuple[list[tuple[int, str, str, str]], list[tuple[int, int, int]]] | None,
+    raw: tuple[list[tuple[int, str, str, str]], list[tuple[int, int, int]], int] | None,
     scenario: Scenario,
     nodes: dict[str, dict[str, Any]],
 ) -> tuple[AppliedFault, ...]:
@@ -296,7 +307,9 @@ def read_back(
     lost while down, a faulted node's state, restarts and faults."""
     if raw is None:
         return ()
-    applied, gateways = raw
+    applied, gateways, broker_down = raw
+    if broker_down:
+        nodes[scenario.spec.broker.name]["dropped_node_down"] = broker_down
     for gateway, (buffered, dropped, down) in zip(scenario.spec.gateways, gateways):
         described = nodes[gateway.name]
         if down:
