@@ -963,7 +963,9 @@ impl Engine {
             Event::Retry(node, packet_id) => self.retry(node, packet_id),
             Event::Route(message) => {
                 self.broker_queued -= 1;
-                if self.faults.is_none() || !self.route_stale() {
+                if self.faults.is_none() {
+                    self.route(message);
+                } else if let Some(message) = self.route_due(message) {
                     self.route(message);
                 }
             }
@@ -1136,6 +1138,11 @@ impl Engine {
             .get(&packet_id)
             .map(|(dst, m)| (*dst, m.clone()));
         let Some((dst, message)) = entry else { return };
+        if self.faults.is_some() && self.session_frozen(node) {
+            let at = self.now + self.retry_of(node);
+            self.schedule(at, Event::Retry(node, packet_id));
+            return;
+        }
         self.transmit(Packet {
             kind: Kind::Publish,
             src: node,
@@ -1492,9 +1499,13 @@ impl Engine {
 
     // --- the broker ---------------------------------------------------------------------------
     fn broker_packet(&mut self, packet: Packet) {
-        if self.faults.is_some() && self.broker_impaired(&packet) {
-            return;
-        }
+        let packet = match self.faults.is_some() {
+            false => packet,
+            true => match self.broker_takes(packet) {
+                Some(packet) => packet,
+                None => return,
+            },
+        };
         if packet.kind == Kind::Puback {
             self.broker_session.inflight.remove(&packet.packet_id);
             return;
@@ -1596,9 +1607,13 @@ impl Engine {
 
     // --- gateways (HostedGateway around GatewayLogic, no windows) ---------------------------
     fn gateway_packet(&mut self, index: u32, packet: Packet) {
-        if self.faults.is_some() && self.gateway_impaired(index, &packet) {
-            return;
-        }
+        let packet = match self.faults.is_some() {
+            false => packet,
+            true => match self.gateway_takes(index, packet) {
+                Some(packet) => packet,
+                None => return,
+            },
+        };
         let node = self.gateways[index as usize].node;
         if packet.kind == Kind::Puback {
             self.gateways[index as usize]
@@ -1885,9 +1900,12 @@ impl Engine {
 
     fn emit(&mut self, index: u32, output: Output) {
         let node = self.gateways[index as usize].node;
-        let now = match &output {
+        let mut now = match &output {
             Output::Publish { t, .. } | Output::Drop { t, .. } => *t,
         };
+        if self.faults.is_some() {
+            now = now.max(self.not_before(index));
+        }
         self.now = now; // the output happens at its own time (HostedGateway._emit)
         match output {
             Output::Publish {

@@ -41,6 +41,8 @@ pub enum Life {
     Restart,
     Disconnect,
     Reconnect,
+    Pause,
+    Resume,
 }
 
 /// What a fault does when it begins (and undoes when it ends).
@@ -163,6 +165,11 @@ pub struct GatewayLife {
     pub down: bool,
     pub disconnected: bool,
     pub dropped_down: i64,
+    paused: bool,
+    /// what reached it while paused
+    held: Vec<Packet>,
+    /// after a pause: what fell due meanwhile goes out at the resume
+    not_before: Tick,
 }
 
 /// A counted event some faults fire on: how often it happened, which faults watch it.
@@ -203,6 +210,9 @@ pub struct BrokerLife {
     persistent_restart: bool,
     /// what a persistent restart kept (the retained topics)
     kept: Option<Vec<u32>>,
+    paused: bool,
+    held: Vec<Packet>,
+    held_routes: Vec<Rc<Message>>,
 }
 
 impl Engine {
@@ -750,22 +760,62 @@ impl Engine {
                 self.subscribe(gateway);
                 String::new()
             }
+            Life::Pause => {
+                self.fault_state().lives[gateway as usize].paused = true;
+                let state = &mut self.gateways[gateway as usize];
+                state.generation += 1; // (the pending advance waits for the resume)
+                state.flush_at = None;
+                String::new()
+            }
+            Life::Resume => {
+                let now = self.now;
+                let life = &mut self.fault_state().lives[gateway as usize];
+                life.paused = false;
+                life.not_before = now;
+                let held = std::mem::take(&mut life.held);
+                let taken = held.len();
+                for packet in held {
+                    self.gateway_packet(gateway, packet);
+                }
+                self.arm(gateway);
+                waiting_taken(taken)
+            }
         }
     }
 
-    /// `HostedGateway._impaired_packet`: whether a packet that reached a stopped or
-    /// disconnected gateway was taken (lost, or a PUBACK ignored).
-    pub(super) fn gateway_impaired(&mut self, gateway: u32, packet: &Packet) -> bool {
-        let life = &self.fault_state().lives[gateway as usize];
+    /// Whether `node`'s QoS 1 retries wait (a paused gateway or broker: `Session.frozen`).
+    pub(super) fn session_frozen(&mut self, node: u32) -> bool {
+        match self.kinds[node as usize] {
+            NodeRef::Gateway(gateway) => self.fault_state().lives[gateway as usize].paused,
+            NodeRef::Broker => self.fault_state().broker.paused,
+            _ => false,
+        }
+    }
+
+    /// No output of the gateway goes out before this (`HostedGateway._not_before`).
+    pub(super) fn not_before(&mut self, gateway: u32) -> Tick {
+        self.fault_state().lives[gateway as usize].not_before
+    }
+
+    /// `HostedGateway._impaired_packet`: a packet that reached a paused, stopped or
+    /// disconnected gateway, taken (kept for the resume, lost, or a PUBACK ignored: None)
+    /// or handed back to arrive as usual.
+    pub(super) fn gateway_takes(&mut self, gateway: u32, packet: Packet) -> Option<Packet> {
+        let life = &mut self.fault_state().lives[gateway as usize];
+        if life.paused {
+            life.held.push(packet);
+            return None;
+        }
         let down = life.down;
         if !down && !life.disconnected {
-            return false;
+            return Some(packet);
         }
         if packet.kind == Kind::Puback {
-            return down; // (a disconnected gateway's link to the cloud still works)
+            // (a disconnected gateway's link to the cloud still works)
+            return if down { None } else { Some(packet) };
         }
         if !down && packet.src != self.broker {
-            return false;
+            return Some(packet);
         }
         self.fault_state().lives[gateway as usize].dropped_down += 1;
         let node = self.gateways[gateway as usize].node;
@@ -791,7 +841,7 @@ impl Engine {
             line.push_str("\tnode_down");
             self.tracer.end();
         }
-        true
+        None
     }
 
     /// `HostedGateway._go_down`: a clean stop finishes what is due; either way what the
@@ -837,7 +887,9 @@ impl Engine {
     /// `HostedGateway._come_up`: a fresh logic, its clock at now; subscribed again.
     fn come_up(&mut self, gateway: u32) -> String {
         let now = self.now;
-        self.fault_state().lives[gateway as usize].down = false;
+        let life = &mut self.fault_state().lives[gateway as usize];
+        life.down = false;
+        life.not_before = 0;
         let name = format!(
             "node:{}/processing",
             self.names[self.gateways[gateway as usize].node as usize]
@@ -961,6 +1013,24 @@ impl Engine {
         match action {
             Life::Stop | Life::Kill => self.broker_down(),
             Life::Start => self.broker_up(),
+            Life::Pause => {
+                self.fault_state().broker.paused = true;
+                String::new()
+            }
+            Life::Resume => {
+                let broker = &mut self.fault_state().broker;
+                broker.paused = false;
+                let routes = std::mem::take(&mut broker.held_routes);
+                let packets = std::mem::take(&mut broker.held);
+                let taken = routes.len() + packets.len();
+                for message in routes {
+                    self.route(message);
+                }
+                for packet in packets {
+                    self.broker_packet(packet);
+                }
+                waiting_taken(taken)
+            }
             _ => {
                 let parts = [self.broker_down(), self.broker_up()];
                 let parts: Vec<&str> = parts
@@ -1036,24 +1106,35 @@ impl Engine {
         detail
     }
 
-    /// A route scheduled before the broker went down dies (`BrokerModel._route_queued`).
-    pub(super) fn route_stale(&mut self) -> bool {
+    /// `BrokerModel._route_queued`: a route scheduled before the broker went down dies; one
+    /// falling due while it is paused waits for the resume; else it is routed (Some).
+    pub(super) fn route_due(&mut self, message: Rc<Message>) -> Option<Rc<Message>> {
         let broker = &mut self.fault_state().broker;
         if broker.stale > 0 {
             broker.stale -= 1;
-            return true;
+            return None;
         }
-        false
+        if broker.paused {
+            broker.held_routes.push(message);
+            return None;
+        }
+        Some(message)
     }
 
-    /// `BrokerModel._impaired_packet`: a packet that reached the broker while it was down is
-    /// lost (a PUBLISH: `node_down`); false when it is up.
-    pub(super) fn broker_impaired(&mut self, packet: &Packet) -> bool {
-        if !self.fault_state().broker.down {
-            return false;
+    /// `BrokerModel._impaired_packet`: a packet that reached the broker while it was paused
+    /// waits for the resume, one while it was down is lost (a PUBLISH: `node_down`); handed
+    /// back when it is up.
+    pub(super) fn broker_takes(&mut self, packet: Packet) -> Option<Packet> {
+        let broker = &mut self.fault_state().broker;
+        if broker.paused {
+            broker.held.push(packet);
+            return None;
+        }
+        if !broker.down {
+            return Some(packet);
         }
         if packet.kind == Kind::Puback {
-            return true;
+            return None;
         }
         self.fault_state().broker.dropped_down += 1;
         let message = &packet.message;
@@ -1078,6 +1159,14 @@ impl Engine {
             line.push_str("\tnode_down");
             self.tracer.end();
         }
-        true
+        None
+    }
+}
+
+fn waiting_taken(taken: usize) -> String {
+    if taken > 0 {
+        format!("{} waiting packet(s) taken", taken)
+    } else {
+        String::new()
     }
 }

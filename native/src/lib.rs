@@ -127,7 +127,8 @@ type TriggerTuple = (u8, i64, u32, u32, i64);
 /// (code: 0 cut, 1 link change, 2 backhaul, 3 storage full, 4 duty cycle, 5 clock skew, 6 a
 /// gateway's life, 7 the broker's; cut; gateway; link pairs; (latency, jitter, loss, bandwidth); sensors;
 /// (period, awake, buffer); (offset, drift_ppm); (begin, end) life actions: 0 stop, 1 kill,
-/// 2 start, 3 restart, 4 disconnect, 5 reconnect, and the broker's persistence)
+/// 2 start, 3 restart, 4 disconnect, 5 reconnect, 6 pause, 7 resume, and the broker's
+/// persistence)
 type ActionTuple = (
     u8,
     u32,
@@ -175,7 +176,9 @@ fn fault(plan: FaultTuple) -> Fault {
         2 => Life::Start,
         3 => Life::Restart,
         4 => Life::Disconnect,
-        _ => Life::Reconnect,
+        5 => Life::Reconnect,
+        6 => Life::Pause,
+        _ => Life::Resume,
     };
     let action = match action.0 {
         0 => Action::Cut(action.1),

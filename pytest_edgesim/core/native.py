@@ -3,8 +3,8 @@
 The pure-Python engine is the reference. The native one (the extension module
 ``pytest_edgesim.core._native``, built from ``native/`` when a Rust toolchain is present)
 runs the built-in models (sensors and their value models, links, partitions, the broker
-model, the project's gateway, the cloud) and the fault schedule's network and condition
-kinds (:mod:`~pytest_edgesim.core.native_faults`) event for event as the pure engine does, and
+model, the project's gateway, the cloud) and the scenario's fault schedule
+(:mod:`~pytest_edgesim.core.native_faults`) event for event as the pure engine does, and
 gives the same trace digest, metrics, deliveries and result. :func:`choose_engine` decides
 which engine runs a scenario: the native one when it is built and covers everything the
 scenario uses, the pure one otherwise (its ``reason`` says why), unless ``EDGESIM_ENGINE``

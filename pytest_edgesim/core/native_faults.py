@@ -8,7 +8,7 @@ the trace details that do not depend on the run, and which faults wait for it (`
 The native run then fires them as the pure one does, event for event.
 
 :func:`unsupported_faults` says why a schedule stays on the pure engine: a kind the native
-engine does not apply (pauses, a plugin's kind), more than one fault of one node's life, a
+engine does not apply (a plugin's kind), more than one fault of one node's life, a
 node's life with retained readings, or a fault the pure engine would refuse (it then says
 why).
 """
@@ -39,12 +39,22 @@ NATIVE_KINDS: Final = {
     "clock_skew": 5,
     "crash": 6,
     "restart": 6,
+    "pause": 6,
     "disconnect": 6,
     "broker_restart": 7,
 }
-_LIVES: Final = ("crash", "restart", "disconnect", "broker_restart")
+_LIVES: Final = ("crash", "restart", "pause", "disconnect", "broker_restart")
 #: a gateway's life actions (``HostedGateway.apply_fault``), by code
-_LIFE: Final = {"stop": 0, "kill": 1, "start": 2, "restart": 3, "disconnect": 4, "reconnect": 5}
+_LIFE: Final = {
+    "stop": 0,
+    "kill": 1,
+    "start": 2,
+    "restart": 3,
+    "disconnect": 4,
+    "reconnect": 5,
+    "pause": 6,
+    "resume": 7,
+}
 _KINDS_SAID: Final = ", ".join(NATIVE_KINDS)
 _BUILTIN: Final = {kind.name: kind for kind in BUILTIN_KINDS}
 
@@ -126,9 +136,9 @@ def fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
 
 
 def _check_lives(scenario: Scenario, faults: list[tuple[str, FaultSpec]]) -> None:
-    """Faults of a node's life: a gateway's crash, restart or disconnection, the broker's
-    crash or restart; one a node (so that each is a valid transition, as the schedule's
-    strategies draw them)."""
+    """Faults of a node's life: a gateway's crash, restart, pause or disconnection, the
+    broker's crash, restart or pause; one a node (so that each is a valid transition, as
+    the schedule's strategies draw them)."""
     spec = scenario.spec
     nodes = {gateway.name for gateway in spec.gateways}
     lives: set[str] = set()
@@ -209,9 +219,11 @@ class _Planner:
         kind_code = NATIVE_KINDS[kind]
         if kind in _LIVES:
             restart = ("restart", "") if fault.duration is None else ("stop", "start")
-            names = {"crash": ("kill", "start"), "disconnect": ("disconnect", "reconnect")}.get(
-                kind, restart
-            )
+            names = {
+                "crash": ("kill", "start"),
+                "pause": ("pause", "resume"),
+                "disconnect": ("disconnect", "reconnect"),
+            }.get(kind, restart)
             life = (_LIFE[names[0]], _LIFE.get(names[1], 0), fault.persistence)
             if fault.target == self.scenario.spec.broker.name:
                 kind_code = NATIVE_KINDS["broker_restart"]
@@ -329,8 +341,10 @@ def read_back(
         for action in actions:
             if action in ("stop", "kill"):
                 state = "stopped"
-            elif action in ("start", "restart"):
+            elif action in ("start", "restart", "resume"):
                 state = "running"
+            elif action == "pause":
+                state = "paused"
             elif action in ("disconnect", "reconnect"):
                 disconnected = action == "disconnect"
         restarts = sum(action in ("start", "restart") for action in actions)
