@@ -31,7 +31,6 @@ from pytest_edgesim.core.metrics.recorder import FlowStats, Metrics
 from pytest_edgesim.core.metrics.summaries import DropCounts, LatencySummary
 from pytest_edgesim.core.models.cloud import Arrival
 from pytest_edgesim.core.models.values import read_replay_column
-from pytest_edgesim.core.native_faults import fault_plan, read_back, unsupported_faults
 from pytest_edgesim.core.network import LinkProfile, apply_settings, resolve_nodes
 from pytest_edgesim.core.result import RunResult
 from pytest_edgesim.core.scenario.schema import check_seed
@@ -39,6 +38,7 @@ from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until, refuse_goin
 from pytest_edgesim.errors import SimulationError, UsageError
 
 if TYPE_CHECKING:
+    from pytest_edgesim.core.faults import AppliedFault
     from pytest_edgesim.core.scenario import Scenario
     from pytest_edgesim.core.scenario.schema import Delay, LinkRule
 
@@ -121,7 +121,11 @@ def unsupported(scenario: Scenario, trace: str = "digest") -> str | None:
             return f"gateway {gateway.name!r} models its MQTT session"
         if gateway.forward.to != spec.cloud.name:
             return f"gateway {gateway.name!r} forwards to {gateway.forward.to!r}, not the cloud"
-    return unsupported_faults(scenario)
+    if spec.faults:  # (imported here: a run without faults never loads the fault kinds)
+        from pytest_edgesim.core.native_faults import unsupported_faults
+
+        return unsupported_faults(scenario)
+    return None
 
 
 def choose_engine(scenario: Scenario, trace: str = "digest") -> EngineChoice:
@@ -292,6 +296,8 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
         gateways,
     )
     if spec.faults:  # (armed where the pure run arms them: after every node's first event)
+        from pytest_edgesim.core.native_faults import fault_plan
+
         run.arm_faults(*fault_plan(scenario, names))
     return run
 
@@ -456,7 +462,12 @@ class NativeSimulation:
                 "dropped_rejected": rejected,
                 "pending_in_aggregate": logic[5],
             }
-        faults = read_back(run.faults(), self.scenario, nodes)
+        applied = run.faults()
+        faults: tuple[AppliedFault, ...] = ()
+        if applied is not None:
+            from pytest_edgesim.core.native_faults import read_back
+
+            faults = read_back(applied, self.scenario, nodes)
         return RunResult(
             scenario=self.scenario.name,
             seed=self.seed,

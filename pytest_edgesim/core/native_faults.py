@@ -310,15 +310,13 @@ class _Planner:
 
 
 def read_back(
-    raw: tuple[list[tuple[int, str, str, str]], list[tuple[int, int, int]], int] | None,
+    raw: tuple[list[tuple[int, str, str, str]], list[tuple[int, int, int]], int],
     scenario: Scenario,
     nodes: dict[str, dict[str, Any]],
 ) -> tuple[AppliedFault, ...]:
     """The faults done, from the native run; ``nodes`` (the nodes' descriptions) gain what
     the pure run's describe (``TopologyRun._describe``): a gateway's buffer and messages
     lost while down, a faulted node's state, restarts and faults."""
-    if raw is None:
-        return ()
     applied, gateways, broker_down = raw
     if broker_down:
         nodes[scenario.spec.broker.name]["dropped_node_down"] = broker_down
