@@ -85,8 +85,23 @@ def unsupported_faults(scenario: Scenario) -> str | None:
     return None
 
 
+#: the last plan made, by its scenario (held, so compared by identity): ``simulate()`` asks
+#: whether the native engine applies a schedule, the run asks again, then builds it
+_last_plan: list[tuple[Scenario, Sequence[str], Plan]] = []
+
+
 def fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
-    """``(cuts, buffers, faults)`` for ``NativeRun.arm_faults`` (see ``native/src/lib.rs``)."""
+    """``(cuts, buffers, faults)`` for ``NativeRun.arm_faults`` (see ``native/src/lib.rs``);
+    :class:`_Unsupported` says why there is none."""
+    for known, known_names, plan in _last_plan:
+        if known is scenario and list(known_names) == list(names):
+            return plan
+    plan = _fault_plan(scenario, names)
+    _last_plan[:] = [(scenario, names, plan)]
+    return plan
+
+
+def _fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
     spec = scenario.spec
     index = {name: position for position, name in enumerate(names)}
     faults: list[tuple[str, FaultSpec]] = []
