@@ -439,14 +439,17 @@ impl Engine {
                     state.duties[sensor as usize] = Some(cycle);
                 }
             }
-            Action::Life { gateway, begin, .. } => return self.life(gateway, begin),
+            // (the first form's timed reconnection says when, after what the action cost)
+            Action::Life { gateway, begin, .. } => {
+                return joined(self.life(gateway, begin), detail);
+            }
             Action::BrokerLife {
                 begin, persistence, ..
             } => {
                 if persistence {
                     self.fault_state().broker.persistent_restart = true;
                 }
-                return self.broker_life(begin);
+                return joined(self.broker_life(begin), detail);
             }
             Action::ClockSkew {
                 sensors,
@@ -817,6 +820,12 @@ impl Engine {
         if !down && packet.src != self.broker {
             return Some(packet);
         }
+        self.lose_at_gateway(gateway, &packet);
+        None
+    }
+
+    /// `HostedGateway._lose`: a PUBLISH it could not take, a `node_down` drop.
+    fn lose_at_gateway(&mut self, gateway: u32, packet: &Packet) {
         self.fault_state().lives[gateway as usize].dropped_down += 1;
         let node = self.gateways[gateway as usize].node;
         let message = &packet.message;
@@ -841,14 +850,16 @@ impl Engine {
             line.push_str("\tnode_down");
             self.tracer.end();
         }
-        None
     }
 
     /// `HostedGateway._go_down`: a clean stop finishes what is due; either way what the
     /// gateway held is lost (`node_down`), it unsubscribes and abandons its QoS 1 messages.
     fn go_down(&mut self, gateway: u32, kill: bool) -> String {
         let now = self.now;
-        if !kill {
+        let life = &mut self.fault_state().lives[gateway as usize];
+        let waited = std::mem::take(&mut life.held);
+        let was_paused = std::mem::replace(&mut life.paused, false);
+        if !kill && !was_paused {
             self.advance(gateway, now);
         }
         let held = self.fault_state().stores[gateway as usize].waiting.len() as i64;
@@ -877,11 +888,21 @@ impl Engine {
         state.group_of.clear();
         state.timers.clear();
         self.fault_state().lives[gateway as usize].down = true;
-        if lost > 0 {
-            format!("lost {} held message(s)", lost)
-        } else {
-            String::new()
+        let mut waiting = 0;
+        for packet in waited {
+            if packet.kind != Kind::Puback {
+                self.lose_at_gateway(gateway, &packet);
+                waiting += 1;
+            }
         }
+        let mut parts = Vec::new();
+        if lost > 0 {
+            parts.push(format!("lost {} held message(s)", lost));
+        }
+        if waiting > 0 {
+            parts.push(format!("{} waiting message(s) lost", waiting));
+        }
+        parts.join(", ")
     }
 
     /// `HostedGateway._come_up`: a fresh logic, its clock at now; subscribed again.
@@ -1048,8 +1069,11 @@ impl Engine {
     fn broker_down(&mut self) -> String {
         let queued = self.broker_queued;
         let broker = &mut self.fault_state().broker;
-        let waiting = queued - broker.stale;
+        let waiting = broker.held_routes.len() as i64 + queued - broker.stale;
         broker.stale = queued;
+        broker.held_routes.clear();
+        broker.paused = false;
+        let waited = std::mem::take(&mut broker.held);
         let inflight = self.broker_session.inflight.len();
         self.broker_session.inflight.clear();
         let subscriptions = self.subscriptions.len();
@@ -1072,6 +1096,11 @@ impl Engine {
         self.subscriptions.clear();
         self.matching_cache.clear();
         self.retained.clear();
+        for packet in waited {
+            if packet.kind != Kind::Puback {
+                self.lose_at_broker(&packet);
+            }
+        }
         let parts: Vec<String> = [
             (waiting as usize, "message(s) waiting to be routed lost"),
             (inflight, "in-flight QoS 1 message(s) abandoned"),
@@ -1136,6 +1165,12 @@ impl Engine {
         if packet.kind == Kind::Puback {
             return None;
         }
+        self.lose_at_broker(&packet);
+        None
+    }
+
+    /// A PUBLISH that reached the broker while it was down: a `node_down` drop.
+    fn lose_at_broker(&mut self, packet: &Packet) {
         self.fault_state().broker.dropped_down += 1;
         let message = &packet.message;
         let cause = sketch::NODE_DOWN;
@@ -1159,7 +1194,15 @@ impl Engine {
             line.push_str("\tnode_down");
             self.tracer.end();
         }
-        None
+    }
+}
+
+/// `"{cost}; {more}"`, either part left out when empty.
+fn joined(cost: String, more: String) -> String {
+    match (cost.is_empty(), more.is_empty()) {
+        (_, true) => cost,
+        (true, false) => more,
+        (false, false) => format!("{}; {}", cost, more),
     }
 }
 

@@ -8,9 +8,9 @@ the trace details that do not depend on the run, and which faults wait for it (`
 The native run then fires them as the pure one does, event for event.
 
 :func:`unsupported_faults` says why a schedule stays on the pure engine: a kind the native
-engine does not apply (a plugin's kind), more than one fault of one node's life, a
-node's life with retained readings, or a fault the pure engine would refuse (it then says
-why).
+engine does not apply (a plugin's kind), more than one fault of one node's life (or the
+first form's actions with another fault of the node's life), a node's life with retained
+readings, or a fault the pure engine would refuse (it then says why).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any, Final
 from pytest_edgesim.core.builtin_faults import BUILTIN_KINDS, _link_detail
 from pytest_edgesim.core.fault_kinds import fault_kind
 from pytest_edgesim.core.fault_schedule import _target
-from pytest_edgesim.core.faults import AppliedFault
+from pytest_edgesim.core.faults import AppliedFault, LifeStates
 from pytest_edgesim.core.network import resolve_nodes
+from pytest_edgesim.core.units import TICKS_PER_SECOND
+from pytest_edgesim.errors import FaultError
 
 if TYPE_CHECKING:
     from pytest_edgesim.core.scenario import Scenario
@@ -44,6 +46,7 @@ NATIVE_KINDS: Final = {
     "broker_restart": 7,
 }
 _LIVES: Final = ("crash", "restart", "pause", "disconnect", "broker_restart")
+_CONNECTION: Final = ("disconnect", "reconnect")
 #: a gateway's life actions (``HostedGateway.apply_fault``), by code
 _LIFE: Final = {
     "stop": 0,
@@ -105,13 +108,12 @@ def _fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
     spec = scenario.spec
     index = {name: position for position, name in enumerate(names)}
     faults: list[tuple[str, FaultSpec]] = []
+    actions: list[tuple[str, FaultSpec]] = []  # the first form's, scheduled first
     for position, fault in enumerate(spec.faults):
         where = fault.name or f"faults[{position}]"
         if fault.action is not None:
-            raise _Unsupported(
-                f"fault {where!r} is a {fault.action} action on a node's life (native: "
-                f"{_KINDS_SAID})"
-            )
+            actions.append((where, fault))
+            continue
         if fault.fault_kind not in NATIVE_KINDS:
             raise _Unsupported(
                 f"fault {where!r} is a {fault.fault_kind} fault (native: {_KINDS_SAID})"
@@ -122,7 +124,7 @@ def _fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
                 "process (register_fault_kind)"
             )
         faults.append((where, fault))
-    _check_lives(scenario, faults)
+    _check_lives(scenario, faults, actions)
     named = {fault.name for _, fault in faults if fault.name}
     dependents: dict[tuple[str, str], list[tuple[int, int]]] = {}
     for position, (where, fault) in enumerate(faults):
@@ -130,9 +132,9 @@ def _fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
             if fault.after.fault not in named:
                 raise _Unsupported(f"fault {where!r}: after names no fault {fault.after.fault!r}")
             key = (fault.after.fault, fault.after.of)
-            dependents.setdefault(key, []).append((position, fault.after.delay))
+            dependents.setdefault(key, []).append((len(actions) + position, fault.after.delay))
     plan = _Planner(scenario, names, index)
-    planned = []
+    planned = [plan.first_form(fault) for _, fault in actions]
     for where, fault in faults:
         head, action = plan.action(where, fault)
         waiting = (
@@ -150,13 +152,19 @@ def _fault_plan(scenario: Scenario, names: Sequence[str]) -> Plan:
     return plan.cuts, buffers, planned
 
 
-def _check_lives(scenario: Scenario, faults: list[tuple[str, FaultSpec]]) -> None:
+def _check_lives(
+    scenario: Scenario,
+    faults: list[tuple[str, FaultSpec]],
+    actions: list[tuple[str, FaultSpec]],
+) -> None:
     """Faults of a node's life: a gateway's crash, restart, pause or disconnection, the
     broker's crash, restart or pause; one a node (so that each is a valid transition, as
-    the schedule's strategies draw them)."""
+    the schedule's strategies draw them). The first form's actions: on nodes without
+    another fault of their life, each a valid transition at its time (else the pure engine
+    says which is not)."""
     spec = scenario.spec
     nodes = {gateway.name for gateway in spec.gateways}
-    lives: set[str] = set()
+    lives = _check_actions(scenario, actions)
     for where, fault in faults:
         if fault.fault_kind not in _LIVES:
             continue
@@ -180,6 +188,48 @@ def _check_lives(scenario: Scenario, faults: list[tuple[str, FaultSpec]]) -> Non
             )
 
 
+def _check_actions(scenario: Scenario, actions: list[tuple[str, FaultSpec]]) -> set[str]:
+    """The nodes the first form's actions name, each sequence checked as
+    ``TopologyRun.fault`` checks it when it falls due (a timed reconnection after the
+    actions due at the same time)."""
+    spec = scenario.spec
+    broker = spec.broker.name
+    gateways = {gateway.name for gateway in spec.gateways}
+    # (time, order, action, where, node, duration; for a timed reconnection, the number of
+    # the disconnection it ends)
+    pending: list[tuple[int, int, str, str, str, int | None]] = []
+    for order, (where, fault) in enumerate(actions):
+        assert fault.action is not None and fault.at is not None and fault.target is not None
+        allowed = gateways | ({broker} if fault.action not in _CONNECTION else set())
+        if fault.target not in allowed or any(device.retain for device in spec.devices):
+            raise _Unsupported(
+                f"fault {where!r}: {fault.action} {fault.target!r} (native: a gateway's or the "
+                "broker's life, without retained readings)"
+            )
+        pending.append((fault.at, order, fault.action, where, fault.target, fault.duration))
+    nodes = {node for *_, node, _ in pending}
+    lives = LifeStates()
+    pending.sort()
+    scheduled = len(pending)  # (a timed reconnection is queued after what was due before)
+    while pending:
+        at, _, action, where, node, extra = pending.pop(0)
+        if action == "timed_reconnect":
+            if lives.disconnection(node) != extra:  # (native: it always reconnects)
+                raise _Unsupported(f"fault {where!r}: reconnected before its time")
+            lives.enter("reconnect", node)
+            continue
+        try:
+            lives.check(action, node)
+        except FaultError as error:
+            raise _Unsupported(f"fault {where!r}: {error}") from None
+        number = lives.enter(action, node)
+        if extra is not None:
+            scheduled += 1
+            pending.append((at + extra, scheduled, "timed_reconnect", where, node, number))
+            pending.sort()
+    return nodes
+
+
 class _Planner:
     """Resolves one fault after another against the run's nodes, sharing cuts as
     ``NetworkModel.cut_between`` does."""
@@ -192,6 +242,24 @@ class _Planner:
         self.devices = [device.name for device in scenario.devices]
         self.cuts: list[tuple[list[int], list[int], bool]] = []
         self._cut_of: dict[tuple[frozenset[str], frozenset[str], bool], int] = {}
+
+    def first_form(self, fault: FaultSpec) -> tuple[Any, ...]:
+        """The first form's ``at`` + ``action`` (``TopologyRun.schedule_fault``): one
+        action of a node's life; a disconnection with a duration reconnects after it."""
+        assert fault.action is not None and fault.at is not None
+        action, node = fault.action, str(fault.target)
+        broker = node == self.scenario.spec.broker.name
+        gateway = 0 if broker else list(self.gateways).index(node)
+        detail = ""
+        end = ("", 0)
+        if fault.duration is not None:
+            detail = f"reconnects at t={(fault.at + fault.duration) / TICKS_PER_SECOND:g}s"
+            end = ("reconnect", _LIFE["reconnect"])
+        code = NATIVE_KINDS["broker_restart" if broker else "crash"]
+        head = (action, end[0], node, fault.duration, detail, "")
+        life = (_LIFE[action], end[1], False)
+        plain: tuple[Any, ...] = ((None, None, None, None), [], (0, 0, False), (0, 0.0))
+        return head, (_AT, fault.at, 0, 0, 0), (code, 0, gateway, [], *plain, life), ([], [])
 
     def _cut(self, side_a: frozenset[str], side_b: frozenset[str], one_way: bool = False) -> int:
         key = (side_a, side_b, one_way)

@@ -324,6 +324,21 @@ _SCHEDULES = {
         {"kind": "disconnect", "target": "gw", "after": {"fault": "b", "delay": "200ms"},
          "duration": "1s"},
     ],
+    "first-form": [
+        {"action": "pause", "target": "gw", "at": "1.05s"},
+        {"action": "kill", "target": "gw", "at": "2s"},
+        {"action": "start", "target": "gw", "at": "3s"},
+        {"action": "pause", "target": "broker", "at": "1.5s"},
+        {"action": "stop", "target": "broker", "at": "2.5s"},
+        {"action": "start", "target": "broker", "at": "3.5s"},
+        {"kind": "partition", "between": ["gw", "cloud"], "at": "1s", "duration": "3s"},
+    ],
+    "first-form-disconnect": [
+        {"action": "restart", "target": "gw", "at": "1.05s"},
+        {"action": "disconnect", "target": "gw", "at": "2s", "duration": "1.5s"},
+        {"kind": "isolate", "target": "sensor-1", "when": {"subscribed": "gw", "count": 3},
+         "duration": "1s"},
+    ],
     "pauses": [
         {"kind": "pause", "target": "broker", "at": "1.05s", "duration": "1.2s"},
         {"kind": "pause", "target": "gw", "at": "1.5s", "duration": "1s"},
@@ -353,8 +368,11 @@ def test_a_faulted_run_paused_and_resumed_gives_the_same_result() -> None:
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"faults": [{"action": "stop", "target": "gw", "at": "1s"}]},
-         "fault 'faults[0]' is a stop action on a node's life (native: partition, isolate,"),
+        ({"faults": [{"action": "start", "target": "gw", "at": "1s"}]},
+         "fault 'faults[0]': cannot start 'gw': it is running"),
+        ({"faults": [{"action": "stop", "target": "gw", "at": "1s"},
+                     {"name": "x", "kind": "restart", "target": "gw", "at": "3s"}]},
+         "fault 'x' is a second fault of 'gw''s life (native: one)"),
         ({"faults": [{"kind": "crash", "target": "gw", "at": "1s", "duration": "1s"},
                      {"name": "x", "kind": "restart", "target": "gw", "at": "3s"}]},
          "fault 'x' is a second fault of 'gw''s life (native: one)"),
