@@ -238,6 +238,8 @@ class _Planner:
         self.scenario = scenario
         self.names = names
         self.index = index
+        #: (a set: a name is looked up, not searched for, in a thousand nodes' names)
+        self.known = frozenset(names)
         self.gateways = {gateway.name: gateway for gateway in scenario.spec.gateways}
         self.devices = [device.name for device in scenario.devices]
         self.cuts: list[tuple[list[int], list[int], bool]] = []
@@ -268,16 +270,18 @@ class _Planner:
             found = self._cut_of[key] = len(self.cuts)
             if not one_way:
                 self._cut_of[(side_b, side_a, one_way)] = found
-            index = self.index
-            self.cuts.append(
-                (sorted(index[n] for n in side_a), sorted(index[n] for n in side_b), one_way)
-            )
+            self.cuts.append((self._indices(side_a), self._indices(side_b), one_way))
         return found
+
+    def _indices(self, side: frozenset[str]) -> list[int]:
+        if len(side) * 8 < len(self.names):
+            return sorted(self.index[name] for name in side)
+        return [position for position, name in enumerate(self.names) if name in side]
 
     def _sides(self, fault: FaultSpec) -> tuple[frozenset[str], frozenset[str]]:
         assert fault.between is not None
-        side_a = resolve_nodes(fault.between[0], self.names)
-        side_b = resolve_nodes(fault.between[1], self.names)
+        side_a = resolve_nodes(fault.between[0], self.known)
+        side_b = resolve_nodes(fault.between[1], self.known)
         if fault.bridge is not None:
             side_a, side_b = side_a - {fault.bridge}, side_b - {fault.bridge}
         return side_a, side_b
@@ -317,7 +321,7 @@ class _Planner:
             end = "healed"
         elif kind == "isolate":
             alone = self._targets(where, fault)
-            cut = self._cut(alone, frozenset(self.names) - alone)
+            cut = self._cut(alone, self.known - alone)
             end = "healed"
         elif kind == "link_change":
             side_a, side_b = self._sides(fault)
@@ -351,7 +355,7 @@ class _Planner:
 
     def _targets(self, where: str, fault: FaultSpec) -> frozenset[str]:
         assert fault.target is not None
-        chosen = resolve_nodes(fault.target, self.names)
+        chosen = resolve_nodes(fault.target, self.known)
         if not chosen:
             raise _Unsupported(f"fault {where!r}: {fault.target!r} matches no node")
         return chosen
