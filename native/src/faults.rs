@@ -1,6 +1,7 @@
 //! The fault schedule, event for event as the pure engine applies it
-//! (`core/fault_schedule.py` with the built-in kinds of `core/builtin_faults.py`, the
-//! gateway's `core/models/store_forward.py` and the sensor's duty cycle).
+//! (`core/fault_schedule.py` with the built-in kinds of `core/builtin_faults.py`; the
+//! gateway's `core/models/store_forward.py`, the sensor's duty cycle and clock; a node's
+//! life as `TopologyRun.fault` does it to `HostedGateway` and `BrokerModel`).
 //!
 //! Python resolves the plan (`core/native_faults.py`): each fault's trigger, what it acts
 //! on (node and cut indices, the links a `link_change` touches), its fixed trace details,
