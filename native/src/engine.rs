@@ -15,6 +15,8 @@ use crate::sketch::{self, Counter};
 
 mod foreign;
 pub use foreign::ForeignCall;
+#[path = "faults.rs"]
+pub mod faults;
 
 pub type Tick = i64;
 
@@ -130,6 +132,11 @@ pub enum Event {
     CutUp(u32),
     /// a Python node's timer (its callback is kept on the Python side, by this number)
     Foreign(u64),
+    /// a fault of the schedule fires, or its duration is over (faults.rs)
+    FaultBegin(u32),
+    FaultEnd(u32),
+    /// a sensor on a duty cycle wakes (what it kept goes out)
+    Wake(u32),
 }
 
 /// The queue: a 4-ary min-heap of `(time, sequence << SLOT_BITS | slot)` keys (16 bytes, four
@@ -358,12 +365,14 @@ pub struct Cut {
     pub side_b: Vec<bool>,
     pub down_since: Option<Tick>,
     pub last_healed_at: Tick,
+    /// only the links from `side_a` to `side_b` are cut (a one-way partition)
+    pub one_way: bool,
 }
 
 impl Cut {
     fn separates(&self, src: u32, dst: u32) -> bool {
         let (s, d) = (src as usize, dst as usize);
-        (self.side_a[s] && self.side_b[d]) || (self.side_b[s] && self.side_a[d])
+        (self.side_a[s] && self.side_b[d]) || (!self.one_way && self.side_b[s] && self.side_a[d])
     }
 }
 
@@ -705,6 +714,8 @@ pub struct Engine {
     /// a gateway model was to aggregate a payload a Python node made (which only the pure
     /// gateway reads: an int, text, an object with a value field)
     pub object_aggregated: bool,
+    /// the fault schedule's state (None: a run without one; see faults.rs)
+    pub faults: Option<Box<faults::Faults>>,
 }
 
 pub struct Setup {
@@ -777,6 +788,7 @@ impl Engine {
             foreign_call: None,
             watching_cuts: false,
             object_aggregated: false,
+            faults: None,
             names: setup.names,
         };
         // Topology._network: the scenario's partitions are the first events on the queue
@@ -795,6 +807,7 @@ impl Engine {
                 side_b: b,
                 down_since: None,
                 last_healed_at: -1,
+                one_way: false,
             });
             engine.schedule(start, Event::CutDown(index));
             if let Some(end) = end {
@@ -978,7 +991,11 @@ impl Engine {
             Event::Retry(node, packet_id) => self.retry(node, packet_id),
             Event::Route(message) => {
                 self.broker_queued -= 1;
-                self.route(message);
+                if self.faults.is_none() {
+                    self.route(message);
+                } else if let Some(message) = self.route_due(message) {
+                    self.route(message);
+                }
             }
             Event::Flush(gateway, generation) => self.flush(gateway, generation),
             Event::CutDown(cut) => {
@@ -999,15 +1016,29 @@ impl Engine {
                     self.cuts_changed();
                 }
             }
+            Event::FaultBegin(fault) => self.fault_begin(fault),
+            Event::FaultEnd(fault) => self.fault_end(fault),
+            Event::Wake(sensor) => self.wake(sensor),
         }
     }
 
     // --- sensors ------------------------------------------------------------------------------
     fn sensor_publish(&mut self, index: u32) {
+        if self.faults.is_some() && self.sensor_faulted(index) {
+            self.sensor_publish_faulted(index);
+            return;
+        }
         let now = self.now;
+        let value = self.sensors[index as usize].value.next(now);
+        self.sensor_emit(index, now, value, now);
+        self.schedule_next_publish(index, now);
+    }
+
+    /// One reading goes out (`SensorModel._emit`): numbered, counted, traced, sent.
+    #[inline]
+    fn sensor_emit(&mut self, index: u32, now: Tick, value: f64, created_at: Tick) {
         let sensor = &mut self.sensors[index as usize];
         let spec = sensor.spec;
-        let value = sensor.value.next(now);
         sensor.published += 1;
         let seq = sensor.published;
         let node = sensor.node;
@@ -1017,7 +1048,7 @@ impl Engine {
             payload: Payload::Float(value),
             origin: node,
             seq,
-            created_at: now,
+            created_at,
             qos: spec.qos,
             retain: spec.retain,
             size_bytes: spec.payload_bytes,
@@ -1059,8 +1090,13 @@ impl Engine {
         } else {
             self.session_publish(node, broker, message, false);
         }
-        // the next publication
+    }
+
+    /// The sensor's next reading on the queue (or none past its stop).
+    #[inline]
+    fn schedule_next_publish(&mut self, index: u32, now: Tick) {
         let sensor = &mut self.sensors[index as usize];
+        let spec = sensor.spec;
         let following = if spec.periodic {
             sensor.cycle += 1;
             let mut following = sensor.first + sensor.cycle * spec.period;
@@ -1134,6 +1170,11 @@ impl Engine {
             .get(&packet_id)
             .map(|(dst, m)| (*dst, m.clone()));
         let Some((dst, message)) = entry else { return };
+        if self.faults.is_some() && self.session_frozen(node) {
+            let at = self.now + self.retry_of(node);
+            self.schedule(at, Event::Retry(node, packet_id));
+            return;
+        }
         self.transmit(Packet {
             kind: Kind::Publish,
             src: node,
@@ -1404,6 +1445,9 @@ impl Engine {
             line.push_str(sketch::CAUSES[cause as usize]);
             self.tracer.end();
         }
+        if self.faults.is_some() {
+            self.dropped_on(src, dst);
+        }
     }
 
     fn deliver(&mut self, link_index: u32, packet: Packet) {
@@ -1469,6 +1513,7 @@ impl Engine {
             let _ = write!(line, "{}", packet.packet_id);
             self.tracer.end();
         }
+        let publish = packet.kind == Kind::Publish;
         match self.kinds[dst as usize] {
             NodeRef::Broker => self.broker_packet(packet),
             NodeRef::Cloud => self.cloud_packet(packet),
@@ -1480,10 +1525,20 @@ impl Engine {
             NodeRef::Gateway(index) => self.gateway_packet(index, packet),
             NodeRef::Foreign => self.foreign_call = Some(ForeignCall::Packet(packet)),
         }
+        if publish && self.faults.is_some() {
+            self.arrived_at(dst);
+        }
     }
 
     // --- the broker ---------------------------------------------------------------------------
     fn broker_packet(&mut self, packet: Packet) {
+        let packet = match self.faults.is_some() {
+            false => packet,
+            true => match self.broker_takes(packet) {
+                Some(packet) => packet,
+                None => return,
+            },
+        };
         if packet.kind == Kind::Puback {
             self.broker_session.inflight.remove(&packet.packet_id);
             return;
@@ -1585,6 +1640,13 @@ impl Engine {
 
     // --- gateways (HostedGateway around GatewayLogic, no windows) ---------------------------
     fn gateway_packet(&mut self, index: u32, packet: Packet) {
+        let packet = match self.faults.is_some() {
+            false => packet,
+            true => match self.gateway_takes(index, packet) {
+                Some(packet) => packet,
+                None => return,
+            },
+        };
         let node = self.gateways[index as usize].node;
         if packet.kind == Kind::Puback {
             self.gateways[index as usize]
@@ -1876,9 +1938,12 @@ impl Engine {
 
     fn emit(&mut self, index: u32, output: Output) {
         let node = self.gateways[index as usize].node;
-        let now = match &output {
+        let mut now = match &output {
             Output::Publish { t, .. } | Output::Drop { t, .. } => *t,
         };
+        if self.faults.is_some() {
+            now = now.max(self.not_before(index));
+        }
         self.now = now; // the output happens at its own time (HostedGateway._emit)
         match output {
             Output::Publish {
@@ -1925,6 +1990,9 @@ impl Engine {
                     line.push('\t');
                     line.push_str(&detail);
                     self.tracer.end();
+                }
+                if self.faults.is_some() && self.store_takes(index, &message) {
+                    return;
                 }
                 if qos == 0 {
                     self.transmit(Packet {

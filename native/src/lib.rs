@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
+use engine::faults::{Action, Fault, Life, Trigger};
 use engine::{
     AggValue, AggregateSpec, Engine, ForeignCall, Function, GatewaySpec, Jitter, Loss, Message,
     Packet, Payload, Profile, ProfileSource, SensorSpec, Setup, Value,
@@ -139,6 +140,117 @@ fn gateway_spec(engine: &mut Engine, g: GatewayTuple) -> GatewaySpec {
     }
 }
 
+/// (begin record's action, end record's action, target, duration, begin detail, end detail)
+type FaultHead = (String, String, String, Option<i64>, String, String);
+/// (code: 0 at, 1 after, 2 received, 3 dropped, 4 never, 5 subscribed; time or delay; node
+/// or src; dst; count)
+type TriggerTuple = (u8, i64, u32, u32, i64);
+/// (code: 0 cut, 1 link change, 2 backhaul, 3 storage full, 4 duty cycle, 5 clock skew, 6 a
+/// gateway's life, 7 the broker's; cut; gateway; link pairs; (latency, jitter, loss, bandwidth); sensors;
+/// (period, awake, buffer); (offset, drift_ppm); (begin, end) life actions: 0 stop, 1 kill,
+/// 2 start, 3 restart, 4 disconnect, 5 reconnect, 6 pause, 7 resume, and the broker's
+/// persistence)
+type ActionTuple = (
+    u8,
+    u32,
+    u32,
+    Vec<(u32, u32)>,
+    (Option<i64>, Option<i64>, Option<f64>, Option<i64>),
+    Vec<u32>,
+    (i64, i64, bool),
+    (i64, f64),
+    (u8, u8, bool),
+);
+type FaultTuple = (
+    FaultHead,
+    TriggerTuple,
+    ActionTuple,
+    (Vec<(u32, i64)>, Vec<(u32, i64)>),
+);
+
+fn fault(plan: FaultTuple) -> Fault {
+    let (head, trigger, action, (on_start, on_end)) = plan;
+    let trigger = match trigger.0 {
+        0 => Trigger::At(trigger.1),
+        1 => Trigger::Dependent,
+        2 => Trigger::Received {
+            node: trigger.2,
+            count: trigger.4,
+            delay: trigger.1,
+        },
+        3 => Trigger::Dropped {
+            src: trigger.2,
+            dst: trigger.3,
+            count: trigger.4,
+            delay: trigger.1,
+        },
+        5 => Trigger::Subscribed {
+            node: trigger.2,
+            count: trigger.4,
+            delay: trigger.1,
+        },
+        _ => Trigger::Never,
+    };
+    let life = |code: u8| match code {
+        0 => Life::Stop,
+        1 => Life::Kill,
+        2 => Life::Start,
+        3 => Life::Restart,
+        4 => Life::Disconnect,
+        5 => Life::Reconnect,
+        6 => Life::Pause,
+        _ => Life::Resume,
+    };
+    let action = match action.0 {
+        0 => Action::Cut(action.1),
+        1 => Action::LinkChange {
+            pairs: action.3,
+            latency: action.4 .0,
+            jitter: action.4 .1,
+            loss: action.4 .2,
+            bandwidth: action.4 .3,
+        },
+        2 => Action::Backhaul {
+            gateway: action.2,
+            cut: action.1,
+        },
+        3 => Action::StorageFull(action.2),
+        6 => Action::Life {
+            gateway: action.2,
+            begin: life(action.8 .0),
+            end: life(action.8 .1),
+        },
+        7 => Action::BrokerLife {
+            begin: life(action.8 .0),
+            end: life(action.8 .1),
+            persistence: action.8 .2,
+        },
+        5 => Action::ClockSkew {
+            sensors: action.5,
+            offset: action.7 .0,
+            drift_ppm: action.7 .1,
+        },
+        _ => Action::DutyCycle {
+            sensors: action.5,
+            period: action.6 .0,
+            awake: action.6 .1,
+            buffer: action.6 .2,
+        },
+    };
+    Fault {
+        name: head.0,
+        end_name: head.1,
+        target: head.2,
+        duration: head.3,
+        begin_detail: head.4,
+        end_detail: head.5,
+        trigger,
+        action,
+        on_start,
+        on_end,
+    }
+}
+
 /// One run of a scenario on the native engine.
 #[pyclass(unsendable, module = "pytest_edgesim.core._native")]
 struct NativeRun {
@@ -257,6 +369,40 @@ impl NativeRun {
         }
     }
 
+    /// Arm the fault schedule (before the first run): the faults' cuts (sides, one way),
+    /// each gateway's buffer (capacity, drop newest) and the faults, as
+    /// `core/native_faults.py` plans them.
+    fn arm_faults(
+        &mut self,
+        cuts: Vec<(Vec<u32>, Vec<u32>, bool)>,
+        buffers: Vec<Option<(usize, bool)>>,
+        faults: Vec<FaultTuple>,
+    ) {
+        let faults = faults.into_iter().map(fault).collect();
+        self.engine.arm_faults(cuts, buffers, faults);
+    }
+
+    /// The faults done ((time, action, target, detail) in order) and each gateway's buffer
+    /// and life (waiting, lost to storage_full, lost as node_down), and what the broker lost
+    /// down; None without a schedule.
+    #[allow(clippy::type_complexity)]
+    fn faults(
+        &self,
+    ) -> Option<(
+        Vec<(i64, String, String, String)>,
+        Vec<(usize, i64, i64)>,
+        i64,
+    )> {
+        let state = self.engine.faults.as_ref()?;
+        let stores = state
+            .stores
+            .iter()
+            .zip(&state.lives)
+            .map(|(store, life)| (store.buffered(), store.dropped, life.dropped_down))
+            .collect();
+        Some((state.applied.clone(), stores, state.broker.dropped_down))
+    }
+
     /// Run every event before `until` (ticks); the clock then reads `until`. What concerns
     /// a Python node is handed to its callbacks on the way, the engine free meanwhile.
     fn run(slf: &Bound<'_, Self>, until: i64) -> PyResult<()> {
@@ -332,7 +478,7 @@ impl NativeRun {
             ))?;
             totals.sent += counter.sent;
             totals.delivered += counter.delivered;
-            for cause in 0..5 {
+            for cause in 0..7 {
                 totals.dropped[cause] += counter.dropped[cause];
             }
             totals.redelivered += counter.redelivered;
@@ -734,7 +880,11 @@ fn counter_tuple<'py>(py: Python<'py>, counter: &sketch::Counter) -> PyResult<Bo
     let items: Vec<PyObject> = vec![
         counter.sent.into_pyobject(py)?.into_any().unbind(),
         counter.delivered.into_pyobject(py)?.into_any().unbind(),
-        (dropped[0], dropped[1], dropped[2], dropped[3], dropped[4])
+        // (DropCounts' order: the broker's session causes are not counted natively)
+        (
+            dropped[0], dropped[1], dropped[2], dropped[3], dropped[4], 0, 0, 0, dropped[5],
+            dropped[6],
+        )
             .into_pyobject(py)?
             .into_any()
             .unbind(),

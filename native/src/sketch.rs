@@ -154,13 +154,19 @@ pub fn log_gamma_factor() -> f64 {
     INV_LOG_GAMMA.with(|value| *value)
 }
 
-/// Drop causes, in `LOST_CAUSES` order (the ledger's); counters keep the first five.
+/// Drop causes, by name (the ledger's `LOST_CAUSES`); counters keep the first five and the
+/// faults' two.
 pub const LOSS: u8 = 0;
 pub const PARTITION: u8 = 1;
 pub const QUEUE_OVERFLOW: u8 = 2;
 pub const REJECTED: u8 = 3;
+pub const NODE_DOWN: u8 = 4;
 pub const NO_SUBSCRIBER: u8 = 8;
-pub const CAUSES: [&str; 9] = [
+/// the fault kinds' causes (a full store-and-forward buffer, a reading due asleep): kept
+/// by counters in their own slots, after the first five
+pub const STORAGE_FULL: u8 = 9;
+pub const ASLEEP: u8 = 10;
+pub const CAUSES: [&str; 11] = [
     "loss",
     "partition",
     "queue_overflow",
@@ -170,12 +176,14 @@ pub const CAUSES: [&str; 9] = [
     "offline",
     "session_lost",
     "no_subscriber",
+    "storage_full",
+    "asleep",
 ];
 
 pub struct Counter {
     pub sent: u64,
     pub delivered: u64,
-    pub dropped: [u64; 5],
+    pub dropped: [u64; 7],
     pub redelivered: u64,
     pub bytes: u64,
     pub latency: Sketch,
@@ -186,7 +194,7 @@ impl Counter {
         Counter {
             sent: 0,
             delivered: 0,
-            dropped: [0; 5],
+            dropped: [0; 7],
             redelivered: 0,
             bytes: 0,
             latency: Sketch::new(),
@@ -195,10 +203,11 @@ impl Counter {
 
     #[inline]
     pub fn drop(&mut self, cause: u8) {
-        let slot = if (cause as usize) < 5 {
-            cause as usize
-        } else {
-            REJECTED as usize
+        let slot = match cause {
+            0..=4 => cause as usize,
+            STORAGE_FULL => 5,
+            ASLEEP => 6,
+            _ => REJECTED as usize,
         };
         self.dropped[slot] += 1;
     }

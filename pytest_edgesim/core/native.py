@@ -3,7 +3,8 @@
 The pure-Python engine is the reference. The native one (the extension module
 ``pytest_edgesim.core._native``, built from ``native/`` when a Rust toolchain is present)
 runs the built-in models (sensors and their value models, links, partitions, the broker
-model, the project's gateway, the cloud) event for event as the pure engine does, hosts
+model, the project's gateway, the cloud) and the scenario's fault schedule
+(:mod:`~pytest_edgesim.core.native_faults`) event for event as the pure engine does, hosts
 every other gateway as the Python node it is (calling it back, see :mod:`.native_nodes`),
 and gives the same trace digest, metrics, deliveries and result. :func:`choose_engine` decides
 which engine runs a scenario: the native one when it is built and covers everything the
@@ -39,6 +40,7 @@ from pytest_edgesim.core.units import TICKS_PER_SECOND, parse_until, refuse_goin
 from pytest_edgesim.errors import SimulationError, UsageError
 
 if TYPE_CHECKING:
+    from pytest_edgesim.core.faults import AppliedFault
     from pytest_edgesim.core.scenario import Scenario
     from pytest_edgesim.core.scenario.schema import Delay, LinkRule
 
@@ -107,8 +109,6 @@ def unsupported(scenario: Scenario, trace: str = "digest") -> str | None:
     spec = scenario.spec
     if trace not in ("digest", "off"):
         return f"trace={trace!r} keeps every event (the native engine keeps a digest only)"
-    if spec.faults:
-        return "the scenario schedules faults"
     if spec.swarm is not None:
         return "the scenario draws a swarm of faults"
     if spec.broker.max_inflight_messages:
@@ -124,6 +124,15 @@ def unsupported(scenario: Scenario, trace: str = "digest") -> str | None:
             return (
                 f"gateway {gateway.name!r} is a {kind.name} gateway, which runs on the wall clock"
             )
+    if spec.faults:  # (imported here: a run without faults never loads the fault kinds)
+        if hosted:
+            return (
+                f"the scenario schedules faults and gateway {sorted(hosted)[0]!r} runs as a "
+                "Python node (native: faults with modelled gateways only)"
+            )
+        from pytest_edgesim.core.native_faults import unsupported_faults
+
+        return unsupported_faults(scenario)
     return None
 
 
@@ -334,6 +343,11 @@ def _build(
         sensors,
         [] if hosted else gateways,
     )
+    if spec.faults:  # (armed where the pure run arms them: after every node's first event)
+        from pytest_edgesim.core.native_faults import fault_plan
+
+        assert not hosted  # (unsupported() said so)
+        run.arm_faults(*fault_plan(scenario, names))
     if not hosted:
         return run, None
     # Some gateways are Python nodes: made first, then every gateway bound in order (each
@@ -590,6 +604,12 @@ class NativeSimulation:
                 if node is not None:
                     nodes[gateway.name] = dict(node.describe())
             nodes = {name: nodes[name] for name in names}  # (the pure engine's order)
+        applied = run.faults()
+        faults: tuple[AppliedFault, ...] = ()
+        if applied is not None:
+            from pytest_edgesim.core.native_faults import read_back
+
+            faults = read_back(applied, self.scenario, nodes)
         return RunResult(
             scenario=self.scenario.name,
             seed=self.seed,
@@ -602,7 +622,7 @@ class NativeSimulation:
             trace=None,
             wall_time_s=self._wall_time,
             deliveries=ledger.snapshot(),
-            faults=(),
+            faults=faults,
             assertions=() if hosted is None else hosted.assertions.records(),
         )
 

@@ -22,17 +22,18 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_edgesim import Scenario, simulate
+from pytest_edgesim import Scenario, ScenarioBuilder, simulate
 from pytest_edgesim.core import gateway_kinds, native
 from pytest_edgesim.core.gateway_kinds import GatewayKind, gateway_kind, register_gateway_kind
 from pytest_edgesim.core.models.session import Session
+from pytest_edgesim.core.native_faults import NATIVE_KINDS
 from pytest_edgesim.core.node import Node, NodeContext
 from pytest_edgesim.core.packet import PUBACK, Message, Packet
 from pytest_edgesim.core.rng import RandomStream
 from pytest_edgesim.core.simulation import Simulation, open_simulation
 from pytest_edgesim.core.topology import GatewaySite
 from pytest_edgesim.errors import SimulationError, UsageError
-from pytest_edgesim.strategies import link_configs, seeds, small_scenarios
+from pytest_edgesim.strategies import fault_schedules, link_configs, seeds, small_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -72,6 +73,7 @@ def _assert_same(expected, got) -> None:
     assert got.metrics == expected.metrics
     assert got.deliveries == expected.deliveries
     assert got.arrivals == expected.arrivals
+    assert got.faults == expected.faults
     assert got == expected
 
 
@@ -566,6 +568,178 @@ def test_a_wall_clock_gateway_stays_on_the_pure_engine_which_refuses_it() -> Non
     data["gateways"][0]["implementation"] = "docker"
     scenario = Scenario.from_dict(data)
     assert "runs on the wall clock" in native.choose_engine(scenario).reason
+
+
+# --- fault schedules ----------------------------------------------------------------------------
+@st.composite
+def _faulted(draw: st.DrawFn) -> tuple[Scenario, int]:
+    """A generated scenario with a fault schedule of the kinds the native engine applies,
+    its gateways sometimes with a store-and-forward buffer (and no retained readings when a
+    node's life is faulted: the native engine leaves those to the pure one)."""
+    scenario, seed = draw(_varied())
+    end = f"{scenario.duration_ticks // 1000}ms"
+    kinds = tuple(NATIVE_KINDS)
+    schedule = draw(fault_schedules(scenario, kinds=kinds, max_time=end, max_duration="2s"))
+    overrides: dict[str, object] = {"faults": list(schedule)}
+    if any(fault["kind"] in _LIFE_KINDS for fault in schedule):
+        for index, _device in enumerate(scenario.spec.devices):
+            overrides[f"devices[{index}].retain"] = False
+    for index, _gateway in enumerate(scenario.spec.gateways):
+        if draw(st.booleans()):
+            capacity = draw(st.integers(0, 6))
+            drop = draw(st.sampled_from(["oldest", "newest"]))
+            overrides[f"gateways[{index}].forward.buffer"] = {"capacity": capacity, "drop": drop}
+    return scenario.with_overrides(overrides), seed
+
+
+@settings(
+    max_examples=int(os.environ.get("EDGESIM_DIFFERENTIAL_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(case=_faulted())
+def test_generated_fault_schedules_give_the_pure_engines_result(
+    case: tuple[Scenario, int],
+) -> None:
+    scenario, seed = case
+    assert native.unsupported(scenario) is None
+    _assert_same(*_both(scenario, seed))
+
+
+_LIFE_KINDS = {"crash", "restart", "pause", "disconnect", "broker_restart"}
+
+_FAULTED = (
+    ScenarioBuilder("faulted", duration="6s")
+    .sensors("sensor", count=3, period="200ms", qos=1)
+    .gateway(
+        "gw",
+        subscribe="sensors/#",
+        forward={"qos": 1, "buffer": {"capacity": 4}},
+        aggregate={"count": 3, "window": "700ms"},
+    )
+    .build()
+    .with_overrides(
+        {"broker.processing_delay": {"distribution": "uniform", "low": "1ms", "high": "30ms"}}
+    )
+)
+
+#: what the generated schedules do not draw: bridges, jitter and bandwidth changes, `dropped`
+#: and repeated `received` triggers, `after` an end, globs, a subscription counted twice,
+#: the broker's life with the gateway's
+_SCHEDULES = {
+    "bridge": [
+        {"kind": "partition", "between": [["sensor-*"], ["gw", "cloud"]], "bridge": "gw",
+         "at": "1s", "duration": "2s"},
+    ],
+    "one-way-glob": [
+        {"kind": "partition", "between": ["sensor-*", "broker"], "one_way": True, "at": "1s"},
+    ],
+    "link-change": [
+        {"name": "slow", "kind": "link_change", "between": ["gw", "cloud"], "latency": "300ms",
+         "jitter": "50ms", "bandwidth": 20_000, "at": "500ms", "duration": "3s"},
+        {"kind": "link_change", "between": ["sensor-1", "broker"], "loss": 0.5, "one_way": True,
+         "after": {"fault": "slow", "of": "end", "delay": "100ms"}, "duration": "1s"},
+    ],
+    "dropped-trigger": [
+        {"name": "cut", "kind": "partition", "between": ["sensor-0", "broker"], "at": "1s",
+         "duration": "1s"},
+        {"kind": "isolate", "target": "gw", "when": {"dropped": "sensor-0->broker", "count": 3,
+         "delay": "250ms"}, "duration": "1s"},
+    ],
+    "received-trigger": [
+        {"name": "outage", "kind": "backhaul_outage", "target": "gw",
+         "when": {"received": "gw", "count": 4}, "duration": "2s"},
+        {"kind": "storage_full", "target": "gw", "after": {"fault": "outage", "delay": "1s"}},
+        {"kind": "duty_cycle", "target": "sensor-[12]", "when": {"subscribed": "gw", "count": 2},
+         "period": "1s", "awake": "300ms"},
+    ],
+    "duty-cycles": [
+        {"name": "sleep", "kind": "duty_cycle", "target": "sensor-*", "at": "300ms",
+         "period": "700ms", "awake": "200ms", "asleep": "buffer", "duration": "3s"},
+        {"kind": "duty_cycle", "target": "sensor-0", "after": {"fault": "sleep", "of": "end"},
+         "period": "500ms", "awake": "100ms", "asleep": "drop"},
+        {"kind": "clock_skew", "target": "sensor-2", "at": "2s", "offset": "-150ms",
+         "drift_ppm": 2500},
+    ],
+    "crash-resubscribed": [
+        {"kind": "crash", "target": "gw", "at": "1.05s", "duration": "1s"},
+        {"kind": "isolate", "target": "sensor-0", "when": {"subscribed": "gw", "count": 2},
+         "duration": "500ms"},
+    ],
+    "broker-and-gateway": [
+        {"kind": "crash", "target": "broker", "at": "1.05s", "duration": "1s"},
+        {"kind": "restart", "target": "gw", "at": "1.5s", "duration": "1s"},
+    ],
+    "broker-restart-persistent": [
+        {"name": "b", "kind": "broker_restart", "target": "broker", "at": "2.5s",
+         "persistence": True},
+        {"kind": "disconnect", "target": "gw", "after": {"fault": "b", "delay": "200ms"},
+         "duration": "1s"},
+    ],
+    "first-form": [
+        {"action": "pause", "target": "gw", "at": "1.05s"},
+        {"action": "kill", "target": "gw", "at": "2s"},
+        {"action": "start", "target": "gw", "at": "3s"},
+        {"action": "pause", "target": "broker", "at": "1.5s"},
+        {"action": "stop", "target": "broker", "at": "2.5s"},
+        {"action": "start", "target": "broker", "at": "3.5s"},
+        {"kind": "partition", "between": ["gw", "cloud"], "at": "1s", "duration": "3s"},
+    ],
+    "first-form-disconnect": [
+        {"action": "restart", "target": "gw", "at": "1.05s"},
+        {"action": "disconnect", "target": "gw", "at": "2s", "duration": "1.5s"},
+        {"kind": "isolate", "target": "sensor-1", "when": {"subscribed": "gw", "count": 3},
+         "duration": "1s"},
+    ],
+    "pauses": [
+        {"kind": "pause", "target": "broker", "at": "1.05s", "duration": "1.2s"},
+        {"kind": "pause", "target": "gw", "at": "1.5s", "duration": "1s"},
+        {"kind": "backhaul_outage", "target": "gw", "at": "1.7s", "duration": "1s"},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("faults", list(_SCHEDULES.values()), ids=list(_SCHEDULES))
+def test_fault_schedules_give_the_pure_engines_result(faults: list[dict[str, object]]) -> None:
+    scenario = _FAULTED.with_overrides({"faults": faults})
+    assert native.choose_engine(scenario).native
+    for seed in (None, 3):
+        _assert_same(*_both(scenario, seed))
+
+
+def test_a_faulted_run_paused_and_resumed_gives_the_same_result() -> None:
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "backhaul-outage.yaml")
+    with Simulation(scenario) as pure, native.NativeSimulation(scenario) as fast:
+        for until in ("10s", "20s", "1800s", "1800.5s", "1h"):
+            _assert_same(pure.run(until), fast.run(until))
+    assert [fault.action for fault in fast.result().faults] == [
+        "backhaul_outage", "duty_cycle", "backhaul_outage:end"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"faults": [{"action": "start", "target": "gw", "at": "1s"}]},
+         "fault 'faults[0]': cannot start 'gw': it is running"),
+        ({"faults": [{"action": "stop", "target": "gw", "at": "1s"},
+                     {"name": "x", "kind": "restart", "target": "gw", "at": "3s"}]},
+         "fault 'x' is a second fault of 'gw''s life (native: one)"),
+        ({"faults": [{"kind": "crash", "target": "gw", "at": "1s", "duration": "1s"},
+                     {"name": "x", "kind": "restart", "target": "gw", "at": "3s"}]},
+         "fault 'x' is a second fault of 'gw''s life (native: one)"),
+        ({"faults": [{"kind": "restart", "target": "broker", "at": "1s"}],
+          "devices[0].retain": True},
+         "a gateway subscribing again gets retained readings"),
+    ],
+)  # fmt: skip
+def test_faults_the_native_engine_does_not_apply_run_on_the_pure_one(
+    overrides: dict[str, object], reason: str
+) -> None:
+    scenario = _FAULTED.with_overrides(overrides)
+    choice = native.choose_engine(scenario)
+    assert choice.engine == "pure"
+    assert reason in choice.reason
 
 
 # --- choosing the engine ------------------------------------------------------------------------
