@@ -246,6 +246,8 @@ impl Tracer {
         topic: &str,
     ) -> &mut String {
         let buffer = &mut self.buffer;
+        // room for the whole line: the fields, the message id and a short detail
+        buffer.reserve(kind.len() + node.len() + peer.len() + topic.len() + 96);
         push_int(buffer, time);
         buffer.push('\t');
         buffer.push_str(kind);
@@ -296,24 +298,39 @@ fn message_id(out: &mut String, origin: &str, seq: i64) {
     push_int(out, seq);
 }
 
-/// `str(value)` of an integer, appended.
+/// The two-digit decimal spellings of 0..=99, back to back.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// `str(value)` of an integer, appended (two digits a division).
 #[inline]
 pub fn push_int(out: &mut String, value: i64) {
     let mut digits = [0u8; 20];
     let mut position = digits.len();
     let mut rest = value.unsigned_abs();
-    loop {
+    while rest >= 100 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        position -= 2;
+        digits[position..position + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if rest >= 10 {
+        let pair = rest as usize * 2;
+        position -= 2;
+        digits[position..position + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         position -= 1;
-        digits[position] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+        digits[position] = b'0' + rest as u8;
     }
     if value < 0 {
         out.push('-');
     }
-    out.push_str(std::str::from_utf8(&digits[position..]).expect("ASCII digits"));
+    // SAFETY: `digits[position..]` holds ASCII digits only, which are valid UTF-8.
+    out.push_str(unsafe { std::str::from_utf8_unchecked(&digits[position..]) });
 }
 
 // --- network --------------------------------------------------------------------------------
@@ -533,6 +550,8 @@ struct Group {
     last: f64,
     sources: Vec<(u32, Vec<(i64, i64)>)>,
     source_index: IntMap<u32, usize>,
+    /// emptied run lists of emitted aggregates, reused (a reading costs no allocation)
+    spare_runs: Vec<Vec<(i64, i64)>>,
 }
 
 impl Group {
@@ -545,6 +564,7 @@ impl Group {
             last: 0.0,
             sources: Vec::new(),
             source_index: IntMap::default(),
+            spare_runs: Vec::new(),
         }
     }
 }
@@ -1958,7 +1978,9 @@ fn extend(group: &mut Group, origin: u32, first: i64, last: i64) {
             if !group.source_index.is_empty() {
                 group.source_index.insert(origin, group.sources.len());
             }
-            group.sources.push((origin, vec![(first, last)]));
+            let mut runs = group.spare_runs.pop().unwrap_or_default();
+            runs.push((first, last));
+            group.sources.push((origin, runs));
         }
         Some(&position) => {
             let runs = &mut group.sources[position].1;
@@ -1973,7 +1995,7 @@ fn extend(group: &mut Group, origin: u32, first: i64, last: i64) {
 }
 
 fn emit_group(aggregate: &AggregateSpec, key: &str, group: &mut Group, t: Tick) -> Output {
-    let mut values: Vec<(Function, AggValue)> = Vec::new();
+    let mut values: Vec<(Function, AggValue)> = Vec::with_capacity(aggregate.functions.len());
     for &function in &aggregate.functions {
         let value = match function {
             Function::Mean => AggValue::Float(group.total / group.count as f64),
@@ -1988,7 +2010,7 @@ fn emit_group(aggregate: &AggregateSpec, key: &str, group: &mut Group, t: Tick) 
             None => values.push((function, value)),
         }
     }
-    let mut detail = String::new();
+    let mut detail = String::with_capacity(key.len() + 16 * values.len());
     if !key.is_empty() {
         detail.push_str(key);
     }
@@ -2000,16 +2022,17 @@ fn emit_group(aggregate: &AggregateSpec, key: &str, group: &mut Group, t: Tick) 
         detail.push('=');
         match value {
             AggValue::Int(count) => {
-                let _ = write!(detail, "{}", count);
+                push_int(&mut detail, *count);
             }
             AggValue::Float(value) => format_g12(&mut detail, *value),
         }
     }
-    let mut lineage = Vec::new();
-    for (origin, runs) in &group.sources {
-        for &(first, last) in runs {
-            lineage.push((*origin, first, last));
-        }
+    let runs: usize = group.sources.iter().map(|(_, runs)| runs.len()).sum();
+    let mut lineage = Vec::with_capacity(runs);
+    for (origin, mut runs) in group.sources.drain(..) {
+        lineage.extend(runs.iter().map(|&(first, last)| (origin, first, last)));
+        runs.clear();
+        group.spare_runs.push(runs);
     }
     let payload = AggPayload {
         values,
@@ -2019,7 +2042,6 @@ fn emit_group(aggregate: &AggregateSpec, key: &str, group: &mut Group, t: Tick) 
             None
         },
     };
-    group.sources = Vec::new();
     group.source_index.clear();
     group.count = 0;
     group.total = 0.0;

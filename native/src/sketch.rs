@@ -52,7 +52,10 @@ impl Sketch {
             self.zeros += 1;
             return;
         }
-        let index = ((value as f64).ln() * inv_log_gamma).ceil() as i64;
+        // ceil of a non-negative scaled logarithm (value >= 1), without a libm call
+        let scaled = (value as f64).ln() * inv_log_gamma;
+        let whole = scaled as i64;
+        let index = if (whole as f64) < scaled { whole + 1 } else { whole };
         if self.buckets.is_empty() {
             self.offset = index;
             self.buckets.push(1);
