@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
-use crate::fmt::format_g12;
+use crate::fmt::{format_g12, push_int};
 use crate::ledger::Ledger;
 use crate::rng::{py_round, Delay, Stream};
 use crate::sketch::{self, Counter};
@@ -222,6 +222,9 @@ pub struct Tracer {
     buffer: String,
     hasher: Sha256,
     pub count: u64,
+    /// the last line's time, spelled (consecutive lines often share it)
+    time: Tick,
+    time_text: String,
 }
 
 impl Tracer {
@@ -231,6 +234,8 @@ impl Tracer {
             buffer: String::with_capacity(1 << 16),
             hasher: Sha256::new(),
             count: 0,
+            time: -1,
+            time_text: String::from("-1"),
         }
     }
 
@@ -248,7 +253,12 @@ impl Tracer {
         let buffer = &mut self.buffer;
         // room for the whole line: the fields, the message id and a short detail
         buffer.reserve(kind.len() + node.len() + peer.len() + topic.len() + 96);
-        push_int(buffer, time);
+        if time != self.time {
+            self.time = time;
+            self.time_text.clear();
+            push_int(&mut self.time_text, time);
+        }
+        buffer.push_str(&self.time_text);
         buffer.push('\t');
         buffer.push_str(kind);
         buffer.push('\t');
@@ -296,41 +306,6 @@ fn message_id(out: &mut String, origin: &str, seq: i64) {
     out.push_str(origin);
     out.push('#');
     push_int(out, seq);
-}
-
-/// The two-digit decimal spellings of 0..=99, back to back.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-    0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
-/// `str(value)` of an integer, appended (two digits a division).
-#[inline]
-pub fn push_int(out: &mut String, value: i64) {
-    let mut digits = [0u8; 20];
-    let mut position = digits.len();
-    let mut rest = value.unsigned_abs();
-    while rest >= 100 {
-        let pair = (rest % 100) as usize * 2;
-        rest /= 100;
-        position -= 2;
-        digits[position..position + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if rest >= 10 {
-        let pair = rest as usize * 2;
-        position -= 2;
-        digits[position..position + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        position -= 1;
-        digits[position] = b'0' + rest as u8;
-    }
-    if value < 0 {
-        out.push('-');
-    }
-    // SAFETY: `digits[position..]` holds ASCII digits only, which are valid UTF-8.
-    out.push_str(unsafe { std::str::from_utf8_unchecked(&digits[position..]) });
 }
 
 // --- network --------------------------------------------------------------------------------
