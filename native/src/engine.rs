@@ -240,8 +240,8 @@ impl Tracer {
     }
 
     /// Start a line: `time\tkind\tnode\tpeer\ttopic\t`; the caller writes the message id, a
-    /// tab, the detail, and calls `end`.
-    #[inline]
+    /// tab, the detail, and calls `end`. (Inlined, so `kind` is copied as a constant.)
+    #[inline(always)]
     fn begin(
         &mut self,
         time: Tick,
