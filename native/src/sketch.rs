@@ -55,7 +55,11 @@ impl Sketch {
         // ceil of a non-negative scaled logarithm (value >= 1), without a libm call
         let scaled = (value as f64).ln() * inv_log_gamma;
         let whole = scaled as i64;
-        let index = if (whole as f64) < scaled { whole + 1 } else { whole };
+        let index = if (whole as f64) < scaled {
+            whole + 1
+        } else {
+            whole
+        };
         if self.buckets.is_empty() {
             self.offset = index;
             self.buckets.push(1);
