@@ -1385,7 +1385,15 @@ impl Engine {
         link.counter.delivered += 1;
         link.counter.latency.add(now - packet.sent_at, inv);
         let (src, dst, relays) = (link.src, link.dst, link.dst_relays);
-        let message = packet.message.clone();
+        let (topic, origin, seq, created_at) = {
+            let message = &packet.message;
+            (
+                message.topic,
+                message.origin,
+                message.seq,
+                message.created_at,
+            )
+        };
         if packet.kind == Kind::Publish {
             let counter = &mut self.node_counters[dst as usize];
             counter.delivered += 1;
@@ -1394,14 +1402,14 @@ impl Engine {
                 counter.redelivered += 1;
             }
             if !relays {
-                let latency = now - message.created_at;
+                let latency = now - created_at;
                 counter.latency.add(latency, inv);
-                let topic = self.topic_counter(message.topic);
-                topic.delivered += 1;
+                let counter = self.topic_counter(topic);
+                counter.delivered += 1;
                 if duplicate {
-                    topic.redelivered += 1;
+                    counter.redelivered += 1;
                 }
-                topic.latency.add(latency, inv);
+                counter.latency.add(latency, inv);
             }
             if self.tracer.enabled {
                 let line = self.tracer.begin(
@@ -1409,9 +1417,9 @@ impl Engine {
                     "deliver",
                     &self.names[dst as usize],
                     &self.names[src as usize],
-                    &self.topics[message.topic as usize],
+                    &self.topics[topic as usize],
                 );
-                message_id(line, &self.names[message.origin as usize], message.seq);
+                message_id(line, &self.names[origin as usize], seq);
                 line.push('\t');
                 if duplicate {
                     line.push_str("dup");
@@ -1424,11 +1432,11 @@ impl Engine {
                 "ack",
                 &self.names[dst as usize],
                 &self.names[src as usize],
-                &self.topics[message.topic as usize],
+                &self.topics[topic as usize],
             );
-            message_id(line, &self.names[message.origin as usize], message.seq);
+            message_id(line, &self.names[origin as usize], seq);
             line.push('\t');
-            let _ = write!(line, "{}", packet.packet_id);
+            push_int(line, i64::from(packet.packet_id));
             self.tracer.end();
         }
         match self.kinds[dst as usize] {
