@@ -1,22 +1,30 @@
 //! The counter-based random streams of `pytest_edgesim.core.rng`, draw for draw.
 
-use blake2::digest::{Update, VariableOutput};
-use blake2::Blake2bVar;
-
 const INV_2_53: f64 = 1.0 / 9007199254740992.0;
 const TWO_PI: f64 = 2.0 * std::f64::consts::PI;
 
 /// `stream_key(root_seed, name)`: blake2b-256 of `edgesim/v1/{seed}/{name}`.
 pub fn stream_key(seed: &str, name: &str) -> [u8; 32] {
-    let mut hasher = Blake2bVar::new(32).expect("32 is a valid blake2b size");
-    hasher.update(b"edgesim/v1/");
-    hasher.update(seed.as_bytes());
-    hasher.update(b"/");
-    hasher.update(name.as_bytes());
+    let material = [&b"edgesim/v1/"[..], seed.as_bytes(), b"/", name.as_bytes()].concat();
+    let mut state = IV;
+    state[0] ^= 0x0101_0000 ^ 32;
+    // 128-byte blocks, the last one (never empty here) zero-padded and flagged
+    let mut counted = 0;
+    let mut chunks = material.chunks(128).peekable();
+    while let Some(chunk) = chunks.next() {
+        let mut padded = [0u8; 128];
+        padded[..chunk.len()].copy_from_slice(chunk);
+        let mut block = [0u64; 16];
+        for (word, bytes) in block.iter_mut().zip(padded.chunks_exact(8)) {
+            *word = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        }
+        counted += chunk.len() as u64;
+        compress(&mut state, &block, counted, chunks.peek().is_none());
+    }
     let mut key = [0u8; 32];
-    hasher
-        .finalize_variable(&mut key)
-        .expect("the buffer has the digest's size");
+    for (bytes, word) in key.chunks_exact_mut(8).zip(state) {
+        bytes.copy_from_slice(&word.to_le_bytes());
+    }
     key
 }
 
