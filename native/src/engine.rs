@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
-use crate::fmt::format_g12;
+use crate::fmt::{format_g12, push_int};
 use crate::ledger::Ledger;
 use crate::rng::{py_round, Delay, Stream};
 use crate::sketch::{self, Counter};
@@ -236,6 +236,9 @@ pub struct Tracer {
     buffer: String,
     hasher: Sha256,
     pub count: u64,
+    /// the last line's time, spelled (consecutive lines often share it)
+    time: Tick,
+    time_text: String,
 }
 
 impl Tracer {
@@ -245,12 +248,14 @@ impl Tracer {
             buffer: String::with_capacity(1 << 16),
             hasher: Sha256::new(),
             count: 0,
+            time: -1,
+            time_text: String::from("-1"),
         }
     }
 
     /// Start a line: `time\tkind\tnode\tpeer\ttopic\t`; the caller writes the message id, a
-    /// tab, the detail, and calls `end`.
-    #[inline]
+    /// tab, the detail, and calls `end`. (Inlined, so `kind` is copied as a constant.)
+    #[inline(always)]
     fn begin(
         &mut self,
         time: Tick,
@@ -260,7 +265,14 @@ impl Tracer {
         topic: &str,
     ) -> &mut String {
         let buffer = &mut self.buffer;
-        push_int(buffer, time);
+        // room for the whole line: the fields, the message id and a short detail
+        buffer.reserve(kind.len() + node.len() + peer.len() + topic.len() + 96);
+        if time != self.time {
+            self.time = time;
+            self.time_text.clear();
+            push_int(&mut self.time_text, time);
+        }
+        buffer.push_str(&self.time_text);
         buffer.push('\t');
         buffer.push_str(kind);
         buffer.push('\t');
@@ -308,26 +320,6 @@ fn message_id(out: &mut String, origin: &str, seq: i64) {
     out.push_str(origin);
     out.push('#');
     push_int(out, seq);
-}
-
-/// `str(value)` of an integer, appended.
-#[inline]
-pub fn push_int(out: &mut String, value: i64) {
-    let mut digits = [0u8; 20];
-    let mut position = digits.len();
-    let mut rest = value.unsigned_abs();
-    loop {
-        position -= 1;
-        digits[position] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        out.push('-');
-    }
-    out.push_str(std::str::from_utf8(&digits[position..]).expect("ASCII digits"));
 }
 
 // --- network --------------------------------------------------------------------------------
@@ -551,6 +543,8 @@ struct Group {
     last: f64,
     sources: Vec<(u32, Vec<(i64, i64)>)>,
     source_index: IntMap<u32, usize>,
+    /// emptied run lists of emitted aggregates, reused (a reading costs no allocation)
+    spare_runs: Vec<Vec<(i64, i64)>>,
 }
 
 impl Group {
@@ -563,6 +557,7 @@ impl Group {
             last: 0.0,
             sources: Vec::new(),
             source_index: IntMap::default(),
+            spare_runs: Vec::new(),
         }
     }
 }
@@ -1467,7 +1462,15 @@ impl Engine {
         link.counter.delivered += 1;
         link.counter.latency.add(now - packet.sent_at, inv);
         let (src, dst, relays) = (link.src, link.dst, link.dst_relays);
-        let message = packet.message.clone();
+        let (topic, origin, seq, created_at) = {
+            let message = &packet.message;
+            (
+                message.topic,
+                message.origin,
+                message.seq,
+                message.created_at,
+            )
+        };
         if packet.kind == Kind::Publish {
             let counter = &mut self.node_counters[dst as usize];
             counter.delivered += 1;
@@ -1476,14 +1479,14 @@ impl Engine {
                 counter.redelivered += 1;
             }
             if !relays {
-                let latency = now - message.created_at;
+                let latency = now - created_at;
                 counter.latency.add(latency, inv);
-                let topic = self.topic_counter(message.topic);
-                topic.delivered += 1;
+                let counter = self.topic_counter(topic);
+                counter.delivered += 1;
                 if duplicate {
-                    topic.redelivered += 1;
+                    counter.redelivered += 1;
                 }
-                topic.latency.add(latency, inv);
+                counter.latency.add(latency, inv);
             }
             if self.tracer.enabled {
                 let line = self.tracer.begin(
@@ -1491,9 +1494,9 @@ impl Engine {
                     "deliver",
                     &self.names[dst as usize],
                     &self.names[src as usize],
-                    &self.topics[message.topic as usize],
+                    &self.topics[topic as usize],
                 );
-                message_id(line, &self.names[message.origin as usize], message.seq);
+                message_id(line, &self.names[origin as usize], seq);
                 line.push('\t');
                 if duplicate {
                     line.push_str("dup");
@@ -1506,11 +1509,11 @@ impl Engine {
                 "ack",
                 &self.names[dst as usize],
                 &self.names[src as usize],
-                &self.topics[message.topic as usize],
+                &self.topics[topic as usize],
             );
-            message_id(line, &self.names[message.origin as usize], message.seq);
+            message_id(line, &self.names[origin as usize], seq);
             line.push('\t');
-            let _ = write!(line, "{}", packet.packet_id);
+            push_int(line, i64::from(packet.packet_id));
             self.tracer.end();
         }
         let publish = packet.kind == Kind::Publish;
@@ -2067,7 +2070,9 @@ fn extend(group: &mut Group, origin: u32, first: i64, last: i64) {
             if !group.source_index.is_empty() {
                 group.source_index.insert(origin, group.sources.len());
             }
-            group.sources.push((origin, vec![(first, last)]));
+            let mut runs = group.spare_runs.pop().unwrap_or_default();
+            runs.push((first, last));
+            group.sources.push((origin, runs));
         }
         Some(&position) => {
             let runs = &mut group.sources[position].1;
@@ -2082,7 +2087,7 @@ fn extend(group: &mut Group, origin: u32, first: i64, last: i64) {
 }
 
 fn emit_group(aggregate: &AggregateSpec, key: &str, group: &mut Group, t: Tick) -> Output {
-    let mut values: Vec<(Function, AggValue)> = Vec::new();
+    let mut values: Vec<(Function, AggValue)> = Vec::with_capacity(aggregate.functions.len());
     for &function in &aggregate.functions {
         let value = match function {
             Function::Mean => AggValue::Float(group.total / group.count as f64),
@@ -2097,7 +2102,7 @@ fn emit_group(aggregate: &AggregateSpec, key: &str, group: &mut Group, t: Tick) 
             None => values.push((function, value)),
         }
     }
-    let mut detail = String::new();
+    let mut detail = String::with_capacity(key.len() + 16 * values.len());
     if !key.is_empty() {
         detail.push_str(key);
     }
@@ -2109,16 +2114,17 @@ fn emit_group(aggregate: &AggregateSpec, key: &str, group: &mut Group, t: Tick) 
         detail.push('=');
         match value {
             AggValue::Int(count) => {
-                let _ = write!(detail, "{}", count);
+                push_int(&mut detail, *count);
             }
             AggValue::Float(value) => format_g12(&mut detail, *value),
         }
     }
-    let mut lineage = Vec::new();
-    for (origin, runs) in &group.sources {
-        for &(first, last) in runs {
-            lineage.push((*origin, first, last));
-        }
+    let runs: usize = group.sources.iter().map(|(_, runs)| runs.len()).sum();
+    let mut lineage = Vec::with_capacity(runs);
+    for (origin, mut runs) in group.sources.drain(..) {
+        lineage.extend(runs.iter().map(|&(first, last)| (origin, first, last)));
+        runs.clear();
+        group.spare_runs.push(runs);
     }
     let payload = AggPayload {
         values,
@@ -2128,7 +2134,6 @@ fn emit_group(aggregate: &AggregateSpec, key: &str, group: &mut Group, t: Tick) 
             None
         },
     };
-    group.sources = Vec::new();
     group.source_index.clear();
     group.count = 0;
     group.total = 0.0;
