@@ -814,7 +814,7 @@ impl Engine {
     // --- binding (Topology: broker, cloud, devices, gateways) --------------------------------
     pub fn bind_cloud(&mut self) {
         let count = self.names.len();
-        self.ledger.add_destination(self.cloud, count);
+        self.ledger.add_destination(self.cloud, count, false);
     }
 
     pub fn add_sensor(&mut self, node: u32, topic: &str, spec: SensorSpec, value: Value) {
@@ -867,7 +867,7 @@ impl Engine {
         let index = self.gateways.len() as u32;
         self.kinds[node as usize] = NodeRef::Gateway(index);
         let count = self.names.len();
-        self.ledger.add_destination(node, count);
+        self.ledger.add_destination(node, count, true);
         for (filter, qos) in &spec.subscriptions {
             let levels: Vec<String> = filter.split('/').map(str::to_string).collect();
             let known = self

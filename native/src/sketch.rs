@@ -147,6 +147,27 @@ pub fn round6(value: f64) -> f64 {
     if !value.is_finite() {
         return value;
     }
+    // value * 10**6 exactly is `scaled + error` (fused multiply-add); its nearest integer,
+    // ties to even, divided by 10**6 is the double nearest that decimal, as Python's is
+    let scaled = value * 1e6;
+    if scaled.abs() < 4.0e15 {
+        let error = value.mul_add(1e6, -scaled);
+        let floor = scaled.floor();
+        let fraction = scaled - floor;
+        let up = if fraction != 0.5 {
+            fraction > 0.5
+        } else if error != 0.0 {
+            error > 0.0
+        } else {
+            floor % 2.0 != 0.0
+        };
+        let rounded = (floor + if up { 1.0 } else { 0.0 }) / 1e6;
+        return if rounded == 0.0 {
+            0.0f64.copysign(value) // (-0.0000001 rounds to -0.0)
+        } else {
+            rounded
+        };
+    }
     format!("{:.6}", value).parse().expect("a decimal number")
 }
 
