@@ -182,6 +182,13 @@ impl EventQueue {
         self.heap.first().map(|entry| entry.0)
     }
 
+    /// The next event, if any (to fetch what it will touch while this one runs).
+    #[inline]
+    fn peek(&self) -> Option<&Event> {
+        let top = self.heap.first()?;
+        self.slab[(top.1 & SLOT_MASK) as usize].as_ref()
+    }
+
     fn pop(&mut self) -> Option<(Tick, Event)> {
         let heap = &mut self.heap;
         let top = *heap.first()?;
@@ -214,6 +221,25 @@ impl EventQueue {
         self.free.push(slot);
         Some((top.0, event))
     }
+}
+
+/// Ask the CPU to bring `value`'s first cache lines in (a hint: no effect on results).
+#[inline]
+pub fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = value as *const T as *const i8;
+        let size = std::mem::size_of::<T>().min(512);
+        let mut offset = 0;
+        while offset < size {
+            // SAFETY: prefetching is a hint; the address is within `value`
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(offset)) };
+            offset += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 // --- the trace ------------------------------------------------------------------------------
@@ -408,7 +434,7 @@ pub enum Value {
         step: f64,
         low: Option<f64>,
         high: Option<f64>,
-        stream: Stream,
+        stream: Box<Stream>,
     },
     Sine {
         mean: f64,
@@ -416,7 +442,7 @@ pub enum Value {
         omega: f64,
         phase: i64,
         noise: f64,
-        stream: Option<Stream>,
+        stream: Option<Box<Stream>>,
     },
     Replay {
         values: Rc<Vec<f64>>,
@@ -503,18 +529,22 @@ pub struct SensorSpec {
     pub rate: f64,
 }
 
+/// A sensor; what every publication reads comes first (one cache line with a constant
+/// value), its settings are shared (`Engine::sensor_specs`).
+#[repr(C)]
 pub struct Sensor {
     pub node: u32,
     pub topic: u32,
-    pub spec: SensorSpec,
-    pub value: Value,
-    pub stream: Stream,
+    /// position in `Engine::sensor_specs`
+    pub spec: u32,
+    pub uplink: u32,
     pub published: i64,
     pub first: i64,
     pub cycle: i64,
+    pub value: Value,
     pub mean_gap: f64,
+    pub stream: Stream,
     pub session: Session,
-    pub uplink: u32,
 }
 
 pub struct AggregateSpec {
@@ -668,6 +698,8 @@ pub struct Engine {
     pub tracer: Tracer,
     pub ledger: Ledger,
     pub sensors: Vec<Sensor>,
+    /// the sensors' settings, each distinct one once
+    pub sensor_specs: Vec<SensorSpec>,
     pub gateways: Vec<Gateway>,
     // broker
     broker_delay: Delay,
@@ -739,6 +771,7 @@ impl Engine {
             tracer: Tracer::new(setup.trace),
             ledger: Ledger::new(count),
             sensors: Vec::new(),
+            sensor_specs: Vec::new(),
             gateways: Vec::new(),
             broker_delay: setup.broker_delay,
             broker_stream,
@@ -817,7 +850,9 @@ impl Engine {
         self.ledger.add_destination(self.cloud, count, false);
     }
 
-    pub fn add_sensor(&mut self, node: u32, topic: &str, spec: SensorSpec, value: Value) {
+    /// Bind a sensor whose settings are `sensor_specs[spec_index]`.
+    pub fn add_sensor(&mut self, node: u32, topic: &str, spec_index: u32, value: Value) {
+        let spec = self.sensor_specs[spec_index as usize];
         let topic = self.intern_topic(topic);
         self.topic_counter(topic);
         let index = self.sensors.len() as u32;
@@ -826,7 +861,7 @@ impl Engine {
         let mut sensor = Sensor {
             node,
             topic,
-            spec,
+            spec: spec_index,
             value,
             stream: Stream::new("", ""),
             published: 0,
@@ -937,9 +972,30 @@ impl Engine {
             let (time, event) = self.queue.pop().unwrap();
             self.now = time;
             self.events += 1;
+            self.prefetch_next();
             self.dispatch(event);
         }
         self.now = until;
+    }
+
+    /// Start loading what the next event will touch (a sensor, a link, a message), so that
+    /// with a big fleet it is in the cache when that event runs, not fetched then.
+    #[inline]
+    fn prefetch_next(&self) {
+        match self.queue.peek() {
+            Some(Event::Publish(sensor)) => {
+                if let Some(sensor) = self.sensors.get(*sensor as usize) {
+                    prefetch(sensor);
+                }
+            }
+            Some(Event::Deliver(link, packet)) => {
+                if let Some(link) = self.links.get(*link as usize) {
+                    prefetch(link);
+                }
+                prefetch(&*packet.message);
+            }
+            _ => {}
+        }
     }
 
     fn dispatch(&mut self, event: Event) {
@@ -973,8 +1029,16 @@ impl Engine {
     // --- sensors ------------------------------------------------------------------------------
     fn sensor_publish(&mut self, index: u32) {
         let now = self.now;
+        let sensor = &self.sensors[index as usize];
+        if let Some(link) = self.links.get(sensor.uplink as usize) {
+            prefetch(link);
+        }
+        prefetch(&self.node_counters[sensor.node as usize]);
+        if let Some(Some(counter)) = self.topic_counters.get(sensor.topic as usize) {
+            prefetch(counter);
+        }
         let sensor = &mut self.sensors[index as usize];
-        let spec = sensor.spec;
+        let spec = self.sensor_specs[sensor.spec as usize];
         let value = sensor.value.next(now);
         sensor.published += 1;
         let seq = sensor.published;
@@ -1375,6 +1439,13 @@ impl Engine {
 
     fn deliver(&mut self, link_index: u32, packet: Packet) {
         let now = self.now;
+        if packet.kind == Kind::Publish {
+            let message = &*packet.message;
+            if let Some(Some(counter)) = self.topic_counters.get(message.topic as usize) {
+                prefetch(counter);
+            }
+            self.ledger.prefetch(packet.dst, message.origin);
+        }
         let link = &self.links[link_index as usize];
         if !link.cuts.is_empty() {
             for &cut in &link.cuts {

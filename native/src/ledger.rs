@@ -148,6 +148,22 @@ impl Ledger {
         }
     }
 
+    /// Start loading what `arrive` at `node` from `origin` will touch (a hint).
+    #[inline]
+    pub fn prefetch(&self, node: u32, origin: u32) {
+        let Some(&position) = self.destination_of.get(node as usize) else {
+            return;
+        };
+        let Some(destination) = self.destinations.get(position as usize) else {
+            return;
+        };
+        if let Some(&record) = destination.index.get(origin as usize) {
+            if let Some(received) = destination.received.get(record as usize) {
+                crate::engine::prefetch(received);
+            }
+        }
+    }
+
     /// `arrive` for a reading (no lineage) or a forward with its lineage runs.
     pub fn arrive(
         &mut self,

@@ -183,6 +183,7 @@ impl NativeRun {
                 rate: s.9,
             })
             .collect();
+        engine.sensor_specs = specs;
         let replays: Vec<Rc<Vec<f64>>> = value_specs.iter().map(|v| Rc::new(v.8.clone())).collect();
         let spellings: Vec<Rc<str>> = value_specs
             .iter()
@@ -200,7 +201,7 @@ impl NativeRun {
                     step: v.2,
                     low: v.5,
                     high: v.6,
-                    stream: value_stream(),
+                    stream: Box::new(value_stream()),
                 },
                 2 => Value::Sine {
                     mean: v.1,
@@ -209,7 +210,7 @@ impl NativeRun {
                     phase: v.7,
                     noise: v.4,
                     stream: if v.4 != 0.0 {
-                        Some(value_stream())
+                        Some(Box::new(value_stream()))
                     } else {
                         None
                     },
@@ -220,7 +221,7 @@ impl NativeRun {
                     looped: v.9,
                 },
             };
-            engine.add_sensor(node, &topic, specs[spec as usize], source);
+            engine.add_sensor(node, &topic, spec, source);
         }
         for g in gateways {
             let forward_topic = engine.intern_topic(&g.3);
