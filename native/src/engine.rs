@@ -710,7 +710,10 @@ pub struct Engine {
     pub broker_session: Session,
     pub retained: IntMap<u32, ()>,
     subscriptions: Vec<(String, Vec<String>, u32, u8)>,
-    matching_cache: IntMap<u32, Rc<Vec<(u32, u8)>>>,
+    /// per topic, its subscribers' position in `matchings` (u32::MAX: not looked up yet)
+    matching_of: Vec<u32>,
+    /// the distinct lists of (subscriber, qos) topics match (few: a fleet's topics share them)
+    matchings: Vec<Rc<Vec<(u32, u8)>>>,
     // cloud
     pub cloud_received: i64,
     pub cloud_session: Session,
@@ -781,7 +784,8 @@ impl Engine {
             broker_session: Session::new(),
             retained: IntMap::default(),
             subscriptions: Vec::new(),
-            matching_cache: IntMap::default(),
+            matching_of: Vec::new(),
+            matchings: Vec::new(),
             cloud_received: 0,
             cloud_session: Session::new(),
             record_limit: setup.record_limit,
@@ -830,6 +834,7 @@ impl Engine {
         self.topics.push(topic.to_string());
         self.topic_index.insert(topic.to_string(), index);
         self.topic_counters.push(None);
+        self.matching_of.push(u32::MAX);
         index
     }
 
@@ -912,7 +917,8 @@ impl Engine {
             if !known {
                 self.subscriptions
                     .push((filter.clone(), levels, node, *qos));
-                self.matching_cache.clear();
+                self.matching_of.fill(u32::MAX);
+                self.matchings.clear();
             }
         }
         let delay_stream = Stream::new(
@@ -1545,8 +1551,9 @@ impl Engine {
     }
 
     fn matching(&mut self, topic: u32) -> Rc<Vec<(u32, u8)>> {
-        if let Some(found) = self.matching_cache.get(&topic) {
-            return found.clone();
+        let known = self.matching_of[topic as usize];
+        if known != u32::MAX {
+            return self.matchings[known as usize].clone();
         }
         let name = &self.topics[topic as usize];
         let levels: Vec<&str> = name.split('/').collect();
@@ -1560,9 +1567,16 @@ impl Engine {
                 found.push((*subscriber, *qos));
             }
         }
-        let found = Rc::new(found);
-        self.matching_cache.insert(topic, found.clone());
-        found
+        let mut shared = self.matchings.iter().take(64);
+        let position = match shared.position(|known| **known == found) {
+            Some(position) => position,
+            None => {
+                self.matchings.push(Rc::new(found));
+                self.matchings.len() - 1
+            }
+        };
+        self.matching_of[topic as usize] = position as u32;
+        self.matchings[position].clone()
     }
 
     fn route(&mut self, message: Rc<Message>) {
