@@ -221,16 +221,17 @@ def _build(scenario: Scenario, seed: int, trace: bool, record_limit: int) -> Any
     rule_from = [0] * len(names)
     rule_to = [0] * len(names)
     rules = [] if direct else list(network.links)
+    # (the names by position: a name that is not a glob is looked up, not matched with all)
     for bit, rule in enumerate(rules):
-        for name in resolve_nodes(rule.from_, names):
+        for name in resolve_nodes(rule.from_, index):
             rule_from[index[name]] |= 1 << bit
-        for name in resolve_nodes(rule.to, names):
+        for name in resolve_nodes(rule.to, index):
             rule_to[index[name]] |= 1 << bit
     default = apply_settings(LinkProfile(), network.default) if network.default else LinkProfile()
     cuts = [
         (
-            sorted(index[n] for n in resolve_nodes(partition.between[0], names)),
-            sorted(index[n] for n in resolve_nodes(partition.between[1], names)),
+            sorted(index[n] for n in resolve_nodes(partition.between[0], index)),
+            sorted(index[n] for n in resolve_nodes(partition.between[1], index)),
             partition.start,
             partition.end,
         )
