@@ -242,6 +242,14 @@ pub fn prefetch<T>(value: &T) {
     let _ = value;
 }
 
+/// `prefetch` of a string's characters.
+#[inline]
+fn prefetch_text(text: &str) {
+    if let Some(first) = text.as_bytes().first() {
+        prefetch(first);
+    }
+}
+
 // --- the trace ------------------------------------------------------------------------------
 pub struct Tracer {
     pub enabled: bool,
@@ -999,6 +1007,9 @@ impl Engine {
                     prefetch(link);
                 }
                 prefetch(&*packet.message);
+                if let Some(name) = self.names.get(packet.src as usize) {
+                    prefetch(name);
+                }
             }
             _ => {}
         }
@@ -1043,6 +1054,8 @@ impl Engine {
         if let Some(Some(counter)) = self.topic_counters.get(sensor.topic as usize) {
             prefetch(counter);
         }
+        prefetch_text(&self.names[sensor.node as usize]);
+        prefetch_text(&self.topics[sensor.topic as usize]);
         let sensor = &mut self.sensors[index as usize];
         let spec = self.sensor_specs[sensor.spec as usize];
         let value = sensor.value.next(now);
@@ -1451,6 +1464,12 @@ impl Engine {
                 prefetch(counter);
             }
             self.ledger.prefetch(packet.dst, message.origin);
+            if let Some(name) = self.names.get(packet.src as usize) {
+                prefetch_text(name);
+            }
+            if let Some(topic) = self.topics.get(message.topic as usize) {
+                prefetch_text(topic);
+            }
         }
         let link = &self.links[link_index as usize];
         if !link.cuts.is_empty() {
