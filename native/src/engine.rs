@@ -196,6 +196,13 @@ impl EventQueue {
         self.heap.first().map(|entry| entry.0)
     }
 
+    /// The next event, if any (to fetch what it will touch while this one runs).
+    #[inline]
+    fn peek(&self) -> Option<&Event> {
+        let top = self.heap.first()?;
+        self.slab[(top.1 & SLOT_MASK) as usize].as_ref()
+    }
+
     fn pop(&mut self) -> Option<(Tick, Event)> {
         let heap = &mut self.heap;
         let top = *heap.first()?;
@@ -227,6 +234,33 @@ impl EventQueue {
         let event = self.slab[slot as usize].take().expect("a pending event");
         self.free.push(slot);
         Some((top.0, event))
+    }
+}
+
+/// Ask the CPU to bring `value`'s first cache lines in (a hint: no effect on results).
+#[inline]
+pub fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = value as *const T as *const i8;
+        let size = std::mem::size_of::<T>().min(512);
+        let mut offset = 0;
+        while offset < size {
+            // SAFETY: prefetching is a hint; the address is within `value`
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(offset)) };
+            offset += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+/// `prefetch` of a string's characters.
+#[inline]
+fn prefetch_text(text: &str) {
+    if let Some(first) = text.as_bytes().first() {
+        prefetch(first);
     }
 }
 
@@ -418,7 +452,7 @@ pub enum Value {
         step: f64,
         low: Option<f64>,
         high: Option<f64>,
-        stream: Stream,
+        stream: Box<Stream>,
     },
     Sine {
         mean: f64,
@@ -426,7 +460,7 @@ pub enum Value {
         omega: f64,
         phase: i64,
         noise: f64,
-        stream: Option<Stream>,
+        stream: Option<Box<Stream>>,
     },
     Replay {
         values: Rc<Vec<f64>>,
@@ -513,18 +547,22 @@ pub struct SensorSpec {
     pub rate: f64,
 }
 
+/// A sensor; what every publication reads comes first (one cache line with a constant
+/// value), its settings are shared (`Engine::sensor_specs`).
+#[repr(C)]
 pub struct Sensor {
     pub node: u32,
     pub topic: u32,
-    pub spec: SensorSpec,
-    pub value: Value,
-    pub stream: Stream,
+    /// position in `Engine::sensor_specs`
+    pub spec: u32,
+    pub uplink: u32,
     pub published: i64,
     pub first: i64,
     pub cycle: i64,
+    pub value: Value,
     pub mean_gap: f64,
+    pub stream: Stream,
     pub session: Session,
-    pub uplink: u32,
 }
 
 pub struct AggregateSpec {
@@ -683,6 +721,8 @@ pub struct Engine {
     pub tracer: Tracer,
     pub ledger: Ledger,
     pub sensors: Vec<Sensor>,
+    /// the sensors' settings, each distinct one once
+    pub sensor_specs: Vec<SensorSpec>,
     pub gateways: Vec<Gateway>,
     // broker
     broker_delay: Delay,
@@ -693,7 +733,10 @@ pub struct Engine {
     pub broker_session: Session,
     pub retained: IntMap<u32, ()>,
     subscriptions: Vec<(String, Vec<String>, u32, u8)>,
-    matching_cache: IntMap<u32, Rc<Vec<(u32, u8)>>>,
+    /// per topic, its subscribers' position in `matchings` (u32::MAX: not looked up yet)
+    matching_of: Vec<u32>,
+    /// the distinct lists of (subscriber, qos) topics match (few: a fleet's topics share them)
+    matchings: Vec<Rc<Vec<(u32, u8)>>>,
     // cloud
     pub cloud_received: i64,
     pub cloud_session: Session,
@@ -763,6 +806,7 @@ impl Engine {
             tracer: Tracer::new(setup.trace),
             ledger: Ledger::new(count),
             sensors: Vec::new(),
+            sensor_specs: Vec::new(),
             gateways: Vec::new(),
             broker_delay: setup.broker_delay,
             broker_stream,
@@ -772,7 +816,8 @@ impl Engine {
             broker_session: Session::new(),
             retained: IntMap::default(),
             subscriptions: Vec::new(),
-            matching_cache: IntMap::default(),
+            matching_of: Vec::new(),
+            matchings: Vec::new(),
             cloud_received: 0,
             cloud_session: Session::new(),
             record_limit: setup.record_limit,
@@ -826,6 +871,7 @@ impl Engine {
         self.topics.push(topic.to_string());
         self.topic_index.insert(topic.to_string(), index);
         self.topic_counters.push(None);
+        self.matching_of.push(u32::MAX);
         index
     }
 
@@ -843,10 +889,12 @@ impl Engine {
     // --- binding (Topology: broker, cloud, devices, gateways) --------------------------------
     pub fn bind_cloud(&mut self) {
         let count = self.names.len();
-        self.ledger.add_destination(self.cloud, count);
+        self.ledger.add_destination(self.cloud, count, false);
     }
 
-    pub fn add_sensor(&mut self, node: u32, topic: &str, spec: SensorSpec, value: Value) {
+    /// Bind a sensor whose settings are `sensor_specs[spec_index]`.
+    pub fn add_sensor(&mut self, node: u32, topic: &str, spec_index: u32, value: Value) {
+        let spec = self.sensor_specs[spec_index as usize];
         let topic = self.intern_topic(topic);
         self.topic_counter(topic);
         let index = self.sensors.len() as u32;
@@ -855,7 +903,7 @@ impl Engine {
         let mut sensor = Sensor {
             node,
             topic,
-            spec,
+            spec: spec_index,
             value,
             stream: Stream::new("", ""),
             published: 0,
@@ -898,8 +946,14 @@ impl Engine {
             let levels: Vec<String> = filter.split('/').map(str::to_string).collect();
             self.subscriptions
                 .push((filter.to_string(), levels, node, qos));
-            self.matching_cache.clear();
+            self.forget_matchings();
         }
+    }
+
+    /// Every topic's subscribers looked up again (the subscriptions changed).
+    pub fn forget_matchings(&mut self) {
+        self.matching_of.fill(u32::MAX);
+        self.matchings.clear();
     }
 
     pub fn seed_text(&self) -> String {
@@ -910,7 +964,7 @@ impl Engine {
         let index = self.gateways.len() as u32;
         self.kinds[node as usize] = NodeRef::Gateway(index);
         let count = self.names.len();
-        self.ledger.add_destination(node, count);
+        self.ledger.add_destination(node, count, true);
         for (filter, qos) in &spec.subscriptions {
             self.subscribe(node, filter, *qos);
         }
@@ -971,12 +1025,36 @@ impl Engine {
             let (time, event) = self.queue.pop().unwrap();
             self.now = time;
             self.events += 1;
+            self.prefetch_next();
             self.dispatch(event);
             if self.foreign_call.is_some() {
                 return; // the caller hands it to Python, then runs on
             }
         }
         self.now = until;
+    }
+
+    /// Start loading what the next event will touch (a sensor, a link, a message), so that
+    /// with a big fleet it is in the cache when that event runs, not fetched then.
+    #[inline]
+    fn prefetch_next(&self) {
+        match self.queue.peek() {
+            Some(Event::Publish(sensor)) => {
+                if let Some(sensor) = self.sensors.get(*sensor as usize) {
+                    prefetch(sensor);
+                }
+            }
+            Some(Event::Deliver(link, packet)) => {
+                if let Some(link) = self.links.get(*link as usize) {
+                    prefetch(link);
+                }
+                prefetch(&*packet.message);
+                if let Some(name) = self.names.get(packet.src as usize) {
+                    prefetch(name);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn dispatch(&mut self, event: Event) {
@@ -1032,8 +1110,18 @@ impl Engine {
     /// One reading goes out (`SensorModel._emit`): numbered, counted, traced, sent.
     #[inline]
     fn sensor_emit(&mut self, index: u32, now: Tick, value: f64, created_at: Tick) {
+        let sensor = &self.sensors[index as usize];
+        if let Some(link) = self.links.get(sensor.uplink as usize) {
+            prefetch(link);
+        }
+        prefetch(&self.node_counters[sensor.node as usize]);
+        if let Some(Some(counter)) = self.topic_counters.get(sensor.topic as usize) {
+            prefetch(counter);
+        }
+        prefetch_text(&self.names[sensor.node as usize]);
+        prefetch_text(&self.topics[sensor.topic as usize]);
         let sensor = &mut self.sensors[index as usize];
-        let spec = sensor.spec;
+        let spec = self.sensor_specs[sensor.spec as usize];
         sensor.published += 1;
         let seq = sensor.published;
         let node = sensor.node;
@@ -1091,7 +1179,7 @@ impl Engine {
     #[inline]
     fn schedule_next_publish(&mut self, index: u32, now: Tick) {
         let sensor = &mut self.sensors[index as usize];
-        let spec = sensor.spec;
+        let spec = self.sensor_specs[sensor.spec as usize];
         let following = if spec.periodic {
             sensor.cycle += 1;
             let mut following = sensor.first + sensor.cycle * spec.period;
@@ -1447,6 +1535,19 @@ impl Engine {
 
     fn deliver(&mut self, link_index: u32, packet: Packet) {
         let now = self.now;
+        if packet.kind == Kind::Publish {
+            let message = &*packet.message;
+            if let Some(Some(counter)) = self.topic_counters.get(message.topic as usize) {
+                prefetch(counter);
+            }
+            self.ledger.prefetch(packet.dst, message.origin);
+            if let Some(name) = self.names.get(packet.src as usize) {
+                prefetch_text(name);
+            }
+            if let Some(topic) = self.topics.get(message.topic as usize) {
+                prefetch_text(topic);
+            }
+        }
         let link = &self.links[link_index as usize];
         if !link.cuts.is_empty() {
             for &cut in &link.cuts {
@@ -1566,8 +1667,9 @@ impl Engine {
     }
 
     fn matching(&mut self, topic: u32) -> Rc<Vec<(u32, u8)>> {
-        if let Some(found) = self.matching_cache.get(&topic) {
-            return found.clone();
+        let known = self.matching_of[topic as usize];
+        if known != u32::MAX {
+            return self.matchings[known as usize].clone();
         }
         let name = &self.topics[topic as usize];
         let levels: Vec<&str> = name.split('/').collect();
@@ -1581,9 +1683,16 @@ impl Engine {
                 found.push((*subscriber, *qos));
             }
         }
-        let found = Rc::new(found);
-        self.matching_cache.insert(topic, found.clone());
-        found
+        let mut shared = self.matchings.iter().take(64);
+        let position = match shared.position(|known| **known == found) {
+            Some(position) => position,
+            None => {
+                self.matchings.push(Rc::new(found));
+                self.matchings.len() - 1
+            }
+        };
+        self.matching_of[topic as usize] = position as u32;
+        self.matchings[position].clone()
     }
 
     fn route(&mut self, message: Rc<Message>) {

@@ -682,7 +682,7 @@ impl Engine {
     /// The next reading on the sensor's own clock (`_publish_faulted`'s schedule).
     fn schedule_next_on_clock(&mut self, index: u32, now: Tick, clock: Clock) {
         let sensor = &mut self.sensors[index as usize];
-        let spec = sensor.spec;
+        let spec = self.sensor_specs[sensor.spec as usize];
         let mut following = if spec.periodic {
             sensor.cycle += 1;
             let mut nominal = sensor.first + sensor.cycle * spec.period;
@@ -970,7 +970,7 @@ impl Engine {
         self.subscriptions.retain(|(f, _, subscriber, q)| {
             *subscriber != node || !filters.iter().any(|(filter, qos)| filter == f && qos == q)
         });
-        self.matching_cache.clear();
+        self.forget_matchings();
         self.broker_session
             .inflight
             .retain(|_, (dst, _)| *dst != node);
@@ -1086,7 +1086,7 @@ impl Engine {
             self.node_counters[node].dropped[sketch::NODE_DOWN as usize] += waiting as u64;
         }
         self.subscriptions.clear();
-        self.matching_cache.clear();
+        self.forget_matchings();
         self.retained.clear();
         for packet in waited {
             if packet.kind != Kind::Puback {

@@ -102,6 +102,8 @@ impl Received {
 /// What reached one destination, by origin in order of first arrival.
 pub struct Destination {
     pub node: u32,
+    /// a gateway (else the cloud, which expects every source)
+    pub gateway: bool,
     pub origins: Vec<u32>,
     pub received: Vec<Received>,
     /// origin node -> position in `received` (u32::MAX: none yet)
@@ -128,10 +130,11 @@ impl Ledger {
         }
     }
 
-    pub fn add_destination(&mut self, node: u32, nodes: usize) {
+    pub fn add_destination(&mut self, node: u32, nodes: usize, gateway: bool) {
         self.destination_of[node as usize] = self.destinations.len() as u32;
         self.destinations.push(Destination {
             node,
+            gateway,
             origins: Vec::new(),
             received: Vec::new(),
             index: vec![u32::MAX; nodes],
@@ -145,6 +148,22 @@ impl Ledger {
                 if first <= end {
                     seqs.remove(first, last);
                 }
+            }
+        }
+    }
+
+    /// Start loading what `arrive` at `node` from `origin` will touch (a hint).
+    #[inline]
+    pub fn prefetch(&self, node: u32, origin: u32) {
+        let Some(&position) = self.destination_of.get(node as usize) else {
+            return;
+        };
+        let Some(destination) = self.destinations.get(position as usize) else {
+            return;
+        };
+        if let Some(&record) = destination.index.get(origin as usize) {
+            if let Some(received) = destination.received.get(record as usize) {
+                crate::engine::prefetch(received);
             }
         }
     }
@@ -223,4 +242,257 @@ impl Ledger {
         };
         dropped[index].1.add(first, last);
     }
+}
+
+// --- the summary (`DeliveryLedger.snapshot`) ---------------------------------------------------
+impl SeqSet {
+    /// How many of `first..=last` are in the set (`SeqSet.count_in`).
+    pub fn count_in(&self, first: i64, last: i64) -> i64 {
+        let runs = &self.runs;
+        let low = runs.partition_point(|run| run.1 < first);
+        let high = runs.partition_point(|run| run.0 <= last);
+        (low..high)
+            .map(|i| runs[i].1.min(last) - runs[i].0.max(first) + 1)
+            .sum()
+    }
+
+    /// The runs of `1..=sent` that are not in the set (`_gaps`).
+    fn gaps(&self, sent: i64) -> Vec<(i64, i64)> {
+        let mut gaps = Vec::new();
+        let mut expected = 1;
+        for &(start, end) in &self.runs {
+            if start > sent {
+                break;
+            }
+            if start > expected {
+                gaps.push((expected, start - 1));
+            }
+            expected = expected.max(end + 1);
+        }
+        if expected <= sent {
+            gaps.push((expected, sent));
+        }
+        gaps
+    }
+
+    fn overlap(&self, runs: &[(i64, i64)]) -> i64 {
+        runs.iter()
+            .map(|&(first, last)| self.count_in(first, last))
+            .sum()
+    }
+}
+
+/// `LOST_CAUSES` of `core/metrics/delivery.py`, in order (the ledger's causes are the first
+/// eight and `no_subscriber`).
+pub const LOST_CAUSES: [&str; 13] = [
+    "loss",
+    "partition",
+    "queue_overflow",
+    "rejected",
+    "node_down",
+    "queue_full",
+    "offline",
+    "session_lost",
+    "storage_full",
+    "asleep",
+    "no_subscriber",
+    "pending",
+    "unknown",
+];
+const PENDING: usize = 11;
+const UNKNOWN: usize = 12;
+
+/// A ledger cause (`sketch::CAUSES`) as its position in `LOST_CAUSES`.
+fn lost_cause(cause: u8) -> usize {
+    match cause {
+        crate::sketch::NO_SUBSCRIBER => 10,
+        crate::sketch::STORAGE_FULL => 8,
+        crate::sketch::ASLEEP => 9,
+        other => other as usize,
+    }
+}
+
+/// One `Delivery`: sent, delivered, lost, duplicated, reordered, and the causes (positions
+/// in `LOST_CAUSES`) that are not 0, in that order.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub sent: i64,
+    pub delivered: i64,
+    pub lost: i64,
+    pub duplicated: i64,
+    pub reordered: i64,
+    pub causes: Vec<(u8, i64)>,
+}
+
+/// An origin the ledger accounts for: its node, what it published, and whether it has a
+/// topic (a sensor) and which.
+pub struct Source<'a> {
+    pub node: u32,
+    pub sent: i64,
+    pub topic: Option<&'a str>,
+}
+
+impl Ledger {
+    /// `DeliveryLedger._flow` of one source at one destination.
+    fn flow(&self, source: &Source, destination: usize, gateway: bool) -> Flow {
+        let empty = Received::default();
+        let here = &self.destinations[destination];
+        let record = match here.index[source.node as usize] {
+            u32::MAX => &empty,
+            position => &here.received[position as usize],
+        };
+        let sent = source.sent;
+        let delivered = if sent != 0 {
+            record.seqs.count_in(1, sent)
+        } else {
+            0
+        };
+        let gaps = record.seqs.gaps(sent);
+        let lost = sent - delivered;
+        let mut causes = [0i64; 13];
+        let dropped = &self.dropped[source.node as usize];
+        for (cause, seqs) in dropped {
+            causes[lost_cause(*cause)] = seqs.overlap(&gaps);
+        }
+        let mut accounted: i64 = causes.iter().sum();
+        if !gateway {
+            let mut pending = SeqSet::default();
+            for other in &self.destinations {
+                if !other.gateway {
+                    continue;
+                }
+                let position = other.index[source.node as usize];
+                if position != u32::MAX {
+                    for &(first, last) in &other.received[position as usize].seqs.runs {
+                        pending.add(first, last);
+                    }
+                }
+            }
+            for (_, seqs) in dropped {
+                for &(first, last) in &seqs.runs {
+                    pending.remove(first, last);
+                }
+            }
+            causes[PENDING] = pending.overlap(&gaps);
+            accounted += causes[PENDING];
+        }
+        causes[UNKNOWN] = lost - accounted;
+        Flow {
+            sent,
+            delivered,
+            lost,
+            duplicated: record.duplicated,
+            reordered: record.reordered,
+            causes: causes
+                .iter()
+                .enumerate()
+                .filter(|(_, &count)| count != 0)
+                .map(|(cause, &count)| (cause as u8, count))
+                .collect(),
+        }
+    }
+
+    /// `DeliveryLedger.snapshot`: per destination (in order), the sources with a flow there
+    /// and each flow's position in the returned list of distinct flows; per source, the
+    /// destinations (gateways) its readings reached. `filters(destination)` are a
+    /// gateway's subscriptions (None: the cloud, which expects every source with a topic).
+    pub fn snapshot(
+        &self,
+        sources: &[Source],
+        filters: &dyn Fn(u32) -> Option<Vec<String>>,
+    ) -> Snapshot {
+        let mut distinct: Vec<Flow> = Vec::new();
+        let mut known: std::collections::HashMap<Flow, u32> = std::collections::HashMap::new();
+        let mut tables = Vec::with_capacity(self.destinations.len());
+        for (position, destination) in self.destinations.iter().enumerate() {
+            let filters = filters(destination.node);
+            let mut origins = Vec::new();
+            let mut flows = Vec::new();
+            for source in sources {
+                if source.node == destination.node {
+                    continue;
+                }
+                if destination.index[source.node as usize] == u32::MAX
+                    && !expects(destination, filters.as_deref(), source)
+                {
+                    continue;
+                }
+                let flow = self.flow(source, position, destination.gateway);
+                let index = match known.get(&flow) {
+                    Some(&index) => index,
+                    None => {
+                        let index = distinct.len() as u32;
+                        known.insert(flow.clone(), index);
+                        distinct.push(flow);
+                        index
+                    }
+                };
+                origins.push(source.node);
+                flows.push(index);
+            }
+            tables.push((destination.node, origins, flows));
+        }
+        let reached = sources
+            .iter()
+            .map(|source| {
+                self.destinations
+                    .iter()
+                    .filter(|d| d.gateway && d.index[source.node as usize] != u32::MAX)
+                    .map(|d| d.node)
+                    .collect()
+            })
+            .collect();
+        Snapshot {
+            flows: distinct,
+            tables,
+            reached,
+        }
+    }
+}
+
+pub struct Snapshot {
+    pub flows: Vec<Flow>,
+    /// (destination node, origin nodes, their flows' positions in `flows`)
+    pub tables: Vec<(u32, Vec<u32>, Vec<u32>)>,
+    /// per source, the gateways its readings reached
+    pub reached: Vec<Vec<u32>>,
+}
+
+/// `DeliveryLedger._expects`: whether a destination that received nothing from `source`
+/// still has a flow from it.
+fn expects(destination: &Destination, filters: Option<&[String]>, source: &Source) -> bool {
+    if source.sent == 0 {
+        return false;
+    }
+    let Some(topic) = source.topic else {
+        return false;
+    };
+    match filters {
+        None => !destination.gateway,
+        Some(filters) => filters.iter().any(|filter| topic_matches(filter, topic)),
+    }
+}
+
+/// `core.topics.topic_matches`.
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    if filter == topic {
+        return true;
+    }
+    let filter_levels: Vec<&str> = filter.split('/').collect();
+    if topic.starts_with('$') && (filter_levels[0] == "+" || filter_levels[0] == "#") {
+        return false;
+    }
+    let topic_levels: Vec<&str> = topic.split('/').collect();
+    for (index, level) in filter_levels.iter().enumerate() {
+        if *level == "#" {
+            return true;
+        }
+        if index >= topic_levels.len() {
+            return false;
+        }
+        if *level != "+" && *level != topic_levels[index] {
+            return false;
+        }
+    }
+    filter_levels.len() == topic_levels.len()
 }

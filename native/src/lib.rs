@@ -14,7 +14,7 @@ mod sketch;
 use std::rc::Rc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use engine::faults::{Action, Fault, Life, Trigger};
@@ -23,6 +23,11 @@ use engine::{
     Packet, Payload, Profile, ProfileSource, SensorSpec, Setup, Value,
 };
 use rng::Delay;
+
+/// The engine allocates and frees a message or two per reading, thousands in flight among
+/// a big fleet's state: mimalloc keeps that local and cheap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct PythonProfiles {
     callable: PyObject,
@@ -319,6 +324,7 @@ impl NativeRun {
                 rate: s.9,
             })
             .collect();
+        engine.sensor_specs = specs;
         let replays: Vec<Rc<Vec<f64>>> = value_specs.iter().map(|v| Rc::new(v.8.clone())).collect();
         let spellings: Vec<Rc<str>> = value_specs
             .iter()
@@ -336,7 +342,7 @@ impl NativeRun {
                     step: v.2,
                     low: v.5,
                     high: v.6,
-                    stream: value_stream(),
+                    stream: Box::new(value_stream()),
                 },
                 2 => Value::Sine {
                     mean: v.1,
@@ -345,7 +351,7 @@ impl NativeRun {
                     phase: v.7,
                     noise: v.4,
                     stream: if v.4 != 0.0 {
-                        Some(value_stream())
+                        Some(Box::new(value_stream()))
                     } else {
                         None
                     },
@@ -356,7 +362,7 @@ impl NativeRun {
                     looped: v.9,
                 },
             };
-            engine.add_sensor(node, &topic, specs[spec as usize], source);
+            engine.add_sensor(node, &topic, spec, source);
         }
         for g in gateways {
             let node = g.0;
@@ -456,26 +462,34 @@ impl NativeRun {
         self.engine.tracer.digest()
     }
 
-    /// (nodes' counters by node, links' (src, dst, counter) in opening order, topics'
-    /// (topic, counter) in order of first use, the topics' totals).
-    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    /// The counters, each distinct value once: (node positions sorted by name, their
+    /// counters; link keys (`src->dst`) sorted, their counters; topics sorted, their
+    /// counters; the distinct counters as `freeze` reads them; the topics' totals). A counter
+    /// is its position in the distinct ones.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let engine = &self.engine;
-        let nodes = PyList::empty(py);
-        for counter in &engine.node_counters {
-            nodes.append(counter_tuple(py, counter)?)?;
+        let mut distinct = Distinct::new(py);
+        let names = &engine.names;
+        let mut order: Vec<u32> = (0..names.len() as u32).collect();
+        order.sort_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+        let mut node_counters = Vec::with_capacity(order.len());
+        for &node in &order {
+            node_counters.push(distinct.position(&engine.node_counters[node as usize])?);
         }
-        let links = PyList::empty(py);
+        let mut links: Vec<(String, u32)> = Vec::with_capacity(engine.links.len());
         for link in &engine.links {
-            links.append((link.src, link.dst, counter_tuple(py, &link.counter)?))?;
+            let key = format!("{}->{}", names[link.src as usize], names[link.dst as usize]);
+            links.push((key, distinct.position(&link.counter)?));
         }
-        let topics = PyList::empty(py);
+        links.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut topics: Vec<(&str, u32)> = Vec::with_capacity(engine.topic_order.len());
         let mut totals = sketch::Counter::new();
         for &topic in &engine.topic_order {
             let counter = engine.topic_counters[topic as usize].as_ref().unwrap();
-            topics.append((
+            topics.push((
                 engine.topics[topic as usize].as_str(),
-                counter_tuple(py, counter)?,
-            ))?;
+                distinct.position(counter)?,
+            ));
             totals.sent += counter.sent;
             totals.delivered += counter.delivered;
             for cause in 0..7 {
@@ -485,16 +499,21 @@ impl NativeRun {
             totals.bytes += counter.bytes;
             totals.latency.merge(&counter.latency);
         }
-        let totals = counter_tuple(py, &totals)?;
-        PyTuple::new(
-            py,
-            [
-                nodes.into_any(),
-                links.into_any(),
-                topics.into_any(),
-                totals.into_any(),
-            ],
-        )
+        topics.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let totals = counter_tuple(py, &CounterKey::of(&totals))?;
+        let (link_keys, link_counters): (Vec<String>, Vec<u32>) = links.into_iter().unzip();
+        let (topic_keys, topic_counters): (Vec<&str>, Vec<u32>) = topics.into_iter().unzip();
+        let items: Vec<PyObject> = vec![
+            order.into_pyobject(py)?.into_any().unbind(),
+            node_counters.into_pyobject(py)?.into_any().unbind(),
+            link_keys.into_pyobject(py)?.into_any().unbind(),
+            link_counters.into_pyobject(py)?.into_any().unbind(),
+            topic_keys.into_pyobject(py)?.into_any().unbind(),
+            topic_counters.into_pyobject(py)?.into_any().unbind(),
+            distinct.raws.into_any().unbind(),
+            totals.into_any().unbind(),
+        ];
+        PyTuple::new(py, items)
     }
 
     /// The nodes' own numbers: sensors (published, in flight), broker (routed, retained,
@@ -537,7 +556,113 @@ impl NativeRun {
         PyTuple::new(py, items)
     }
 
-    /// The delivery ledger: (drops: [(origin, [(cause, runs)])], destinations:
+    /// `DeliveryLedger.snapshot` of the run's ledger, each distinct flow once: (the distinct
+    /// flows as (sent, delivered, lost, duplicated, reordered, ((cause, count), ...)); per
+    /// destination (node, origin nodes, their flows' positions); the sources (sensors, then
+    /// other origins of drops) with the gateways each one's readings reached).
+    fn deliveries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let engine = &self.engine;
+        let ledger = &engine.ledger;
+        let mut sources: Vec<ledger::Source> = engine
+            .sensors
+            .iter()
+            .map(|sensor| ledger::Source {
+                node: sensor.node,
+                sent: sensor.published,
+                topic: Some(engine.topics[sensor.topic as usize].as_str()),
+            })
+            .collect();
+        for (origin, dropped) in ledger.dropped.iter().enumerate() {
+            let is_sensor = matches!(engine.kinds[origin], engine::NodeRef::Sensor(_));
+            if !dropped.is_empty() && !is_sensor {
+                sources.push(ledger::Source {
+                    node: origin as u32,
+                    sent: 0,
+                    topic: None,
+                });
+            }
+        }
+        let filters = |node: u32| match engine.kinds[node as usize] {
+            engine::NodeRef::Gateway(index) => Some(
+                engine.gateways[index as usize]
+                    .spec
+                    .subscriptions
+                    .iter()
+                    .map(|(filter, _)| filter.clone())
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let snapshot = ledger.snapshot(&sources, &filters);
+        let flows = PyList::empty(py);
+        for flow in &snapshot.flows {
+            let causes: Vec<(&str, i64)> = flow
+                .causes
+                .iter()
+                .map(|&(cause, count)| (ledger::LOST_CAUSES[cause as usize], count))
+                .collect();
+            flows.append((
+                flow.sent,
+                flow.delivered,
+                flow.lost,
+                flow.duplicated,
+                flow.reordered,
+                causes,
+            ))?;
+        }
+        let source_nodes: Vec<u32> = sources.iter().map(|source| source.node).collect();
+        let items: Vec<PyObject> = vec![
+            flows.into_any().unbind(),
+            snapshot.tables.into_pyobject(py)?.into_any().unbind(),
+            source_nodes.into_pyobject(py)?.into_any().unbind(),
+            snapshot.reached.into_pyobject(py)?.into_any().unbind(),
+        ];
+        PyTuple::new(py, items)
+    }
+
+    /// Every counter as it is (the read-back of a run with Python nodes, whose own counters
+    /// are added in Python): (nodes' counters by node, links' (src, dst, counter) in opening order, topics'
+    /// (topic, counter) in order of first use, the topics' totals).
+    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let engine = &self.engine;
+        let nodes = PyList::empty(py);
+        for counter in &engine.node_counters {
+            nodes.append(counter_tuple(py, &CounterKey::of(counter))?)?;
+        }
+        let links = PyList::empty(py);
+        for link in &engine.links {
+            links.append((link.src, link.dst, counter_tuple(py, &CounterKey::of(&link.counter))?))?;
+        }
+        let topics = PyList::empty(py);
+        let mut totals = sketch::Counter::new();
+        for &topic in &engine.topic_order {
+            let counter = engine.topic_counters[topic as usize].as_ref().unwrap();
+            topics.append((
+                engine.topics[topic as usize].as_str(),
+                counter_tuple(py, &CounterKey::of(counter))?,
+            ))?;
+            totals.sent += counter.sent;
+            totals.delivered += counter.delivered;
+            for cause in 0..7 {
+                totals.dropped[cause] += counter.dropped[cause];
+            }
+            totals.redelivered += counter.redelivered;
+            totals.bytes += counter.bytes;
+            totals.latency.merge(&counter.latency);
+        }
+        let totals = counter_tuple(py, &CounterKey::of(&totals))?;
+        PyTuple::new(
+            py,
+            [
+                nodes.into_any(),
+                links.into_any(),
+                topics.into_any(),
+                totals.into_any(),
+            ],
+        )
+    }
+
+    /// The delivery ledger as it is (the read-back of a run with Python nodes): (drops: [(origin, [(cause, runs)])], destinations:
     /// [(node, [(origin, runs, highest, duplicated, reordered)])]).
     fn ledger<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let ledger = &self.engine.ledger;
@@ -574,13 +699,28 @@ impl NativeRun {
     fn arrivals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let engine = &self.engine;
         let out = PyList::empty(py);
+        let mut strings: std::collections::HashMap<(bool, u32), Bound<'py, PyString>> =
+            std::collections::HashMap::new();
+        let mut shared = |names: bool, index: u32| {
+            strings
+                .entry((names, index))
+                .or_insert_with(|| {
+                    let text = if names {
+                        &engine.names[index as usize]
+                    } else {
+                        &engine.topics[index as usize]
+                    };
+                    PyString::new(py, text)
+                })
+                .clone()
+        };
         for (time, message) in &engine.arrivals {
             let payload = payload_object(py, &message.payload)?;
             out.append((
                 *time,
-                engine.topics[message.topic as usize].as_str(),
+                shared(false, message.topic),
                 payload,
-                engine.names[message.origin as usize].as_str(),
+                shared(true, message.origin),
                 message.seq,
                 message.created_at,
             ))?;
@@ -863,23 +1003,81 @@ fn engine_seed(engine: &Engine) -> String {
     engine.seed_text()
 }
 
+/// A counter's value as `freeze` reads it: (sent, delivered, drops, redelivered, bytes,
+/// latency summary (count, min, mean, p50, p95, p99, max: the floats' bits) or None).
+#[derive(PartialEq, Eq, Hash)]
+struct CounterKey {
+    sent: u64,
+    delivered: u64,
+    dropped: [u64; 7],
+    redelivered: u64,
+    bytes: u64,
+    summary: Option<(u64, [u64; 6])>,
+}
+
+impl CounterKey {
+    fn of(counter: &sketch::Counter) -> CounterKey {
+        let summary = (counter.latency.count > 0).then(|| {
+            let (count, low, mean, p50, p95, p99, high) = counter.latency.summary_ms();
+            let floats = [low, mean, p50, p95, p99, high];
+            (count, floats.map(f64::to_bits))
+        });
+        CounterKey {
+            sent: counter.sent,
+            delivered: counter.delivered,
+            dropped: counter.dropped,
+            redelivered: counter.redelivered,
+            bytes: counter.bytes,
+            summary,
+        }
+    }
+}
+
+/// The distinct counters, each made once as a Python tuple.
+struct Distinct<'py> {
+    py: Python<'py>,
+    known: std::collections::HashMap<CounterKey, u32>,
+    raws: Bound<'py, PyList>,
+}
+
+impl<'py> Distinct<'py> {
+    fn new(py: Python<'py>) -> Distinct<'py> {
+        Distinct {
+            py,
+            known: std::collections::HashMap::new(),
+            raws: PyList::empty(py),
+        }
+    }
+
+    fn position(&mut self, counter: &sketch::Counter) -> PyResult<u32> {
+        let key = CounterKey::of(counter);
+        if let Some(&position) = self.known.get(&key) {
+            return Ok(position);
+        }
+        let position = self.known.len() as u32;
+        self.raws.append(counter_tuple(self.py, &key)?)?;
+        self.known.insert(key, position);
+        Ok(position)
+    }
+}
+
 /// A counter as `freeze` reads it: (sent, delivered, drops, redelivered, bytes, latency
 /// summary or None).
-fn counter_tuple<'py>(py: Python<'py>, counter: &sketch::Counter) -> PyResult<Bound<'py, PyTuple>> {
-    let summary: PyObject = if counter.latency.count > 0 {
-        counter
-            .latency
-            .summary_ms()
-            .into_pyobject(py)?
-            .into_any()
-            .unbind()
-    } else {
-        py.None()
+fn counter_tuple<'py>(py: Python<'py>, key: &CounterKey) -> PyResult<Bound<'py, PyTuple>> {
+    let summary: PyObject = match key.summary {
+        Some((count, bits)) => {
+            let [low, mean, p50, p95, p99, high] = bits.map(f64::from_bits);
+            (count, low, mean, p50, p95, p99, high)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind()
+        }
+        None => py.None(),
     };
-    let dropped = counter.dropped;
+    let dropped = key.dropped;
     let items: Vec<PyObject> = vec![
-        counter.sent.into_pyobject(py)?.into_any().unbind(),
-        counter.delivered.into_pyobject(py)?.into_any().unbind(),
+        key.sent.into_pyobject(py)?.into_any().unbind(),
+        key.delivered.into_pyobject(py)?.into_any().unbind(),
         // (DropCounts' order: the broker's session causes are not counted natively)
         (
             dropped[0], dropped[1], dropped[2], dropped[3], dropped[4], 0, 0, 0, dropped[5],
@@ -888,8 +1086,8 @@ fn counter_tuple<'py>(py: Python<'py>, counter: &sketch::Counter) -> PyResult<Bo
             .into_pyobject(py)?
             .into_any()
             .unbind(),
-        counter.redelivered.into_pyobject(py)?.into_any().unbind(),
-        counter.bytes.into_pyobject(py)?.into_any().unbind(),
+        key.redelivered.into_pyobject(py)?.into_any().unbind(),
+        key.bytes.into_pyobject(py)?.into_any().unbind(),
         summary,
     ];
     PyTuple::new(py, items)

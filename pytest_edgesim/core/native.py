@@ -19,15 +19,23 @@ code on both engines.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_edgesim.core.gateway_kinds import gateway_kind
-from pytest_edgesim.core.metrics.delivery import DeliveryLedger, Received, SeqSet
+from pytest_edgesim.core.metrics.delivery import (
+    Deliveries,
+    Delivery,
+    DeliveryLedger,
+    Received,
+    SeqSet,
+)
 from pytest_edgesim.core.metrics.recorder import FlowCounter, FlowStats, Metrics, MetricsRecorder
 from pytest_edgesim.core.metrics.summaries import DropCounts, LatencySummary
 from pytest_edgesim.core.models.cloud import Arrival
@@ -267,16 +275,17 @@ def _build(
     rule_from = [0] * len(names)
     rule_to = [0] * len(names)
     rules = [] if direct else list(network.links)
+    # (the names by position: a name that is not a glob is looked up, not matched with all)
     for bit, rule in enumerate(rules):
-        for name in resolve_nodes(rule.from_, names):
+        for name in resolve_nodes(rule.from_, index):
             rule_from[index[name]] |= 1 << bit
-        for name in resolve_nodes(rule.to, names):
+        for name in resolve_nodes(rule.to, index):
             rule_to[index[name]] |= 1 << bit
     default = apply_settings(LinkProfile(), network.default) if network.default else LinkProfile()
     cuts = [
         (
-            sorted(index[n] for n in resolve_nodes(partition.between[0], names)),
-            sorted(index[n] for n in resolve_nodes(partition.between[1], names)),
+            sorted(index[n] for n in resolve_nodes(partition.between[0], index)),
+            sorted(index[n] for n in resolve_nodes(partition.between[1], index)),
             partition.start,
             partition.end,
         )
@@ -371,6 +380,26 @@ def _build(
 
 
 # --- reading the run back -------------------------------------------------------------------------
+_new = object.__new__
+_set = object.__setattr__
+_NO_LATENCY = LatencySummary(0)
+
+
+def _latency_summary(
+    count: int, low: float, mean: float, p50: float, p95: float, p99: float, high: float
+) -> LatencySummary:
+    """``LatencySummary(count, min=low, ...)`` without checking the keys (they are these)."""
+    summary = _new(LatencySummary)
+    _set(summary, "count", count)
+    _set(summary, "min", low)
+    _set(summary, "mean", mean)
+    _set(summary, "p50", p50)
+    _set(summary, "p95", p95)
+    _set(summary, "p99", p99)
+    _set(summary, "max", high)
+    return summary
+
+
 class _Freezer:
     """``FlowCounter.freeze`` of a counter the native engine summed up (its latency summary
     computed there, as ``LatencySketch.summary_ms`` computes it); equal drop counts shared."""
@@ -386,20 +415,15 @@ class _Freezer:
             counts = DropCounts(*dropped)
             if share:
                 self.drops[dropped] = counts
-        if summary is None:
-            latency = LatencySummary(0)
-        else:
-            count, low, mean, p50, p95, p99, high = summary
-            latency = LatencySummary(count, min=low, mean=mean, p50=p50, p95=p95, p99=p99, max=high)
         duration_s = self.duration_s
         return FlowStats(
-            sent=sent,
-            delivered=delivered,
-            dropped=counts,
-            redelivered=redelivered,
-            bytes=size,
-            latency_ms=latency,
-            throughput_per_s=round(delivered / duration_s, 6) if duration_s > 0 else 0.0,
+            sent,
+            delivered,
+            counts,
+            redelivered,
+            size,
+            _NO_LATENCY if summary is None else _latency_summary(*summary),
+            round(delivered / duration_s, 6) if duration_s > 0 else 0.0,
         )
 
 
@@ -459,6 +483,61 @@ def _seqs(runs: list[tuple[int, int]]) -> SeqSet:
     seqs.starts = [first for first, _ in runs]
     seqs.ends = [last for _, last in runs]
     return seqs
+
+
+def _metrics(run: Any, names: list[str], duration_s: float) -> Metrics:
+    """The run's metrics; equal flows share one (immutable) ``FlowStats``."""
+    order, nodes, link_keys, links, topic_keys, topics, distinct, totals = run.metrics()
+    freeze = _Freezer(duration_s)
+    stats = [freeze(raw) for raw in distinct]
+    pick = stats.__getitem__
+    return Metrics(
+        duration_s=duration_s,
+        nodes=dict(zip(map(names.__getitem__, order), map(pick, nodes))),
+        links=dict(zip(link_keys, map(pick, links))),
+        topics=dict(zip(topic_keys, map(pick, topics))),
+        totals=freeze(totals, share=False),
+    )
+
+
+def _deliveries(run: Any, names: list[str]) -> Deliveries:
+    """``DeliveryLedger.snapshot()`` of the run's ledger, summed up natively; equal flows
+    share one ``Delivery`` (a value)."""
+    distinct, tables, sources, reached = run.deliveries()
+    flows = [
+        Delivery(sent, delivered, lost, duplicated, reordered, dict(causes))
+        for sent, delivered, lost, duplicated, reordered, causes in distinct
+    ]
+    pick = flows.__getitem__
+    gateways: dict[tuple[int, ...], tuple[str, ...]] = {}
+    for nodes in reached:
+        key = tuple(nodes)
+        if key not in gateways:
+            gateways[key] = tuple(names[node] for node in nodes)
+    return Deliveries(
+        flows={
+            names[node]: dict(zip(map(names.__getitem__, origins), map(pick, positions)))
+            for node, origins, positions in tables
+        },
+        reached=dict(
+            zip(map(names.__getitem__, sources), (gateways[tuple(nodes)] for nodes in reached))
+        ),
+        without_lineage={},
+    )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection while a result is built: it makes a few objects per node, link
+    and topic (hundreds of thousands for a big fleet), none in a cycle, and each collection
+    the allocations set off would walk all of them again."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 class NativeSimulation:
@@ -533,33 +612,22 @@ class NativeSimulation:
 
     def result(self) -> RunResult:
         """The result so far, as the pure engine makes it."""
+        with _collector_paused():
+            return self._result()
+
+    def _result(self) -> RunResult:
         run = self._run
         now = self.now
         spec = self.scenario.spec
         devices = self.scenario.devices
         names = [spec.broker.name, spec.cloud.name, *(d.name for d in devices)]
         names += [g.name for g in spec.gateways]
-        node_counters, link_counters, topic_counters, totals = run.counters()
         hosted = self._nodes
-        if hosted is not None:  # what the Python nodes counted themselves
-            node_counters, topic_counters, totals = _with_hosted(
-                hosted.metrics, names, node_counters, topic_counters, totals
-            )
-        duration_s = now / TICKS_PER_SECOND
-        freeze = _Freezer(duration_s)
-        metrics = Metrics(
-            duration_s=duration_s,
-            nodes={name: freeze(raw) for name, raw in sorted(zip(names, node_counters))},
-            links=dict(
-                sorted(
-                    (f"{names[src]}->{names[dst]}", freeze(raw)) for src, dst, raw in link_counters
-                )
-            ),
-            topics={topic: freeze(raw) for topic, raw in sorted(topic_counters)},
-            totals=freeze(totals, share=False),
-        )
+        if hosted is None:
+            metrics = _metrics(run, names, now / TICKS_PER_SECOND)
+        else:  # what the Python nodes counted themselves, added to the native counters
+            metrics = self._metrics_with_hosted(names, hosted.metrics, now)
         sensors, broker, cloud_received, gateways = run.nodes()
-        ledger = self._ledger(names, devices, sensors)
         nodes: dict[str, dict[str, Any]] = {
             spec.broker.name: {
                 "name": spec.broker.name,
@@ -574,14 +642,19 @@ class NativeSimulation:
                 "received": cloud_received,
             },
         }
-        for device, (published, inflight) in zip(devices, sensors):
-            nodes[device.name] = {
-                "name": device.name,
-                "implementation": "python_model",
-                "topic": device.topic,
-                "published": published,
-                "inflight": inflight,
-            }
+        nodes.update(
+            (
+                device.name,
+                {
+                    "name": device.name,
+                    "implementation": "python_model",
+                    "topic": device.topic,
+                    "published": published,
+                    "inflight": inflight,
+                },
+            )
+            for device, (published, inflight) in zip(devices, sensors)
+        )
         modelled = [
             gateway for gateway in spec.gateways if gateway.name not in python_nodes(self.scenario)
         ]
@@ -618,17 +691,44 @@ class NativeSimulation:
             trace_digest=run.digest(),
             events=run.events,
             nodes=nodes,
-            arrivals=tuple(Arrival._make(item) for item in run.arrivals()),
+            arrivals=tuple(map(Arrival._make, run.arrivals())),
             trace=None,
             wall_time_s=self._wall_time,
-            deliveries=ledger.snapshot(),
+            deliveries=(
+                _deliveries(run, names)
+                if hosted is None
+                else self._ledger(names, devices, sensors).snapshot()
+            ),
             faults=faults,
             assertions=() if hosted is None else hosted.assertions.records(),
+        )
+
+    def _metrics_with_hosted(self, names: list[str], counted: MetricsRecorder, now: int) -> Metrics:
+        """The metrics of a run with Python nodes: the native counters as they are, with what
+        the Python nodes counted in their own (their drops, their forwards) added."""
+        node_counters, link_counters, topic_counters, totals = self._run.counters()
+        node_counters, topic_counters, totals = _with_hosted(
+            counted, names, node_counters, topic_counters, totals
+        )
+        duration_s = now / TICKS_PER_SECOND
+        freeze = _Freezer(duration_s)
+        return Metrics(
+            duration_s=duration_s,
+            nodes={name: freeze(raw) for name, raw in sorted(zip(names, node_counters))},
+            links=dict(
+                sorted(
+                    (f"{names[src]}->{names[dst]}", freeze(raw)) for src, dst, raw in link_counters
+                )
+            ),
+            topics={topic: freeze(raw) for topic, raw in sorted(topic_counters)},
+            totals=freeze(totals, share=False),
         )
 
     def _ledger(
         self, names: list[str], devices: Sequence[Any], sensors: list[tuple[int, int]]
     ) -> DeliveryLedger:
+        """The delivery ledger of a run with Python nodes (the Python nodes' sources and
+        destinations with the native records); a run without is summed up natively."""
         spec = self.scenario.spec
         ledger = DeliveryLedger()
         for device, (published, _) in zip(devices, sensors):

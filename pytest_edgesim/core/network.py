@@ -14,6 +14,7 @@ never shifts the draws of another.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -148,10 +149,6 @@ def _bandwidth_setting(value: Any, value_bps: Any) -> int | None:
         raise UsageError(f"{name} {error}") from None
 
 
-def _matches(name: str, pattern: str) -> bool:
-    return name == pattern or fnmatch.fnmatchcase(name, pattern)
-
-
 _GLOB_CHARACTERS = frozenset("*?[")
 
 
@@ -166,7 +163,10 @@ def resolve_nodes(patterns: str | Iterable[str], node_names: Iterable[str]) -> f
     if not isinstance(node_names, (Mapping, set, frozenset)):
         node_names = list(node_names)
     if globs:
-        found = {n for n in node_names if any(_matches(n, p) for p in patterns)}
+        found: set[str] = set()
+        for pattern in patterns:  # (fnmatchcase's own test, compiled once per pattern)
+            match = re.compile(fnmatch.translate(pattern)).match
+            found.update(n for n in node_names if n == pattern or match(n) is not None)
         return frozenset(found)
     if isinstance(node_names, list):
         listed = set(node_names)

@@ -88,7 +88,7 @@ impl Engine {
     pub fn foreign_destination(&mut self, node: u32) {
         if self.ledger.destination_of[node as usize] == u32::MAX {
             let count = self.names.len();
-            self.ledger.add_destination(node, count);
+            self.ledger.add_destination(node, count, true);
         }
     }
 
