@@ -1159,20 +1159,7 @@ impl Engine {
             self.tracer.end();
         }
         let broker = self.broker;
-        if spec.qos == 0 {
-            self.transmit(Packet {
-                kind: Kind::Publish,
-                src: node,
-                dst: broker,
-                message,
-                qos: 0,
-                packet_id: 0,
-                duplicate: false,
-                sent_at: 0,
-            });
-        } else {
-            self.session_publish(node, broker, message, false);
-        }
+        self.publish(node, broker, message, spec.qos);
     }
 
     /// The sensor's next reading on the queue (or none past its stop).
@@ -1209,6 +1196,25 @@ impl Engine {
             NodeRef::Sensor(index) => &mut self.sensors[index as usize].session,
             NodeRef::Gateway(index) => &mut self.gateways[index as usize].session,
             NodeRef::Foreign => unreachable!("a Python node keeps its MQTT session in Python"),
+        }
+    }
+
+    /// A PUBLISH from `node` to `dst`: at QoS 0 straight onto the network, at QoS 1 through
+    /// the node's session (`Session.publish`).
+    pub(crate) fn publish(&mut self, node: u32, dst: u32, message: Rc<Message>, qos: u8) {
+        if qos == 0 {
+            self.transmit(Packet {
+                kind: Kind::Publish,
+                src: node,
+                dst,
+                message,
+                qos: 0,
+                packet_id: 0,
+                duplicate: false,
+                sent_at: 0,
+            });
+        } else {
+            self.session_publish(node, dst, message, false);
         }
     }
 
@@ -2106,20 +2112,7 @@ impl Engine {
                 if self.faults.is_some() && self.store_takes(index, &message) {
                     return;
                 }
-                if qos == 0 {
-                    self.transmit(Packet {
-                        kind: Kind::Publish,
-                        src: node,
-                        dst: to,
-                        message,
-                        qos: 0,
-                        packet_id: 0,
-                        duplicate: false,
-                        sent_at: 0,
-                    });
-                } else {
-                    self.session_publish(node, to, message, false);
-                }
+                self.publish(node, to, message, qos);
             }
             Output::Drop {
                 t: _,

@@ -631,20 +631,8 @@ impl Engine {
     fn forward_held(&mut self, gateway: u32, message: Rc<Message>) {
         let gateway = &self.gateways[gateway as usize];
         let (node, to) = (gateway.node, gateway.spec.forward_to);
-        if message.qos == 0 {
-            self.transmit(Packet {
-                kind: Kind::Publish,
-                src: node,
-                dst: to,
-                message,
-                qos: 0,
-                packet_id: 0,
-                duplicate: false,
-                sent_at: 0,
-            });
-        } else {
-            self.session_publish(node, to, message, false);
-        }
+        let qos = message.qos;
+        self.publish(node, to, message, qos);
     }
 
     // --- the sensor's duty cycle and clock ----------------------------------------------

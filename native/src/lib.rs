@@ -490,14 +490,7 @@ impl NativeRun {
                 engine.topics[topic as usize].as_str(),
                 distinct.position(counter)?,
             ));
-            totals.sent += counter.sent;
-            totals.delivered += counter.delivered;
-            for cause in 0..7 {
-                totals.dropped[cause] += counter.dropped[cause];
-            }
-            totals.redelivered += counter.redelivered;
-            totals.bytes += counter.bytes;
-            totals.latency.merge(&counter.latency);
+            totals.add(counter);
         }
         topics.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let totals = counter_tuple(py, &CounterKey::of(&totals))?;
@@ -631,7 +624,11 @@ impl NativeRun {
         }
         let links = PyList::empty(py);
         for link in &engine.links {
-            links.append((link.src, link.dst, counter_tuple(py, &CounterKey::of(&link.counter))?))?;
+            links.append((
+                link.src,
+                link.dst,
+                counter_tuple(py, &CounterKey::of(&link.counter))?,
+            ))?;
         }
         let topics = PyList::empty(py);
         let mut totals = sketch::Counter::new();
@@ -641,14 +638,7 @@ impl NativeRun {
                 engine.topics[topic as usize].as_str(),
                 counter_tuple(py, &CounterKey::of(counter))?,
             ))?;
-            totals.sent += counter.sent;
-            totals.delivered += counter.delivered;
-            for cause in 0..7 {
-                totals.dropped[cause] += counter.dropped[cause];
-            }
-            totals.redelivered += counter.redelivered;
-            totals.bytes += counter.bytes;
-            totals.latency.merge(&counter.latency);
+            totals.add(counter);
         }
         let totals = counter_tuple(py, &CounterKey::of(&totals))?;
         PyTuple::new(

@@ -207,6 +207,18 @@ pub struct Counter {
 }
 
 impl Counter {
+    /// Adds `other` in (the topics' totals: each count, the drops by cause, the sketch).
+    pub fn add(&mut self, other: &Counter) {
+        self.sent += other.sent;
+        self.delivered += other.delivered;
+        for (total, dropped) in self.dropped.iter_mut().zip(&other.dropped) {
+            *total += dropped;
+        }
+        self.redelivered += other.redelivered;
+        self.bytes += other.bytes;
+        self.latency.merge(&other.latency);
+    }
+
     pub fn new() -> Counter {
         Counter {
             sent: 0,
