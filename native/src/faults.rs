@@ -355,6 +355,34 @@ impl Engine {
         }
     }
 
+    /// The `drop` trace line of a message a fault lost at `node` (from `peer`, if it came
+    /// from one): its origin's message id and the cause.
+    fn trace_drop(
+        &mut self,
+        node: u32,
+        peer: Option<u32>,
+        topic: u32,
+        origin: u32,
+        seq: i64,
+        cause: &str,
+    ) {
+        if !self.tracer.enabled {
+            return;
+        }
+        let peer = peer.map_or("", |peer| self.names[peer as usize].as_str());
+        let line = self.tracer.begin(
+            self.now,
+            "drop",
+            &self.names[node as usize],
+            peer,
+            &self.topics[topic as usize],
+        );
+        message_id(line, &self.names[origin as usize], seq);
+        line.push('\t');
+        line.push_str(cause);
+        self.tracer.end();
+    }
+
     /// `TopologyRun._applied`: the record and the `fault` trace line.
     fn record_fault(&mut self, index: u32, action: String, detail: String) {
         let now = self.now;
@@ -612,19 +640,14 @@ impl Engine {
         );
         self.node_counters[node as usize].drop(cause);
         self.topic_counter(message.topic).drop(cause);
-        if self.tracer.enabled {
-            let now = self.now;
-            let line = self.tracer.begin(
-                now,
-                "drop",
-                &self.names[node as usize],
-                "",
-                &self.topics[message.topic as usize],
-            );
-            message_id(line, &self.names[message.origin as usize], message.seq);
-            line.push_str("\tstorage_full");
-            self.tracer.end();
-        }
+        self.trace_drop(
+            node,
+            None,
+            message.topic,
+            message.origin,
+            message.seq,
+            "storage_full",
+        );
     }
 
     /// The uplink is back: a forward that waited goes out (`Session.publish`).
@@ -659,7 +682,7 @@ impl Engine {
                 self.schedule(wakes_at, Event::Wake(index));
             }
         } else {
-            self.lose_asleep(index, now);
+            self.lose_asleep(index);
         }
         match self.fault_state().clocks[index as usize] {
             None => self.schedule_next_publish(index, now),
@@ -700,7 +723,7 @@ impl Engine {
     }
 
     /// `SensorModel._lose_asleep`: a reading due asleep on a cycle that drops them.
-    fn lose_asleep(&mut self, index: u32, now: Tick) {
+    fn lose_asleep(&mut self, index: u32) {
         let sensor = &mut self.sensors[index as usize];
         sensor.published += 1;
         let (seq, node, topic) = (sensor.published, sensor.node, sensor.topic);
@@ -710,18 +733,7 @@ impl Engine {
         counter.drop(cause);
         self.node_counters[node as usize].drop(cause);
         self.ledger.drop(node, seq, None, cause);
-        if self.tracer.enabled {
-            let line = self.tracer.begin(
-                now,
-                "drop",
-                &self.names[node as usize],
-                &self.names[self.broker as usize],
-                &self.topics[topic as usize],
-            );
-            message_id(line, &self.names[node as usize], seq);
-            line.push_str("\tasleep");
-            self.tracer.end();
-        }
+        self.trace_drop(node, Some(self.broker), topic, node, seq, "asleep");
     }
 }
 
@@ -827,18 +839,14 @@ impl Engine {
         );
         self.node_counters[node as usize].drop(cause);
         self.topic_counter(message.topic).drop(cause);
-        if self.tracer.enabled {
-            let line = self.tracer.begin(
-                self.now,
-                "drop",
-                &self.names[node as usize],
-                &self.names[packet.src as usize],
-                &self.topics[message.topic as usize],
-            );
-            message_id(line, &self.names[message.origin as usize], message.seq);
-            line.push_str("\tnode_down");
-            self.tracer.end();
-        }
+        self.trace_drop(
+            node,
+            Some(packet.src),
+            message.topic,
+            message.origin,
+            message.seq,
+            "node_down",
+        );
     }
 
     /// `HostedGateway._go_down`: a clean stop finishes what is due; either way what the
@@ -1162,18 +1170,14 @@ impl Engine {
         );
         self.node_counters[self.broker as usize].drop(cause);
         self.topic_counter(message.topic).drop(cause);
-        if self.tracer.enabled {
-            let line = self.tracer.begin(
-                self.now,
-                "drop",
-                &self.names[self.broker as usize],
-                &self.names[packet.src as usize],
-                &self.topics[message.topic as usize],
-            );
-            message_id(line, &self.names[message.origin as usize], message.seq);
-            line.push_str("\tnode_down");
-            self.tracer.end();
-        }
+        self.trace_drop(
+            self.broker,
+            Some(packet.src),
+            message.topic,
+            message.origin,
+            message.seq,
+            "node_down",
+        );
     }
 }
 
