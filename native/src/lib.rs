@@ -613,45 +613,6 @@ impl NativeRun {
         PyTuple::new(py, items)
     }
 
-    /// Every counter as it is (the read-back of a run with Python nodes, whose own counters
-    /// are added in Python): (nodes' counters by node, links' (src, dst, counter) in opening order, topics'
-    /// (topic, counter) in order of first use, the topics' totals).
-    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let engine = &self.engine;
-        let nodes = PyList::empty(py);
-        for counter in &engine.node_counters {
-            nodes.append(counter_tuple(py, &CounterKey::of(counter))?)?;
-        }
-        let links = PyList::empty(py);
-        for link in &engine.links {
-            links.append((
-                link.src,
-                link.dst,
-                counter_tuple(py, &CounterKey::of(&link.counter))?,
-            ))?;
-        }
-        let topics = PyList::empty(py);
-        let mut totals = sketch::Counter::new();
-        for &topic in &engine.topic_order {
-            let counter = engine.topic_counters[topic as usize].as_ref().unwrap();
-            topics.append((
-                engine.topics[topic as usize].as_str(),
-                counter_tuple(py, &CounterKey::of(counter))?,
-            ))?;
-            totals.add(counter);
-        }
-        let totals = counter_tuple(py, &CounterKey::of(&totals))?;
-        PyTuple::new(
-            py,
-            [
-                nodes.into_any(),
-                links.into_any(),
-                topics.into_any(),
-                totals.into_any(),
-            ],
-        )
-    }
-
     /// The delivery ledger as it is (the read-back of a run with Python nodes): (drops: [(origin, [(cause, runs)])], destinations:
     /// [(node, [(origin, runs, highest, duplicated, reordered)])]).
     fn ledger<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {

@@ -704,9 +704,15 @@ class NativeSimulation:
         )
 
     def _metrics_with_hosted(self, names: list[str], counted: MetricsRecorder, now: int) -> Metrics:
-        """The metrics of a run with Python nodes: the native counters as they are, with what
-        the Python nodes counted in their own (their drops, their forwards) added."""
-        node_counters, link_counters, topic_counters, totals = self._run.counters()
+        """The metrics of a run with Python nodes: the native counters, with what the Python
+        nodes counted in their own (their drops, their forwards) added."""
+        order, nodes, link_keys, links, topic_keys, topics, distinct, totals = self._run.metrics()
+        node_counters: list[tuple[Any, ...]] = [()] * len(names)
+        for node, position in zip(order, nodes):
+            node_counters[node] = distinct[position]
+        topic_counters = [
+            (topic, distinct[position]) for topic, position in zip(topic_keys, topics)
+        ]
         node_counters, topic_counters, totals = _with_hosted(
             counted, names, node_counters, topic_counters, totals
         )
@@ -715,11 +721,7 @@ class NativeSimulation:
         return Metrics(
             duration_s=duration_s,
             nodes={name: freeze(raw) for name, raw in sorted(zip(names, node_counters))},
-            links=dict(
-                sorted(
-                    (f"{names[src]}->{names[dst]}", freeze(raw)) for src, dst, raw in link_counters
-                )
-            ),
+            links={key: freeze(distinct[position]) for key, position in zip(link_keys, links)},
             topics={topic: freeze(raw) for topic, raw in sorted(topic_counters)},
             totals=freeze(totals, share=False),
         )
