@@ -60,12 +60,16 @@ impl Sketch {
         } else {
             whole
         };
+        *self.bucket(index) += 1;
+    }
+
+    /// The count of bucket `index`, the buckets grown (either way) to hold it.
+    #[inline]
+    fn bucket(&mut self, index: i64) -> &mut u64 {
         if self.buckets.is_empty() {
             self.offset = index;
-            self.buckets.push(1);
-            return;
-        }
-        if index < self.offset {
+            self.buckets.push(0);
+        } else if index < self.offset {
             let missing = (self.offset - index) as usize;
             let mut grown = vec![0u64; missing];
             grown.extend_from_slice(&self.buckets);
@@ -74,7 +78,7 @@ impl Sketch {
         } else if (index - self.offset) as usize >= self.buckets.len() {
             self.buckets.resize((index - self.offset) as usize + 1, 0);
         }
-        self.buckets[(index - self.offset) as usize] += 1;
+        &mut self.buckets[(index - self.offset) as usize]
     }
 }
 
@@ -95,20 +99,7 @@ impl Sketch {
             if hits == 0 {
                 continue;
             }
-            let index = position as i64 + other.offset;
-            if self.buckets.is_empty() {
-                self.offset = index;
-                self.buckets.push(0);
-            } else if index < self.offset {
-                let missing = (self.offset - index) as usize;
-                let mut grown = vec![0u64; missing];
-                grown.extend_from_slice(&self.buckets);
-                self.buckets = grown;
-                self.offset = index;
-            } else if (index - self.offset) as usize >= self.buckets.len() {
-                self.buckets.resize((index - self.offset) as usize + 1, 0);
-            }
-            self.buckets[(index - self.offset) as usize] += hits;
+            *self.bucket(position as i64 + other.offset) += hits;
         }
     }
 
