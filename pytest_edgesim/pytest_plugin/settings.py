@@ -287,22 +287,21 @@ def summary_requested(config: pytest.Config) -> bool:
     return int(config.getoption("verbose", default=0) or 0) > 0
 
 
-# --- the Docker tier -------------------------------------------------------------------------
-def docker_mode(config: pytest.Config) -> str:
-    """``auto`` (skip Docker items when no engine), ``require`` (fail them) or ``off`` (skip).
-
-    Order: ``--edgesim-docker``, then ``$EDGESIM_DOCKER``, then the ini key, then ``auto``.
-    """
-    option = _from_option(config, "docker")
+def _option_variable_ini(
+    config: pytest.Config, setting: str, variable: str, choices: tuple[str, ...]
+) -> str | None:
+    """One of ``choices`` from the option, else the environment variable, else the ini key
+    (None when none says)."""
+    option = _from_option(config, setting)
     if option is not None:
-        return _choice(option, SETTINGS["docker"][0], DOCKER_MODES)
-    environment = os.environ.get(DOCKER_ENV, "").strip()
+        return _choice(option, SETTINGS[setting][0], choices)
+    environment = os.environ.get(variable, "").strip()
     if environment:
-        return _choice(environment, f"environment variable {DOCKER_ENV}", DOCKER_MODES)
-    ini = _from_ini(config, "docker")
+        return _choice(environment, f"environment variable {variable}", choices)
+    ini = _from_ini(config, setting)
     if ini is not None:
-        return _choice(ini, f"ini key {SETTINGS['docker'][1]}", DOCKER_MODES)
-    return "auto"
+        return _choice(ini, f"ini key {SETTINGS[setting][1]}", choices)
+    return None
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -317,16 +316,16 @@ def engine_setting(config: pytest.Config) -> str | None:
     """
     from pytest_edgesim.core.native import ENGINE_ENV, ENGINES
 
-    option = _from_option(config, "engine")
-    if option is not None:
-        return _choice(option, SETTINGS["engine"][0], ENGINES)
-    environment = os.environ.get(ENGINE_ENV, "").strip()
-    if environment:
-        return _choice(environment, f"environment variable {ENGINE_ENV}", ENGINES)
-    ini = _from_ini(config, "engine")
-    if ini is not None:
-        return _choice(ini, f"ini key {SETTINGS['engine'][1]}", ENGINES)
-    return None
+    return _option_variable_ini(config, "engine", ENGINE_ENV, ENGINES)
+
+
+# --- the Docker tier -------------------------------------------------------------------------
+def docker_mode(config: pytest.Config) -> str:
+    """``auto`` (skip Docker items when no engine), ``require`` (fail them) or ``off`` (skip).
+
+    Order: ``--edgesim-docker``, then ``$EDGESIM_DOCKER``, then the ini key, then ``auto``.
+    """
+    return _option_variable_ini(config, "docker", DOCKER_ENV, DOCKER_MODES) or "auto"
 
 
 def docker_broker(config: pytest.Config) -> str | None:
